@@ -1,0 +1,107 @@
+"""Where caches live: the cache folder, one file per (dataset, backbone configuration), listing."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+
+from featx.cache.schema import ENCODING_TYPE
+from featx.errors import CacheError
+
+CACHE_DIR_ENV = "FEATX_CACHE_DIR"
+DEFAULT_CACHE_DIR = ".featx"
+CACHE_SUFFIX = ".h5"
+
+
+def default_cache_dir() -> Path:
+    """``$FEATX_CACHE_DIR``, else ``.featx`` in the working directory."""
+    return Path(os.environ.get(CACHE_DIR_ENV) or DEFAULT_CACHE_DIR)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("._") or "data"
+
+
+def dataset_cache_path(cache_dir: str | os.PathLike, source: Path, backbone: str, fingerprint: str) -> Path:
+    """The cache file of one dataset (by absolute path) under one backbone configuration."""
+    key = hashlib.sha256(f"{source}|{fingerprint}".encode()).hexdigest()[:12]
+    name = source.stem if source.is_file() else source.name
+    return Path(cache_dir) / f"{_slug(name)}--{_slug(backbone)}--{key}{CACHE_SUFFIX}"
+
+
+@dataclass(frozen=True)
+class CacheSummary:
+    """The attributes of one cache file, read without loading any vectors."""
+
+    path: Path
+    dataset: str
+    backbone: str
+    fingerprint: str
+    images: int
+    vectors: int
+    feature_dim: int
+    updated: str
+    config: dict
+
+    def to_dict(self) -> dict:
+        return {**self.__dict__, "path": str(self.path)}
+
+
+def summarize(path: str | os.PathLike) -> CacheSummary:
+    from featx.cache.schema import open_cache
+
+    with open_cache(path) as h5:
+        attrs = h5.attrs
+        return CacheSummary(
+            path=Path(path),
+            dataset=str(attrs.get("dataset", "")),
+            backbone=str(attrs.get("backbone", "")),
+            fingerprint=str(attrs.get("fingerprint", "")),
+            images=len(h5["images/path"]),
+            vectors=len(h5["vectors/id"]),
+            feature_dim=int(attrs.get("feature_dim", 0)),
+            updated=str(attrs.get("updated", "")),
+            config=json.loads(attrs.get("config", "{}")),
+        )
+
+
+def _is_featx_cache(path: Path) -> bool:
+    try:
+        with h5py.File(path, "r") as h5:
+            return h5.attrs.get("encoding-type") == ENCODING_TYPE
+    except OSError:
+        return False
+
+
+def find_caches(cache_dir: str | os.PathLike | None = None) -> list[CacheSummary]:
+    """The featx caches in ``cache_dir``, most recently written first."""
+    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    if not folder.is_dir():
+        return []
+    files = [p for p in folder.glob(f"*{CACHE_SUFFIX}") if not p.name.startswith(".") and _is_featx_cache(p)]
+    files.sort(key=lambda p: p.stat().st_mtime_ns, reverse=True)
+    return [summarize(p) for p in files]
+
+
+def latest_cache(cache_dir: str | os.PathLike | None = None, backbone: str | None = None) -> Path:
+    """The most recently written cache, optionally of one backbone; a clear error when none fits."""
+    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    caches = find_caches(folder)
+    if backbone is not None:
+        matching = [c for c in caches if c.backbone.lower() == backbone.lower()]
+        if not matching:
+            have = ", ".join(sorted({c.backbone for c in caches})) or "none"
+            raise CacheError(
+                f"No cache of backbone {backbone!r} in {folder} (backbones cached: {have}). "
+                f"Run 'featx embed --backbone {backbone} DATA' first."
+            )
+        caches = matching
+    if not caches:
+        raise CacheError(f"No feature cache in {folder}. Run 'featx embed DATA' first, or pass --cache.")
+    return caches[0].path

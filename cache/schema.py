@@ -1,0 +1,82 @@
+"""The versioned layout of a featx feature cache (HDF5) and the checks made on every read.
+
+Layout, version 1 (all strings UTF-8):
+
+    /                     attrs: encoding-type="featx-feature-cache", encoding-version=1,
+                                 fingerprint, config (JSON of the backbone configuration),
+                                 dataset (the DATA path), layout, feature_dim, featx/keras/
+                                 tensorflow versions, updated (ISO time)
+    /classes              (C,)   class names, sorted; a label is an index into it
+    /vectors/id           (M,)   sha256 of an image file's bytes, one row per distinct content
+    /vectors/features     (M, D) float32, chunked: the pooled backbone output for that content
+    /images/path          (N,)   path relative to the dataset root, one row per image file
+    /images/id            (N,)   content id of that file, joined to /vectors/id (never by order)
+    /images/label         (N,)   int32 class index, -1 when unlabelled
+    /images/split         (N,)   "train" | "val" | "test" | ""
+    /images/size, mtime_ns (N,)  int64 file size and modification time, to skip rehashing
+    /skipped/path, id, reason    files that could not be embedded, and why
+
+Every group carries encoding-type/encoding-version attributes as well.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+
+import h5py
+
+from featx.errors import CacheError
+
+ENCODING_TYPE = "featx-feature-cache"
+ENCODING_VERSION = 1
+GROUPS = ("vectors", "images", "skipped")
+
+
+def stamp(node: h5py.Group, encoding_type: str = ENCODING_TYPE) -> None:
+    """Mark a file or group with the schema's encoding attributes."""
+    node.attrs["encoding-type"] = encoding_type
+    node.attrs["encoding-version"] = ENCODING_VERSION
+
+
+def check_schema(h5: h5py.File, path: str | os.PathLike) -> None:
+    """Raise :class:`CacheError` unless ``h5`` is a featx cache this version can read."""
+    kind = h5.attrs.get("encoding-type")
+    if isinstance(kind, bytes):
+        kind = kind.decode()
+    if kind != ENCODING_TYPE:
+        raise CacheError(
+            f"{path} is not a featx cache (an HDF5 file of another kind). "
+            "Point --cache at a file written by 'featx embed'."
+        )
+    version = int(h5.attrs.get("encoding-version", -1))
+    if version != ENCODING_VERSION:
+        newer = version > ENCODING_VERSION
+        raise CacheError(
+            f"{path} was written by cache schema v{version}; this featx reads v{ENCODING_VERSION}. "
+            + ("Upgrade featx (pip install -U featx)." if newer else "Re-run 'featx embed' to rebuild it.")
+        )
+    missing = [g for g in GROUPS if g not in h5]
+    if missing or "classes" not in h5:
+        raise CacheError(
+            f"{path} is a damaged featx cache (missing {', '.join(missing) or 'classes'}). "
+            "Delete it and re-run 'featx embed'."
+        )
+
+
+@contextlib.contextmanager
+def open_cache(path: str | os.PathLike) -> Iterator[h5py.File]:
+    """Open a committed cache read-only after checking its schema; bad files raise CacheError."""
+    if not os.path.exists(path):
+        raise CacheError(f"No feature cache at {path}. Run 'featx embed' first, or check --cache.")
+    try:
+        h5 = h5py.File(path, "r")
+    except OSError as exc:
+        raise CacheError(
+            f"{path} is not a readable featx cache (not HDF5, truncated or damaged: {exc}). "
+            "Delete it and re-run 'featx embed'."
+        ) from exc
+    with h5:
+        check_schema(h5, path)
+        yield h5

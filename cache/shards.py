@@ -1,0 +1,100 @@
+"""Shards: small files of finished batches, each committed by an atomic rename.
+
+An embed never writes into the committed cache. Each finished batch becomes a shard file in
+``<cache>.shards/``, written under a temporary name and renamed into place, so a killed run leaves
+only whole shards behind and the next run reuses them. Shards carry the cache's fingerprint and
+nothing else of the run, so any number of writers (processes, machines) can add shards to one
+folder and a later consolidation merges them.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from featx.cache.schema import stamp
+from featx.cache.tables import ID_DTYPE, STR
+
+SHARD_TYPE = "featx-feature-shard"
+
+
+def shard_dir(cache_path: str | os.PathLike) -> Path:
+    cache_path = Path(cache_path)
+    return cache_path.with_name(cache_path.name + ".shards")
+
+
+def write_shard(
+    cache_path: str | os.PathLike,
+    fingerprint: str,
+    ids: np.ndarray,
+    features: np.ndarray,
+    skipped_ids: np.ndarray | None = None,
+    skipped_reasons: list[str] | None = None,
+) -> Path:
+    """Commit one batch of vectors (and the ids that failed to decode, with reasons) as a shard."""
+    folder = shard_dir(cache_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    name = uuid.uuid4().hex
+    tmp = folder / f".{name}.tmp"
+    final = folder / f"{name}.h5"
+    skipped_ids = np.asarray([] if skipped_ids is None else skipped_ids, dtype=ID_DTYPE)
+    try:
+        with h5py.File(tmp, "w") as h5:
+            stamp(h5, SHARD_TYPE)
+            h5.attrs["fingerprint"] = fingerprint
+            h5.create_dataset("id", data=np.asarray(ids, dtype=ID_DTYPE))
+            h5.create_dataset("features", data=np.asarray(features, dtype=np.float32))
+            h5.create_dataset("skipped_id", data=skipped_ids)
+            h5.create_dataset("skipped_reason", data=np.asarray(skipped_reasons or [], dtype=object), dtype=STR)
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return final
+
+
+def list_shards(cache_path: str | os.PathLike) -> list[Path]:
+    folder = shard_dir(cache_path)
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.suffix == ".h5" and not p.name.startswith("."))
+
+
+def read_shards(
+    cache_path: str | os.PathLike, fingerprint: str
+) -> Iterator[tuple[Path, np.ndarray, np.ndarray, np.ndarray, list[str]]]:
+    """Yield (shard, ids, features, skipped ids, reasons) of each readable shard of ``fingerprint``.
+
+    A shard that cannot be read (a foreign or damaged file) is ignored: its images are simply
+    embedded again.
+    """
+    for shard in list_shards(cache_path):
+        try:
+            with h5py.File(shard, "r") as h5:
+                if h5.attrs.get("encoding-type") != SHARD_TYPE or h5.attrs.get("fingerprint") != fingerprint:
+                    continue
+                yield (
+                    shard,
+                    h5["id"][()].astype(ID_DTYPE),
+                    h5["features"][()],
+                    h5["skipped_id"][()].astype(ID_DTYPE),
+                    list(h5["skipped_reason"].asstr()[()]),
+                )
+        except (OSError, KeyError):
+            continue
+
+
+def remove_shards(shards: list[Path]) -> None:
+    """Delete merged shards (and the folder once empty)."""
+    for shard in shards:
+        shard.unlink(missing_ok=True)
+    if shards:
+        try:
+            shards[0].parent.rmdir()
+        except OSError:
+            pass

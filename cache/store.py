@@ -1,0 +1,165 @@
+"""Reading and atomically rewriting a committed cache file.
+
+A committed cache is only ever replaced whole: the new content goes to a temporary file in the same
+folder, is flushed to disk, then renamed over the old one, so a crash at any moment leaves either
+the old or the new file, never a half-written one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from featx.cache.schema import open_cache, stamp
+from featx.cache.tables import ID_DTYPE, STR, ImageTable, SkipTable
+
+CHUNK_ROWS = 256
+
+
+@dataclass
+class CacheIndex:
+    """Everything in a committed cache except the vectors themselves."""
+
+    attrs: dict[str, object]
+    classes: list[str]
+    images: ImageTable
+    skipped: SkipTable
+    vector_ids: np.ndarray  # S64, row order of /vectors/features
+    path: Path | None = None
+    config: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def fingerprint(self) -> str:
+        return str(self.attrs.get("fingerprint", ""))
+
+    @classmethod
+    def read(cls, path: str | os.PathLike) -> "CacheIndex":
+        with open_cache(path) as h5:
+            attrs = {key: _plain(value) for key, value in h5.attrs.items()}
+            return cls(
+                attrs=attrs,
+                classes=list(h5["classes"].asstr()[()]),
+                images=ImageTable.read(h5["images"]),
+                skipped=SkipTable.read(h5["skipped"]),
+                vector_ids=h5["vectors/id"][()].astype(ID_DTYPE),
+                path=Path(path),
+                config=json.loads(attrs.get("config", "{}")),
+            )
+
+
+def _plain(value):
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def read_vectors(path: str | os.PathLike, rows: np.ndarray) -> np.ndarray:
+    """The feature rows at ``rows`` (any order, repeats allowed) of a committed cache."""
+    with open_cache(path) as h5:
+        features = h5["vectors/features"]
+        if len(rows) == 0:
+            return np.zeros((0, features.shape[1]), np.float32)
+        unique, inverse = np.unique(rows, return_inverse=True)
+        if len(unique) > len(features) // 2:
+            block = features[()]
+            return block[rows]
+        return features[unique][inverse]
+
+
+VectorChunks = Iterable[tuple[np.ndarray, np.ndarray]]  # (ids S64, features float32)
+
+
+def write_cache(
+    path: str | os.PathLike,
+    *,
+    attrs: dict[str, object],
+    classes: list[str],
+    images: ImageTable,
+    skipped: SkipTable,
+    vectors: VectorChunks,
+    feature_dim: int,
+) -> int:
+    """Write a complete cache to a temporary file and rename it over ``path``; returns the rows."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with h5py.File(tmp, "w") as h5:
+            stamp(h5)
+            for key, value in attrs.items():
+                h5.attrs[key] = value
+            h5.create_dataset("classes", data=np.asarray(classes, dtype=object), dtype=STR)
+            group = h5.create_group("vectors")
+            stamp(group)
+            rows = _write_vectors(group, vectors, feature_dim)
+            for name, table in (("images", images), ("skipped", skipped)):
+                group = h5.create_group(name)
+                stamp(group)
+                table.write(group)
+        _fsync(tmp)
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return rows
+
+
+def _write_vectors(group: h5py.Group, chunks: VectorChunks, feature_dim: int) -> int:
+    ids = group.create_dataset("id", shape=(0,), maxshape=(None,), dtype=ID_DTYPE, chunks=(4096,))
+    features = group.create_dataset(
+        "features",
+        shape=(0, feature_dim),
+        maxshape=(None, feature_dim),
+        dtype=np.float32,
+        chunks=(CHUNK_ROWS, feature_dim),
+    )
+    rows = 0
+    for chunk_ids, chunk_features in chunks:
+        count = len(chunk_ids)
+        if count == 0:
+            continue
+        ids.resize((rows + count,))
+        features.resize((rows + count, feature_dim))
+        ids[rows:] = chunk_ids
+        features[rows:] = chunk_features
+        rows += count
+    return rows
+
+
+def iter_cache_vectors(path: str | os.PathLike, keep: np.ndarray | None = None) -> VectorChunks:
+    """Stream a committed cache's (ids, features) in blocks, optionally only rows where ``keep``."""
+    with open_cache(path) as h5:
+        ids = h5["vectors/id"]
+        features = h5["vectors/features"]
+        block = CHUNK_ROWS * 16
+        for start in range(0, len(ids), block):
+            stop = min(start + block, len(ids))
+            mask = slice(None) if keep is None else keep[start:stop]
+            yield ids[start:stop].astype(ID_DTYPE)[mask], features[start:stop][mask]
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb+") as handle:
+        os.fsync(handle.fileno())
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

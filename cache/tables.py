@@ -1,0 +1,72 @@
+"""The per-file tables of a cache (images, skipped) as NumPy columns, and their HDF5 encoding."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import h5py
+import numpy as np
+
+STR = h5py.string_dtype("utf-8")
+ID_DTYPE = "S64"  # sha256 hex digest of the file's bytes
+
+
+def str_column(values) -> np.ndarray:
+    return np.asarray(list(values), dtype=object)
+
+
+def id_column(values) -> np.ndarray:
+    return np.asarray(list(values), dtype=ID_DTYPE)
+
+
+@dataclass
+class Table:
+    """Columns of equal length; subclasses declare them as fields."""
+
+    def __len__(self) -> int:
+        return len(getattr(self, fields(self)[0].name))
+
+    def take(self, index) -> "Table":
+        return type(self)(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
+
+    def write(self, group: h5py.Group) -> None:
+        for f in fields(self):
+            column = getattr(self, f.name)
+            dtype = STR if column.dtype == object else column.dtype
+            group.create_dataset(f.name, data=column, dtype=dtype)
+
+    @classmethod
+    def read(cls, group: h5py.Group) -> "Table":
+        columns = {}
+        for f in fields(cls):
+            data = group[f.name]
+            columns[f.name] = data.asstr()[()] if data.dtype.kind == "O" else data[()]
+        return cls(**{k: np.asarray(v) for k, v in columns.items()})
+
+    @classmethod
+    def empty(cls) -> "Table":
+        return cls(**{f.name: np.asarray([], dtype=_EMPTY_DTYPES.get(f.name, object)) for f in fields(cls)})
+
+
+_EMPTY_DTYPES = {"id": ID_DTYPE, "label": np.int32, "size": np.int64, "mtime_ns": np.int64}
+
+
+@dataclass
+class ImageTable(Table):
+    """One row per image file of the dataset at the last embed."""
+
+    path: np.ndarray  # object (str), relative to the dataset root
+    id: np.ndarray  # S64
+    label: np.ndarray  # int32, -1 unlabelled
+    split: np.ndarray  # object (str)
+    size: np.ndarray  # int64
+    mtime_ns: np.ndarray  # int64
+
+
+@dataclass
+class SkipTable(Table):
+    """Files that could not be embedded, with the reason; id is b"" when the file was unreadable."""
+
+    path: np.ndarray
+    id: np.ndarray
+    reason: np.ndarray

@@ -1,0 +1,259 @@
+"""Embedding a dataset into its feature cache: find what is new, embed only that, commit atomically.
+
+The committed cache is never written in place. Finished batches become shards (see
+``featx.cache.shards``); at the end one consolidation writes a complete new cache file and renames
+it over the old one. A run that is killed loses at most the batch in flight, and the next run
+picks up the shards it left.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from featx.backbones import get_backbone
+from featx.cache.locate import dataset_cache_path, default_cache_dir
+from featx.cache.shards import list_shards, read_shards, remove_shards, write_shard
+from featx.cache.store import CacheIndex, iter_cache_vectors, write_cache
+from featx.cache.tables import ID_DTYPE, ImageTable, SkipTable, id_column, str_column
+from featx.config import EmbedConfig
+from featx.datasets import Dataset
+from featx.errors import CacheError, FeatxError
+from featx.features import SkippedImage
+from featx.fileindex import index_files
+from featx.streaming import batched_pixels, decode_stream
+
+ProgressCallback = Callable[[int], None]
+
+
+@dataclass
+class EmbedReport:
+    """What one embed run did, for the summary line and ``--json``."""
+
+    cache_path: Path
+    images: int = 0
+    embedded: int = 0
+    reused: int = 0
+    skipped: list[SkippedImage] = field(default_factory=list)
+    feature_dim: int = 0
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "cache": str(self.cache_path),
+            "images": self.images,
+            "embedded": self.embedded,
+            "reused": self.reused,
+            "skipped": [s.to_dict() for s in self.skipped],
+            "feature_dim": self.feature_dim,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def resolve_cache_path(cache: str | os.PathLike | None, dataset: Dataset, config: EmbedConfig) -> Path:
+    """``--cache`` as a file (``*.h5``) or folder, else the default folder; one file per config."""
+    if cache is not None and str(cache).endswith(".h5"):
+        return Path(cache)
+    folder = Path(cache) if cache is not None else default_cache_dir()
+    return dataset_cache_path(folder, dataset.source, config.display_name, config.fingerprint)
+
+
+def _versions() -> dict[str, str]:
+    found = {}
+    for package in ("featx", "keras", "tensorflow"):
+        try:
+            found[f"{package}_version"] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            found[f"{package}_version"] = "unknown"
+    return found
+
+
+def embed_into_cache(
+    dataset: Dataset,
+    config: EmbedConfig,
+    cache_path: Path,
+    *,
+    batch_size: int = 32,
+    workers: int = 2,
+    progress: Callable[[int], ProgressCallback] | None = None,
+    prune: bool = True,
+) -> EmbedReport:
+    """Bring ``cache_path`` up to date with ``dataset`` under ``config`` and return what was done.
+
+    With ``prune`` (a dataset cache) vectors of files no longer in the dataset are dropped; without
+    it (the cache of loose files behind ``embed_paths``) vectors accumulate.
+
+    ``progress(total)`` is called once with the number of images to embed and returns a callback
+    that receives the number of images finished after each batch.
+    """
+    started = time.perf_counter()
+    fingerprint = config.fingerprint
+    index = CacheIndex.read(cache_path) if cache_path.exists() else None
+    if index is not None and index.fingerprint != fingerprint:
+        raise CacheError(
+            f"{cache_path} holds features of another backbone configuration "
+            f"({index.config.get('backbone')}, fingerprint {index.fingerprint}); "
+            "choose another --cache file or delete this one."
+        )
+    images, unreadable = index_files(dataset.root, dataset.records, index.images if index else None, workers)
+
+    have: set[bytes] = set(index.vector_ids.tolist()) if index else set()
+    failed_ids: dict[bytes, str] = {}
+    if index is not None:
+        failed_ids.update((i, r) for i, r in zip(index.skipped.id.tolist(), index.skipped.reason) if i)
+    for _, ids, _, skipped_ids, reasons in read_shards(cache_path, fingerprint):
+        have.update(ids.tolist())
+        failed_ids.update(zip(skipped_ids.tolist(), reasons))
+    reused_ids = have.copy()
+
+    todo: dict[bytes, Path] = {}
+    for path, content_id in zip(images.path, images.id.tolist()):
+        if content_id not in have and content_id not in failed_ids and content_id not in todo:
+            todo[content_id] = dataset.root / path
+
+    feature_dim = int(index.attrs.get("feature_dim", 0)) if index else 0
+    if todo:
+        from featx.extractor import FeatureExtractor  # imports TensorFlow: only when needed
+
+        extractor = FeatureExtractor(config, batch_size=batch_size)
+        feature_dim = extractor.feature_dim
+        advance = progress(len(todo)) if progress else None
+        for ids, failures in _embed(extractor, todo, config, workers):
+            write_shard(
+                cache_path,
+                fingerprint,
+                id_column(ids),
+                ids.vectors,
+                id_column(i for i, _ in failures),
+                [r for _, r in failures],
+            )
+            have.update(ids)
+            failed_ids.update(failures)
+            if advance:
+                advance(len(ids) + len(failures))
+    elif not feature_dim and not config.is_custom:
+        feature_dim = get_backbone(config.backbone).feature_dim
+
+    report = EmbedReport(cache_path=cache_path, images=len(images) + len(unreadable), feature_dim=feature_dim)
+    skipped_rows = [(p, b"", r) for p, r in unreadable]
+    for path, content_id in zip(images.path, images.id.tolist()):
+        if content_id in reused_ids:
+            report.reused += 1
+        elif content_id in have:
+            report.embedded += 1
+        else:
+            skipped_rows.append((path, content_id, failed_ids.get(content_id, "not embedded")))
+    report.skipped = [SkippedImage(str(dataset.root / p), r) for p, _, r in skipped_rows]
+    if report.embedded + report.reused == 0:
+        first = report.skipped[0] if report.skipped else None
+        detail = f" (e.g. {first.path}: {first.reason})" if first else ""
+        raise FeatxError(f"None of the {report.images} images in {dataset.source} could be embedded{detail}.")
+
+    skipped = SkipTable(
+        path=str_column(p for p, _, _ in skipped_rows),
+        id=np.asarray([i for _, i, _ in skipped_rows], dtype=ID_DTYPE),
+        reason=str_column(r for _, _, r in skipped_rows),
+    )
+    if _changed(index, cache_path, images, skipped, dataset):
+        attrs = _attrs(dataset, config, feature_dim)
+        commit(cache_path, index, attrs, list(dataset.classes), images, skipped, feature_dim, prune=prune)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+class _Batch(list):
+    """Content ids of one batch, with their vectors attached."""
+
+    vectors: np.ndarray
+
+
+def _embed(
+    extractor, todo: dict[bytes, Path], config: EmbedConfig, workers: int
+) -> Iterator[tuple[_Batch, list[tuple[bytes, str]]]]:
+    stream = decode_stream(todo.items(), config.input_size, config.resize, workers, ahead=2 * extractor.batch_size)
+    for ids, pixels, failures in batched_pixels(stream, extractor.batch_size, config.input_size):
+        batch = _Batch(ids)
+        batch.vectors = extractor(pixels) if ids else np.zeros((0, extractor.feature_dim), np.float32)
+        yield batch, failures
+
+
+def _changed(index: CacheIndex | None, cache_path: Path, images: ImageTable, skipped: SkipTable, dataset: Dataset) -> bool:
+    if index is None or list_shards(cache_path):
+        return True
+    if list(index.classes) != list(dataset.classes) or str(index.attrs.get("root")) != str(dataset.root):
+        return True
+    for old, new in ((index.images, images), (index.skipped, skipped)):
+        if len(old) != len(new):
+            return True
+        for name in new.__dataclass_fields__:
+            if not np.array_equal(getattr(old, name), getattr(new, name)):
+                return True
+    return False
+
+
+def _attrs(dataset: Dataset, config: EmbedConfig, feature_dim: int) -> dict[str, object]:
+    identity = config.identity()
+    return {
+        **{k: v for k, v in identity.items()},
+        "fingerprint": config.fingerprint,
+        "config": json.dumps(identity, sort_keys=True),
+        "dataset": str(dataset.source),
+        "root": str(dataset.root),
+        "layout": dataset.layout,
+        "feature_dim": feature_dim,
+        "updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **_versions(),
+    }
+
+
+def commit(
+    cache_path: Path,
+    index: CacheIndex | None,
+    attrs: dict[str, object],
+    classes: list[str],
+    images: ImageTable,
+    skipped: SkipTable,
+    feature_dim: int,
+    *,
+    prune: bool,
+) -> None:
+    """Merge the committed vectors and all shards into a new cache file, then drop the shards.
+
+    With ``prune``, vectors no longer referenced by ``images`` are dropped (removed files).
+    """
+    shards = list_shards(cache_path)
+    wanted = set(images.id.tolist()) if prune else None
+
+    def chunks() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        seen: set[bytes] = set()
+        sources = []
+        if index is not None:
+            sources.append(iter_cache_vectors(cache_path))
+        sources.append((ids, features) for _, ids, features, _, _ in read_shards(cache_path, attrs["fingerprint"]))
+        for source in sources:
+            for ids, features in source:
+                keep = np.asarray(
+                    [i not in seen and (wanted is None or i in wanted) for i in ids.tolist()], dtype=bool
+                )
+                if keep.any():
+                    seen.update(ids[keep].tolist())
+                    yield ids[keep], features[keep]
+
+    write_cache(
+        cache_path,
+        attrs=attrs,
+        classes=classes,
+        images=images,
+        skipped=skipped,
+        vectors=chunks(),
+        feature_dim=feature_dim,
+    )
+    remove_shards(shards)

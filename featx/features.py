@@ -1,0 +1,97 @@
+"""Embedded images as NumPy arrays: what heads train on and what `featx.embed` returns."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from featx.cache.store import CacheIndex, read_vectors
+
+
+@dataclass(frozen=True)
+class SkippedImage:
+    """An image that could not be embedded, and why."""
+
+    path: str
+    reason: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"path": self.path, "reason": self.reason}
+
+
+@dataclass(frozen=True, eq=False)
+class Features:
+    """One row per embedded image file; rows were joined to vectors by content id.
+
+    ``X`` (N×D float32) pairs with ``y`` (class index, -1 unlabelled), ``paths`` (absolute),
+    ``ids`` (sha256 of the file), ``split`` ("train"/"val"/"test"/""), and ``classes`` names the
+    labels. ``config`` is the backbone configuration and ``fingerprint`` its hash.
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    classes: tuple[str, ...]
+    paths: np.ndarray
+    ids: np.ndarray
+    split: np.ndarray
+    config: dict = field(default_factory=dict)
+    fingerprint: str = ""
+    cache_path: Path | None = None
+    skipped: tuple[SkippedImage, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.X)
+
+    @property
+    def feature_dim(self) -> int:
+        return int(self.X.shape[1])
+
+    @property
+    def has_splits(self) -> bool:
+        return bool(np.any(self.split != ""))
+
+    def subset(self, rows) -> "Features":
+        """The rows selected by a boolean mask or index array, same classes and configuration."""
+        return replace(
+            self, X=self.X[rows], y=self.y[rows], paths=self.paths[rows], ids=self.ids[rows], split=self.split[rows]
+        )
+
+    def where_split(self, name: str) -> "Features":
+        return self.subset(self.split == name)
+
+    def __repr__(self) -> str:
+        return (
+            f"Features(n={len(self)}, dim={self.X.shape[1] if self.X.ndim == 2 else 0}, "
+            f"classes={len(self.classes)}, backbone={self.config.get('backbone')!r})"
+        )
+
+
+def load_features(cache: str | os.PathLike) -> Features:
+    """Read a feature cache back: every embedded image file, joined to its vector by content id."""
+    index = CacheIndex.read(cache)
+    root = Path(str(index.attrs.get("root", "")))
+    images = index.images
+    row_of = {vid: row for row, vid in enumerate(index.vector_ids)}
+    rows = np.asarray([row_of.get(i, -1) for i in images.id], dtype=np.int64)
+    present = rows >= 0
+    images = images.take(present)
+    X = read_vectors(cache, rows[present])
+    paths = np.asarray([os.path.join(root, p) for p in images.path], dtype=object)
+    skipped = tuple(
+        SkippedImage(os.path.join(root, p), r) for p, r in zip(index.skipped.path, index.skipped.reason)
+    )
+    return Features(
+        X=X,
+        y=images.label.astype(np.int64),
+        classes=tuple(index.classes),
+        paths=paths,
+        ids=np.asarray([i.decode() for i in images.id], dtype=object),
+        split=np.asarray(images.split, dtype=object),
+        config=index.config,
+        fingerprint=index.fingerprint,
+        cache_path=Path(cache),
+        skipped=skipped,
+    )

@@ -1,0 +1,79 @@
+"""Content ids for image files: sha256 of the bytes, skipped when size and mtime are unchanged."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from featx.cache.tables import ID_DTYPE, ImageTable, id_column, str_column
+from featx.config import sha256_file
+from featx.datasets import ImageRecord
+
+
+def _os_reason(exc: OSError) -> str:
+    if isinstance(exc, FileNotFoundError):
+        return "file not found"
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    if isinstance(exc, IsADirectoryError):
+        return "is a folder, not a file"
+    return f"cannot read file ({exc.strerror or exc})"
+
+
+def index_files(
+    root: Path,
+    records: Sequence[ImageRecord],
+    previous: ImageTable | None,
+    workers: int,
+) -> tuple[ImageTable, list[tuple[str, str]]]:
+    """An :class:`ImageTable` for ``records`` and the (path, reason) of files that cannot be read.
+
+    A file whose size and modification time match the previous table keeps its id without being
+    read again, which is what makes a rerun on an unchanged folder fast.
+    """
+    known: dict[str, tuple[int, int, bytes]] = {}
+    if previous is not None:
+        known = {
+            p: (int(s), int(m), i)
+            for p, s, m, i in zip(previous.path, previous.size, previous.mtime_ns, previous.id)
+        }
+
+    def one(record: ImageRecord) -> tuple[int, int, bytes] | str:
+        path = root / record.path
+        try:
+            stat = path.stat()
+            if not path.is_file():
+                return "is a folder, not a file"
+            seen = known.get(record.path)
+            if seen is not None and seen[0] == stat.st_size and seen[1] == stat.st_mtime_ns:
+                return seen
+            return stat.st_size, stat.st_mtime_ns, sha256_file(path).encode()
+        except OSError as exc:
+            return _os_reason(exc)
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        results = list(pool.map(one, records, chunksize=64))
+
+    ok = [(r, res) for r, res in zip(records, results) if not isinstance(res, str)]
+    failed = [(r.path, res) for r, res in zip(records, results) if isinstance(res, str)]
+    table = ImageTable(
+        path=str_column(r.path for r, _ in ok),
+        id=id_column(res[2] for _, res in ok),
+        label=np.asarray([r.label for r, _ in ok], dtype=np.int32),
+        split=str_column(r.split for r, _ in ok),
+        size=np.asarray([res[0] for _, res in ok], dtype=np.int64),
+        mtime_ns=np.asarray([res[1] for _, res in ok], dtype=np.int64),
+    )
+    if not ok:
+        table = ImageTable.empty()
+    table.id = table.id.astype(ID_DTYPE)
+    return table, failed
+
+
+def default_workers() -> int:
+    """Decoding threads: one per core, at least two so decoding overlaps the backbone."""
+    return max(2, os.cpu_count() or 2)

@@ -1,0 +1,70 @@
+"""Decoding images in parallel, ahead of the backbone, in a bounded window.
+
+Threads suffice: Pillow and NumPy release the GIL while they decode and resize, and TensorFlow
+releases it while the backbone runs, so decoding the next batch overlaps computing this one. At most
+``ahead`` images are in flight, so memory stays flat whatever the dataset size.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+
+from featx.errors import ImageDecodeError
+from featx.images import load_image
+
+T = TypeVar("T")
+
+
+def _load(path: Path, size: int, resize: str) -> np.ndarray | ImageDecodeError:
+    try:
+        return load_image(path, (size, size), resize)
+    except ImageDecodeError as exc:
+        return exc
+
+
+def decode_stream(
+    items: Iterable[tuple[T, Path]], size: int, resize: str, workers: int, ahead: int
+) -> Iterator[tuple[T, np.ndarray | ImageDecodeError]]:
+    """Yield ``(key, pixels or the decode error)`` for each ``(key, path)``, in input order."""
+    iterator = iter(items)
+    pending: deque[tuple[T, Future]] = deque()
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="featx-decode") as pool:
+
+        def submit_next() -> None:
+            for key, path in iterator:
+                pending.append((key, pool.submit(_load, path, size, resize)))
+                return
+
+        for _ in range(max(1, ahead)):
+            submit_next()
+        while pending:
+            key, future = pending.popleft()
+            submit_next()
+            yield key, future.result()
+
+
+def batched_pixels(
+    stream: Iterator[tuple[T, np.ndarray | ImageDecodeError]], batch_size: int, size: int
+) -> Iterator[tuple[list[T], np.ndarray, list[tuple[T, str]]]]:
+    """Group decoded images into (keys, (n, size, size, 3) float32 batch, failures) of ``batch_size``."""
+    keys: list[T] = []
+    failures: list[tuple[T, str]] = []
+    buffer = np.empty((batch_size, size, size, 3), np.float32)
+    for key, result in stream:
+        if isinstance(result, ImageDecodeError):
+            failures.append((key, str(result)))
+            continue
+        buffer[len(keys)] = result
+        keys.append(key)
+        if len(keys) == batch_size:
+            yield keys, buffer, failures
+            keys, failures = [], []
+            buffer = np.empty_like(buffer)
+    if keys or failures:
+        yield keys, buffer[: len(keys)], failures
