@@ -45,6 +45,18 @@ class EmbedConfig:
             data.pop(key)
         return data
 
+    def sources(self) -> dict[str, object]:
+        """Where the model and weights were loaded from: not identity, but needed to rebuild."""
+        return {"model_path": self.model_path, "weights_path": self.weights_path, "seed": self.seed}
+
+    @classmethod
+    def from_record(cls, identity: dict, sources: dict | None = None) -> "EmbedConfig":
+        """Rebuild a configuration stored by a cache or head (``identity()`` + ``sources()``)."""
+        config = cls(**identity, **(sources or {}))
+        if config.fingerprint != fingerprint_of(identity):
+            raise FeatxError("stored backbone configuration is inconsistent; re-run 'featx embed'.")
+        return config
+
     @property
     def fingerprint(self) -> str:
         """A short stable hash of :meth:`identity`."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -39,6 +40,7 @@ class Features:
     split: np.ndarray
     config: dict = field(default_factory=dict)
     fingerprint: str = ""
+    sources: dict = field(default_factory=dict)
     cache_path: Path | None = None
     skipped: tuple[SkippedImage, ...] = ()
 
@@ -58,6 +60,12 @@ class Features:
         return replace(
             self, X=self.X[rows], y=self.y[rows], paths=self.paths[rows], ids=self.ids[rows], split=self.split[rows]
         )
+
+    def embed_config(self) -> "EmbedConfig":
+        """The backbone configuration that produced these vectors, ready to embed new images."""
+        from featx.config import EmbedConfig
+
+        return EmbedConfig.from_record(self.config, self.sources)
 
     def where_split(self, name: str) -> "Features":
         return self.subset(self.split == name)
@@ -92,6 +100,7 @@ def load_features(cache: str | os.PathLike) -> Features:
         split=np.asarray(images.split, dtype=object),
         config=index.config,
         fingerprint=index.fingerprint,
+        sources=json.loads(str(index.attrs.get("sources", "{}"))),
         cache_path=Path(cache),
         skipped=skipped,
     )
