@@ -10,7 +10,7 @@ from typing import TypeVar
 
 import typer
 
-from featx.errors import FeatxError
+from featx.errors import FeatxError, OptionError
 
 app = typer.Typer(
     name="featx",
@@ -41,6 +41,8 @@ def handle_errors(command: F) -> F:
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
+        except OptionError as exc:
+            raise fail(str(exc), EXIT_USAGE) from None
         except FeatxError as exc:
             raise fail(str(exc)) from None
         except KeyboardInterrupt:

@@ -39,7 +39,7 @@ def _stderr_silenced():
 def import_keras() -> tuple[ModuleType, ModuleType]:
     """Return ``(tensorflow, keras)``, requiring Keras 3 on the TensorFlow backend."""
     already = "tensorflow" in sys.modules
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # C++ log noise; FEATX_DEBUG=1 and this env show it
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     with contextlib.nullcontext() if already else _stderr_silenced():
         import keras

@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 
-from featx.errors import FeatxError
+from featx.errors import OptionError
 
 PREPROCESSING_MODES = ("caffe", "tf", "torch", "none")
 """caffe: RGB→BGR and ImageNet mean subtraction; tf: scale to [-1, 1]; torch: scale to [0, 1] then
@@ -114,7 +114,7 @@ def get_backbone(name: str) -> BackboneSpec:
         return spec
     close = difflib.get_close_matches(name.lower(), list(_BY_LOWER), n=3, cutoff=0.5)
     hint = f" Did you mean {', '.join(_BY_LOWER[c].name for c in close)}?" if close else ""
-    raise FeatxError(
+    raise OptionError(
         f"Unknown backbone {name!r}.{hint} Run 'featx backbones' for the list, "
         "or pass a path to a .keras model."
     )

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from featx.backbones import PREPROCESSING_MODES, get_backbone
-from featx.errors import FeatxError
+from featx.errors import FeatxError, OptionError
 from featx.images import RESIZE_MODES
 
 POOLING_MODES = ("avg", "max")
@@ -87,7 +87,7 @@ def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
 
 def _choice(option: str, value: str, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
-        raise FeatxError(f"{option} must be one of {', '.join(allowed)}; got {value!r}.")
+        raise OptionError(f"{option} must be one of {', '.join(allowed)}; got {value!r}.")
     return value
 
 
@@ -107,19 +107,19 @@ def resolve_config(
     if preprocess is not None:
         _choice("--preprocess", preprocess, PREPROCESSING_MODES)
     if image_size is not None and image_size < 1:
-        raise FeatxError(f"--image-size must be a positive number of pixels; got {image_size}.")
+        raise OptionError(f"--image-size must be a positive number of pixels; got {image_size}.")
     if str(backbone).endswith(CUSTOM_MODEL_SUFFIX) or os.path.sep in str(backbone):
         return _custom_config(Path(backbone), weights, image_size, resize, pooling, preprocess)
 
     spec = get_backbone(backbone)
     if preprocess is not None and preprocess != spec.preprocessing:
-        raise FeatxError(
+        raise OptionError(
             f"--preprocess applies to custom .keras backbones only: {spec.name} always uses its "
             f"own '{spec.preprocessing}' preprocessing. Drop --preprocess."
         )
     size = image_size or spec.input_size
     if size < spec.min_input_size:
-        raise FeatxError(
+        raise OptionError(
             f"--image-size {size} is too small for {spec.name}: it needs at least "
             f"{spec.min_input_size} pixels."
         )
@@ -144,7 +144,7 @@ def _weights_identity(weights: str, seed: int) -> tuple[str, str | None]:
         return f"none:seed={seed}", None
     path = Path(weights).expanduser()
     if not path.is_file():
-        raise FeatxError(
+        raise OptionError(
             f"--weights {weights!r} is neither 'imagenet', 'none' nor an existing weights file."
         )
     return f"{path.name}:sha256:{sha256_file(path)}", str(path.resolve())
@@ -159,11 +159,11 @@ def _custom_config(
     preprocess: str | None,
 ) -> EmbedConfig:
     if not path.is_file():
-        raise FeatxError(f"--backbone {str(path)!r}: no such .keras model file.")
+        raise OptionError(f"--backbone {str(path)!r}: no such .keras model file.")
     if path.suffix != CUSTOM_MODEL_SUFFIX:
-        raise FeatxError(f"--backbone {str(path)!r}: a custom backbone must be a .keras file.")
+        raise OptionError(f"--backbone {str(path)!r}: a custom backbone must be a .keras file.")
     if weights is not None:
-        raise FeatxError(
+        raise OptionError(
             "--weights does not apply to a custom .keras backbone: its weights are in the file."
         )
     size = image_size or _keras_file_input_size(path)
@@ -184,7 +184,7 @@ def _keras_file_input_size(path: Path) -> int:
         with zipfile.ZipFile(path) as archive:
             config = json.loads(archive.read("config.json"))
     except (zipfile.BadZipFile, KeyError, json.JSONDecodeError) as exc:
-        raise FeatxError(f"--backbone {str(path)!r} is not a valid .keras model file ({exc}).")
+        raise OptionError(f"--backbone {str(path)!r} is not a valid .keras model file ({exc}).")
     for layer in config.get("config", {}).get("layers", []):
         shape = layer.get("config", {}).get("batch_shape")
         if layer.get("class_name") == "InputLayer" and shape and len(shape) == 4:
@@ -192,7 +192,7 @@ def _keras_file_input_size(path: Path) -> int:
             if height and width and height == width:
                 return int(height)
             break
-    raise FeatxError(
+    raise OptionError(
         f"--backbone {str(path)!r} does not declare a fixed square input size; "
         "pass --image-size N."
     )

@@ -11,6 +11,10 @@ class FeatxError(Exception):
     """A problem with the user's input, options or environment; the message says how to fix it."""
 
 
+class OptionError(FeatxError):
+    """An option or argument value is invalid (the CLI exits 2, as for other usage errors)."""
+
+
 class ImageDecodeError(FeatxError):
     """An image file could not be turned into RGB pixels; the message is the reason, for a skip list."""
 
@@ -20,4 +24,8 @@ class CacheError(FeatxError):
 
 
 class WeightsUnavailableError(FeatxError):
-    """Pretrained weights could not be downloaded or read."""
+    """Pretrained weights could not be downloaded or read; ``reason`` is the short cause."""
+
+    def __init__(self, message: str, reason: str = ""):
+        super().__init__(message)
+        self.reason = reason

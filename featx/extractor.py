@@ -17,7 +17,7 @@ import numpy as np
 from featx._tf import import_keras, keras_cache_dir
 from featx.backbones import get_backbone
 from featx.config import EmbedConfig
-from featx.errors import FeatxError, WeightsUnavailableError
+from featx.errors import FeatxError, OptionError, WeightsUnavailableError
 
 
 class FeatureExtractor:
@@ -25,7 +25,7 @@ class FeatureExtractor:
 
     def __init__(self, config: EmbedConfig, batch_size: int = 32):
         if batch_size < 1:
-            raise FeatxError(f"--batch-size must be at least 1; got {batch_size}.")
+            raise OptionError(f"--batch-size must be at least 1; got {batch_size}.")
         self.config = config
         self.batch_size = batch_size
         tf, _ = import_keras()
@@ -153,5 +153,6 @@ def _download_error(name: str, exc: BaseException) -> WeightsUnavailableError:
     return WeightsUnavailableError(
         f"Could not download the ImageNet weights for {name} ({reason}). Keras wanted {file_name} "
         f"from {url}: fetch it on a machine with internet and put it in {keras_cache_dir()}/, "
-        "or pass --weights PATH to a weights file (or --weights none for random weights)."
+        "or pass --weights PATH to a weights file (or --weights none for random weights).",
+        reason=reason,
     )

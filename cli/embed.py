@@ -1,0 +1,70 @@
+"""``featx embed``: a frozen backbone turns DATA into one vector per image, once, into the cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from featx.api import DEFAULT_BACKBONE, embed_with_report
+from featx.cli.app import app, handle_errors, print_json
+from featx.cli.progress import progress_bar
+
+
+@app.command("embed")
+@handle_errors
+def embed_command(
+    data: Annotated[
+        Path,
+        typer.Argument(
+            help="A folder of class folders, of train/val/test folders, of plain images, "
+            "or a CSV manifest (path,label[,split]).",
+            show_default=False,
+        ),
+    ],
+    backbone: Annotated[
+        str, typer.Option("--backbone", "-b", help="A name from 'featx backbones' or a .keras model file.")
+    ] = DEFAULT_BACKBONE,
+    weights: Annotated[
+        str | None,
+        typer.Option(help="imagenet (default), none (random, from --seed) or a weights file path."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed for --weights none.")] = 0,
+    image_size: Annotated[
+        int | None, typer.Option("--image-size", help="Input size in pixels (default: the backbone's own).")
+    ] = None,
+    resize: Annotated[str, typer.Option(help="stretch, crop (centre) or pad, to the input size.")] = "stretch",
+    pooling: Annotated[str, typer.Option(help="avg or max pooling of the last feature map.")] = "avg",
+    preprocess: Annotated[
+        str | None,
+        typer.Option(help="For a .keras backbone: caffe, tf, torch or none (raw 0-255 RGB, default)."),
+    ] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Images per backbone call.")] = 32,
+    cache: Annotated[
+        Path | None,
+        typer.Option(help="Cache folder, or a .h5 cache file (default: $FEATX_CACHE_DIR or .featx)."),
+    ] = None,
+    workers: Annotated[int | None, typer.Option(help="Decoding threads (default: one per core).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object for scripts.")] = False,
+) -> None:
+    """Embed every image of DATA once into the feature cache; reruns embed only what changed."""
+    with progress_bar(enabled=not (quiet or as_json)) as progress:
+        features, report = embed_with_report(
+            data, backbone, weights=weights, seed=seed, image_size=image_size, resize=resize,
+            pooling=pooling, preprocess=preprocess, batch_size=batch_size, cache=cache,
+            workers=workers, progress=progress,
+        )
+    if as_json:
+        print_json(report.to_dict())
+        return
+    if quiet:
+        return
+    typer.echo(
+        f"{report.images} images: {report.embedded} embedded, {report.reused} reused, "
+        f"{len(report.skipped)} skipped ({report.seconds:.1f} s)"
+    )
+    for skipped in report.skipped:
+        typer.echo(f"  skipped {skipped.path}: {skipped.reason}")
+    typer.echo(f"{len(features)} vectors of {report.feature_dim} floats in {report.cache_path}")
