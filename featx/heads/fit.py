@@ -1,0 +1,142 @@
+"""Fitting heads on cached feature vectors, and comparing several heads and backbones."""
+
+from __future__ import annotations
+
+import inspect
+import os
+import time
+from collections.abc import Sequence
+from datetime import datetime, timezone
+
+import numpy as np
+
+from featx.errors import FeatxError
+from featx.features import Features, load_features
+from featx.heads.evaluate import summary_scores
+from featx.heads.head import Head
+from featx.heads.registry import HeadSpec, get_head_spec
+from featx.heads.split import SPLIT_NAMES, Split, split_features
+
+
+def as_features(features: Features | str | os.PathLike) -> Features:
+    return features if isinstance(features, Features) else load_features(features)
+
+
+def head_params(spec: HeadSpec, params: dict, *, seed: int, class_weight=None) -> dict:
+    """The parameters a head is built with: ``params``, plus ``class_weight`` and a seeded ``random_state``."""
+    params = dict(params)
+    spec.check_params(params)
+    accepted = spec.defaults()
+    if class_weight is not None:
+        if "class_weight" not in accepted:
+            raise FeatxError(f"the {spec.name} head does not take class weights; drop --class-weight.")
+        params["class_weight"] = class_weight
+    if "random_state" in accepted and "random_state" not in params:
+        params["random_state"] = seed
+    return params
+
+
+def fit_head(features: Features | str | os.PathLike, head: str = "logreg", *, test_size: float = 0.2,
+             seed: int = 0, class_weight: str | dict | None = None, **params) -> Head:
+    """Fit head ``head`` (see :func:`list_heads`) on cached features; ``params`` are its parameters.
+
+    Trains on the cache's train split (or a stratified hold-out of ``1 - test_size``, drawn with
+    ``seed``), validates the Keras head on the val split (or a stratified part of train), and
+    records the split, the metrics and the backbone configuration in the returned :class:`Head`.
+
+    >>> head = fit_head(features, head="svm", C=10)  # doctest: +SKIP
+    """
+    features = as_features(features)
+    spec = get_head_spec(head)
+    params = head_params(spec, params, seed=seed, class_weight=class_weight)
+    estimator = spec.make(**params)
+    takes_validation = "validation_data" in inspect.signature(estimator.fit).parameters
+    val_fraction = params.get("validation_fraction", spec.defaults().get("validation_fraction")) if takes_validation else None
+    split = split_features(features, test_size=test_size, seed=seed, val_fraction=val_fraction)
+    X, y = features.X, features.y
+    if len(np.unique(y[split.train])) < 2:
+        raise FeatxError(f"the training split of {features.cache_path} holds a single class; a head needs two or more.")
+
+    fit_kwargs = {"validation_data": (X[split.val], y[split.val])} if takes_validation and len(split.val) else {}
+    seconds = _timed_fit(spec, estimator, X[split.train], y[split.train], **fit_kwargs)
+    fitted = Head(
+        kind=spec.name, estimator=estimator, params=params, classes=tuple(features.classes),
+        config=dict(features.config), sources=dict(features.sources), fingerprint=features.fingerprint,
+        feature_dim=features.feature_dim, split=split.record(features), fit_seconds=seconds,
+        cache_path=str(os.path.abspath(features.cache_path)) if features.cache_path else None,
+        featx_version=_featx_version(), created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
+    fitted.metrics = {name: summary_scores(y[split.rows(name)], fitted.predict_proba(X[split.rows(name)]))
+                      for name in SPLIT_NAMES if len(split.rows(name))}
+    return fitted
+
+
+def _timed_fit(spec: HeadSpec, estimator, X, y, **fit_kwargs) -> float:
+    started = time.perf_counter()
+    try:
+        estimator.fit(X, y, **fit_kwargs)
+    except (ValueError, TypeError) as exc:  # scikit-learn's parameter and data checks
+        raise FeatxError(f"{spec.name} head: {str(exc).splitlines()[0]}") from exc
+    return time.perf_counter() - started
+
+
+def _featx_version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("featx")
+    except metadata.PackageNotFoundError:
+        return "0.0.0"
+
+
+def compare_heads(caches: Sequence[Features | str | os.PathLike], heads: Sequence[str] = ("logreg", "svm", "knn", "keras"),
+                  *, params: dict[str, dict] | None = None, cv: int | None = None, test_size: float = 0.2,
+                  seed: int = 0, class_weight: str | None = None) -> list[dict]:
+    """A leaderboard: every head on every cache, best accuracy first.
+
+    Without ``cv`` each head is fitted on the train split and scored on the test split (the same
+    images for every head, and for every cache of the same images). With ``cv=K`` the scores are
+    means over a stratified K-fold of the labelled images outside the cache's test split.
+    """
+    rows = []
+    for cache in caches:
+        features = as_features(cache)
+        for name in heads:
+            spec = get_head_spec(name)
+            head_kwargs = head_params(spec, (params or {}).get(name, {}), seed=seed, class_weight=class_weight)
+            if cv:
+                scores = _cross_validate(features, spec, head_kwargs, cv, seed)
+            else:
+                head = fit_head(features, name, test_size=test_size, seed=seed, **head_kwargs)
+                if "test" not in head.metrics:
+                    raise FeatxError("compare needs test images: use a --test-size above 0 or --cv K.")
+                scores = {**head.metrics["test"], "fit_seconds": head.fit_seconds}
+            rows.append({"backbone": features.embed_config().display_name, "head": name, **scores,
+                         "cache": str(features.cache_path)})
+    return sorted(rows, key=lambda r: (-r["accuracy"], -r["macro_f1"], r["fit_seconds"]))
+
+
+def _cross_validate(features: Features, spec: HeadSpec, head_kwargs: dict, cv: int, seed: int) -> dict:
+    from sklearn.model_selection import StratifiedKFold, cross_validate
+
+    if cv < 2:
+        raise FeatxError(f"--cv must be at least 2 folds; got {cv}.")
+    rows = np.flatnonzero((features.y >= 0) & (features.split != "test"))
+    rows = rows[np.argsort(features.ids[rows], kind="stable")]
+    y = features.y[rows]
+    smallest = np.bincount(y).min(initial=len(y)) if len(y) else 0
+    present = np.bincount(y)[np.unique(y)]
+    if len(y) == 0 or present.min() < cv:
+        raise FeatxError(f"--cv {cv} needs at least {cv} labelled images of every class; the smallest class has {present.min() if len(y) else 0}.")
+    folds = StratifiedKFold(n_splits=cv, shuffle=True, random_state=seed)
+    try:
+        result = cross_validate(spec.make(**head_kwargs), features.X[rows], y, cv=folds,
+                                scoring=("accuracy", "f1_macro"), error_score="raise")
+    except (ValueError, TypeError) as exc:
+        raise FeatxError(f"{spec.name} head: {str(exc).splitlines()[0]}") from exc
+    return {
+        "n": int(len(rows)), "folds": cv,
+        "accuracy": float(result["test_accuracy"].mean()), "accuracy_std": float(result["test_accuracy"].std()),
+        "macro_f1": float(result["test_f1_macro"].mean()), "macro_f1_std": float(result["test_f1_macro"].std()),
+        "fit_seconds": float(result["fit_time"].mean()),
+    }

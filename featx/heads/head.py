@@ -1,0 +1,132 @@
+"""`Head`: a fitted estimator together with what it was fitted on.
+
+The estimator's labels are indices into ``classes``; the backbone configuration (``config``,
+``sources``, ``fingerprint``) says which feature vectors it understands, and ``split`` which
+images (by content id) it was trained, validated and tested on.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from featx.config import EmbedConfig
+from featx.errors import FeatxError
+from featx.features import Features
+
+IDENTITY_FIELDS = ("backbone", "weights", "input_size", "resize", "pooling", "preprocessing")
+
+
+@dataclass(eq=False)
+class Head:
+    """A fitted head: ``predict``/``predict_proba`` on feature vectors, ``save`` to a folder."""
+
+    kind: str  # the registry name: "logreg", "svm", "knn", "keras"
+    estimator: object  # fitted scikit-learn estimator; labels are indices into `classes`
+    params: dict
+    classes: tuple[str, ...]
+    config: dict
+    sources: dict
+    fingerprint: str
+    feature_dim: int
+    split: dict = field(default_factory=dict)  # method, test_size, seed, and ids per split
+    metrics: dict = field(default_factory=dict)  # split name -> {n, accuracy, macro_f1}
+    fit_seconds: float = 0.0
+    cache_path: str | None = None
+    featx_version: str = ""
+    created: str = ""
+    path: Path | None = None  # where it was saved or loaded from
+
+    @property
+    def history(self) -> dict[str, list[float]] | None:
+        """Per-epoch training curves (Keras head only)."""
+        return getattr(self.estimator, "history_", None)
+
+    @property
+    def name(self) -> str:
+        return self.path.name if self.path is not None else f"{self.kind}-{self.backbone_name}"
+
+    @property
+    def backbone_name(self) -> str:
+        return self.embed_config().display_name
+
+    def embed_config(self) -> EmbedConfig:
+        """The backbone configuration to embed new images with, exactly as for training."""
+        return EmbedConfig.from_record(self.config, self.sources)
+
+    def predict_proba(self, X) -> np.ndarray:
+        """(n, len(classes)) probabilities; a class absent from training gets 0."""
+        X = self._check_vectors(X)
+        proba = np.zeros((len(X), len(self.classes)))
+        proba[:, np.asarray(self.estimator.classes_, dtype=np.int64)] = self.estimator.predict_proba(X)
+        return proba
+
+    def predict(self, X) -> np.ndarray:
+        """The most probable class name of each row."""
+        return np.asarray(self.classes, dtype=object)[np.argmax(self.predict_proba(X), axis=1)]
+
+    def _check_vectors(self, X) -> np.ndarray:
+        X = np.asarray(X)
+        if X.ndim != 2 or X.shape[1] != self.feature_dim:
+            raise FeatxError(
+                f"head {self.name} takes {self.feature_dim}-dimensional feature vectors; "
+                f"got an array of shape {X.shape}."
+            )
+        return X
+
+    def check_compatible(self, features: Features) -> None:
+        """Refuse features of another backbone configuration than the head was fitted on."""
+        if features.fingerprint == self.fingerprint:
+            return
+        where = features.cache_path or "the features"
+        diffs = [f"{key} {self.config.get(key)!r} vs {features.config.get(key)!r}" for key in IDENTITY_FIELDS
+                 if self.config.get(key) != features.config.get(key)]
+        raise FeatxError(
+            f"head {self.name} was fitted on features of another backbone configuration than {where} "
+            f"({'; '.join(diffs) or 'fingerprint ' + self.fingerprint + ' vs ' + features.fingerprint}). "
+            f"Embed the images with the head's configuration or fit a new head on this cache."
+        )
+
+    def class_indices(self, features: Features) -> np.ndarray:
+        """``features.y`` translated into this head's class indices (-1 stays unlabelled)."""
+        if tuple(features.classes) == self.classes:
+            return features.y
+        unknown = sorted(set(features.classes) - set(self.classes))
+        used = set(features.y[features.y >= 0].tolist())
+        unknown = [c for c in unknown if features.classes.index(c) in used]
+        if unknown:
+            raise FeatxError(
+                f"{features.cache_path} has classes head {self.name} does not know: {', '.join(unknown)} "
+                f"(the head knows {', '.join(self.classes)})."
+            )
+        lookup = np.asarray([self.classes.index(c) if c in self.classes else -1 for c in features.classes] + [-1])
+        return lookup[features.y]  # y == -1 picks the trailing -1
+
+    def describe(self) -> dict:
+        """What a head is, for ``--json`` and listings (no split ids)."""
+        return {
+            "name": self.name,
+            "path": str(self.path) if self.path else None,
+            "head": self.kind,
+            "params": self.params,
+            "classes": list(self.classes),
+            "backbone": self.config.get("backbone"),
+            "config": self.config,
+            "fingerprint": self.fingerprint,
+            "feature_dim": self.feature_dim,
+            "split": {k: (len(v) if isinstance(v, list) else v) for k, v in self.split.items()},
+            "metrics": self.metrics,
+            "fit_seconds": round(self.fit_seconds, 4),
+            "cache": self.cache_path,
+            "featx_version": self.featx_version,
+            "created": self.created,
+        }
+
+    def save(self, path: str | os.PathLike | None = None) -> Path:
+        """Write the head to a folder (default ``<cache dir>/heads/<kind>-<backbone>[-N]``)."""
+        from featx.heads.store import save_head
+
+        return save_head(self, path)

@@ -1,0 +1,117 @@
+"""The heads featx can fit, as one table: adding a head is one builder and one entry.
+
+A builder takes keyword-only parameters (the head's parameters, listed by ``featx heads`` and
+settable with ``--param key=value``) and returns an unfitted scikit-learn estimator. The
+scikit-learn heads are plain ``Pipeline(StandardScaler, ...)`` objects, so their fitted parts
+(``coef_``, ``intercept_``, the scaler's ``mean_``/``scale_``) stay reachable.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sklearn.base import BaseEstimator
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.linear_model import LogisticRegression
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC
+
+from featx.errors import FeatxError
+from featx.heads.keras_head import KerasHead
+
+
+def _scaled(estimator: BaseEstimator, scale: bool) -> BaseEstimator:
+    return make_pipeline(StandardScaler(), estimator) if scale else estimator
+
+
+def logreg(*, C=1.0, max_iter=1000, class_weight=None, scale=True, random_state=None):
+    """StandardScaler + LogisticRegression (multinomial, L2-regularised)."""
+    return _scaled(LogisticRegression(C=C, max_iter=max_iter, class_weight=class_weight,
+                                      random_state=random_state), scale)
+
+
+def svm(*, C=1.0, kernel="rbf", gamma="scale", class_weight=None, calibration_cv=5, scale=True):
+    """StandardScaler + SVC; probabilities by Platt scaling (CalibratedClassifierCV, ensemble=False)."""
+    if kernel not in ("linear", "rbf"):
+        raise ValueError(f"The 'kernel' parameter of the svm head must be one of 'linear', 'rbf'. Got {kernel!r} instead.")
+    svc = SVC(C=C, kernel=kernel, gamma=gamma, class_weight=class_weight)
+    return _scaled(CalibratedClassifierCV(svc, cv=calibration_cv, ensemble=False), scale)
+
+
+def knn(*, n_neighbors=5, weights="uniform", scale=False):
+    """k-nearest neighbours by cosine distance."""
+    return _scaled(KNeighborsClassifier(n_neighbors=n_neighbors, weights=weights, metric="cosine"), scale)
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    """One kind of head: how to build it and which types its saved file may contain."""
+
+    name: str
+    build: Callable[..., BaseEstimator]
+    # Every type a fitted head of this kind is made of, beyond what skops trusts by default
+    # (builtins, NumPy, scikit-learn estimators); the only types its saved file may hold.
+    trusted: tuple[type | str, ...]
+    needs_tensorflow: bool = False
+
+    @property
+    def summary(self) -> str:
+        return (inspect.getdoc(self.build) or "").splitlines()[0]
+
+    def defaults(self) -> dict[str, object]:
+        """The head's parameters and their default values."""
+        return {name: p.default for name, p in inspect.signature(self.build).parameters.items()}
+
+    def check_params(self, params: dict[str, object]) -> None:
+        allowed = self.defaults()
+        for key in params:
+            if key not in allowed:
+                close = difflib.get_close_matches(key, allowed, n=1)
+                hint = f" Did you mean {close[0]!r}?" if close else ""
+                raise FeatxError(
+                    f"unknown parameter {key!r} for the {self.name} head; allowed: "
+                    f"{', '.join(allowed)}.{hint}"
+                )
+
+    def make(self, **params) -> BaseEstimator:
+        self.check_params(params)
+        try:
+            return self.build(**params)
+        except (TypeError, ValueError) as exc:
+            raise FeatxError(f"{self.name} head: {exc}") from exc
+
+
+_SCALED = (Pipeline, StandardScaler)
+HEADS: dict[str, HeadSpec] = {
+    "logreg": HeadSpec("logreg", logreg, _SCALED + (LogisticRegression,)),
+    # CalibratedClassifierCV(ensemble=False) is scikit-learn's replacement for SVC(probability=True)
+    # (deprecated in 1.9); its fitted state holds two helper classes, trusted by name.
+    "svm": HeadSpec("svm", svm, _SCALED + (CalibratedClassifierCV, SVC, "sklearn.calibration._CalibratedClassifier",
+                                           "sklearn.calibration._SigmoidCalibration")),
+    "knn": HeadSpec("knn", knn, _SCALED + (KNeighborsClassifier,)),
+    "keras": HeadSpec("keras", KerasHead, (KerasHead,), needs_tensorflow=True),
+}
+
+
+def list_heads() -> list[str]:
+    """The names of the heads featx can fit."""
+    return list(HEADS)
+
+
+def get_head_spec(name: str) -> HeadSpec:
+    spec = HEADS.get(str(name).lower())
+    if spec is None:
+        close = difflib.get_close_matches(str(name).lower(), HEADS, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise FeatxError(f"unknown head {name!r}; available heads: {', '.join(HEADS)}.{hint}")
+    return spec
+
+
+def make_head(name: str, **params) -> BaseEstimator:
+    """An unfitted scikit-learn estimator for head ``name`` (for Pipeline, GridSearchCV, ...)."""
+    return get_head_spec(name).make(**params)
