@@ -43,11 +43,13 @@ class CacheSummary:
     dataset: str
     backbone: str
     fingerprint: str
-    images: int
-    vectors: int
+    images: int  # image files of the dataset at the last embed (skipped ones included)
+    vectors: int  # distinct contents embedded
+    skipped: int
     feature_dim: int
     updated: str
     config: dict
+    layout: str = ""  # the dataset layout; "files" for the loose-file caches of embed_paths/predict
 
     def to_dict(self) -> dict:
         return {**self.__dict__, "path": str(self.path)}
@@ -65,9 +67,11 @@ def summarize(path: str | os.PathLike) -> CacheSummary:
             fingerprint=str(attrs.get("fingerprint", "")),
             images=len(h5["images/path"]),
             vectors=len(h5["vectors/id"]),
+            skipped=len(h5["skipped/path"]),
             feature_dim=int(attrs.get("feature_dim", 0)),
             updated=str(attrs.get("updated", "")),
             config=json.loads(attrs.get("config", "{}")),
+            layout=str(attrs.get("layout", "")),
         )
 
 
@@ -92,7 +96,7 @@ def find_caches(cache_dir: str | os.PathLike | None = None) -> list[CacheSummary
 def latest_cache(cache_dir: str | os.PathLike | None = None, backbone: str | None = None) -> Path:
     """The most recently written cache, optionally of one backbone; a clear error when none fits."""
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    caches = find_caches(folder)
+    caches = [c for c in find_caches(folder) if c.layout != "files"]  # not predict's loose files
     if backbone is not None:
         matching = [c for c in caches if c.backbone.lower() == backbone.lower()]
         if not matching:

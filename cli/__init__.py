@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from featx.cli import backbones, cache, demo, embed  # noqa: F401  (each module registers its commands)
+from featx.cli import backbones, cache, demo, embed, heads  # noqa: F401  (each module registers its commands)
 from featx.cli.app import app
 
 

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from featx.errors import FeatxError
+from featx.errors import FeatxError, OptionError
 from featx.features import Features, load_features
 from featx.heads.head import Head
 
@@ -64,7 +64,7 @@ def evaluate_head(head: Head, features: Features | None = None, *, split: str = 
     from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
     if split not in EVALUATION_SPLITS:
-        raise FeatxError(f"--split must be one of {', '.join(EVALUATION_SPLITS)}; got {split!r}.")
+        raise OptionError(f"--split must be one of {', '.join(EVALUATION_SPLITS)}; got {split!r}.")
     if features is None:
         features = _fitted_cache(head)
     head.check_compatible(features)

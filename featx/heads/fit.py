@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from featx.errors import FeatxError
+from featx.errors import FeatxError, OptionError
 from featx.features import Features, load_features
 from featx.heads.evaluate import summary_scores
 from featx.heads.head import Head
@@ -29,7 +29,7 @@ def head_params(spec: HeadSpec, params: dict, *, seed: int, class_weight=None) -
     accepted = spec.defaults()
     if class_weight is not None:
         if "class_weight" not in accepted:
-            raise FeatxError(f"the {spec.name} head does not take class weights; drop --class-weight.")
+            raise OptionError(f"the {spec.name} head does not take class weights; drop --class-weight.")
         params["class_weight"] = class_weight
     if "random_state" in accepted and "random_state" not in params:
         params["random_state"] = seed
@@ -91,12 +91,13 @@ def _featx_version() -> str:
 
 def compare_heads(caches: Sequence[Features | str | os.PathLike], heads: Sequence[str] = ("logreg", "svm", "knn", "keras"),
                   *, params: dict[str, dict] | None = None, cv: int | None = None, test_size: float = 0.2,
-                  seed: int = 0, class_weight: str | None = None) -> list[dict]:
+                  seed: int = 0, class_weight: str | None = None, progress=None) -> list[dict]:
     """A leaderboard: every head on every cache, best accuracy first.
 
     Without ``cv`` each head is fitted on the train split and scored on the test split (the same
     images for every head, and for every cache of the same images). With ``cv=K`` the scores are
     means over a stratified K-fold of the labelled images outside the cache's test split.
+    ``progress(backbone, head)`` is called before each head is fitted.
     """
     rows = []
     for cache in caches:
@@ -104,6 +105,8 @@ def compare_heads(caches: Sequence[Features | str | os.PathLike], heads: Sequenc
         for name in heads:
             spec = get_head_spec(name)
             head_kwargs = head_params(spec, (params or {}).get(name, {}), seed=seed, class_weight=class_weight)
+            if progress is not None:
+                progress(features.embed_config().display_name, name)
             if cv:
                 scores = _cross_validate(features, spec, head_kwargs, cv, seed)
             else:
@@ -120,14 +123,13 @@ def _cross_validate(features: Features, spec: HeadSpec, head_kwargs: dict, cv: i
     from sklearn.model_selection import StratifiedKFold, cross_validate
 
     if cv < 2:
-        raise FeatxError(f"--cv must be at least 2 folds; got {cv}.")
+        raise OptionError(f"--cv must be at least 2 folds; got {cv}.")
     rows = np.flatnonzero((features.y >= 0) & (features.split != "test"))
     rows = rows[np.argsort(features.ids[rows], kind="stable")]
     y = features.y[rows]
-    smallest = np.bincount(y).min(initial=len(y)) if len(y) else 0
-    present = np.bincount(y)[np.unique(y)]
-    if len(y) == 0 or present.min() < cv:
-        raise FeatxError(f"--cv {cv} needs at least {cv} labelled images of every class; the smallest class has {present.min() if len(y) else 0}.")
+    smallest = int(np.unique(y, return_counts=True)[1].min()) if len(y) else 0
+    if smallest < cv:
+        raise FeatxError(f"--cv {cv} needs at least {cv} labelled images of every class; the smallest class has {smallest}.")
     folds = StratifiedKFold(n_splits=cv, shuffle=True, random_state=seed)
     try:
         result = cross_validate(spec.make(**head_kwargs), features.X[rows], y, cv=folds,

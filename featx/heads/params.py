@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from featx.errors import FeatxError
+from featx.errors import OptionError
 from featx.heads.registry import get_head_spec
 
 _WORDS = {"true": True, "false": False, "none": None, "null": None}
@@ -29,7 +29,7 @@ def parse_params(items: Iterable[str]) -> dict[str, object]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise FeatxError(f"--param takes key=value (e.g. --param C=10); got {item!r}.")
+            raise OptionError(f"--param takes key=value (e.g. --param C=10); got {item!r}.")
         params[key.strip()] = parse_value(value)
     return params
 
@@ -41,13 +41,13 @@ def params_per_head(items: Iterable[str], heads: Sequence[str]) -> dict[str, dic
         target, dot, name = key.partition(".")
         if dot:
             if target not in per_head:
-                raise FeatxError(f"--param {key}: {target!r} is not among the compared heads ({', '.join(heads)}).")
+                raise OptionError(f"--param {key}: {target!r} is not among the compared heads ({', '.join(heads)}).")
             get_head_spec(target).check_params({name: value})
             per_head[target][name] = value
             continue
         takers = [h for h in heads if key in get_head_spec(h).defaults()]
         if not takers:
-            raise FeatxError(
+            raise OptionError(
                 f"--param {key}: none of the compared heads ({', '.join(heads)}) has a parameter {key!r}; "
                 "see 'featx heads' for each head's parameters."
             )

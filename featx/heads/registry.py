@@ -21,7 +21,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
-from featx.errors import FeatxError
+from featx.errors import OptionError
 from featx.heads.keras_head import KerasHead
 
 
@@ -73,7 +73,7 @@ class HeadSpec:
             if key not in allowed:
                 close = difflib.get_close_matches(key, allowed, n=1)
                 hint = f" Did you mean {close[0]!r}?" if close else ""
-                raise FeatxError(
+                raise OptionError(
                     f"unknown parameter {key!r} for the {self.name} head; allowed: "
                     f"{', '.join(allowed)}.{hint}"
                 )
@@ -83,7 +83,7 @@ class HeadSpec:
         try:
             return self.build(**params)
         except (TypeError, ValueError) as exc:
-            raise FeatxError(f"{self.name} head: {exc}") from exc
+            raise OptionError(f"{self.name} head: {exc}") from exc
 
 
 _SCALED = (Pipeline, StandardScaler)
@@ -108,7 +108,7 @@ def get_head_spec(name: str) -> HeadSpec:
     if spec is None:
         close = difflib.get_close_matches(str(name).lower(), HEADS, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise FeatxError(f"unknown head {name!r}; available heads: {', '.join(HEADS)}.{hint}")
+        raise OptionError(f"unknown head {name!r}; available heads: {', '.join(HEADS)}.{hint}")
     return spec
 
 

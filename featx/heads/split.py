@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from featx.errors import FeatxError
+from featx.errors import FeatxError, OptionError
 from featx.features import Features
 
 SPLIT_NAMES = ("train", "val", "test")
@@ -69,7 +69,7 @@ def split_features(features: Features, *, test_size: float = 0.2, seed: int = 0,
     out of train when the cache has no val split; it stays empty when that is impossible.
     """
     if not 0.0 <= test_size < 1.0:
-        raise FeatxError(f"--test-size must be at least 0 and below 1; got {test_size}.")
+        raise OptionError(f"--test-size must be at least 0 and below 1; got {test_size}.")
     labelled = np.flatnonzero(features.y >= 0)
     if len(labelled) == 0:
         where = features.cache_path or "these features"

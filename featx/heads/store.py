@@ -12,7 +12,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 from pathlib import Path
 
 from featx.cache.locate import default_cache_dir
@@ -47,7 +46,9 @@ def save_head(head: Head, path: str | os.PathLike | None = None) -> Path:
     if path.exists() and not (path / META_FILE).is_file():
         raise FeatxError(f"{path} exists and is not a featx head folder; choose another -o path.")
     path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    staging = path.parent / f".{path.name}.saving-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
     try:
         skops.io.dump(head.estimator, staging / ESTIMATOR_FILE)
         meta = {
@@ -82,7 +83,10 @@ def load_head(path: str | os.PathLike) -> Head:
     if not estimator_file.is_file() or sha256_file(estimator_file) != meta["estimator"].get("sha256"):
         raise FeatxError(f"{estimator_file} is missing or was modified after the head was saved; refusing to load it.")
     estimator = _load_estimator(estimator_file, spec)
-    expected = type(spec.make(**meta["params"]))
+    try:
+        expected = type(spec.make(**meta["params"]))
+    except FeatxError as exc:
+        raise FeatxError(f"{path / META_FILE} is damaged ({exc}); refit the head.") from None
     if type(estimator) is not expected or not hasattr(estimator, "classes_"):
         raise FeatxError(f"{estimator_file} does not hold a fitted {meta['head']} head; refusing to load it.")
     EmbedConfig.from_record(meta["config"], meta["sources"])  # raises when config and fingerprint disagree
@@ -95,6 +99,8 @@ def load_head(path: str | os.PathLike) -> Head:
     )
 
 
+_TYPES = {"head": str, "params": dict, "classes": list, "config": dict, "sources": dict, "split": dict,
+          "metrics": dict, "estimator": dict}
 _REQUIRED = ("head", "params", "classes", "config", "sources", "fingerprint", "feature_dim", "split",
              "metrics", "fit_seconds", "cache", "featx_version", "created", "estimator")
 
@@ -112,10 +118,19 @@ def _read_meta(path: Path) -> dict:
             f"{HEAD_VERSION}. Refit the head, or use the featx version that wrote it."
         )
     missing = [key for key in _REQUIRED if key not in meta]
-    if missing or meta["head"] not in HEADS or not isinstance(meta["estimator"], dict):
-        detail = f"missing {', '.join(missing)}" if missing else f"unknown head kind {meta['head']!r}"
+    wrong = [key for key, kind in _TYPES.items() if key in meta and not isinstance(meta[key], kind)]
+    if missing or wrong or meta["head"] not in HEADS:
+        detail = (f"missing {', '.join(missing)}" if missing else f"bad {', '.join(wrong)}" if wrong
+                  else f"unknown head kind {meta['head']!r}")
         raise FeatxError(f"{path / META_FILE} is damaged ({detail}); refit the head.")
     return meta
+
+
+def find_heads(cache_dir: str | os.PathLike | None = None) -> list[Path]:
+    """The head folders under ``<cache dir>/heads``, most recently saved first."""
+    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    found = [p.parent for p in (folder / HEADS_FOLDER).glob(f"*/{META_FILE}") if not p.parent.name.startswith(".")]
+    return sorted(found, key=lambda p: (p / META_FILE).stat().st_mtime_ns, reverse=True)
 
 
 def _load_estimator(file: Path, spec) -> object:

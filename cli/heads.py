@@ -1,0 +1,260 @@
+"""``featx heads / fit-head / compare / evaluate / predict``: classifiers on the cached vectors.
+
+Each command forwards to ``featx.heads``; results go to stdout (JSON with ``--json``), progress
+and notes to stderr. scikit-learn is imported when a command runs, not when the CLI starts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from featx.cli.app import app, handle_errors, info, print_json
+from featx.errors import FeatxError, OptionError
+
+CacheOption = Annotated[
+    Path | None,
+    typer.Option(help="A .h5 cache file, or a cache folder whose latest cache is used "
+                      "(default: $FEATX_CACHE_DIR or .featx)."),
+]
+ParamOption = Annotated[
+    list[str] | None,
+    typer.Option("--param", "-p", metavar="KEY=VALUE",
+                 help="A head parameter (repeatable); values parse as int, float, true/false, none or text."),
+]
+ClassWeightOption = Annotated[
+    str | None, typer.Option("--class-weight", help="'balanced' weighs classes inversely to their frequency.")
+]
+TestSizeOption = Annotated[
+    float, typer.Option("--test-size", help="Hold-out share for data without a test split (0: none).")
+]
+SeedOption = Annotated[int, typer.Option(help="Seed of the hold-out split and of the head.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+HeadArgument = Annotated[
+    Path, typer.Argument(help="A head folder, or the name of one in <cache dir>/heads.", show_default=False)
+]
+
+
+def _cache_file(cache: Path | None, backbone: str | None) -> Path:
+    """--cache FILE as given; otherwise the latest cache in the folder (of --backbone)."""
+    from featx.cache.locate import find_caches, latest_cache
+
+    if cache is not None and cache.is_file():
+        return cache
+    if cache is not None and not cache.exists():
+        raise FeatxError(f"--cache {cache} does not exist; give a .h5 cache file or a cache folder.")
+    path = latest_cache(cache, backbone)
+    others = [c for c in find_caches(cache) if c.layout != "files" and c.path != path]
+    hint = f" (the latest of {len(others) + 1}; choose with --backbone or --cache)" if others else ""
+    info(f"using cache {path}{hint}")
+    return path
+
+
+def _class_weight(value: str | None) -> str | None:
+    if value is None or value.lower() == "none":
+        return None
+    if value.lower() != "balanced":
+        raise OptionError(f"--class-weight must be 'balanced' or 'none'; got {value!r}.")
+    return "balanced"
+
+
+def _load(head: Path):
+    from featx.cache.locate import default_cache_dir
+    from featx.heads import load_head
+
+    named = default_cache_dir() / "heads" / head
+    return load_head(named if not head.exists() and len(head.parts) == 1 and named.exists() else head)
+
+
+def _metrics_table(metrics: dict) -> list[str]:
+    lines = [f"{'split':<6} {'images':>6} {'accuracy':>9} {'macro-F1':>9}"]
+    lines += [f"{name:<6} {m['n']:>6} {m['accuracy']:>9.3f} {m['macro_f1']:>9.3f}" for name, m in metrics.items()]
+    return lines
+
+
+@app.command("heads")
+@handle_errors
+def heads_command(as_json: JsonOption = False) -> None:
+    """List the kinds of head with their parameters, and the heads saved in the cache folder."""
+    from featx.cache.locate import default_cache_dir
+    from featx.heads import HEADS, find_heads
+
+    saved = find_heads()
+    if as_json:
+        print_json({"heads": [{"name": s.name, "summary": s.summary, "params": s.defaults()} for s in HEADS.values()],
+                    "saved": [str(p) for p in saved]})
+        return
+    for spec in HEADS.values():
+        typer.echo(f"{spec.name:<8} {spec.summary}")
+        typer.echo(f"{'':<8} " + ", ".join(f"{k}={v!r}" for k, v in spec.defaults().items()))
+    typer.echo(f"\nsaved heads in {default_cache_dir() / 'heads'}: " + (", ".join(p.name for p in saved) or "none"))
+
+
+@app.command("fit-head")
+@handle_errors
+def fit_head_command(
+    head: Annotated[str, typer.Option("--head", help="logreg, svm, knn or keras (see 'featx heads').")] = "logreg",
+    param: ParamOption = None,
+    class_weight: ClassWeightOption = None,
+    cache: CacheOption = None,
+    backbone: Annotated[str | None, typer.Option("--backbone", "-b", help="Use the latest cache of this backbone.")] = None,
+    test_size: TestSizeOption = 0.2,
+    seed: SeedOption = 0,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Head folder to write "
+                                                "(default: <cache dir>/heads/<head>-<backbone>).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Fit a head on the cached vectors, print train/val/test metrics and save it."""
+    from featx.heads import fit_head
+    from featx.heads.params import parse_params
+
+    path = _cache_file(cache, backbone)
+    fitted = fit_head(path, head, test_size=test_size, seed=seed, class_weight=_class_weight(class_weight),
+                      **parse_params(param or []))
+    fitted.save(output)
+    if as_json:
+        print_json(fitted.describe())
+        return
+    train = fitted.metrics["train"]["n"]
+    typer.echo(f"fitted {fitted.kind} on {train} {fitted.backbone_name} vectors in {fitted.fit_seconds:.2f} s "
+               f"(split: {fitted.split['method']})")
+    for line in _metrics_table(fitted.metrics):
+        typer.echo(line)
+    typer.echo(f"saved {fitted.path}")
+
+
+@app.command("compare")
+@handle_errors
+def compare_command(
+    heads: Annotated[str, typer.Option("--heads", help="Comma-separated heads.")] = "logreg,svm,knn,keras",
+    cache: Annotated[list[Path] | None, typer.Option(help="A .h5 cache file (repeatable) or a cache folder.")] = None,
+    backbones: Annotated[str | None, typer.Option("--backbones", help="Comma-separated backbones: "
+                                                  "the latest cache of each.")] = None,
+    cv: Annotated[int | None, typer.Option("--cv", help="Stratified K-fold instead of the test split.")] = None,
+    param: ParamOption = None,
+    class_weight: ClassWeightOption = None,
+    test_size: TestSizeOption = 0.2,
+    seed: SeedOption = 0,
+    as_json: JsonOption = False,
+) -> None:
+    """Train several heads (on one or more backbones' caches) on the same split; print a leaderboard.
+
+    --param head.key=value sets one head's parameter; key=value every compared head that has it.
+    """
+    from featx.heads import compare_heads
+    from featx.heads.params import params_per_head
+    from featx.heads.registry import get_head_spec
+
+    names = [get_head_spec(h.strip()).name for h in heads.split(",") if h.strip()]
+    folders = [c for c in cache or [] if not c.is_file()]
+    if len(folders) > 1 or (folders and (backbones or len(cache) > 1)):
+        raise OptionError("--cache takes .h5 files (repeatable) or one cache folder (with --backbones).")
+    if backbones:
+        files = [_cache_file(folders[0] if folders else None, b.strip()) for b in backbones.split(",") if b.strip()]
+    elif cache and not folders:
+        files = list(cache)
+    else:
+        files = [_cache_file(folders[0] if folders else None, None)]
+    rows = compare_heads(files, names, params=params_per_head(param or [], names), cv=cv, test_size=test_size,
+                         seed=seed, class_weight=_class_weight(class_weight),
+                         progress=lambda backbone, head: info(f"fitting {head} on {backbone}..."))
+    if as_json:
+        print_json(rows)
+        return
+    typer.echo(f"{'rank':<4}  {'backbone':<20} {'head':<7} {'accuracy':>13} {'macro-F1':>13} {'fit s':>8}")
+    for rank, row in enumerate(rows, start=1):
+        acc, f1 = f"{row['accuracy']:.3f}", f"{row['macro_f1']:.3f}"
+        if cv:
+            acc, f1 = f"{acc}±{row['accuracy_std']:.3f}", f"{f1}±{row['macro_f1_std']:.3f}"
+        typer.echo(f"{rank:<4}  {row['backbone']:<20} {row['head']:<7} {acc:>13} {f1:>13} {row['fit_seconds']:>8.3f}")
+    typer.echo(f"{'mean of ' + str(cv) + ' stratified folds' if cv else 'on the test split'}, "
+               f"{rows[0]['n']} images per {'fold set' if cv else 'test set'}" if rows else "nothing compared")
+
+
+@app.command("evaluate")
+@handle_errors
+def evaluate_command(
+    head: HeadArgument,
+    split: Annotated[str, typer.Option(help="train, val, test or all (every labelled image of the cache).")] = "test",
+    cache: Annotated[Path | None, typer.Option(help="Evaluate on this .h5 cache (default: the head's).")] = None,
+    top_k: Annotated[int, typer.Option("--top-k", help="k of the top-k accuracy.")] = 5,
+    plot: Annotated[Path | None, typer.Option(help="Write the confusion matrix PNG here (and, for a Keras "
+                                              "head, the training curves to <name>-curves.png).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Score a head: accuracy, top-k, macro-F1, per-class scores, confusion, worst mistakes."""
+    from featx.features import load_features
+    from featx.heads import evaluate_head
+
+    fitted = _load(head)
+    result = evaluate_head(fitted, load_features(cache) if cache else None, split=split, top_k=top_k)
+    written = []
+    if plot is not None:
+        from featx.heads.plots import curves_path, plot_confusion, plot_history
+
+        written.append(str(plot_confusion(result, plot)))
+        if fitted.history:
+            written.append(str(plot_history(fitted.history, curves_path(plot), title=f"{fitted.name} training")))
+    if as_json:
+        print_json({**result.to_dict(), "plots": written})
+        return
+    _print_evaluation(result)
+    for path in written:
+        typer.echo(f"wrote {path}")
+
+
+def _print_evaluation(result) -> None:
+    missing = f", {result.missing} no longer in the cache" if result.missing else ""
+    typer.echo(f"{result.head} on {result.split} ({result.n} images{missing}) of {result.cache}")
+    typer.echo(f"accuracy {result.accuracy:.3f}   top-{result.top_k} accuracy {result.top_k_accuracy:.3f}   "
+               f"macro-F1 {result.macro_f1:.3f}")
+    width = max(5, *(len(c) for c in result.classes))
+    typer.echo(f"\n{'class':<{width}} {'precision':>9} {'recall':>7} {'f1':>6} {'support':>7}")
+    for row in result.per_class:
+        typer.echo(f"{row['class']:<{width}} {row['precision']:>9.3f} {row['recall']:>7.3f} {row['f1']:>6.3f} "
+                   f"{row['support']:>7}")
+    typer.echo("\nconfusion matrix (rows: true, columns: predicted)")
+    cell = max(5, width)
+    typer.echo(" " * width + "".join(f" {c[:cell]:>{cell}}" for c in result.classes))
+    for name, counts in zip(result.classes, result.confusion):
+        typer.echo(f"{name:<{width}}" + "".join(f" {n:>{cell}}" for n in counts))
+    if result.misclassified:
+        typer.echo("\nmost confidently misclassified")
+        for m in result.misclassified:
+            typer.echo(f"  {m['confidence']:.3f}  {m['true']} -> {m['predicted']}  {m['path']}")
+
+
+@app.command("predict")
+@handle_errors
+def predict_command(
+    head: HeadArgument,
+    inputs: Annotated[list[Path], typer.Argument(help="Image files and/or folders.", show_default=False)],
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write a CSV file (default: CSV on stdout).")] = None,
+    cache: Annotated[Path | None, typer.Option(help="Cache folder for the new images' vectors "
+                                               "(default: $FEATX_CACHE_DIR or .featx).")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Images per backbone call.")] = 32,
+    as_json: JsonOption = False,
+) -> None:
+    """Classify new images: embed them with the head's exact backbone configuration, then predict.
+
+    Writes path, label, confidence and one probability column per class. Images that cannot be
+    read are reported and skipped.
+    """
+    from featx.heads import predict_images
+
+    fitted = _load(head)
+    result = predict_images(fitted, inputs, cache_dir=cache, batch_size=batch_size)
+    for skipped in result.skipped:
+        info(f"skipped {skipped.path}: {skipped.reason}")
+    if not result.paths:
+        raise FeatxError(f"none of the {len(result.skipped)} images could be read; nothing to predict.")
+    if as_json:
+        print_json(result.to_dict())
+    elif output is None:
+        typer.echo(result.to_csv(), nl=False)
+    if output is not None:
+        output.write_text(result.to_csv())
+    info(f"{len(result.paths)} images predicted, {len(result.skipped)} skipped"
+         + (f"; wrote {output}" if output else ""))

@@ -1,0 +1,71 @@
+"""Classifying new image files with a head: embed them exactly as for training, then predict."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from featx.features import SkippedImage
+from featx.heads.head import Head
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """One row per image that could be embedded; ``skipped`` lists those that could not."""
+
+    classes: tuple[str, ...]
+    paths: list[str]
+    proba: np.ndarray  # (n, len(classes))
+    skipped: list[SkippedImage]
+
+    @property
+    def labels(self) -> list[str]:
+        return [self.classes[i] for i in np.argmax(self.proba, axis=1)] if len(self.paths) else []
+
+    @property
+    def confidence(self) -> np.ndarray:
+        return self.proba.max(axis=1) if len(self.paths) else np.zeros(0)
+
+    def columns(self) -> list[str]:
+        return ["path", "label", "confidence"] + [f"prob_{c}" for c in self.classes]
+
+    def rows(self) -> list[dict]:
+        return [
+            {"path": path, "label": label, "confidence": float(conf),
+             **{f"prob_{c}": float(p) for c, p in zip(self.classes, probs)}}
+            for path, label, conf, probs in zip(self.paths, self.labels, self.confidence, self.proba)
+        ]
+
+    def to_dict(self) -> dict:
+        return {"classes": list(self.classes), "predictions": self.rows(),
+                "skipped": [s.to_dict() for s in self.skipped]}
+
+    def to_csv(self) -> str:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=self.columns(), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({k: (f"{v:.6f}" if isinstance(v, float) else v) for k, v in row.items()} for row in self.rows())
+        return buffer.getvalue()
+
+
+def predict_images(head: Head, inputs: Sequence[str | os.PathLike], *, cache_dir: str | os.PathLike | None = None,
+                   batch_size: int = 32, progress=None) -> Predictions:
+    """Predict image files and folders (searched recursively) with ``head``.
+
+    Images are embedded with the head's own backbone configuration through the content-addressed
+    cache in ``cache_dir`` (default ``$FEATX_CACHE_DIR`` or ``.featx``), so files seen before are
+    not embedded again. Images that cannot be decoded are listed in ``skipped``, not raised.
+    """
+    from featx.api import embed_paths
+    from featx.datasets import collect_image_files
+
+    files = collect_image_files(inputs)
+    embedded = embed_paths(files, head.embed_config(), cache_dir=cache_dir, batch_size=batch_size, progress=progress)
+    paths = [os.path.abspath(f) for f, ok in zip(files, embedded.ok) if ok]
+    proba = head.predict_proba(embedded.X) if len(paths) else np.zeros((0, len(head.classes)))
+    return Predictions(classes=head.classes, paths=paths, proba=proba, skipped=list(embedded.skipped))
