@@ -85,11 +85,13 @@ def embed_into_cache(
     workers: int = 2,
     progress: Callable[[int], ProgressCallback] | None = None,
     prune: bool = True,
+    extractor=None,
 ) -> EmbedReport:
     """Bring ``cache_path`` up to date with ``dataset`` under ``config`` and return what was done.
 
     With ``prune`` (a dataset cache) vectors of files no longer in the dataset are dropped; without
-    it (the cache of loose files behind ``embed_paths``) vectors accumulate.
+    it (the cache of loose files behind ``embed_paths``) vectors accumulate. An ``extractor``
+    already built for ``config`` may be passed in to reuse it.
 
     ``progress(total)`` is called once with the number of images to embed and returns a callback
     that receives the number of images finished after each batch.
@@ -121,9 +123,10 @@ def embed_into_cache(
 
     feature_dim = int(index.attrs.get("feature_dim", 0)) if index else 0
     if todo:
-        from featx.extractor import FeatureExtractor  # imports TensorFlow: only when needed
+        if extractor is None:
+            from featx.extractor import FeatureExtractor  # imports TensorFlow: only when needed
 
-        extractor = FeatureExtractor(config, batch_size=batch_size)
+            extractor = FeatureExtractor(config, batch_size=batch_size)
         feature_dim = extractor.feature_dim
         advance = progress(len(todo)) if progress else None
         for ids, failures in _embed(extractor, todo, config, workers):

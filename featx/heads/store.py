@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 
 from featx.cache.locate import default_cache_dir
-from featx.config import EmbedConfig, sha256_file
+from featx.config import EmbedConfig, fingerprint_of, sha256_file
 from featx.errors import FeatxError
 from featx.heads.head import Head
 from featx.heads.registry import HEADS
@@ -89,7 +89,13 @@ def load_head(path: str | os.PathLike) -> Head:
         raise FeatxError(f"{path / META_FILE} is damaged ({exc}); refit the head.") from None
     if type(estimator) is not expected or not hasattr(estimator, "classes_"):
         raise FeatxError(f"{estimator_file} does not hold a fitted {meta['head']} head; refusing to load it.")
-    EmbedConfig.from_record(meta["config"], meta["sources"])  # raises when config and fingerprint disagree
+    if fingerprint_of(meta["config"]) != meta["fingerprint"]:
+        raise FeatxError(f"{path / META_FILE} is inconsistent: its backbone configuration does not match its "
+                         "fingerprint; refusing to load it.")
+    try:
+        EmbedConfig.from_record(meta["config"], meta["sources"])
+    except TypeError as exc:
+        raise FeatxError(f"{path / META_FILE} is damaged ({exc}); refit the head.") from None
     return Head(
         kind=meta["head"], estimator=estimator, params=meta["params"], classes=tuple(meta["classes"]),
         config=meta["config"], sources=meta["sources"], fingerprint=meta["fingerprint"],
