@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from featx.api import DEFAULT_BACKBONE, embed_with_report
+from featx.api import DEFAULT_BACKBONE, embed_to_cache
 from featx.cli.app import app, handle_errors, print_json
 from featx.cli.progress import progress_bar
 
@@ -51,7 +51,7 @@ def embed_command(
 ) -> None:
     """Embed every image of DATA once into the feature cache; reruns embed only what changed."""
     with progress_bar(enabled=not (quiet or as_json)) as progress:
-        features, report = embed_with_report(
+        report = embed_to_cache(
             data, backbone, weights=weights, seed=seed, image_size=image_size, resize=resize,
             pooling=pooling, preprocess=preprocess, batch_size=batch_size, cache=cache,
             workers=workers, progress=progress,
@@ -67,4 +67,4 @@ def embed_command(
     )
     for skipped in report.skipped:
         typer.echo(f"  skipped {skipped.path}: {skipped.reason}")
-    typer.echo(f"{len(features)} vectors of {report.feature_dim} floats in {report.cache_path}")
+    typer.echo(f"{report.embedded + report.reused} vectors of {report.feature_dim} floats in {report.cache_path}")

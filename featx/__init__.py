@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from importlib import metadata as _metadata
 
-from featx.api import DEFAULT_BACKBONE, PathEmbedding, embed, embed_paths, embed_with_report
+from featx.api import (
+    DEFAULT_BACKBONE,
+    PathEmbedding,
+    embed,
+    embed_paths,
+    embed_to_cache,
+    embed_with_report,
+)
 from featx.backbones import BackboneSpec, get_backbone, list_backbones
 from featx.config import EmbedConfig, resolve_config
 from featx.errors import CacheError, FeatxError, ImageDecodeError, WeightsUnavailableError
@@ -46,6 +53,7 @@ __all__ = [
     "__version__",
     "embed",
     "embed_paths",
+    "embed_to_cache",
     "embed_with_report",
     "get_backbone",
     "list_backbones",

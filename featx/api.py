@@ -38,7 +38,8 @@ def embed(
     """Embed every image of ``data`` once into its feature cache and return the features.
 
     ``data`` is a folder of class folders, of train/val/test folders, of plain images, or a CSV
-    manifest. Reruns embed only new or changed files. The run's report is ``features.report``.
+    manifest. Reruns embed only new or changed files; :func:`embed_with_report` also says what
+    the run did.
     """
     features, _ = embed_with_report(
         data, backbone, weights=weights, image_size=image_size, resize=resize, pooling=pooling,
@@ -49,18 +50,35 @@ def embed(
 
 
 def embed_with_report(
-    data: str | os.PathLike, backbone: str = DEFAULT_BACKBONE, *, cache=None, batch_size: int = 32,
-    workers: int | None = None, progress=None, **options,
+    data: str | os.PathLike, backbone: str = DEFAULT_BACKBONE, **options
 ) -> tuple[Features, EmbedReport]:
     """Like :func:`embed`, also returning what the run did (embedded, reused, skipped)."""
+    report = embed_to_cache(data, backbone, **options)
+    return load_features(report.cache_path), report
+
+
+def embed_to_cache(
+    data: str | os.PathLike,
+    backbone: str = DEFAULT_BACKBONE,
+    *,
+    cache: str | os.PathLike | None = None,
+    batch_size: int = 32,
+    workers: int | None = None,
+    progress=None,
+    **options,
+) -> EmbedReport:
+    """Bring the feature cache of ``data`` up to date without loading the vectors into memory.
+
+    ``options`` are the backbone configuration: weights, image_size, resize, pooling, preprocess,
+    seed (see :func:`featx.resolve_config`).
+    """
     dataset = scan_dataset(data)
     config = resolve_config(backbone, **options)
     cache_path = resolve_cache_path(cache, dataset, config)
-    report = embed_into_cache(
+    return embed_into_cache(
         dataset, config, cache_path, batch_size=batch_size,
         workers=workers or default_workers(), progress=progress,
     )
-    return load_features(cache_path), report
 
 
 @dataclass(frozen=True)
@@ -105,4 +123,4 @@ def embed_paths(
     return PathEmbedding(X=read_vectors(cache_path, rows[ok]), ok=ok, skipped=report.skipped)
 
 
-__all__ = ["embed", "embed_with_report", "embed_paths", "load_features", "PathEmbedding", "DEFAULT_BACKBONE"]
+__all__ = ["embed", "embed_with_report", "embed_to_cache", "embed_paths", "load_features", "PathEmbedding", "DEFAULT_BACKBONE"]
