@@ -109,3 +109,17 @@ def latest_cache(cache_dir: str | os.PathLike | None = None, backbone: str | Non
     if not caches:
         raise CacheError(f"No feature cache in {folder}. Run 'featx embed DATA' first, or pass --cache.")
     return caches[0].path
+
+
+def delete_cache(path: str | os.PathLike) -> None:
+    """Remove a cache file with its shards and lock; refuses while a run is writing it."""
+    from featx.cache.lock import cache_lock, lock_path
+    from featx.cache.shards import list_shards, remove_shards
+
+    path = Path(path)
+    if not path.exists() and not list_shards(path):
+        raise CacheError(f"No feature cache at {path}; 'featx cache ls' lists them.")
+    with cache_lock(path, wait=False):
+        remove_shards(list_shards(path))
+        path.unlink(missing_ok=True)
+    lock_path(path).unlink(missing_ok=True)

@@ -80,3 +80,16 @@ def open_cache(path: str | os.PathLike) -> Iterator[h5py.File]:
     with h5:
         check_schema(h5, path)
         yield h5
+
+
+@contextlib.contextmanager
+def write_errors(where: str | os.PathLike) -> Iterator[None]:
+    """Turn a failed write (disk full, permissions, I/O error) into one clear CacheError."""
+    try:
+        yield
+    except OSError as exc:
+        reason = exc.strerror or str(exc).splitlines()[0]
+        raise CacheError(
+            f"Could not write the feature cache in {where} ({reason}); the committed cache is "
+            "unchanged. Free disk space or fix permissions, then rerun to continue."
+        ) from exc

@@ -17,7 +17,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from featx.cache.schema import stamp
+from featx._faults import crash_point
+from featx.cache.schema import stamp, write_errors
 from featx.cache.tables import ID_DTYPE, STR
 
 SHARD_TYPE = "featx-feature-shard"
@@ -44,14 +45,16 @@ def write_shard(
     final = folder / f"{name}.h5"
     skipped_ids = np.asarray([] if skipped_ids is None else skipped_ids, dtype=ID_DTYPE)
     try:
-        with h5py.File(tmp, "w") as h5:
+        with write_errors(folder), h5py.File(tmp, "w") as h5:
             stamp(h5, SHARD_TYPE)
             h5.attrs["fingerprint"] = fingerprint
             h5.create_dataset("id", data=np.asarray(ids, dtype=ID_DTYPE))
             h5.create_dataset("features", data=np.asarray(features, dtype=np.float32))
             h5.create_dataset("skipped_id", data=skipped_ids)
             h5.create_dataset("skipped_reason", data=np.asarray(skipped_reasons or [], dtype=object), dtype=STR)
-        os.replace(tmp, final)
+            crash_point("shard-writing")
+        with write_errors(folder):
+            os.replace(tmp, final)
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -76,7 +79,7 @@ def read_shards(
     for shard in list_shards(cache_path):
         try:
             with h5py.File(shard, "r") as h5:
-                if h5.attrs.get("encoding-type") != SHARD_TYPE or h5.attrs.get("fingerprint") != fingerprint:
+                if not _matches(h5, fingerprint):
                     continue
                 yield (
                     shard,
@@ -87,6 +90,28 @@ def read_shards(
                 )
         except (OSError, KeyError):
             continue
+
+
+def read_shard_ids(
+    cache_path: str | os.PathLike, fingerprint: str
+) -> Iterator[tuple[np.ndarray, np.ndarray, list[str]]]:
+    """Like :func:`read_shards` but only (ids, skipped ids, reasons): what resuming needs to know."""
+    for shard in list_shards(cache_path):
+        try:
+            with h5py.File(shard, "r") as h5:
+                if not _matches(h5, fingerprint):
+                    continue
+                yield (
+                    h5["id"][()].astype(ID_DTYPE),
+                    h5["skipped_id"][()].astype(ID_DTYPE),
+                    list(h5["skipped_reason"].asstr()[()]),
+                )
+        except (OSError, KeyError):
+            continue
+
+
+def _matches(h5: h5py.File, fingerprint: str) -> bool:
+    return h5.attrs.get("encoding-type") == SHARD_TYPE and h5.attrs.get("fingerprint") == fingerprint
 
 
 def remove_shards(shards: list[Path]) -> None:

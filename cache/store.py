@@ -16,7 +16,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from featx.cache.schema import open_cache, stamp
+from featx._faults import crash_point
+from featx.cache.schema import open_cache, stamp, write_errors
 from featx.cache.tables import ID_DTYPE, STR, ImageTable, SkipTable
 
 CHUNK_ROWS = 256
@@ -92,7 +93,7 @@ def write_cache(
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with h5py.File(tmp, "w") as h5:
+        with write_errors(path.parent), h5py.File(tmp, "w") as h5:
             stamp(h5)
             for key, value in attrs.items():
                 h5.attrs[key] = value
@@ -104,9 +105,11 @@ def write_cache(
                 group = h5.create_group(name)
                 stamp(group)
                 table.write(group)
-        _fsync(tmp)
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        with write_errors(path.parent):
+            _fsync(tmp)
+            crash_point("consolidate-written")
+            os.replace(tmp, path)
+            _fsync_dir(path.parent)
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -132,6 +135,7 @@ def _write_vectors(group: h5py.Group, chunks: VectorChunks, feature_dim: int) ->
         ids[rows:] = chunk_ids
         features[rows:] = chunk_features
         rows += count
+        crash_point("consolidate-writing")
     return rows
 
 
@@ -145,6 +149,19 @@ def iter_cache_vectors(path: str | os.PathLike, keep: np.ndarray | None = None) 
             stop = min(start + block, len(ids))
             mask = slice(None) if keep is None else keep[start:stop]
             yield ids[start:stop].astype(ID_DTYPE)[mask], features[start:stop][mask]
+
+
+def remove_stale_temporaries(cache_path: str | os.PathLike) -> None:
+    """Delete temporary files that killed runs left beside the cache (call under the lock)."""
+    from featx.cache.shards import shard_dir
+
+    cache_path = Path(cache_path)
+    stale = list(cache_path.parent.glob(f".{cache_path.name}.*.tmp"))
+    folder = shard_dir(cache_path)
+    if folder.is_dir():
+        stale += list(folder.glob(".*.tmp"))
+    for path in stale:
+        path.unlink(missing_ok=True)
 
 
 def _fsync(path: Path) -> None:

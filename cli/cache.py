@@ -7,16 +7,24 @@ from typing import Annotated
 
 import typer
 
-from featx.cache.locate import default_cache_dir, find_caches, summarize
-from featx.cli.app import cache_app, handle_errors, print_json
+from featx.cache.locate import default_cache_dir, delete_cache, find_caches, summarize
+from featx.cache.verify import verify_cache
+from featx.cli.app import cache_app, fail, handle_errors, print_json
+
+CachePath = Annotated[
+    Path | None, typer.Argument(help="A cache file or folder (default: $FEATX_CACHE_DIR or .featx).")
+]
+
+
+def _cache_files(path: Path | None) -> list[Path]:
+    target = path or default_cache_dir()
+    return [target] if target.is_file() else [s.path for s in find_caches(target)]
 
 
 @cache_app.command("info")
 @handle_errors
 def info_command(
-    path: Annotated[
-        Path | None, typer.Argument(help="A cache file or folder (default: $FEATX_CACHE_DIR or .featx).")
-    ] = None,
+    path: CachePath = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """Show the caches in a folder, or one cache file: dataset, backbone configuration, counts."""
@@ -37,3 +45,58 @@ def info_command(
         typer.echo(
             f"  images    {s.images} files, {s.skipped} skipped, {s.vectors} vectors of {s.feature_dim} floats"
         )
+
+
+@cache_app.command("ls")
+@handle_errors
+def ls_command(
+    folder: Annotated[Path | None, typer.Argument(help="Cache folder (default: $FEATX_CACHE_DIR or .featx).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """List the caches, one line each, most recent first."""
+    summaries = find_caches(folder or default_cache_dir())
+    if as_json:
+        print_json([s.to_dict() for s in summaries])
+        return
+    for s in summaries:
+        typer.echo(f"{s.path}\t{s.backbone}\t{s.images} images\t{s.updated}")
+
+
+@cache_app.command("verify")
+@handle_errors
+def verify_command(
+    path: CachePath = None,
+    rehash: Annotated[bool, typer.Option("--rehash", help="Also check each file still has its content id.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """Check caches: schema version, structure, counts, NaN/inf; exit 1 if any has a problem."""
+    files = _cache_files(path)
+    if not files:
+        raise fail(f"No feature caches in {path or default_cache_dir()}.")
+    results = {str(f): verify_cache(f, rehash=rehash) for f in files}
+    if as_json:
+        print_json([{"cache": f, "ok": not p, "problems": p, "notes": n} for f, (p, n) in results.items()])
+    else:
+        for file, (problems, notes) in results.items():
+            typer.echo(f"{file}: {'ok' if not problems else 'PROBLEMS'}")
+            for line in problems + notes:
+                typer.echo(f"  {line}")
+    if any(problems for problems, _ in results.values()):
+        raise typer.Exit(1)
+
+
+@cache_app.command("rm")
+@handle_errors
+def rm_command(
+    paths: Annotated[list[Path] | None, typer.Argument(help="Cache files to delete.")] = None,
+    all_caches: Annotated[bool, typer.Option("--all", help="Delete every cache in the cache folder.")] = False,
+) -> None:
+    """Delete caches (with their shards); refuses one that a run is writing."""
+    targets = list(paths or [])
+    if all_caches:
+        targets += [s.path for s in find_caches(default_cache_dir())]
+    if not targets:
+        raise fail("Name the cache files to delete, or pass --all.", 2)
+    for target in targets:
+        delete_cache(target)
+        typer.echo(f"deleted {target}")

@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 
 from featx.api import DEFAULT_BACKBONE, embed_to_cache
-from featx.cli.app import app, handle_errors, print_json
+from featx.images import DEFAULT_MAX_PIXELS
+from featx.cli.app import app, fail, handle_errors, info, print_json
 from featx.cli.progress import progress_bar
 
 
@@ -46,6 +47,13 @@ def embed_command(
         typer.Option(help="Cache folder, or a .h5 cache file (default: $FEATX_CACHE_DIR or .featx)."),
     ] = None,
     workers: Annotated[int | None, typer.Option(help="Decoding threads (default: one per core).")] = None,
+    max_pixels: Annotated[
+        int, typer.Option("--max-pixels", help="Skip images with more pixels than this (decompression bombs).")
+    ] = DEFAULT_MAX_PIXELS,
+    strict: Annotated[bool, typer.Option("--strict", help="Exit 1 when any image was skipped.")] = False,
+    no_wait: Annotated[
+        bool, typer.Option("--no-wait", help="Stop at once if another run is updating the same cache.")
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object for scripts.")] = False,
 ) -> None:
@@ -54,13 +62,18 @@ def embed_command(
         report = embed_to_cache(
             data, backbone, weights=weights, seed=seed, image_size=image_size, resize=resize,
             pooling=pooling, preprocess=preprocess, batch_size=batch_size, cache=cache,
-            workers=workers, progress=progress,
+            workers=workers, progress=progress, wait=not no_wait, on_wait=info,
+            max_pixels=max_pixels,
         )
     if as_json:
         print_json(report.to_dict())
-        return
-    if quiet:
-        return
+    elif not quiet:
+        _print_summary(report)
+    if strict and report.skipped:
+        raise fail(f"{len(report.skipped)} images were skipped and --strict is set (the cache keeps the rest).")
+
+
+def _print_summary(report) -> None:
     typer.echo(
         f"{report.images} images: {report.embedded} embedded, {report.reused} reused, "
         f"{len(report.skipped)} skipped ({report.seconds:.1f} s)"

@@ -16,6 +16,7 @@ from featx.datasets import Dataset, ImageRecord, scan_dataset
 from featx.embedding import EmbedReport, embed_into_cache, resolve_cache_path
 from featx.features import Features, SkippedImage, load_features
 from featx.fileindex import default_workers
+from featx.images import DEFAULT_MAX_PIXELS
 
 DEFAULT_BACKBONE = "MobileNetV2"
 
@@ -65,19 +66,23 @@ def embed_to_cache(
     batch_size: int = 32,
     workers: int | None = None,
     progress=None,
+    wait: bool = True,
+    on_wait=None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
     **options,
 ) -> EmbedReport:
     """Bring the feature cache of ``data`` up to date without loading the vectors into memory.
 
     ``options`` are the backbone configuration: weights, image_size, resize, pooling, preprocess,
-    seed (see :func:`featx.resolve_config`).
+    seed (see :func:`featx.resolve_config`). ``wait=False`` fails at once when another run holds
+    the cache; ``max_pixels`` skips larger images undecoded.
     """
     dataset = scan_dataset(data)
     config = resolve_config(backbone, **options)
     cache_path = resolve_cache_path(cache, dataset, config)
     return embed_into_cache(
-        dataset, config, cache_path, batch_size=batch_size,
-        workers=workers or default_workers(), progress=progress,
+        dataset, config, cache_path, batch_size=batch_size, workers=workers or default_workers(),
+        progress=progress, wait=wait, on_wait=on_wait, max_pixels=max_pixels,
     )
 
 

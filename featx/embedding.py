@@ -19,16 +19,19 @@ from pathlib import Path
 
 import numpy as np
 
+from featx._faults import crash_point
 from featx.backbones import get_backbone
 from featx.cache.locate import dataset_cache_path, default_cache_dir
-from featx.cache.shards import list_shards, read_shards, remove_shards, write_shard
-from featx.cache.store import CacheIndex, iter_cache_vectors, write_cache
+from featx.cache.lock import cache_lock
+from featx.cache.shards import list_shards, read_shard_ids, read_shards, remove_shards, write_shard
+from featx.cache.store import CacheIndex, iter_cache_vectors, remove_stale_temporaries, write_cache
 from featx.cache.tables import ID_DTYPE, ImageTable, SkipTable, id_column, str_column
 from featx.config import EmbedConfig
 from featx.datasets import Dataset
 from featx.errors import CacheError, FeatxError
 from featx.features import SkippedImage
 from featx.fileindex import index_files
+from featx.images import DEFAULT_MAX_PIXELS
 from featx.streaming import batched_pixels, decode_stream
 
 ProgressCallback = Callable[[int], None]
@@ -86,17 +89,30 @@ def embed_into_cache(
     progress: Callable[[int], ProgressCallback] | None = None,
     prune: bool = True,
     extractor=None,
+    wait: bool = True,
+    on_wait: Callable[[str], None] | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> EmbedReport:
     """Bring ``cache_path`` up to date with ``dataset`` under ``config`` and return what was done.
 
     With ``prune`` (a dataset cache) vectors of files no longer in the dataset are dropped; without
     it (the cache of loose files behind ``embed_paths``) vectors accumulate. An ``extractor``
-    already built for ``config`` may be passed in to reuse it.
+    already built for ``config`` may be passed in to reuse it. One run at a time holds the cache's
+    lock: with ``wait`` a second run waits (``on_wait`` is told), else it fails at once.
+    Images of more than ``max_pixels`` pixels are skipped undecoded.
 
     ``progress(total)`` is called once with the number of images to embed and returns a callback
     that receives the number of images finished after each batch.
     """
     started = time.perf_counter()
+    with cache_lock(cache_path, wait=wait, on_wait=on_wait):
+        remove_stale_temporaries(cache_path)
+        report = _update(dataset, config, cache_path, batch_size, workers, progress, prune, extractor, max_pixels)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _update(dataset, config, cache_path, batch_size, workers, progress, prune, extractor, max_pixels) -> EmbedReport:
     fingerprint = config.fingerprint
     index = CacheIndex.read(cache_path) if cache_path.exists() else None
     if index is not None and index.fingerprint != fingerprint:
@@ -106,20 +122,14 @@ def embed_into_cache(
             "choose another --cache file or delete this one."
         )
     images, unreadable = index_files(dataset.root, dataset.records, index.images if index else None, workers)
-
-    have: set[bytes] = set(index.vector_ids.tolist()) if index else set()
-    failed_ids: dict[bytes, str] = {}
-    if index is not None:
-        failed_ids.update((i, r) for i, r in zip(index.skipped.id.tolist(), index.skipped.reason) if i)
-    for _, ids, _, skipped_ids, reasons in read_shards(cache_path, fingerprint):
-        have.update(ids.tolist())
-        failed_ids.update(zip(skipped_ids.tolist(), reasons))
+    have, failed_ids = _committed_work(index, cache_path, fingerprint)
     reused_ids = have.copy()
 
     todo: dict[bytes, Path] = {}
     for path, content_id in zip(images.path, images.id.tolist()):
         if content_id not in have and content_id not in failed_ids and content_id not in todo:
             todo[content_id] = dataset.root / path
+    crash_point("planned")
 
     feature_dim = int(index.attrs.get("feature_dim", 0)) if index else 0
     if todo:
@@ -129,15 +139,10 @@ def embed_into_cache(
             extractor = FeatureExtractor(config, batch_size=batch_size)
         feature_dim = extractor.feature_dim
         advance = progress(len(todo)) if progress else None
-        for ids, failures in _embed(extractor, todo, config, workers):
-            write_shard(
-                cache_path,
-                fingerprint,
-                id_column(ids),
-                ids.vectors,
-                id_column(i for i, _ in failures),
-                [r for _, r in failures],
-            )
+        for ids, failures in _embed(extractor, todo, config, workers, max_pixels):
+            write_shard(cache_path, fingerprint, id_column(ids), ids.vectors,
+                        id_column(i for i, _ in failures), [r for _, r in failures])
+            crash_point("shard-committed")
             have.update(ids)
             failed_ids.update(failures)
             if advance:
@@ -168,8 +173,22 @@ def embed_into_cache(
     if _changed(index, cache_path, images, skipped, dataset):
         attrs = _attrs(dataset, config, feature_dim)
         commit(cache_path, index, attrs, list(dataset.classes), images, skipped, feature_dim, prune=prune)
-    report.seconds = time.perf_counter() - started
     return report
+
+
+def _committed_work(
+    index: CacheIndex | None, cache_path: Path, fingerprint: str
+) -> tuple[set[bytes], dict[bytes, str]]:
+    """Content ids that already have a vector, and those known not to decode (with reasons),
+    from the committed cache and from shards left by earlier (possibly killed) runs."""
+    have: set[bytes] = set(index.vector_ids.tolist()) if index else set()
+    failed: dict[bytes, str] = {}
+    if index is not None:
+        failed.update((i, r) for i, r in zip(index.skipped.id.tolist(), index.skipped.reason) if i)
+    for ids, skipped_ids, reasons in read_shard_ids(cache_path, fingerprint):
+        have.update(ids.tolist())
+        failed.update(zip(skipped_ids.tolist(), reasons))
+    return have, failed
 
 
 class _Batch(list):
@@ -179,9 +198,10 @@ class _Batch(list):
 
 
 def _embed(
-    extractor, todo: dict[bytes, Path], config: EmbedConfig, workers: int
+    extractor, todo: dict[bytes, Path], config: EmbedConfig, workers: int, max_pixels: int
 ) -> Iterator[tuple[_Batch, list[tuple[bytes, str]]]]:
-    stream = decode_stream(todo.items(), config.input_size, config.resize, workers, ahead=2 * extractor.batch_size)
+    ahead = 2 * extractor.batch_size
+    stream = decode_stream(todo.items(), config.input_size, config.resize, workers, ahead, max_pixels)
     for ids, pixels, failures in batched_pixels(stream, extractor.batch_size, config.input_size):
         batch = _Batch(ids)
         batch.vectors = extractor(pixels) if ids else np.zeros((0, extractor.feature_dim), np.float32)
@@ -260,4 +280,5 @@ def commit(
         vectors=chunks(),
         feature_dim=feature_dim,
     )
+    crash_point("consolidate-committed")
     remove_shards(shards)

@@ -30,11 +30,15 @@ def is_image_file(name: str) -> bool:
     return not base.startswith(".") and os.path.splitext(base)[1].lower() in IMAGE_EXTENSIONS
 
 
-def decode_rgb(path: str | os.PathLike) -> np.ndarray:
+DEFAULT_MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485  # Pillow's own decompression-bomb limit
+
+
+def decode_rgb(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Read an image file as uint8 pixels of shape (height, width, 3).
 
     Grey, palette, CMYK and 1-bit images are converted, alpha is dropped, 16-bit images are
     scaled to 8 bits, the EXIF orientation is applied and animations give their first frame.
+    Images of more than ``max_pixels`` pixels are refused before decoding (decompression bombs).
     Raises ImageDecodeError whose message is the reason, short enough for a skip list.
     """
     path = Path(path)
@@ -44,6 +48,10 @@ def decode_rgb(path: str | os.PathLike) -> np.ndarray:
         if path.stat().st_size == 0:
             raise ImageDecodeError("empty file (0 bytes)")
         with Image.open(path) as img:
+            if img.width * img.height > max_pixels:
+                raise ImageDecodeError(
+                    f"image too large ({img.width}x{img.height} pixels, limit {max_pixels}; see --max-pixels)"
+                )
             img.load()  # decode now, inside the try, so truncated data is reported here
             return _to_rgb_array(_upright(img))
     except ImageDecodeError:
@@ -121,9 +129,11 @@ def resize_image(image: np.ndarray, size: tuple[int, int], mode: str = "stretch"
     return _bilinear(pixels, height, width)
 
 
-def load_image(path: str | os.PathLike, size: tuple[int, int], mode: str = "stretch") -> np.ndarray:
+def load_image(
+    path: str | os.PathLike, size: tuple[int, int], mode: str = "stretch", max_pixels: int = DEFAULT_MAX_PIXELS
+) -> np.ndarray:
     """Decode an image file and resize it: the one way featx turns a file into model input."""
-    return resize_image(decode_rgb(path), size, mode)
+    return resize_image(decode_rgb(path, max_pixels), size, mode)
 
 
 def _check_size(size: tuple[int, int]) -> tuple[int, int]:

@@ -16,20 +16,27 @@ from typing import TypeVar
 import numpy as np
 
 from featx.errors import ImageDecodeError
-from featx.images import load_image
+from featx._faults import crash_point
+from featx.images import DEFAULT_MAX_PIXELS, load_image
 
 T = TypeVar("T")
 
 
-def _load(path: Path, size: int, resize: str) -> np.ndarray | ImageDecodeError:
+def _load(path: Path, size: int, resize: str, max_pixels: int) -> np.ndarray | ImageDecodeError:
+    crash_point("decoding")
     try:
-        return load_image(path, (size, size), resize)
+        return load_image(path, (size, size), resize, max_pixels)
     except ImageDecodeError as exc:
         return exc
 
 
 def decode_stream(
-    items: Iterable[tuple[T, Path]], size: int, resize: str, workers: int, ahead: int
+    items: Iterable[tuple[T, Path]],
+    size: int,
+    resize: str,
+    workers: int,
+    ahead: int,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> Iterator[tuple[T, np.ndarray | ImageDecodeError]]:
     """Yield ``(key, pixels or the decode error)`` for each ``(key, path)``, in input order."""
     iterator = iter(items)
@@ -38,7 +45,7 @@ def decode_stream(
 
         def submit_next() -> None:
             for key, path in iterator:
-                pending.append((key, pool.submit(_load, path, size, resize)))
+                pending.append((key, pool.submit(_load, path, size, resize, max_pixels)))
                 return
 
         for _ in range(max(1, ahead)):
