@@ -172,7 +172,8 @@ def _image_subfolders(folder: Path) -> list[str]:
 def _image_names(folder: Path) -> list[str]:
     """Names of the image files lying directly in `folder`."""
     with os.scandir(folder) as entries:
-        return sorted(e.name for e in entries if is_image_file(e.name) and e.is_file())
+        # Broken symlinks are kept: the embedder reports them as skipped, with the reason.
+        return sorted(e.name for e in entries if is_image_file(e.name) and (e.is_file() or e.is_symlink()))
 
 
 def _walk_images(folder: Path) -> Iterator[Path]:
@@ -186,4 +187,9 @@ def _walk_images(folder: Path) -> Iterator[Path]:
         seen.add(real)
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         yield from (Path(dirpath, f) for f in sorted(filenames)
-                    if is_image_file(f) and os.path.isfile(os.path.join(dirpath, f)))
+                    if is_image_file(f) and _file_or_link(os.path.join(dirpath, f)))
+
+
+def _file_or_link(path: str) -> bool:
+    """A regular file, or a symlink (a broken one is reported as skipped by the embedder)."""
+    return os.path.isfile(path) or os.path.islink(path)

@@ -47,12 +47,14 @@ def index_files(
         try:
             stat = path.stat()
             if not path.is_file():
-                return "is a folder, not a file"
+                return "not a regular file"
             seen = known.get(record.path)
             if seen is not None and seen[0] == stat.st_size and seen[1] == stat.st_mtime_ns:
                 return seen
             return stat.st_size, stat.st_mtime_ns, sha256_file(path).encode()
         except OSError as exc:
+            if isinstance(exc, FileNotFoundError) and path.is_symlink():
+                return "broken symbolic link"
             return _os_reason(exc)
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
