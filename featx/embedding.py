@@ -133,12 +133,12 @@ def _update(dataset, config, cache_path, batch_size, workers, progress, prune, e
 
     feature_dim = int(index.attrs.get("feature_dim", 0)) if index else 0
     if todo:
+        advance = progress(len(todo)) if progress else None
         if extractor is None:
             from featx.extractor import FeatureExtractor  # imports TensorFlow: only when needed
 
             extractor = FeatureExtractor(config, batch_size=batch_size)
         feature_dim = extractor.feature_dim
-        advance = progress(len(todo)) if progress else None
         for ids, failures in _embed(extractor, todo, config, workers, max_pixels):
             write_shard(cache_path, fingerprint, id_column(ids), ids.vectors,
                         id_column(i for i, _ in failures), [r for _, r in failures])
