@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from featx.cli import backbones, cache, demo, embed, heads  # noqa: F401  (each module registers its commands)
+# Each module registers its commands; the import order is the order of `featx --help`.
+from featx.cli import backbones, embed, cache, heads, finetune, demo  # noqa: F401, I001
 from featx.cli.app import app
 
 

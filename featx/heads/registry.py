@@ -19,7 +19,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
-from sklearn.svm import SVC
+from sklearn.svm import SVC, LinearSVC
 
 from featx.errors import OptionError
 from featx.heads.keras_head import KerasHead
@@ -36,10 +36,17 @@ def logreg(*, C=1.0, max_iter=1000, class_weight=None, scale=True, random_state=
 
 
 def svm(*, C=1.0, kernel="rbf", gamma="scale", class_weight=None, calibration_cv=5, scale=True):
-    """StandardScaler + SVC; probabilities by Platt scaling (CalibratedClassifierCV, ensemble=False)."""
+    """StandardScaler + SVC; probabilities by Platt scaling (CalibratedClassifierCV, ensemble=False).
+
+    ``kernel="linear"`` uses LinearSVC (one-vs-rest): one weight vector per class, so the head
+    converts exactly into a Keras Dense layer for fine-tuning and export, and fits much faster.
+    """
     if kernel not in ("linear", "rbf"):
         raise ValueError(f"The 'kernel' parameter of the svm head must be one of 'linear', 'rbf'. Got {kernel!r} instead.")
-    svc = SVC(C=C, kernel=kernel, gamma=gamma, class_weight=class_weight)
+    if kernel == "linear":
+        svc = LinearSVC(C=C, class_weight=class_weight)
+    else:
+        svc = SVC(C=C, kernel=kernel, gamma=gamma, class_weight=class_weight)
     return _scaled(CalibratedClassifierCV(svc, cv=calibration_cv, ensemble=False), scale)
 
 
@@ -91,7 +98,7 @@ HEADS: dict[str, HeadSpec] = {
     "logreg": HeadSpec("logreg", logreg, _SCALED + (LogisticRegression,)),
     # CalibratedClassifierCV(ensemble=False) is scikit-learn's replacement for SVC(probability=True)
     # (deprecated in 1.9); its fitted state holds two helper classes, trusted by name.
-    "svm": HeadSpec("svm", svm, _SCALED + (CalibratedClassifierCV, SVC, "sklearn.calibration._CalibratedClassifier",
+    "svm": HeadSpec("svm", svm, _SCALED + (CalibratedClassifierCV, SVC, LinearSVC, "sklearn.calibration._CalibratedClassifier",
                                            "sklearn.calibration._SigmoidCalibration")),
     "knn": HeadSpec("knn", knn, _SCALED + (KNeighborsClassifier,)),
     "keras": HeadSpec("keras", KerasHead, (KerasHead,), needs_tensorflow=True),

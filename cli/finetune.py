@@ -1,0 +1,58 @@
+"""``featx fine-tune`` and ``featx export``: from a head on cached vectors to one deployable model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from featx.cli.app import app, handle_errors, info, print_json
+
+
+@app.command("fine-tune")
+@handle_errors
+def fine_tune_command(
+    head: Annotated[Path, typer.Argument(help="A head folder from 'featx fit-head' (keras, logreg or linear svm).")],
+    data: Annotated[Path | None, typer.Option(help="Where the images are, if not where the cache found them.")] = None,
+    unfreeze: Annotated[str, typer.Option(help="Top backbone layers to train: N, a FRACTION or 'all'.")] = "30",
+    epochs: Annotated[int, typer.Option(help="Most epochs (early stopping on validation loss).")] = 10,
+    learning_rate: Annotated[float, typer.Option("--learning-rate", help="Adam's learning rate.")] = 1e-5,
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 16,
+    no_augment: Annotated[bool, typer.Option("--no-augment", help="No random flips and crops.")] = False,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="The .keras file to write.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for shuffling and augmentation.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """Fine-tune the top of the backbone end to end, starting from HEAD; resumes a killed run."""
+    from featx.finetune import fine_tune
+
+    report = fine_tune(head, data=data, unfreeze=unfreeze, epochs=epochs, learning_rate=learning_rate,
+                       batch_size=batch_size, augment=not no_augment, output=output, seed=seed,
+                       verbose=0 if as_json else 2)
+    if as_json:
+        print_json(report.to_dict())
+        return
+    if report.resumed_from_epoch:
+        info(f"resumed from epoch {report.resumed_from_epoch}")
+    for split in ("val", "test"):
+        if split in report.before:
+            typer.echo(f"{split} accuracy: {report.before[split]['accuracy']:.3f} (head on frozen features) -> "
+                       f"{report.after[split]['accuracy']:.3f} (fine-tuned)")
+    typer.echo(f"unfroze {report.unfrozen_layers} layers, {report.epochs_run} epochs, {report.seconds:.0f} s")
+    typer.echo(f"model: {report.model_path}\nfeatures, for 'featx embed --backbone': {report.backbone_path}")
+    typer.echo(f"curves: {report.curves_path}")
+
+
+@app.command("export")
+@handle_errors
+def export_command(
+    source: Annotated[Path, typer.Argument(help="A head folder, or a fine-tuned .keras model.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the model.")],
+    format: Annotated[str, typer.Option(help="keras, savedmodel or tflite.")] = "keras",
+) -> None:
+    """Export one model: raw RGB image of any size in, class probabilities out."""
+    from featx.export import export
+
+    path = export(source, output, format=format)
+    typer.echo(f"exported {path}: raw RGB (uint8 or float 0-255, any size) in, class probabilities out")

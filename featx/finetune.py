@@ -1,0 +1,238 @@
+"""Fine-tuning the top of the backbone end to end, starting from a head trained on the cache.
+
+The classic recipe: the head trained on frozen features is the starting point (a random head would
+wreck the pretrained features), the top N backbone layers are unfrozen with a low learning rate,
+and the backbone always runs with ``training=False`` so BatchNormalization keeps its moving
+statistics. Each epoch is backed up, so a killed run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from featx._faults import crash_point
+from featx._tf import import_keras
+from featx.errors import FeatxError, OptionError
+from featx.modelfile import build_classifier, leaf_layers, write_metadata
+from featx.trainingdata import SplitImages, image_dataset, split_images
+
+
+@dataclass
+class FineTuneReport:
+    """What a fine-tune did: accuracies before and after, epochs, files written."""
+
+    model_path: Path
+    backbone_path: Path
+    curves_path: Path | None
+    unfrozen_layers: int
+    epochs_run: int
+    resumed_from_epoch: int
+    before: dict = field(default_factory=dict)  # split -> {loss, accuracy}
+    after: dict = field(default_factory=dict)
+    history: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {**{k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items()}}
+
+
+def parse_unfreeze(value: str | int | float, total: int) -> int:
+    """``N`` layers, a ``FRACTION`` (0–1) of them, or ``all``, counted from the top."""
+    text = str(value).strip().lower()
+    try:
+        if text == "all":
+            return total
+        if "." in text:
+            fraction = float(text)
+            if not 0.0 < fraction <= 1.0:
+                raise ValueError
+            return max(1, round(fraction * total))
+        count = int(text)
+        if count < 0:
+            raise ValueError
+        return min(count, total)
+    except ValueError:
+        raise OptionError(f"--unfreeze must be a number of layers, a fraction in (0, 1] or 'all'; got {value!r}.") from None
+
+
+def unfreeze_top(backbone, count: int) -> int:
+    """Make the top ``count`` layers trainable, BatchNormalization excepted; returns how many."""
+    _, keras = import_keras()
+    layers = [layer for layer in leaf_layers(backbone) if not isinstance(layer, keras.layers.InputLayer)]
+    backbone.trainable = True
+    cut = len(layers) - count
+    for index, layer in enumerate(layers):
+        layer.trainable = index >= cut and not isinstance(layer, keras.layers.BatchNormalization)
+    return count
+
+
+def fine_tune(
+    head,
+    *,
+    data: str | os.PathLike | None = None,
+    unfreeze: str | int | float = 30,
+    epochs: int = 10,
+    learning_rate: float = 1e-5,
+    batch_size: int = 16,
+    augment: bool = True,
+    output: str | os.PathLike | None = None,
+    patience: int = 3,
+    seed: int = 0,
+    verbose: int = 0,
+) -> FineTuneReport:
+    """Fine-tune ``head`` (a fitted Head or its folder) with its backbone and save a .keras model."""
+    from featx.heads.store import load_head
+
+    started = time.perf_counter()
+    head = head if hasattr(head, "estimator") else load_head(head)
+    if epochs < 1 or learning_rate <= 0 or batch_size < 1:
+        raise OptionError("--epochs and --batch-size must be at least 1 and --learning-rate above 0.")
+    parse_unfreeze(unfreeze, 1)  # a bad value is reported before anything is built
+    tf, keras = import_keras()
+    config = head.embed_config()
+    model_path = Path(output) if output else _default_output(head)
+    if model_path.suffix != ".keras":
+        raise OptionError(f"-o {model_path}: the fine-tuned model is saved in Keras format; end the name in .keras.")
+    images = split_images(head, data)
+    if len(images["train"]) == 0:
+        raise FeatxError(f"head {head.name} has no training images to fine-tune on.")
+
+    keras.utils.set_random_seed(seed)
+    model, backbone, feature_model = build_classifier(head, config)
+    total = len([l for l in leaf_layers(backbone) if not isinstance(l, keras.layers.InputLayer)])
+    unfrozen = unfreeze_top(backbone, parse_unfreeze(unfreeze, total))
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+
+    datasets = {name: image_dataset(split, config, batch_size, shuffle=False, augment=False)
+                for name, split in images.items() if len(split) and name != "train"}
+    train = image_dataset(images["train"], config, batch_size, shuffle=True, augment=augment, seed=seed)
+    before = {name: _evaluate(model, ds) for name, ds in {"train": image_dataset(
+        images["train"], config, batch_size, shuffle=False, augment=False), **datasets}.items()}
+
+    work = model_path.with_name(model_path.name + ".training")
+    resumed = _resumed_epoch(work)
+    monitor = "val_loss" if "val" in datasets else "loss"
+    epoch_log, best = _callbacks(keras, work, monitor)
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(work / "backup")),
+        best,
+        keras.callbacks.EarlyStopping(monitor=monitor, patience=patience),
+        epoch_log,
+    ]
+    history = model.fit(train, validation_data=datasets.get("val"), epochs=epochs, callbacks=callbacks,
+                        shuffle=False, verbose=verbose)  # the pipeline shuffles, seeded per epoch
+    best.restore(model)
+    after = {name: _evaluate(model, ds) for name, ds in {"train": image_dataset(
+        images["train"], config, batch_size, shuffle=False, augment=False), **datasets}.items()}
+
+    report = FineTuneReport(
+        model_path=model_path,
+        backbone_path=model_path.with_name(model_path.stem + ".backbone.keras"),
+        curves_path=None, unfrozen_layers=unfrozen, epochs_run=len(history.history.get("loss", [])),
+        resumed_from_epoch=resumed, before=before, after=after,
+        history={k: [float(v) for v in vs] for k, vs in _full_history(work).items()},
+    )
+    metadata = {
+        "classes": list(head.classes), "config": head.config, "sources": head.sources,
+        "fingerprint": head.fingerprint, "head": head.name, "head_kind": head.kind, "split": head.split,
+        "fine_tune": {"unfreeze": str(unfreeze), "unfrozen_layers": unfrozen, "epochs": epochs,
+                      "learning_rate": learning_rate, "batch_size": batch_size, "augment": augment,
+                      "before": before, "after": after},
+    }
+    model_path.parent.mkdir(parents=True, exist_ok=True)
+    model.save(model_path)
+    write_metadata(model_path, {**metadata, "kind": "classifier"})
+    feature_model.save(report.backbone_path)
+    write_metadata(report.backbone_path, {**metadata, "kind": "backbone"})
+    report.curves_path = _plot(head, report, model_path.with_suffix(".png"))
+    shutil.rmtree(work, ignore_errors=True)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _default_output(head) -> Path:
+    folder = head.path.parent if head.path is not None else Path(".")
+    return folder / f"{head.name}-finetuned.keras"
+
+
+def _evaluate(model, dataset) -> dict:
+    loss, accuracy = model.evaluate(dataset, verbose=0)
+    return {"loss": float(loss), "accuracy": float(accuracy)}
+
+
+def _resumed_epoch(work: Path) -> int:
+    log = work / "epochs.json"
+    return len(json.loads(log.read_text()).get("loss", [])) if log.is_file() else 0
+
+
+def _full_history(work: Path) -> dict:
+    log = work / "epochs.json"
+    return json.loads(log.read_text()) if log.is_file() else {}
+
+
+def _callbacks(keras, work: Path, monitor: str):
+    """(epoch log, best-weights keeper): both write to ``work`` so a resumed run keeps them."""
+
+    class EpochLog(keras.callbacks.Callback):
+        """Keeps every epoch's metrics in a file, so the curves survive a resumed run."""
+
+        def on_epoch_end(self, epoch, logs=None):
+            history = _full_history(work)
+            for key, value in (logs or {}).items():
+                history.setdefault(key, []).append(float(value))
+            work.mkdir(parents=True, exist_ok=True)
+            (work / "epochs.tmp").write_text(json.dumps(history))
+            os.replace(work / "epochs.tmp", work / "epochs.json")
+            crash_point("finetune-epoch")
+
+    class BestWeights(keras.callbacks.Callback):
+        """Saves the best epoch's weights; its record survives a killed run (EarlyStopping's does not)."""
+
+        weights, record = work / "best.weights.h5", work / "best.json"
+
+        def on_epoch_end(self, epoch, logs=None):
+            value = (logs or {}).get(monitor)
+            best = json.loads(self.record.read_text())["value"] if self.record.is_file() else np.inf
+            if value is not None and value < best:
+                work.mkdir(parents=True, exist_ok=True)
+                self.model.save_weights(self.weights)
+                self.record.write_text(json.dumps({"value": float(value), "epoch": epoch + 1}))
+
+        def restore(self, model) -> None:
+            if self.weights.is_file():
+                model.load_weights(self.weights)
+
+    return EpochLog(), BestWeights()
+
+
+def _plot(head, report: FineTuneReport, path: Path) -> Path | None:
+    """Loss and accuracy per epoch, the head's own epochs first, with fine-tuning's start marked."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    before = head.history or {}
+    start = len(before.get("loss", []))
+    figure, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for axis, metric in zip(axes, ("loss", "accuracy")):
+        for prefix, label in (("", "train"), ("val_", "validation")):
+            values = list(before.get(prefix + metric, [])) + list(report.history.get(prefix + metric, []))
+            if values:
+                axis.plot(range(1, len(values) + 1), values, marker="o", label=label)
+        axis.axvline(start + 0.5, color="grey", linestyle="--", label="fine-tuning starts")
+        axis.set_xlabel("epoch")
+        axis.set_title(metric)
+        axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path

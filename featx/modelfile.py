@@ -1,0 +1,76 @@
+"""Whole Keras models built from a head: raw RGB in, probabilities (or features) out, and the
+featx metadata (class names, backbone configuration) stored inside the ``.keras`` file."""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from pathlib import Path
+
+from featx._tf import import_keras
+from featx.backbones import get_backbone
+from featx.config import EmbedConfig
+from featx.convert import head_network, preprocessing_layers
+from featx.errors import FeatxError
+from featx.extractor import build_backbone
+
+METADATA_ENTRY = "featx.json"
+
+
+def preprocessing_mode(config: EmbedConfig) -> str:
+    return config.preprocessing if config.is_custom else get_backbone(config.backbone).preprocessing
+
+
+def build_classifier(head, config: EmbedConfig):
+    """(classifier, backbone, feature model) for ``head``: (S, S, 3) raw 0–255 RGB input.
+
+    The backbone is called with ``training=False``, so BatchNormalization stays in inference mode
+    even where its layers are unfrozen; the head's own Dropout still trains.
+    """
+    _, keras = import_keras()
+    backbone = build_backbone(config)
+    size = config.input_size
+    inputs = keras.Input((size, size, 3), name="image")
+    x = inputs
+    for layer in preprocessing_layers(preprocessing_mode(config)):
+        x = layer(x)
+    features = backbone(x, training=False)
+    probabilities = head_network(head)(features)
+    classifier = keras.Model(inputs, probabilities, name="featx_classifier")
+    feature_model = keras.Model(inputs, features, name="featx_backbone")
+    return classifier, backbone, feature_model
+
+
+def leaf_layers(model) -> list:
+    """The layers of ``model`` with nested models flattened, input to output."""
+    layers = []
+    for layer in model.layers:
+        layers.extend(leaf_layers(layer) if hasattr(layer, "layers") and layer.layers else [layer])
+    return layers
+
+
+def write_metadata(path: str | os.PathLike, metadata: dict) -> None:
+    """Add featx's metadata (class names, configuration) to a saved ``.keras`` file."""
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr(METADATA_ENTRY, json.dumps(metadata, default=str))
+
+
+def read_metadata(path: str | os.PathLike) -> dict:
+    """The featx metadata of a ``.keras`` file written by fine-tune or export."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return json.loads(archive.read(METADATA_ENTRY))
+    except (OSError, zipfile.BadZipFile, KeyError, json.JSONDecodeError):
+        raise FeatxError(f"{path} is not a model written by 'featx fine-tune' or 'featx export'.") from None
+
+
+def load_model_file(path: str | os.PathLike):
+    """Load a featx ``.keras`` model safely (no code from the file runs) with its metadata."""
+    _, keras = import_keras()
+    metadata = read_metadata(path)
+    try:
+        model = keras.saving.load_model(Path(path), compile=False, safe_mode=True)
+    except Exception as exc:  # noqa: BLE001 - a damaged or foreign file fails in many ways
+        raise FeatxError(f"{path} could not be loaded as a Keras model ({type(exc).__name__}: {exc}).") from None
+    return model, metadata

@@ -1,0 +1,245 @@
+"""Fine-tuning from a cached head, and exporting one deployable model."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from sklearn.datasets import make_blobs
+
+import featx
+from featx.config import fingerprint_of
+from featx.errors import FeatxError
+from featx.features import Features
+from featx.heads import fit_head
+from tests.imagegen import write_image
+
+SIZE = 24
+
+
+def _features_from_blobs(n_classes: int, dim: int = 12) -> Features:
+    X, y = make_blobs(120, n_features=dim, centers=n_classes, random_state=1)
+    config = {"backbone": "MobileNetV2", "weights": "none:seed=0", "input_size": 32, "resize": "stretch",
+              "pooling": "avg", "preprocessing": "tf"}
+    n = len(X)
+    return Features(
+        X=X.astype(np.float32), y=y, classes=tuple("abcd"[:n_classes]),
+        paths=np.asarray([f"/img/{i}.png" for i in range(n)], dtype=object),
+        ids=np.asarray([f"{i:064x}" for i in range(n)], dtype=object), split=np.asarray([""] * n, dtype=object),
+        config=config, fingerprint=fingerprint_of(config),
+    )
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+@pytest.mark.parametrize("kind,params", [("logreg", {}), ("logreg", {"scale": False}),
+                                         ("svm", {"kernel": "linear"}), ("keras", {"epochs": 3, "units": 8})])
+def test_heads_convert_to_keras_layers_with_identical_probabilities(kind, params, n_classes):
+    from featx.convert import head_network
+
+    features = _features_from_blobs(n_classes)
+    head = fit_head(features, head=kind, **params)
+    network = head_network(head)
+    np.testing.assert_allclose(np.asarray(network(features.X)), head.predict_proba(features.X), atol=1e-5)
+
+
+def test_a_knn_head_cannot_be_converted():
+    from featx.convert import head_network
+
+    head = fit_head(_features_from_blobs(2), head="knn")
+    with pytest.raises(FeatxError, match="knn head, which has no equivalent Keras layer.*--head keras"):
+        head_network(head)
+
+
+@pytest.mark.parametrize("mode,module", [("caffe", "vgg16"), ("tf", "xception"), ("torch", "densenet"),
+                                         ("none", "efficientnet")])
+def test_preprocessing_layers_equal_preprocess_input(mode, module):
+    import keras
+
+    from featx.convert import preprocessing_layers
+
+    x = np.random.default_rng(0).uniform(0, 255, (2, 5, 5, 3)).astype(np.float32)
+    out = x
+    for layer in preprocessing_layers(mode):
+        out = layer(out)
+    expected = getattr(keras.applications, module).preprocess_input(x.copy())
+    np.testing.assert_allclose(np.asarray(out), np.asarray(expected), rtol=1e-5, atol=1e-4)
+
+
+# --- end to end on images, with a tiny CNN backbone (random ImageNet-size nets give vanishing features)
+
+
+def _tiny_backbone(path):
+    import keras
+
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((SIZE, SIZE, 3))
+    x = keras.layers.Conv2D(8, 3, activation="relu", name="conv_bottom")(inputs)
+    x = keras.layers.BatchNormalization(name="bn")(x)
+    x = keras.layers.Conv2D(8, 3, activation="relu", name="conv_top")(x)
+    keras.Model(inputs, x, name="tiny").save(path)
+    return path
+
+
+def _image_folder(root):
+    """Reddish vs bluish images: learnable, but not perfectly by a random network."""
+    rng = np.random.default_rng(0)
+    for split, count in (("train", 10), ("val", 4), ("test", 4)):
+        for label, channel in (("red", 0), ("blue", 2)):
+            for i in range(count):
+                pixels = rng.integers(0, 200, (SIZE + 6, SIZE + 2, 3)).astype(np.uint8)
+                pixels[..., channel] = np.clip(pixels[..., channel] + 40, 0, 255)
+                path = root / split / label / f"{label}_{i}.png"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                from PIL import Image
+
+                Image.fromarray(pixels).save(path)
+    return root
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    root = tmp_path_factory.mktemp("finetune")
+    os.environ["FEATX_CACHE_DIR"] = str(root / "cache")
+    try:
+        data = _image_folder(root / "data")
+        backbone = _tiny_backbone(root / "tiny.keras")
+        features = featx.embed(data, str(backbone), preprocess="tf")
+        heads = {}
+        for kind, params in (("keras", {"epochs": 5, "units": 16, "random_state": 0}), ("logreg", {}),
+                             ("svm", {"kernel": "linear"})):
+            head = fit_head(features, head=kind, **params)
+            head.save()
+            heads[kind] = head
+        yield root, data, features, heads
+    finally:
+        os.environ.pop("FEATX_CACHE_DIR", None)
+
+
+def _weights(model, name):
+    from featx.modelfile import leaf_layers
+
+    layer = next(l for l in leaf_layers(model) if l.name == name)
+    return [np.array(w) for w in layer.get_weights()]
+
+
+def test_fine_tune_trains_the_top_and_keeps_the_bottom_and_batchnorm(workspace):
+    import keras
+
+    from featx.finetune import fine_tune
+
+    root, _, features, heads = workspace
+    frozen = keras.saving.load_model(root / "tiny.keras")
+    report = fine_tune(heads["keras"], unfreeze=3, epochs=3, learning_rate=1e-2, batch_size=8,
+                       output=root / "ft.keras", augment=False, patience=5)
+    model = keras.saving.load_model(report.model_path, safe_mode=True)
+
+    for before, after in zip(_weights(frozen, "conv_bottom"), _weights(model, "conv_bottom")):
+        np.testing.assert_array_equal(before, after)  # below the unfreeze point
+    for before, after in zip(_weights(frozen, "bn"), _weights(model, "bn")):
+        np.testing.assert_array_equal(before, after)  # gamma, beta and the moving statistics
+    assert not all(np.array_equal(b, a) for b, a in zip(_weights(frozen, "conv_top"), _weights(model, "conv_top")))
+
+    assert report.unfrozen_layers == 3 and report.epochs_run == 3
+    assert report.after["train"]["loss"] < report.before["train"]["loss"]
+    # before = the head on frozen features, through the whole network
+    val = features.where_split("val")
+    head_accuracy = float(np.mean(heads["keras"].predict(val.X) == np.asarray(val.classes)[val.y]))
+    assert report.before["val"]["accuracy"] == pytest.approx(head_accuracy)
+    assert report.curves_path.is_file() and report.curves_path.stat().st_size > 1000
+    assert not (root / "ft.keras.training").exists()
+
+    new = featx.embed(root / "data", str(report.backbone_path))  # the fine-tuned features, as a backbone
+    assert new.X.shape == (len(features), features.feature_dim) and new.config["preprocessing"] == "none"
+
+
+def test_a_killed_fine_tune_resumes_from_its_last_epoch(workspace):
+    from featx.finetune import fine_tune
+
+    root, _, _, heads = workspace
+    out = root / "resumed.keras"
+    env = {**os.environ, "FEATX_CRASH_AT": "finetune-epoch:2"}
+    command = [sys.executable, "-m", "featx", "fine-tune", str(heads["logreg"].path), "--epochs", "4",
+               "--unfreeze", "all", "--learning-rate", "0.001", "--batch-size", "8", "-o", str(out), "--json"]
+    assert subprocess.run(command, env=env, capture_output=True, timeout=300).returncode == -9
+    assert (root / "resumed.keras.training").is_dir() and not out.exists()
+
+    report = fine_tune(heads["logreg"], epochs=4, unfreeze="all", learning_rate=1e-3, batch_size=8,
+                       output=out, patience=10)
+    assert report.resumed_from_epoch == 2
+    assert report.epochs_run == 2 and len(report.history["loss"]) == 4  # 2 before the kill, 2 after
+    assert out.is_file()
+
+
+@pytest.mark.parametrize("kind", ["keras", "logreg", "svm"])
+def test_exported_model_equals_featx_predict(workspace, kind):
+    import keras
+
+    from featx.export import class_names, export
+    from featx.heads import predict_images
+    from featx.images import decode_rgb
+
+    root, data, _, heads = workspace
+    path = export(heads[kind], root / f"export-{kind}.keras")
+    assert class_names(path) == ["blue", "red"]
+    model = keras.saving.load_model(path, safe_mode=True)
+    images = sorted(str(p) for p in (data / "test").rglob("*.png"))
+    predicted = predict_images(heads[kind], images)
+    for file, proba in zip(predicted.paths, predicted.proba):
+        raw = decode_rgb(file)[None]  # uint8, its own size: resizing happens inside the model
+        np.testing.assert_allclose(np.asarray(model(raw.astype(np.float32)))[0], proba, atol=1e-4)
+        np.testing.assert_allclose(np.asarray(model.predict(raw, verbose=0))[0], proba, atol=1e-4)
+
+
+def test_export_of_a_fine_tuned_model_and_other_formats(workspace):
+    import keras
+    import tensorflow as tf
+
+    from featx.export import class_names, export
+    from featx.finetune import fine_tune
+    from featx.images import decode_rgb, load_image
+
+    root, data, _, heads = workspace
+    tuned = fine_tune(heads["svm"], epochs=1, unfreeze=2, output=root / "svm-ft.keras", augment=True).model_path
+    classifier = keras.saving.load_model(tuned, safe_mode=True)
+    image = sorted((data / "val").rglob("*.png"))[0]
+    expected = np.asarray(classifier(load_image(image, (SIZE, SIZE))[None]))[0]
+    raw = decode_rgb(image)[None].astype(np.float32)
+
+    exported = keras.saving.load_model(export(tuned, root / "ft-export.keras"), safe_mode=True)
+    np.testing.assert_allclose(np.asarray(exported(raw))[0], expected, atol=1e-4)
+
+    saved = export(tuned, root / "saved", format="savedmodel")
+    loaded = tf.saved_model.load(str(saved))
+    np.testing.assert_allclose(loaded.serve(tf.constant(raw)).numpy()[0], expected, atol=1e-4)
+    assert class_names(saved) == ["blue", "red"]
+
+    lite = export(heads["logreg"], root / "model.tflite", format="tflite")
+    interpreter = tf.lite.Interpreter(model_path=str(lite))
+    interpreter.resize_tensor_input(interpreter.get_input_details()[0]["index"], raw.shape)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], raw)
+    interpreter.invoke()
+    lite_proba = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])[0]
+    head_proba = featx.heads.predict_images(heads["logreg"], [image]).proba[0]
+    np.testing.assert_allclose(lite_proba, head_proba, atol=1e-4)
+    assert json.loads(lite.with_suffix(".tflite.json").read_text())["classes"] == ["blue", "red"]
+
+
+def test_cli_fine_tune_and_export_errors(workspace):
+    from typer.testing import CliRunner
+
+    from featx.cli import app
+
+    root, _, features, _ = workspace
+    knn = fit_head(features, head="knn")
+    knn.save(root / "knn-head")
+    result = CliRunner().invoke(app, ["export", str(root / "knn-head"), "-o", str(root / "k.keras")])
+    assert result.exit_code == 1 and "knn head, which has no equivalent Keras layer" in result.stderr
+    result = CliRunner().invoke(app, ["fine-tune", str(root / "knn-head"), "--unfreeze", "lots"])
+    assert result.exit_code == 2 and "--unfreeze must be" in result.stderr
+    result = CliRunner().invoke(app, ["export", str(root / "knn-head"), "-o", "x.onnx", "--format", "onnx"])
+    assert result.exit_code == 2 and "--format must be one of keras, savedmodel, tflite" in result.stderr
