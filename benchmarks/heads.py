@@ -36,7 +36,7 @@ def synthetic_features(n: int, dim: int, n_classes: int, seed: int = 0):
 
     rng = np.random.default_rng(seed)
     y = rng.integers(0, n_classes, n)
-    means = rng.normal(0.0, 0.04, (n_classes, dim))
+    means = rng.normal(0.0, 0.1, (n_classes, dim))
     X = np.maximum(means[y] + rng.normal(0.0, 1.0, (n, dim)), 0).astype(np.float32)
     config = resolve_config("MobileNetV2", weights="none", image_size=224)
     return Features(

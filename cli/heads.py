@@ -242,10 +242,12 @@ def predict_command(
     Writes path, label, confidence and one probability column per class. Images that cannot be
     read are reported and skipped.
     """
+    from featx.cli.progress import progress_bar
     from featx.heads import predict_images
 
     fitted = _load(head)
-    result = predict_images(fitted, inputs, cache_dir=cache, batch_size=batch_size)
+    with progress_bar(enabled=True) as progress:
+        result = predict_images(fitted, inputs, cache_dir=cache, batch_size=batch_size, progress=progress)
     for skipped in result.skipped:
         info(f"skipped {skipped.path}: {skipped.reason}")
     if not result.paths:

@@ -59,7 +59,7 @@ def test_every_head_learns_separable_blobs(name, blobs):
     assert proba.shape == (5, 3) and np.allclose(proba.sum(axis=1), 1)
     assert set(head.predict(blobs.X)) <= set(head.classes)
     assert head.fingerprint == CONFIG.fingerprint and head.config == CONFIG.identity()
-    assert head.fit_seconds > 0
+    assert head.fit_seconds > 0 and head.summary().startswith("test accuracy")
 
 
 @pytest.mark.parametrize("name", list_heads())
@@ -109,10 +109,12 @@ def test_grid_search_over_a_head(blobs):
 
 
 def test_head_parameters_reach_the_estimator(blobs):
-    head = fit_head(blobs, "svm", C=10, kernel="linear", calibration_cv=3)
+    head = fit_head(blobs, "svm", C=10, gamma=0.5, calibration_cv=3)
     svc = head.estimator[-1].estimator
-    assert (svc.C, svc.kernel) == (10, "linear")
-    assert head.params == {"C": 10, "kernel": "linear", "calibration_cv": 3}
+    assert (svc.C, svc.kernel, svc.gamma) == (10, "rbf", 0.5)
+    assert head.params == {"C": 10, "gamma": 0.5, "calibration_cv": 3}
+    linear = fit_head(blobs, "svm", kernel="linear", calibration_cv=3).estimator[-1].estimator
+    assert type(linear).__name__ == "LinearSVC"  # one weight vector per class, for the Keras export
     assert fit_head(blobs, "logreg", seed=7).params["random_state"] == 7
 
 

@@ -105,6 +105,15 @@ class Head:
         lookup = np.asarray([self.classes.index(c) if c in self.classes else -1 for c in features.classes] + [-1])
         return lookup[features.y]  # y == -1 picks the trailing -1
 
+    def summary(self) -> str:
+        """One line: the best held-out score and the fit time."""
+        name = next((s for s in ("test", "val", "train") if s in self.metrics), None)
+        if name is None:
+            return f"{self.kind} head, fitted in {self.fit_seconds:.2f} s"
+        m = self.metrics[name]
+        return (f"{name} accuracy {m['accuracy']:.3f}, macro-F1 {m['macro_f1']:.3f} on {m['n']} images; "
+                f"fitted in {self.fit_seconds:.2f} s")
+
     def describe(self) -> dict:
         """What a head is, for ``--json`` and listings (no split ids)."""
         return {
