@@ -38,15 +38,13 @@ def demo_command(
         f"embedded {report.images} images with {backbone} (weights {weights}): {report.embedded} new, "
         f"{report.reused} reused, {report.seconds:.1f} s -> {report.cache_path}"
     )
-    _fit_heads(features)
-    typer.echo(f"next: featx embed {folder} --backbone Xception   # another backbone, same images")
+    from featx.heads import fit_head
 
-
-def _fit_heads(features) -> None:
-    """Train a head on the cached vectors, where the heads are installed."""
-    try:
-        from featx.heads import fit_head  # the heads arrive in their own module
-    except ImportError:
-        return
     head = fit_head(features, head="logreg")
-    typer.echo(f"logreg head: {head.summary()}")
+    path = head.save()
+    typer.echo(f"logreg head: {head.summary()} -> {path}")
+    typer.echo("next:")
+    typer.echo("  featx compare --heads logreg,knn,keras            # more heads, same cached vectors")
+    typer.echo(f"  featx evaluate {path} --plot confusion.png")
+    typer.echo(f"  featx predict {path} {folder / 'test' / '3'}")
+    typer.echo(f"  featx embed {folder} --backbone EfficientNetB0     # another backbone, same images")

@@ -52,7 +52,7 @@ def export_command(
     format: Annotated[str, typer.Option(help="keras, savedmodel or tflite.")] = "keras",
 ) -> None:
     """Export one model: raw RGB image of any size in, class probabilities out."""
-    from featx.export import export
+    from featx.exporter import export
 
     path = export(source, output, format=format)
     typer.echo(f"exported {path}: raw RGB (uint8 or float 0-255, any size) in, class probabilities out")

@@ -23,14 +23,31 @@ from featx.features import Features, SkippedImage, load_features
 
 
 
-def __getattr__(name: str):
-    # Embedder subclasses scikit-learn's BaseEstimator; import it only when asked for, so that
-    # `import featx` stays fast for the CLI.
-    if name == "Embedder":
-        from featx.embedder import Embedder
+# Names served on first use, so that `import featx` stays fast (scikit-learn, and TensorFlow for
+# fine-tuning, load only when asked for): name -> module that defines it.
+_LAZY = {
+    "Embedder": "featx.embedder",
+    **dict.fromkeys(
+        ("fit_head", "load_head", "list_heads", "make_head", "evaluate_head", "predict_images",
+         "compare_heads", "Head", "KerasHead", "Evaluation", "Predictions"),
+        "featx.heads",
+    ),
+    "fine_tune": "featx.finetune",
+    "FineTuneReport": "featx.finetune",
+    "export": "featx.exporter",
+}
 
-        return Embedder
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'featx' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 
 try:
@@ -39,6 +56,7 @@ except _metadata.PackageNotFoundError:  # running from a source tree that is not
     __version__ = "0.0.0"
 
 __all__ = [
+    *_LAZY,
     "DEFAULT_BACKBONE",
     "BackboneSpec",
     "CacheError",

@@ -50,11 +50,15 @@ class EmbedConfig:
         return {"model_path": self.model_path, "weights_path": self.weights_path, "seed": self.seed}
 
     @classmethod
-    def from_record(cls, identity: dict, sources: dict | None = None) -> "EmbedConfig":
-        """Rebuild a configuration stored by a cache or head (``identity()`` + ``sources()``)."""
-        config = cls(**identity, **(sources or {}))
-        if config.fingerprint != fingerprint_of(identity):
-            raise FeatxError("stored backbone configuration is inconsistent; re-run 'featx embed'.")
+    def from_record(cls, identity: dict, sources: dict | None = None, fingerprint: str | None = None) -> "EmbedConfig":
+        """Rebuild a configuration stored by a cache or head (``identity()`` + ``sources()``),
+        checking it against the stored ``fingerprint`` when one is given."""
+        try:
+            config = cls(**identity, **(sources or {}))
+        except TypeError as exc:
+            raise FeatxError(f"stored backbone configuration is damaged ({exc}).") from None
+        if fingerprint is not None and config.fingerprint != fingerprint:
+            raise FeatxError("stored backbone configuration does not match its fingerprint; re-run 'featx embed'.")
         return config
 
     @property

@@ -163,7 +163,8 @@ def _update(dataset, config, cache_path, batch_size, workers, progress, prune, e
     if report.embedded + report.reused == 0:
         first = report.skipped[0] if report.skipped else None
         detail = f" (e.g. {first.path}: {first.reason})" if first else ""
-        raise FeatxError(f"None of the {report.images} images in {dataset.source} could be embedded{detail}.")
+        where = "given" if dataset.layout == "files" else f"in {dataset.source}"
+        raise FeatxError(f"None of the {report.images} images {where} could be embedded{detail}.")
 
     skipped = SkipTable(
         path=str_column(p for p, _, _ in skipped_rows),

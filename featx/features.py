@@ -65,7 +65,7 @@ class Features:
         """The backbone configuration that produced these vectors, ready to embed new images."""
         from featx.config import EmbedConfig
 
-        return EmbedConfig.from_record(self.config, self.sources)
+        return EmbedConfig.from_record(self.config, self.sources, self.fingerprint)
 
     def where_split(self, name: str) -> "Features":
         return self.subset(self.split == name)

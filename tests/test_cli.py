@@ -91,3 +91,19 @@ def test_rerun_on_an_unchanged_folder_does_not_import_tensorflow(tmp_path, cache
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["reused"] == 4
+
+
+def test_public_api_is_pinned_and_import_stays_light():
+    import featx
+
+    assert set(featx.__all__) == {
+        "DEFAULT_BACKBONE", "BackboneSpec", "CacheError", "EmbedConfig", "Embedder", "Evaluation", "FeatxError",
+        "Features", "FineTuneReport", "Head", "ImageDecodeError", "KerasHead", "PathEmbedding", "Predictions",
+        "SkippedImage", "WeightsUnavailableError", "__version__", "compare_heads", "embed", "embed_paths",
+        "embed_to_cache", "embed_with_report", "evaluate_head", "export", "fine_tune", "fit_head", "get_backbone",
+        "list_backbones", "list_heads", "load_features", "load_head", "make_head", "predict_images",
+        "resolve_config",
+    }
+    code = "import sys, featx; assert 'tensorflow' not in sys.modules and 'sklearn' not in sys.modules; " \
+           "assert callable(featx.export) and callable(featx.fine_tune)"
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -178,7 +178,7 @@ def test_a_killed_fine_tune_resumes_from_its_last_epoch(workspace):
 def test_exported_model_equals_featx_predict(workspace, kind):
     import keras
 
-    from featx.export import class_names, export
+    from featx.exporter import class_names, export
     from featx.heads import predict_images
     from featx.images import decode_rgb
 
@@ -198,7 +198,7 @@ def test_export_of_a_fine_tuned_model_and_other_formats(workspace):
     import keras
     import tensorflow as tf
 
-    from featx.export import class_names, export
+    from featx.exporter import class_names, export
     from featx.finetune import fine_tune
     from featx.images import decode_rgb, load_image
 

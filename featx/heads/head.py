@@ -55,7 +55,7 @@ class Head:
 
     def embed_config(self) -> EmbedConfig:
         """The backbone configuration to embed new images with, exactly as for training."""
-        return EmbedConfig.from_record(self.config, self.sources)
+        return EmbedConfig.from_record(self.config, self.sources, self.fingerprint)
 
     def predict_proba(self, X) -> np.ndarray:
         """(n, len(classes)) probabilities; a class absent from training gets 0."""

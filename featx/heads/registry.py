@@ -35,7 +35,7 @@ def logreg(*, C=1.0, max_iter=1000, class_weight=None, scale=True, random_state=
                                       random_state=random_state), scale)
 
 
-def svm(*, C=1.0, kernel="rbf", gamma="scale", class_weight=None, calibration_cv=5, scale=True):
+def svm(*, C=1.0, kernel="rbf", gamma="scale", class_weight=None, calibration_cv=5, scale=True, random_state=None):
     """StandardScaler + SVC; probabilities by Platt scaling (CalibratedClassifierCV, ensemble=False).
 
     ``kernel="linear"`` uses LinearSVC (one-vs-rest): one weight vector per class, so the head
@@ -44,7 +44,7 @@ def svm(*, C=1.0, kernel="rbf", gamma="scale", class_weight=None, calibration_cv
     if kernel not in ("linear", "rbf"):
         raise ValueError(f"The 'kernel' parameter of the svm head must be one of 'linear', 'rbf'. Got {kernel!r} instead.")
     if kernel == "linear":
-        svc = LinearSVC(C=C, class_weight=class_weight)
+        svc = LinearSVC(C=C, class_weight=class_weight, random_state=random_state)
     else:
         svc = SVC(C=C, kernel=kernel, gamma=gamma, class_weight=class_weight)
     return _scaled(CalibratedClassifierCV(svc, cv=calibration_cv, ensemble=False), scale)

@@ -26,7 +26,8 @@ def export(source, output: str | os.PathLike, *, format: str = "keras") -> Path:
         raise OptionError(f"--format must be one of {', '.join(FORMATS)}; got {format!r}.")
     output = Path(output)
     classifier, metadata = _classifier(source)
-    model = any_size_model(classifier, EmbedConfig.from_record(metadata["config"], metadata["sources"]))
+    config = EmbedConfig.from_record(metadata["config"], metadata["sources"], metadata.get("fingerprint"))
+    model = any_size_model(classifier, config)
     metadata = {**metadata, "kind": "exported", "input": "RGB, uint8 or float 0-255, any size"}
     output.parent.mkdir(parents=True, exist_ok=True)
     if format == "keras":
