@@ -39,13 +39,12 @@ def shards_in_memory():
     def write_shard(cache_path, fingerprint, ids, features, *rest):
         kept.append((ids, features))
 
-    def read_shards(cache_path, fingerprint):
-        for ids, features in kept:
-            yield None, ids, features, np.asarray([], "S64"), []
+    def read_shards(cache_path, fingerprint, features=True):
+        for ids, vectors in kept:
+            yield None, ids, vectors if features else None, np.asarray([], "S64"), []
 
     with mock.patch.object(embedding, "write_shard", write_shard), \
          mock.patch.object(embedding, "read_shards", read_shards), \
-         mock.patch.object(embedding, "read_shard_ids", lambda *a: iter(())), \
          mock.patch.object(embedding, "list_shards", lambda *a: []):
         yield
 

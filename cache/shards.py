@@ -69,45 +69,28 @@ def list_shards(cache_path: str | os.PathLike) -> list[Path]:
 
 
 def read_shards(
-    cache_path: str | os.PathLike, fingerprint: str
-) -> Iterator[tuple[Path, np.ndarray, np.ndarray, np.ndarray, list[str]]]:
+    cache_path: str | os.PathLike, fingerprint: str, *, features: bool = True
+) -> Iterator[tuple[Path, np.ndarray, np.ndarray | None, np.ndarray, list[str]]]:
     """Yield (shard, ids, features, skipped ids, reasons) of each readable shard of ``fingerprint``.
 
-    A shard that cannot be read (a foreign or damaged file) is ignored: its images are simply
-    embedded again.
+    With ``features=False`` the vectors are not read (None): what resuming needs to know. A shard
+    that cannot be read (a foreign or damaged file) is ignored: its images are embedded again.
     """
     for shard in list_shards(cache_path):
         try:
             with h5py.File(shard, "r") as h5:
                 if not _matches(h5, fingerprint):
                     continue
-                yield (
+                record = (
                     shard,
                     h5["id"][()].astype(ID_DTYPE),
-                    h5["features"][()],
+                    h5["features"][()] if features else None,
                     h5["skipped_id"][()].astype(ID_DTYPE),
                     list(h5["skipped_reason"].asstr()[()]),
                 )
         except (OSError, KeyError):
             continue
-
-
-def read_shard_ids(
-    cache_path: str | os.PathLike, fingerprint: str
-) -> Iterator[tuple[np.ndarray, np.ndarray, list[str]]]:
-    """Like :func:`read_shards` but only (ids, skipped ids, reasons): what resuming needs to know."""
-    for shard in list_shards(cache_path):
-        try:
-            with h5py.File(shard, "r") as h5:
-                if not _matches(h5, fingerprint):
-                    continue
-                yield (
-                    h5["id"][()].astype(ID_DTYPE),
-                    h5["skipped_id"][()].astype(ID_DTYPE),
-                    list(h5["skipped_reason"].asstr()[()]),
-                )
-        except (OSError, KeyError):
-            continue
+        yield record
 
 
 def _matches(h5: h5py.File, fingerprint: str) -> bool:

@@ -23,7 +23,7 @@ from featx._faults import crash_point
 from featx.backbones import get_backbone
 from featx.cache.locate import dataset_cache_path, default_cache_dir
 from featx.cache.lock import cache_lock
-from featx.cache.shards import list_shards, read_shard_ids, read_shards, remove_shards, write_shard
+from featx.cache.shards import list_shards, read_shards, remove_shards, write_shard
 from featx.cache.store import CacheIndex, iter_cache_vectors, remove_stale_temporaries, write_cache
 from featx.cache.tables import ID_DTYPE, ImageTable, SkipTable, id_column, str_column
 from featx.config import EmbedConfig
@@ -186,7 +186,7 @@ def _committed_work(
     failed: dict[bytes, str] = {}
     if index is not None:
         failed.update((i, r) for i, r in zip(index.skipped.id.tolist(), index.skipped.reason) if i)
-    for ids, skipped_ids, reasons in read_shard_ids(cache_path, fingerprint):
+    for _, ids, _, skipped_ids, reasons in read_shards(cache_path, fingerprint, features=False):
         have.update(ids.tolist())
         failed.update(zip(skipped_ids.tolist(), reasons))
     return have, failed
