@@ -139,8 +139,8 @@ def _update(dataset, config, cache_path, batch_size, workers, progress, prune, e
 
             extractor = FeatureExtractor(config, batch_size=batch_size)
         feature_dim = extractor.feature_dim
-        for ids, failures in _embed(extractor, todo, config, workers, max_pixels):
-            write_shard(cache_path, fingerprint, id_column(ids), ids.vectors,
+        for ids, vectors, failures in _embed(extractor, todo, config, workers, max_pixels):
+            write_shard(cache_path, fingerprint, id_column(ids), vectors,
                         id_column(i for i, _ in failures), [r for _, r in failures])
             crash_point("shard-committed")
             have.update(ids)
@@ -192,21 +192,15 @@ def _committed_work(
     return have, failed
 
 
-class _Batch(list):
-    """Content ids of one batch, with their vectors attached."""
-
-    vectors: np.ndarray
-
-
 def _embed(
     extractor, todo: dict[bytes, Path], config: EmbedConfig, workers: int, max_pixels: int
-) -> Iterator[tuple[_Batch, list[tuple[bytes, str]]]]:
+) -> Iterator[tuple[list[bytes], np.ndarray, list[tuple[bytes, str]]]]:
+    """(content ids, their vectors, (id, reason) of images that failed to decode), batch by batch."""
     ahead = 2 * extractor.batch_size
     stream = decode_stream(todo.items(), config.input_size, config.resize, workers, ahead, max_pixels)
     for ids, pixels, failures in batched_pixels(stream, extractor.batch_size, config.input_size):
-        batch = _Batch(ids)
-        batch.vectors = extractor(pixels) if ids else np.zeros((0, extractor.feature_dim), np.float32)
-        yield batch, failures
+        vectors = extractor(pixels) if ids else np.zeros((0, extractor.feature_dim), np.float32)
+        yield ids, vectors, failures
 
 
 def _changed(index: CacheIndex | None, cache_path: Path, images: ImageTable, skipped: SkipTable, dataset: Dataset) -> bool:
