@@ -219,6 +219,7 @@ def _plot(head, report: FineTuneReport, path: Path) -> Path | None:
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     before = head.history or {}
     start = len(before.get("loss", []))
@@ -230,6 +231,7 @@ def _plot(head, report: FineTuneReport, path: Path) -> Path | None:
                 axis.plot(range(1, len(values) + 1), values, marker="o", label=label)
         axis.axvline(start + 0.5, color="grey", linestyle="--", label="fine-tuning starts")
         axis.set_xlabel("epoch")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.set_title(metric)
         axis.legend()
     figure.tight_layout()
