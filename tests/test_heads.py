@@ -112,7 +112,7 @@ def test_head_parameters_reach_the_estimator(blobs):
     head = fit_head(blobs, "svm", C=10, gamma=0.5, calibration_cv=3)
     svc = head.estimator[-1].estimator
     assert (svc.C, svc.kernel, svc.gamma) == (10, "rbf", 0.5)
-    assert head.params == {"C": 10, "gamma": 0.5, "calibration_cv": 3}
+    assert head.params == {"C": 10, "gamma": 0.5, "calibration_cv": 3, "random_state": 0}
     linear = fit_head(blobs, "svm", kernel="linear", calibration_cv=3).estimator[-1].estimator
     assert type(linear).__name__ == "LinearSVC"  # one weight vector per class, for the Keras export
     assert fit_head(blobs, "logreg", seed=7).params["random_state"] == 7
