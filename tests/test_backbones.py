@@ -88,7 +88,7 @@ def _build_cases():
         yield pytest.param(name, marks=marks)
 
 
-@pytest.mark.parametrize("name", _build_cases())
+@pytest.mark.parametrize("name", list(_build_cases()))
 def test_every_backbone_builds_with_documented_width_and_parameters(name):
     import keras
 

@@ -194,6 +194,7 @@ def test_exported_model_equals_featx_predict(workspace, kind):
         np.testing.assert_allclose(np.asarray(model.predict(raw, verbose=0))[0], proba, atol=1e-4)
 
 
+@pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated:UserWarning")
 def test_export_of_a_fine_tuned_model_and_other_formats(workspace):
     import keras
     import tensorflow as tf
