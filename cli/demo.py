@@ -30,8 +30,8 @@ def demo_command(
         try:
             features, report = embed_with_report(folder, backbone, weights=weights, cache=cache, progress=progress)
         except WeightsUnavailableError as exc:
-            info(f"ImageNet weights unavailable ({exc.reason}); "
-                 "continuing with --weights none (random features, lower accuracy).")
+            info(f"ImageNet weights unavailable ({exc.reason}); continuing with --weights none: random "
+                 "features, which only heads that standardise them (logreg, svm) learn from.")
             weights = "none"
             features, report = embed_with_report(folder, backbone, weights=weights, cache=cache, progress=progress)
     typer.echo(
@@ -44,7 +44,8 @@ def demo_command(
     path = head.save()
     typer.echo(f"logreg head: {head.summary()} -> {path}")
     typer.echo("next:")
-    typer.echo("  featx compare --heads logreg,knn,keras            # more heads, same cached vectors")
+    heads = "logreg,knn,keras" if weights == "imagenet" else "logreg,svm"
+    typer.echo(f"  featx compare --heads {heads}            # more heads, same cached vectors")
     typer.echo(f"  featx evaluate {path} --plot confusion.png")
     typer.echo(f"  featx predict {path} {folder / 'test' / '3'}")
     typer.echo(f"  featx embed {folder} --backbone EfficientNetB0     # another backbone, same images")
