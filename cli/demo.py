@@ -20,6 +20,9 @@ def demo_command(
     folder: Annotated[Path, typer.Argument(help="Where to write the demo images.")] = Path("featx-demo"),
     backbone: Annotated[str, typer.Option("--backbone", "-b", help="Backbone to embed with.")] = DEFAULT_BACKBONE,
     cache: Annotated[Path | None, typer.Option(help="Cache folder (default: $FEATX_CACHE_DIR or .featx).")] = None,
+    image_size: Annotated[
+        int | None, typer.Option("--image-size", help="Input size in pixels (default: the backbone's own).")
+    ] = None,
 ) -> None:
     """Write scikit-learn's handwritten digits as a labelled image folder, embed it, fit a head."""
     if not (folder / "train").is_dir():
@@ -27,13 +30,18 @@ def demo_command(
         info(f"wrote the handwritten-digits demo images to {folder}/ (train/ and test/, 10 classes)")
     weights = "imagenet"
     with progress_bar(enabled=True) as progress:
+
+        def run(weights: str):
+            return embed_with_report(folder, backbone, weights=weights, cache=cache, image_size=image_size,
+                                     progress=progress)
+
         try:
-            features, report = embed_with_report(folder, backbone, weights=weights, cache=cache, progress=progress)
+            features, report = run(weights)
         except WeightsUnavailableError as exc:
             info(f"ImageNet weights unavailable ({exc.reason}); continuing with --weights none: random "
                  "features, which only heads that standardise them (logreg, svm) learn from.")
             weights = "none"
-            features, report = embed_with_report(folder, backbone, weights=weights, cache=cache, progress=progress)
+            features, report = run(weights)
     typer.echo(
         f"embedded {report.images} images with {backbone} (weights {weights}): {report.embedded} new, "
         f"{report.reused} reused, {report.seconds:.1f} s -> {report.cache_path}"

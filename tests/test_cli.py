@@ -107,3 +107,14 @@ def test_public_api_is_pinned_and_import_stays_light():
     code = "import sys, featx; assert 'tensorflow' not in sys.modules and 'sklearn' not in sys.modules; " \
            "assert callable(featx.export) and callable(featx.fine_tune)"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_demo_writes_digits_embeds_offline_and_fits_a_head(tmp_path, cache_dir):
+    result = runner.invoke(app, ["demo", str(tmp_path / "demo"), "--image-size", "32"])
+    assert result.exit_code == 0, result.output
+    assert "ImageNet weights unavailable" in result.stderr and "continuing with --weights none" in result.stderr
+    assert "embedded 1797 images with MobileNetV2 (weights none)" in result.stdout
+    assert "logreg head: test accuracy" in result.stdout
+    assert sorted(p.name for p in (tmp_path / "demo" / "train").iterdir()) == [str(d) for d in range(10)]
+    assert len(list((tmp_path / "demo").rglob("*.png"))) == 1797
+    assert len(list((cache_dir / "heads").iterdir())) == 1
