@@ -167,6 +167,7 @@ def test_imagenet_download_failure_is_one_clear_error(tmp_path, cache_dir):
     with pytest.raises(WeightsUnavailableError) as caught:
         featx.embed(data, "MobileNetV2", image_size=96)  # weights="imagenet"; the network is closed
     message = str(caught.value)
+    assert "refused" in caught.value.reason.lower()  # it went to the closed local proxy, not the internet
     assert "\n" not in message
     assert "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_96_no_top.h5" in message
     assert "https://storage.googleapis.com/" in message
