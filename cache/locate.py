@@ -19,8 +19,10 @@ DEFAULT_CACHE_DIR = ".featx"
 CACHE_SUFFIX = ".h5"
 
 
-def default_cache_dir() -> Path:
-    """``$FEATX_CACHE_DIR``, else ``.featx`` in the working directory."""
+def cache_folder(folder: str | os.PathLike | None = None) -> Path:
+    """The cache folder: ``folder`` when given, else ``$FEATX_CACHE_DIR``, else ``.featx`` here."""
+    if folder is not None:
+        return Path(folder)
     return Path(os.environ.get(CACHE_DIR_ENV) or DEFAULT_CACHE_DIR)
 
 
@@ -85,7 +87,7 @@ def _is_featx_cache(path: Path) -> bool:
 
 def find_caches(cache_dir: str | os.PathLike | None = None) -> list[CacheSummary]:
     """The featx caches in ``cache_dir``, most recently written first."""
-    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    folder = cache_folder(cache_dir)
     if not folder.is_dir():
         return []
     files = [p for p in folder.glob(f"*{CACHE_SUFFIX}") if not p.name.startswith(".") and _is_featx_cache(p)]
@@ -95,7 +97,7 @@ def find_caches(cache_dir: str | os.PathLike | None = None) -> list[CacheSummary
 
 def latest_cache(cache_dir: str | os.PathLike | None = None, backbone: str | None = None) -> Path:
     """The most recently written cache, optionally of one backbone; a clear error when none fits."""
-    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    folder = cache_folder(cache_dir)
     caches = [c for c in find_caches(folder) if c.layout != "files"]  # not predict's loose files
     if backbone is not None:
         matching = [c for c in caches if c.backbone.lower() == backbone.lower()]

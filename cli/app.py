@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable
 from typing import TypeVar
 
+import click
 import typer
 
 from featx.errors import FeatxError, OptionError
@@ -34,17 +35,29 @@ def fail(message: str, code: int = EXIT_ERROR) -> typer.Exit:
     return typer.Exit(code)
 
 
+def flag_name(param: str) -> str:
+    """How the running command spells the Python parameter ``param``: its flag (``--pooling``),
+    its argument (``DATA``), or ``--param-name`` when the command has no such parameter."""
+    context = click.get_current_context(silent=True)
+    for option in context.command.params if context else ():
+        if option.name == param:
+            if isinstance(option, click.Argument):
+                return option.human_readable_name
+            return max(option.opts, key=lambda o: (o.startswith("--"), len(o)))
+    return "--" + param.replace("_", "-")
+
+
 def handle_errors(command: F) -> F:
-    """Turn FeatxError into one line on stderr and exit 1; Ctrl-C into exit 130, no traceback."""
+    """Turn FeatxError into one line on stderr (its parameter named as this command's flag) and
+    exit 2 for a bad option value, 1 otherwise; Ctrl-C into exit 130; never a traceback."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
-        except OptionError as exc:
-            raise fail(str(exc), EXIT_USAGE) from None
         except FeatxError as exc:
-            raise fail(str(exc)) from None
+            code = EXIT_USAGE if isinstance(exc, OptionError) else EXIT_ERROR
+            raise fail(exc.render(flag_name), code) from None
         except KeyboardInterrupt:
             typer.echo("interrupted; committed work is kept, rerun to continue.", err=True)
             raise typer.Exit(130) from None

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from featx.cache.locate import default_cache_dir, delete_cache, find_caches, summarize
+from featx.cache.locate import cache_folder, delete_cache, find_caches, summarize
 from featx.cache.verify import verify_cache
 from featx.cli.app import cache_app, fail, handle_errors, print_json
 
@@ -17,7 +17,7 @@ CachePath = Annotated[
 
 
 def _cache_files(path: Path | None) -> list[Path]:
-    target = path or default_cache_dir()
+    target = cache_folder(path)
     return [target] if target.is_file() else [s.path for s in find_caches(target)]
 
 
@@ -28,7 +28,7 @@ def info_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """Show the caches in a folder, or one cache file: dataset, backbone configuration, counts."""
-    target = path or default_cache_dir()
+    target = cache_folder(path)
     summaries = [summarize(target)] if target.is_file() else find_caches(target)
     if as_json:
         print_json([s.to_dict() for s in summaries])
@@ -54,7 +54,7 @@ def ls_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """List the caches, one line each, most recent first."""
-    summaries = find_caches(folder or default_cache_dir())
+    summaries = find_caches(cache_folder(folder))
     if as_json:
         print_json([s.to_dict() for s in summaries])
         return
@@ -72,7 +72,7 @@ def verify_command(
     """Check caches: schema version, structure, counts, NaN/inf; exit 1 if any has a problem."""
     files = _cache_files(path)
     if not files:
-        raise fail(f"No feature caches in {path or default_cache_dir()}.")
+        raise fail(f"No feature caches in {cache_folder(path)}.")
     results = {str(f): verify_cache(f, rehash=rehash) for f in files}
     if as_json:
         print_json([{"cache": f, "ok": not p, "problems": p, "notes": n} for f, (p, n) in results.items()])
@@ -94,7 +94,7 @@ def rm_command(
     """Delete caches (with their shards); refuses one that a run is writing."""
     targets = list(paths or [])
     if all_caches:
-        targets += [s.path for s in find_caches(default_cache_dir())]
+        targets += [s.path for s in find_caches(cache_folder())]
     if not targets:
         raise fail("Name the cache files to delete, or pass --all.", 2)
     for target in targets:

@@ -61,10 +61,10 @@ def _class_weight(value: str | None) -> str | None:
 
 
 def _load(head: Path):
-    from featx.cache.locate import default_cache_dir
+    from featx.cache.locate import cache_folder
     from featx.heads import load_head
 
-    named = default_cache_dir() / "heads" / head
+    named = cache_folder() / "heads" / head
     return load_head(named if not head.exists() and len(head.parts) == 1 and named.exists() else head)
 
 
@@ -78,7 +78,7 @@ def _metrics_table(metrics: dict) -> list[str]:
 @handle_errors
 def heads_command(as_json: JsonOption = False) -> None:
     """List the kinds of head with their parameters, and the heads saved in the cache folder."""
-    from featx.cache.locate import default_cache_dir
+    from featx.cache.locate import cache_folder
     from featx.heads import HEADS, find_heads
 
     saved = find_heads()
@@ -89,7 +89,7 @@ def heads_command(as_json: JsonOption = False) -> None:
     for spec in HEADS.values():
         typer.echo(f"{spec.name:<8} {spec.summary}")
         typer.echo(f"{'':<8} " + ", ".join(f"{k}={v!r}" for k, v in spec.defaults().items()))
-    typer.echo(f"\nsaved heads in {default_cache_dir() / 'heads'}: " + (", ".join(p.name for p in saved) or "none"))
+    typer.echo(f"\nsaved heads in {cache_folder() / 'heads'}: " + (", ".join(p.name for p in saved) or "none"))
 
 
 @app.command("fit-head")

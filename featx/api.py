@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from featx.cache.locate import default_cache_dir
+from featx.cache.locate import cache_folder
 from featx.cache.store import CacheIndex, read_vectors
 from featx.config import EmbedConfig, resolve_config
 from featx.datasets import Dataset, ImageRecord, scan_dataset
@@ -114,7 +114,7 @@ def embed_paths(
         root=Path(os.path.abspath(os.sep)), source=Path(os.path.abspath(os.sep)), layout="files",
         classes=(), records=tuple(ImageRecord(str(p), -1, "") for p in files),
     )
-    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    folder = cache_folder(cache_dir)
     cache_path = folder / f"files--{config.display_name}--{config.fingerprint}.h5"
     report = embed_into_cache(
         dataset, config, cache_path, batch_size=batch_size, workers=workers or default_workers(),

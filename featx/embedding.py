@@ -21,7 +21,7 @@ import numpy as np
 
 from featx._faults import crash_point
 from featx.backbones import get_backbone
-from featx.cache.locate import dataset_cache_path, default_cache_dir
+from featx.cache.locate import dataset_cache_path, cache_folder
 from featx.cache.lock import cache_lock
 from featx.cache.shards import list_shards, read_shards, remove_shards, write_shard
 from featx.cache.store import CacheIndex, iter_cache_vectors, remove_stale_temporaries, write_cache
@@ -65,7 +65,7 @@ def resolve_cache_path(cache: str | os.PathLike | None, dataset: Dataset, config
     """``--cache`` as a file (``*.h5``) or folder, else the default folder; one file per config."""
     if cache is not None and str(cache).endswith(".h5"):
         return Path(cache)
-    folder = Path(cache) if cache is not None else default_cache_dir()
+    folder = cache_folder(cache)
     return dataset_cache_path(folder, dataset.source, config.display_name, config.fingerprint)
 
 

@@ -14,7 +14,7 @@ import re
 import shutil
 from pathlib import Path
 
-from featx.cache.locate import default_cache_dir
+from featx.cache.locate import cache_folder
 from featx.config import EmbedConfig, fingerprint_of, sha256_file
 from featx.errors import FeatxError
 from featx.heads.head import Head
@@ -29,7 +29,7 @@ HEADS_FOLDER = "heads"
 
 def default_head_path(head: Head) -> Path:
     """``<cache dir>/heads/<kind>-<backbone>``, numbered ``-2``, ``-3``... when taken."""
-    folder = Path(head.cache_path).parent if head.cache_path else default_cache_dir()
+    folder = Path(head.cache_path).parent if head.cache_path else cache_folder()
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{head.kind}-{head.backbone_name}")
     path, n = folder / HEADS_FOLDER / stem, 1
     while path.exists():
@@ -134,7 +134,7 @@ def _read_meta(path: Path) -> dict:
 
 def find_heads(cache_dir: str | os.PathLike | None = None) -> list[Path]:
     """The head folders under ``<cache dir>/heads``, most recently saved first."""
-    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    folder = cache_folder(cache_dir)
     found = [p.parent for p in (folder / HEADS_FOLDER).glob(f"*/{META_FILE}") if not p.parent.name.startswith(".")]
     return sorted(found, key=lambda p: (p / META_FILE).stat().st_mtime_ns, reverse=True)
 
