@@ -50,21 +50,20 @@ def shards_in_memory():
 
 
 def overhead(args, work: Path) -> None:
-    from featx.config import resolve_config
     from featx.datasets import scan_dataset
     from featx.embedding import embed_into_cache
     from featx.extractor import FeatureExtractor
-    from featx.fileindex import default_workers
+    from featx.options import EmbedOptions, RunOptions
 
     data = write_photos(work / "photos", args.images)
-    config = resolve_config("MobileNetV2", weights="none", image_size=224)
+    config = EmbedOptions("MobileNetV2", weights="none", image_size=224).resolve()
     extractor = FeatureExtractor(config, batch_size=32)
     extractor(np.zeros((32, 224, 224, 3), np.float32))  # trace and warm up
     dataset = scan_dataset(data)
 
     def rate(tag: str) -> float:
         started = time.perf_counter()
-        report = embed_into_cache(dataset, config, work / f"{tag}.h5", workers=default_workers(), extractor=extractor)
+        report = embed_into_cache(dataset, config, work / f"{tag}.h5", RunOptions(), extractor=extractor)
         assert report.embedded == args.images
         return args.images / (time.perf_counter() - started)
 
@@ -96,11 +95,13 @@ def resume(args, work: Path) -> None:
     print(f"{args.resume_images}-image folder: first run SIGKILLed after {half} batches (exit {killed.returncode})")
 
     code = (
-        "import sys, time; t0 = time.perf_counter(); from featx.api import embed_to_cache\n"
+        "import sys, time; t0 = time.perf_counter(); from featx.embedding import update_cache\n"
+        "from featx.options import EmbedOptions\n"
         "found = []\n"
         "def progress(total):\n"
         "    found.append((time.perf_counter() - t0, total)); return lambda n: None\n"
-        f"r = embed_to_cache({str(data)!r}, weights='none', image_size=32, cache={str(cache)!r}, progress=progress)\n"
+        f"r = update_cache({str(data)!r}, EmbedOptions(weights='none', image_size=32), cache={str(cache)!r}, "
+        "progress=progress)\n"
         "print(f'rerun found where it left off in {found[0][0]:.2f} s: {found[0][1]} of {r.images} images left '\n"
         "      f'({r.reused} reused); whole rerun {time.perf_counter() - t0:.1f} s')\n"
     )

@@ -50,16 +50,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
 
-    from featx.config import resolve_config
     from featx.datasets import scan_dataset
     from featx.embedding import embed_into_cache
     from featx.extractor import FeatureExtractor
-    from featx.fileindex import default_workers
+    from featx.options import EmbedOptions, RunOptions
     from featx.images import load_image
 
     work = Path(tempfile.mkdtemp(prefix="featx-bench-"))
     data = write_photos(work / "photos", args.images)
-    config = resolve_config(args.backbone, weights="none", image_size=args.size)
+    config = EmbedOptions(args.backbone, weights="none", image_size=args.size).resolve()
     extractor = FeatureExtractor(config, batch_size=args.batch_size)
     dataset = scan_dataset(data)
 
@@ -77,8 +76,8 @@ def main() -> None:
 
     def run_featx(round_: int) -> float:
         started = time.perf_counter()
-        report = embed_into_cache(dataset, config, work / f"cache{round_}.h5", batch_size=args.batch_size,
-                                  workers=default_workers(), extractor=extractor)
+        report = embed_into_cache(dataset, config, work / f"cache{round_}.h5",
+                                  RunOptions(batch_size=args.batch_size), extractor=extractor)
         assert report.embedded == args.images, report
         return args.images / (time.perf_counter() - started)
 

@@ -31,14 +31,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 def synthetic_features(n: int, dim: int, n_classes: int, seed: int = 0):
     """Non-negative, overlapping class clusters, like ReLU-pooled CNN features."""
-    from featx.config import resolve_config
+    from featx.options import EmbedOptions
     from featx.features import Features
 
     rng = np.random.default_rng(seed)
     y = rng.integers(0, n_classes, n)
     means = rng.normal(0.0, 0.1, (n_classes, dim))
     X = np.maximum(means[y] + rng.normal(0.0, 1.0, (n, dim)), 0).astype(np.float32)
-    config = resolve_config("MobileNetV2", weights="none", image_size=224)
+    config = EmbedOptions("MobileNetV2", weights="none", image_size=224).resolve()
     return Features(
         X=X, y=y.astype(np.int64), classes=tuple(f"class{i}" for i in range(n_classes)),
         paths=np.asarray([f"img{i}.png" for i in range(n)], dtype=object),

@@ -11,12 +11,14 @@ from pathlib import Path
 
 import h5py
 
-from featx.cache.schema import ENCODING_TYPE
-from featx.errors import CacheError
+from featx.cache.schema import ENCODING_TYPE, check_schema, open_cache
+from featx.datasets import LOOSE_FILES
+from featx.errors import CacheError, CacheNotFoundError
 
 CACHE_DIR_ENV = "FEATX_CACHE_DIR"
 DEFAULT_CACHE_DIR = ".featx"
 CACHE_SUFFIX = ".h5"
+LOOSE_FILES_PREFIX = "files"
 
 
 def cache_folder(folder: str | os.PathLike | None = None) -> Path:
@@ -30,11 +32,22 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("._") or "data"
 
 
-def dataset_cache_path(cache_dir: str | os.PathLike, source: Path, backbone: str, fingerprint: str) -> Path:
-    """The cache file of one dataset (by absolute path) under one backbone configuration."""
+def cache_path_for(cache: str | os.PathLike | None, source: Path, display_name: str, fingerprint: str,
+                   *, loose_files: bool = False) -> Path:
+    """Where the cache of one source under one backbone configuration lives.
+
+    ``cache`` is a ``.h5`` file (used as it is), a folder, or None for :func:`cache_folder`. A
+    dataset's cache is named after its source path; loose files (predict, Embedder) share one
+    cache per configuration, ``files--<backbone>--<fingerprint>.h5``.
+    """
+    if cache is not None and str(cache).endswith(CACHE_SUFFIX):
+        return Path(cache)
+    folder = cache_folder(cache)
+    if loose_files:
+        return folder / f"{LOOSE_FILES_PREFIX}--{_slug(display_name)}--{fingerprint}{CACHE_SUFFIX}"
     key = hashlib.sha256(f"{source}|{fingerprint}".encode()).hexdigest()[:12]
     name = source.stem if source.is_file() else source.name
-    return Path(cache_dir) / f"{_slug(name)}--{_slug(backbone)}--{key}{CACHE_SUFFIX}"
+    return folder / f"{_slug(name)}--{_slug(display_name)}--{key}{CACHE_SUFFIX}"
 
 
 @dataclass(frozen=True)
@@ -51,38 +64,51 @@ class CacheSummary:
     feature_dim: int
     updated: str
     config: dict
-    layout: str = ""  # the dataset layout; "files" for the loose-file caches of embed_paths/predict
+    layout: str = ""  # the dataset layout (featx.datasets), LOOSE_FILES for predict's and Embedder's
+
+    @property
+    def is_loose_files(self) -> bool:
+        """A cache of loose files (predict, Embedder), not of a dataset: no labels to fit a head on."""
+        return self.layout == LOOSE_FILES
 
     def to_dict(self) -> dict:
         return {**self.__dict__, "path": str(self.path)}
 
 
 def summarize(path: str | os.PathLike) -> CacheSummary:
-    from featx.cache.schema import open_cache
-
+    """The attributes and counts of the cache at ``path`` (CacheError if it is not one)."""
     with open_cache(path) as h5:
-        attrs = h5.attrs
-        return CacheSummary(
-            path=Path(path),
-            dataset=str(attrs.get("dataset", "")),
-            backbone=str(attrs.get("backbone", "")),
-            fingerprint=str(attrs.get("fingerprint", "")),
-            images=len(h5["images/path"]),
-            vectors=len(h5["vectors/id"]),
-            skipped=len(h5["skipped/path"]),
-            feature_dim=int(attrs.get("feature_dim", 0)),
-            updated=str(attrs.get("updated", "")),
-            config=json.loads(attrs.get("config", "{}")),
-            layout=str(attrs.get("layout", "")),
-        )
+        return _summary(Path(path), h5)
 
 
-def _is_featx_cache(path: Path) -> bool:
+def _summary(path: Path, h5: h5py.File) -> CacheSummary:
+    attrs = h5.attrs
+    return CacheSummary(
+        path=path,
+        dataset=str(attrs.get("dataset", "")),
+        backbone=str(attrs.get("backbone", "")),
+        fingerprint=str(attrs.get("fingerprint", "")),
+        images=len(h5["images/path"]),
+        vectors=len(h5["vectors/id"]),
+        skipped=len(h5["skipped/path"]),
+        feature_dim=int(attrs.get("feature_dim", 0)),
+        updated=str(attrs.get("updated", "")),
+        config=json.loads(attrs.get("config", "{}")),
+        layout=str(attrs.get("layout", "")),
+    )
+
+
+def _featx_summary(path: Path) -> CacheSummary | None:
+    """The summary of ``path`` if it is a featx cache, None for other files; opens it once."""
     try:
-        with h5py.File(path, "r") as h5:
-            return h5.attrs.get("encoding-type") == ENCODING_TYPE
+        h5 = h5py.File(path, "r")
     except OSError:
-        return False
+        return None
+    with h5:
+        if h5.attrs.get("encoding-type") != ENCODING_TYPE:
+            return None
+        check_schema(h5, path)
+        return _summary(path, h5)
 
 
 def find_caches(cache_dir: str | os.PathLike | None = None) -> list[CacheSummary]:
@@ -90,26 +116,26 @@ def find_caches(cache_dir: str | os.PathLike | None = None) -> list[CacheSummary
     folder = cache_folder(cache_dir)
     if not folder.is_dir():
         return []
-    files = [p for p in folder.glob(f"*{CACHE_SUFFIX}") if not p.name.startswith(".") and _is_featx_cache(p)]
-    files.sort(key=lambda p: p.stat().st_mtime_ns, reverse=True)
-    return [summarize(p) for p in files]
+    files = sorted((p for p in folder.glob(f"*{CACHE_SUFFIX}") if not p.name.startswith(".")),
+                   key=lambda p: p.stat().st_mtime_ns, reverse=True)
+    return [summary for summary in map(_featx_summary, files) if summary is not None]
 
 
 def latest_cache(cache_dir: str | os.PathLike | None = None, backbone: str | None = None) -> Path:
     """The most recently written cache, optionally of one backbone; a clear error when none fits."""
     folder = cache_folder(cache_dir)
-    caches = [c for c in find_caches(folder) if c.layout != "files"]  # not predict's loose files
+    caches = [c for c in find_caches(folder) if not c.is_loose_files]
     if backbone is not None:
         matching = [c for c in caches if c.backbone.lower() == backbone.lower()]
         if not matching:
             have = ", ".join(sorted({c.backbone for c in caches})) or "none"
-            raise CacheError(
+            raise CacheNotFoundError(
                 f"No cache of backbone {backbone!r} in {folder} (backbones cached: {have}). "
                 f"Run 'featx embed --backbone {backbone} DATA' first."
             )
         caches = matching
     if not caches:
-        raise CacheError(f"No feature cache in {folder}. Run 'featx embed DATA' first, or pass --cache.")
+        raise CacheNotFoundError(f"No feature cache in {folder}. Run 'featx embed DATA' first, or pass --cache.")
     return caches[0].path
 
 

@@ -27,7 +27,7 @@ from collections.abc import Iterator
 
 import h5py
 
-from featx.errors import CacheError
+from featx.errors import CacheError, CacheNotFoundError, CacheWriteError
 
 ENCODING_TYPE = "featx-feature-cache"
 ENCODING_VERSION = 1
@@ -48,7 +48,7 @@ def check_schema(h5: h5py.File, path: str | os.PathLike) -> None:
     if kind != ENCODING_TYPE:
         raise CacheError(
             f"{path} is not a featx cache (an HDF5 file of another kind). "
-            "Point --cache at a file written by 'featx embed'."
+            "Give a file written by 'featx embed'."
         )
     version = int(h5.attrs.get("encoding-version", -1))
     if version != ENCODING_VERSION:
@@ -69,7 +69,7 @@ def check_schema(h5: h5py.File, path: str | os.PathLike) -> None:
 def open_cache(path: str | os.PathLike) -> Iterator[h5py.File]:
     """Open a committed cache read-only after checking its schema; bad files raise CacheError."""
     if not os.path.exists(path):
-        raise CacheError(f"No feature cache at {path}. Run 'featx embed' first, or check --cache.")
+        raise CacheNotFoundError(f"No feature cache at {path}. Run 'featx embed' first, or check the cache path.")
     try:
         h5 = h5py.File(path, "r")
     except OSError as exc:
@@ -89,7 +89,7 @@ def write_errors(where: str | os.PathLike) -> Iterator[None]:
         yield
     except OSError as exc:
         reason = exc.strerror or str(exc).splitlines()[0]
-        raise CacheError(
+        raise CacheWriteError(
             f"Could not write the feature cache in {where} ({reason}); the committed cache is "
             "unchanged. Free disk space or fix permissions, then rerun to continue."
         ) from exc

@@ -139,16 +139,15 @@ def _write_vectors(group: h5py.Group, chunks: VectorChunks, feature_dim: int) ->
     return rows
 
 
-def iter_cache_vectors(path: str | os.PathLike, keep: np.ndarray | None = None) -> VectorChunks:
-    """Stream a committed cache's (ids, features) in blocks, optionally only rows where ``keep``."""
+def iter_cache_vectors(path: str | os.PathLike) -> VectorChunks:
+    """Stream a committed cache's (ids, features) in blocks."""
     with open_cache(path) as h5:
         ids = h5["vectors/id"]
         features = h5["vectors/features"]
         block = CHUNK_ROWS * 16
         for start in range(0, len(ids), block):
             stop = min(start + block, len(ids))
-            mask = slice(None) if keep is None else keep[start:stop]
-            yield ids[start:stop].astype(ID_DTYPE)[mask], features[start:stop][mask]
+            yield ids[start:stop].astype(ID_DTYPE), features[start:stop]
 
 
 def remove_stale_temporaries(cache_path: str | os.PathLike) -> None:

@@ -12,9 +12,10 @@ from featx.cache.schema import open_cache
 from featx.cache.shards import list_shards
 from featx.cache.store import CHUNK_ROWS, CacheIndex
 from featx.config import fingerprint_of, sha256_file
+from featx.datasets import SPLITS
 from featx.errors import CacheError
 
-SPLIT_VALUES = {"train", "val", "test", ""}
+SPLIT_VALUES = {*SPLITS, ""}
 
 
 def verify_cache(path: str | os.PathLike, *, rehash: bool = False) -> tuple[list[str], list[str]]:

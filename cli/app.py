@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import sys
+import typing
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
-import click
 import typer
 
 from featx.errors import FeatxError, OptionError
@@ -20,6 +21,25 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from featx._versions import featx_version
+
+        typer.echo(f"featx {featx_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print featx's version and exit.")
+    ] = False,
+) -> None:
+    """Transfer learning on images: embed once with a frozen Keras backbone, fit heads in seconds."""
+
+
 cache_app = typer.Typer(help="Inspect the feature caches.", no_args_is_help=True)
 app.add_typer(cache_app, name="cache")
 
@@ -35,16 +55,20 @@ def fail(message: str, code: int = EXIT_ERROR) -> typer.Exit:
     return typer.Exit(code)
 
 
-def flag_name(param: str) -> str:
-    """How the running command spells the Python parameter ``param``: its flag (``--pooling``),
-    its argument (``DATA``), or ``--param-name`` when the command has no such parameter."""
-    context = click.get_current_context(silent=True)
-    for option in context.command.params if context else ():
-        if option.name == param:
-            if isinstance(option, click.Argument):
-                return option.human_readable_name
-            return max(option.opts, key=lambda o: (o.startswith("--"), len(o)))
-    return "--" + param.replace("_", "-")
+def flag_names(command: Callable) -> dict[str, str]:
+    """How ``command`` spells each Python parameter: its long flag (``--pooling``) or its argument
+    (``DATA``), read from the Typer annotations of its signature."""
+    names = {}
+    hints = typing.get_type_hints(command, include_extras=True)
+    for name in inspect.signature(command).parameters:
+        spec = next((m for m in getattr(hints.get(name), "__metadata__", ())
+                     if isinstance(m, (typer.models.OptionInfo, typer.models.ArgumentInfo))), None)
+        if isinstance(spec, typer.models.ArgumentInfo):
+            names[name] = spec.metavar or name.upper()
+            continue
+        declared = [d for d in (spec.default, *spec.param_decls) if isinstance(d, str) and d.startswith("--")] if spec else []
+        names[name] = declared[0] if declared else "--" + name.replace("_", "-")
+    return names
 
 
 def handle_errors(command: F) -> F:
@@ -56,8 +80,9 @@ def handle_errors(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except FeatxError as exc:
-            code = EXIT_USAGE if isinstance(exc, OptionError) else EXIT_ERROR
-            raise fail(exc.render(flag_name), code) from None
+            flags = flag_names(command)
+            message = exc.render(lambda param: flags.get(param, "--" + param.replace("_", "-")))
+            raise fail(message, EXIT_USAGE if isinstance(exc, OptionError) else EXIT_ERROR) from None
         except KeyboardInterrupt:
             typer.echo("interrupted; committed work is kept, rerun to continue.", err=True)
             raise typer.Exit(130) from None

@@ -7,11 +7,10 @@ from typing import Annotated
 
 import typer
 
-from featx.api import DEFAULT_BACKBONE, embed_with_report
+from featx.backbones import DEFAULT_BACKBONE
 from featx.cli.app import app, handle_errors, info
 from featx.cli.progress import progress_bar
-from featx.demo import write_digits_dataset
-from featx.errors import WeightsUnavailableError
+from featx.demo import run_demo
 
 
 @app.command("demo")
@@ -25,35 +24,22 @@ def demo_command(
     ] = None,
 ) -> None:
     """Write scikit-learn's handwritten digits as a labelled image folder, embed it, fit a head."""
-    if not (folder / "train").is_dir():
-        write_digits_dataset(folder)
-        info(f"wrote the handwritten-digits demo images to {folder}/ (train/ and test/, 10 classes)")
-    weights = "imagenet"
     with progress_bar(enabled=True) as progress:
-
-        def run(weights: str):
-            return embed_with_report(folder, backbone, weights=weights, cache=cache, image_size=image_size,
-                                     progress=progress)
-
-        try:
-            features, report = run(weights)
-        except WeightsUnavailableError as exc:
-            info(f"ImageNet weights unavailable ({exc.reason}); continuing with --weights none: random "
-                 "features, which only heads that standardise them (logreg, svm) learn from.")
-            weights = "none"
-            features, report = run(weights)
+        run = run_demo(folder, backbone, cache=cache, image_size=image_size, progress=progress)
+    if run.wrote_images:
+        info(f"wrote the handwritten-digits demo images to {folder}/ (train/ and test/, 10 classes)")
+    if run.offline_reason:
+        info(f"ImageNet weights unavailable ({run.offline_reason}); continuing with --weights none: random "
+             "features, which only heads that standardise them (logreg, svm) learn from.")
+    report = run.features.report
     typer.echo(
-        f"embedded {report.images} images with {backbone} (weights {weights}): {report.embedded} new, "
+        f"embedded {report.images} images with {backbone} (weights {run.weights}): {report.embedded} new, "
         f"{report.reused} reused, {report.seconds:.1f} s -> {report.cache_path}"
     )
-    from featx.heads import fit_head
-
-    head = fit_head(features, head="logreg")
-    path = head.save()
-    typer.echo(f"logreg head: {head.summary()} -> {path}")
+    typer.echo(f"logreg head: {run.head.summary()} -> {run.head.path}")
     typer.echo("next:")
-    heads = "logreg,knn,keras" if weights == "imagenet" else "logreg,svm"
+    heads = "logreg,knn,keras" if run.weights == "imagenet" else "logreg,svm"
     typer.echo(f"  featx compare --heads {heads}            # more heads, same cached vectors")
-    typer.echo(f"  featx evaluate {path} --plot confusion.png")
-    typer.echo(f"  featx predict {path} {folder / 'test' / '3'}")
+    typer.echo(f"  featx evaluate {run.head.path} --plot confusion.png")
+    typer.echo(f"  featx predict {run.head.path} {folder / 'test' / '3'}")
     typer.echo(f"  featx embed {folder} --backbone EfficientNetB0     # another backbone, same images")

@@ -7,10 +7,12 @@ from typing import Annotated
 
 import typer
 
-from featx.api import DEFAULT_BACKBONE, embed_to_cache
-from featx.images import DEFAULT_MAX_PIXELS
+from featx.backbones import DEFAULT_BACKBONE
 from featx.cli.app import app, fail, handle_errors, info, print_json
 from featx.cli.progress import progress_bar
+from featx.embedding import update_cache
+from featx.images import DEFAULT_MAX_PIXELS
+from featx.options import EmbedOptions
 
 
 @app.command("embed")
@@ -58,13 +60,12 @@ def embed_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object for scripts.")] = False,
 ) -> None:
     """Embed every image of DATA once into the feature cache; reruns embed only what changed."""
+    options = EmbedOptions(
+        backbone=backbone, weights=weights, seed=seed, image_size=image_size, resize=resize, pooling=pooling,
+        preprocess=preprocess, batch_size=batch_size, workers=workers, max_pixels=max_pixels,
+    )
     with progress_bar(enabled=not (quiet or as_json)) as progress:
-        report = embed_to_cache(
-            data, backbone, weights=weights, seed=seed, image_size=image_size, resize=resize,
-            pooling=pooling, preprocess=preprocess, batch_size=batch_size, cache=cache,
-            workers=workers, progress=progress, wait=not no_wait, on_wait=info,
-            max_pixels=max_pixels,
-        )
+        report = update_cache(data, options, cache=cache, progress=progress, wait=not no_wait, on_wait=info)
     if as_json:
         print_json(report.to_dict())
     elif not quiet:

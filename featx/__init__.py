@@ -2,38 +2,29 @@
 
 Embed a dataset once with a frozen Keras backbone into an HDF5 feature cache, then fit heads on
 the cached vectors in seconds. Importing featx does not import TensorFlow; only embedding does.
+
+The public API is the names in ``__all__`` (a test pins them); everything else lives in modules
+whose names say what they hold (``featx.options``, ``featx.heads``, ``featx.cache``, ...).
 """
 
 from __future__ import annotations
 
-from importlib import metadata as _metadata
-
-from featx.api import (
-    DEFAULT_BACKBONE,
-    PathEmbedding,
-    embed,
-    embed_paths,
-    embed_to_cache,
-    embed_with_report,
-)
-from featx.backbones import BackboneSpec, get_backbone, list_backbones
-from featx.config import EmbedConfig, resolve_config
-from featx.errors import CacheError, FeatxError, ImageDecodeError, WeightsUnavailableError
-from featx.features import Features, SkippedImage, load_features
-
-
+from featx._versions import featx_version as _featx_version
+from featx.api import embed
+from featx.backbones import get_backbone, list_backbones
+from featx.errors import FeatxError
+from featx.features import Features, load_features
 
 # Names served on first use, so that `import featx` stays fast (scikit-learn, and TensorFlow for
 # fine-tuning, load only when asked for): name -> module that defines it.
 _LAZY = {
     "Embedder": "featx.embedder",
     **dict.fromkeys(
-        ("fit_head", "load_head", "list_heads", "make_head", "evaluate_head", "predict_images",
-         "compare_heads", "Head", "KerasHead", "Evaluation", "Predictions"),
+        ("Head", "list_heads", "make_head", "fit_head", "load_head", "compare_heads", "evaluate_head",
+         "predict_images"),
         "featx.heads",
     ),
     "fine_tune": "featx.finetune",
-    "FineTuneReport": "featx.finetune",
     "export": "featx.exporter",
 }
 
@@ -50,31 +41,29 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
 
-try:
-    __version__ = _metadata.version("featx")
-except _metadata.PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.0.0"
+__version__ = _featx_version()
 
 __all__ = [
-    *_LAZY,
-    "DEFAULT_BACKBONE",
-    "BackboneSpec",
-    "CacheError",
-    "EmbedConfig",
-    "Embedder",
-    "FeatxError",
-    "Features",
-    "ImageDecodeError",
-    "PathEmbedding",
-    "SkippedImage",
-    "WeightsUnavailableError",
     "__version__",
+    # embed images into the feature cache, read it back
     "embed",
-    "embed_paths",
-    "embed_to_cache",
-    "embed_with_report",
-    "get_backbone",
-    "list_backbones",
     "load_features",
-    "resolve_config",
+    "Features",
+    "Embedder",
+    "list_backbones",
+    "get_backbone",
+    # heads on cached vectors
+    "list_heads",
+    "make_head",
+    "fit_head",
+    "load_head",
+    "compare_heads",
+    "evaluate_head",
+    "predict_images",
+    "Head",
+    # one deployable model
+    "fine_tune",
+    "export",
+    # every error featx raises subclasses FeatxError and a built-in (see featx.errors)
+    "FeatxError",
 ]

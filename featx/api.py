@@ -1,24 +1,22 @@
-"""The Python API: embed a dataset or a list of image files through the feature cache."""
+"""The Python API for embedding: a dataset (:func:`embed`) or loose image files (:func:`embed_files`)."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from featx.cache.locate import cache_folder
+from featx.backbones import DEFAULT_BACKBONE
+from featx.cache.locate import cache_path_for
 from featx.cache.store import CacheIndex, read_vectors
-from featx.config import EmbedConfig, resolve_config
-from featx.datasets import Dataset, ImageRecord, scan_dataset
-from featx.embedding import EmbedReport, embed_into_cache, resolve_cache_path
+from featx.config import EmbedConfig
+from featx.datasets import loose_files
+from featx.embedding import ProgressCallback, embed_into_cache, update_cache
 from featx.features import Features, SkippedImage, load_features
-from featx.fileindex import default_workers
 from featx.images import DEFAULT_MAX_PIXELS
-
-DEFAULT_BACKBONE = "MobileNetV2"
+from featx.options import EmbedOptions, RunOptions
 
 
 def embed(
@@ -32,100 +30,57 @@ def embed(
     preprocess: str | None = None,
     seed: int = 0,
     batch_size: int = 32,
-    cache: str | os.PathLike | None = None,
     workers: int | None = None,
-    progress=None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    cache: str | os.PathLike | None = None,
+    wait: bool = True,
+    progress: Callable[[int], ProgressCallback] | None = None,
 ) -> Features:
     """Embed every image of ``data`` once into its feature cache and return the features.
 
     ``data`` is a folder of class folders, of train/val/test folders, of plain images, or a CSV
-    manifest. Reruns embed only new or changed files; :func:`embed_with_report` also says what
-    the run did.
+    manifest ``path,label[,split]``. ``backbone`` is a name from :func:`featx.list_backbones` or
+    a ``.keras`` model file; the other options are those of :class:`featx.options.EmbedOptions`.
+    Reruns embed only new or changed files; ``features.report`` says what this run did
+    (embedded, reused, skipped). ``cache`` is a cache folder or ``.h5`` file (default
+    ``$FEATX_CACHE_DIR`` or ``.featx``); ``wait=False`` fails at once when another run holds it.
     """
-    features, _ = embed_with_report(
-        data, backbone, weights=weights, image_size=image_size, resize=resize, pooling=pooling,
-        preprocess=preprocess, seed=seed, batch_size=batch_size, cache=cache, workers=workers,
-        progress=progress,
+    options = EmbedOptions(
+        backbone=backbone, weights=weights, image_size=image_size, resize=resize, pooling=pooling,
+        preprocess=preprocess, seed=seed, batch_size=batch_size, workers=workers, max_pixels=max_pixels,
     )
-    return features
-
-
-def embed_with_report(
-    data: str | os.PathLike, backbone: str = DEFAULT_BACKBONE, **options
-) -> tuple[Features, EmbedReport]:
-    """Like :func:`embed`, also returning what the run did (embedded, reused, skipped)."""
-    report = embed_to_cache(data, backbone, **options)
-    return load_features(report.cache_path), report
-
-
-def embed_to_cache(
-    data: str | os.PathLike,
-    backbone: str = DEFAULT_BACKBONE,
-    *,
-    cache: str | os.PathLike | None = None,
-    batch_size: int = 32,
-    workers: int | None = None,
-    progress=None,
-    wait: bool = True,
-    on_wait=None,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-    **options,
-) -> EmbedReport:
-    """Bring the feature cache of ``data`` up to date without loading the vectors into memory.
-
-    ``options`` are the backbone configuration: weights, image_size, resize, pooling, preprocess,
-    seed (see :func:`featx.resolve_config`). ``wait=False`` fails at once when another run holds
-    the cache; ``max_pixels`` skips larger images undecoded.
-    """
-    dataset = scan_dataset(data)
-    config = resolve_config(backbone, **options)
-    cache_path = resolve_cache_path(cache, dataset, config)
-    return embed_into_cache(
-        dataset, config, cache_path, batch_size=batch_size, workers=workers or default_workers(),
-        progress=progress, wait=wait, on_wait=on_wait, max_pixels=max_pixels,
-    )
+    report = update_cache(data, options, cache=cache, progress=progress, wait=wait)
+    return replace(load_features(report.cache_path), report=report)
 
 
 @dataclass(frozen=True)
-class PathEmbedding:
-    """Vectors for a list of files: ``X`` rows for the files where ``ok`` is true."""
+class FileVectors:
+    """Vectors for a list of files: ``X`` holds a row for each file where ``ok`` is true."""
 
     X: np.ndarray
     ok: np.ndarray
     skipped: list[SkippedImage]
 
 
-def embed_paths(
+def embed_files(
     paths: Sequence[str | os.PathLike],
     config: EmbedConfig,
+    run: RunOptions = RunOptions(),
     *,
-    cache_dir: str | os.PathLike | None = None,
-    batch_size: int = 32,
-    workers: int | None = None,
-    progress=None,
-) -> PathEmbedding:
-    """Vectors for arbitrary image files, through a content-addressed cache for ``config``.
+    cache: str | os.PathLike | None = None,
+    progress: Callable[[int], ProgressCallback] | None = None,
+) -> FileVectors:
+    """Vectors for loose image files under ``config``, through that configuration's cache of files.
 
-    Used by :class:`featx.Embedder` and ``predict``: a file already embedded under the same
-    configuration (same bytes) is not computed again.
+    What ``predict`` and :class:`featx.Embedder` use: a file already embedded under the same
+    configuration (same bytes, any name) is not computed again.
     """
-    files = [Path(os.path.abspath(p)) for p in paths]
-    dataset = Dataset(
-        root=Path(os.path.abspath(os.sep)), source=Path(os.path.abspath(os.sep)), layout="files",
-        classes=(), records=tuple(ImageRecord(str(p), -1, "") for p in files),
-    )
-    folder = cache_folder(cache_dir)
-    cache_path = folder / f"files--{config.display_name}--{config.fingerprint}.h5"
-    report = embed_into_cache(
-        dataset, config, cache_path, batch_size=batch_size, workers=workers or default_workers(),
-        progress=progress, prune=False,
-    )
+    files = loose_files(paths)
+    cache_path = cache_path_for(cache, files.source, config.display_name, config.fingerprint, loose_files=True)
+    report = embed_into_cache(files, config, cache_path, run, progress=progress)
     index = CacheIndex.read(cache_path)
     row_of = {vid: row for row, vid in enumerate(index.vector_ids.tolist())}
     id_of = dict(zip(index.images.path, index.images.id.tolist()))
-    rows = np.asarray([row_of.get(id_of.get(str(p)), -1) for p in files], dtype=np.int64)
+    rows = np.asarray([row_of.get(id_of.get(r.path), -1) for r in files.records], dtype=np.int64)
     ok = rows >= 0
-    return PathEmbedding(X=read_vectors(cache_path, rows[ok]), ok=ok, skipped=report.skipped)
-
-
-__all__ = ["embed", "embed_with_report", "embed_to_cache", "embed_paths", "load_features", "PathEmbedding", "DEFAULT_BACKBONE"]
+    return FileVectors(X=read_vectors(cache_path, rows[ok]), ok=ok, skipped=report.skipped)

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from featx.errors import OptionError
 
+DEFAULT_BACKBONE = "MobileNetV2"  # small, fast on a CPU, good features
+
 PREPROCESSING_MODES = ("caffe", "tf", "torch", "none")
 """caffe: RGB→BGR and ImageNet mean subtraction; tf: scale to [-1, 1]; torch: scale to [0, 1] then
 ImageNet mean/std; none: the model takes raw 0–255 RGB and rescales inside."""
@@ -115,6 +117,6 @@ def get_backbone(name: str) -> BackboneSpec:
     close = difflib.get_close_matches(name.lower(), list(_BY_LOWER), n=3, cutoff=0.5)
     hint = f" Did you mean {', '.join(_BY_LOWER[c].name for c in close)}?" if close else ""
     raise OptionError(
-        f"Unknown backbone {name!r}.{hint} Run 'featx backbones' for the list, "
-        "or pass a path to a .keras model."
+        f"{{param}}: unknown backbone {name!r}.{hint} Run 'featx backbones' for the list, "
+        "or pass a path to a .keras model.", param="backbone",
     )

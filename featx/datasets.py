@@ -1,8 +1,10 @@
 """Finding the images of a dataset and their labels, without TensorFlow.
 
-Four layouts are understood: a folder of class subfolders (as Keras'
+Four layouts of a DATA path are understood: a folder of class subfolders (as Keras'
 `image_dataset_from_directory`), a folder of train/val/test split folders each holding class
-subfolders, a CSV manifest `path,label[,split]`, and a plain folder of unlabelled images.
+subfolders, a CSV manifest `path,label[,split]`, and a plain folder of unlabelled images. A fifth
+kind, loose files (:func:`loose_files`), is a list of image files with no dataset around them:
+what ``predict`` and ``Embedder`` embed.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from featx.errors import FeatxError
+from featx.errors import FeatxError, MissingFileError, OptionError
 from featx.images import IMAGE_EXTENSIONS, is_image_file
 
-SPLITS = ("train", "val", "test")
+SPLITS = ("train", "val", "test")  # the splits a dataset can have; "" is "no split given"
+LOOSE_FILES = "files"  # the layout of loose files: absolute paths, no labels, no split
 _SPLIT_NAMES = {"train": "train", "val": "val", "validation": "val", "test": "test", "": ""}
 _SPLIT_ORDER = {"train": 0, "val": 1, "test": 2, "": 3}
 _EXPECTED = (
@@ -40,24 +43,37 @@ class Dataset:
 
     root: Path  # absolute folder that record paths are relative to
     source: Path  # absolute path the user gave (folder or CSV file)
-    layout: str  # "classes" | "splits" | "manifest" | "unlabelled"
+    layout: str  # "classes" | "splits" | "manifest" | "unlabelled" | LOOSE_FILES
     classes: tuple[str, ...]  # sorted class names
     records: tuple[ImageRecord, ...]
+
+    @property
+    def is_loose_files(self) -> bool:
+        """Loose files (no dataset): their cache keeps every vector it ever computed."""
+        return self.layout == LOOSE_FILES
+
+
+def loose_files(paths: Sequence[str | os.PathLike]) -> Dataset:
+    """Image files with no dataset around them, as a :class:`Dataset` of absolute paths."""
+    files = [os.path.abspath(p) for p in paths]
+    top = Path(os.path.abspath(os.sep))
+    return Dataset(root=top, source=top, layout=LOOSE_FILES, classes=(),
+                   records=tuple(ImageRecord(Path(p).as_posix(), -1, "") for p in files))
 
 
 def scan_dataset(data: str | os.PathLike) -> Dataset:
     """Find the images and labels at `data`, a folder or a CSV manifest, in a stable order."""
     source = Path(os.path.abspath(os.path.expanduser(os.fspath(data))))
     if not source.exists():
-        raise FeatxError(f"DATA path {source} does not exist; {_EXPECTED}.")
+        raise MissingFileError(f"{{param}}: {source} does not exist; {_EXPECTED}.", param="data")
     if source.is_file():
         if source.suffix.lower() != ".csv":
-            raise FeatxError(f"DATA path {source} is a file but not a .csv manifest; {_EXPECTED}.")
+            raise OptionError(f"{{param}}: {source} is a file but not a .csv manifest; {_EXPECTED}.", param="data")
         return _scan_manifest(source)
     try:
         return _scan_folder(source)
     except OSError as exc:
-        raise FeatxError(f"cannot read DATA folder {source}: {exc.strerror or exc}") from None
+        raise FeatxError(f"cannot read the data folder {source}: {exc.strerror or exc}") from None
 
 
 def _scan_folder(source: Path) -> Dataset:
@@ -71,7 +87,7 @@ def _scan_folder(source: Path) -> Dataset:
         return _dataset(source, source, "classes", tuple(subfolders), labelled)
     loose = [source / name for name in _image_names(source)]
     if not loose:
-        raise FeatxError(f"DATA path {source} contains no image files; {_EXPECTED}.")
+        raise FeatxError(f"{source} contains no image files; {_EXPECTED}.")
     return _dataset(source, source, "unlabelled", (), [(image, -1, "") for image in loose])
 
 
@@ -85,7 +101,7 @@ def collect_image_files(inputs: Sequence[str | os.PathLike]) -> list[Path]:
         elif path.is_file():
             candidates = [path]
         else:
-            raise FeatxError(f"input path {path} does not exist; give image files or folders.")
+            raise MissingFileError(f"input path {path} does not exist; give image files or folders.")
         for candidate in candidates:
             found.setdefault(os.path.abspath(candidate), candidate)
     if not found:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from featx.api import DEFAULT_BACKBONE, embed_paths
-from featx.config import EmbedConfig, resolve_config
-from featx.errors import FeatxError
+from featx.backbones import DEFAULT_BACKBONE, get_backbone
+from featx.errors import ImageDecodeError, OptionError
+from featx.images import DEFAULT_MAX_PIXELS
+from featx.options import EmbedOptions
 
 
 class Embedder(TransformerMixin, BaseEstimator):
@@ -16,10 +19,10 @@ class Embedder(TransformerMixin, BaseEstimator):
 
     ``make_pipeline(Embedder("MobileNetV2"), LogisticRegression())`` trains a classifier on image
     paths. Vectors go through the content-addressed feature cache, so refitting, cross-validation
-    and grid searches compute each image once. The backbone is built on first use, not in
-    ``__init__`` or ``fit``, so cloning is free.
-
-    Parameters mirror ``featx embed``; ``cache_dir`` defaults to ``$FEATX_CACHE_DIR`` or ``.featx``.
+    and grid searches compute each image once. Parameters are those of :func:`featx.embed`
+    (:class:`featx.options.EmbedOptions`); ``cache_dir`` defaults to ``$FEATX_CACHE_DIR`` or
+    ``.featx``. ``fit`` validates them and learns nothing from the images. Fitted: ``options_``,
+    ``config_`` (the resolved backbone configuration) and ``feature_dim_``.
     """
 
     def __init__(
@@ -33,6 +36,8 @@ class Embedder(TransformerMixin, BaseEstimator):
         preprocess: str | None = None,
         seed: int = 0,
         batch_size: int = 32,
+        workers: int | None = None,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
         cache_dir: str | None = None,
     ):
         self.backbone = backbone
@@ -43,35 +48,36 @@ class Embedder(TransformerMixin, BaseEstimator):
         self.preprocess = preprocess
         self.seed = seed
         self.batch_size = batch_size
+        self.workers = workers
+        self.max_pixels = max_pixels
         self.cache_dir = cache_dir
 
     def fit(self, X, y=None) -> "Embedder":
-        """Validate the configuration; nothing is learned from the images."""
-        self.config_: EmbedConfig = resolve_config(
-            self.backbone, weights=self.weights, image_size=self.image_size, resize=self.resize,
-            pooling=self.pooling, preprocess=self.preprocess, seed=self.seed,
-        )
-        self.n_features_in_ = 1
+        """Validate the parameters and resolve the backbone configuration."""
+        _paths(X)
+        self.options_ = EmbedOptions(**{f.name: getattr(self, f.name) for f in fields(EmbedOptions)})
+        self.config_ = self.options_.resolve()
+        self.feature_dim_ = _feature_dim(self.config_)
         return self
 
     def transform(self, X) -> np.ndarray:
-        """(n_images, feature_dim) float32 vectors for a sequence of image paths."""
-        check_is_fitted(self, "config_")
-        paths = [str(p) for p in np.asarray(X, dtype=object).ravel()]
-        result = embed_paths(paths, self.config_, cache_dir=self.cache_dir, batch_size=self.batch_size)
+        """(n_images, feature_dim_) float32 vectors for a sequence of image paths."""
+        from featx.api import embed_files
+
+        check_is_fitted(self)
+        paths = _paths(X)
+        result = embed_files(paths, self.config_, self.options_.run_options(), cache=self.cache_dir)
         if not result.ok.all():
             bad = result.skipped[0] if result.skipped else None
             detail = f": {bad.path} ({bad.reason})" if bad else ""
-            raise FeatxError(f"{(~result.ok).sum()} of {len(paths)} images could not be embedded{detail}.")
-        self.feature_dim_ = int(result.X.shape[1])
+            raise ImageDecodeError(f"{(~result.ok).sum()} of {len(paths)} images could not be embedded{detail}.")
         return result.X
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
-        check_is_fitted(self, "config_")
-        width = getattr(self, "feature_dim_", None)
-        if width is None:
-            raise FeatxError("The feature width is known after the first transform.")
-        return np.asarray([f"{self.config_.display_name.lower()}{i}" for i in range(width)], dtype=object)
+        """``<backbone>0`` ... ``<backbone>{D-1}``, one name per vector component."""
+        check_is_fitted(self)
+        prefix = self.config_.display_name.lower()
+        return np.asarray([f"{prefix}{i}" for i in range(self.feature_dim_)], dtype=object)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -79,3 +85,22 @@ class Embedder(TransformerMixin, BaseEstimator):
         tags.input_tags.two_d_array = False
         tags.requires_fit = True
         return tags
+
+
+def _paths(X) -> list[str]:
+    """The image paths of ``X``: a 1-D sequence (or a single column) of path strings."""
+    array = np.asarray(X, dtype=object)
+    if array.ndim == 2 and array.shape[1] == 1:
+        array = array[:, 0]
+    if array.ndim != 1 or not all(isinstance(p, str) or hasattr(p, "__fspath__") for p in array):
+        raise OptionError("{param} must be a sequence of image file paths.", param="X")
+    return [str(p) for p in array]
+
+
+def _feature_dim(config) -> int:
+    """The vector width: from the registry, or by loading a custom model (the one heavy case)."""
+    if not config.is_custom:
+        return get_backbone(config.backbone).feature_dim
+    from featx.extractor import build_backbone
+
+    return int(build_backbone(config).output_shape[-1])

@@ -14,24 +14,24 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 
 from featx._faults import crash_point
+from featx._versions import recorded_versions
 from featx.backbones import get_backbone
-from featx.cache.locate import dataset_cache_path, cache_folder
+from featx.cache.locate import cache_path_for
 from featx.cache.lock import cache_lock
 from featx.cache.shards import list_shards, read_shards, remove_shards, write_shard
 from featx.cache.store import CacheIndex, iter_cache_vectors, remove_stale_temporaries, write_cache
 from featx.cache.tables import ID_DTYPE, ImageTable, SkipTable, id_column, str_column
 from featx.config import EmbedConfig
-from featx.datasets import Dataset
+from featx.datasets import Dataset, scan_dataset
 from featx.errors import CacheError, FeatxError
 from featx.features import SkippedImage
 from featx.fileindex import index_files
-from featx.images import DEFAULT_MAX_PIXELS
+from featx.options import EmbedOptions, RunOptions
 from featx.streaming import batched_pixels, decode_stream
 
 ProgressCallback = Callable[[int], None]
@@ -61,45 +61,44 @@ class EmbedReport:
         }
 
 
-def resolve_cache_path(cache: str | os.PathLike | None, dataset: Dataset, config: EmbedConfig) -> Path:
-    """``--cache`` as a file (``*.h5``) or folder, else the default folder; one file per config."""
-    if cache is not None and str(cache).endswith(".h5"):
-        return Path(cache)
-    folder = cache_folder(cache)
-    return dataset_cache_path(folder, dataset.source, config.display_name, config.fingerprint)
+def update_cache(
+    data: str | os.PathLike,
+    options: EmbedOptions,
+    *,
+    cache: str | os.PathLike | None = None,
+    progress: Callable[[int], ProgressCallback] | None = None,
+    wait: bool = True,
+    on_wait: Callable[[str], None] | None = None,
+) -> EmbedReport:
+    """Bring the feature cache of the dataset at ``data`` up to date, without loading its vectors.
 
-
-def _versions() -> dict[str, str]:
-    found = {}
-    for package in ("featx", "keras", "tensorflow"):
-        try:
-            found[f"{package}_version"] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            found[f"{package}_version"] = "unknown"
-    return found
+    What ``featx embed`` runs, and what :func:`featx.embed` runs before reading the cache back.
+    ``cache`` is a cache folder or ``.h5`` file (default: :func:`featx.cache.locate.cache_folder`).
+    """
+    dataset = scan_dataset(data)
+    config = options.resolve()
+    path = cache_path_for(cache, dataset.source, config.display_name, config.fingerprint)
+    return embed_into_cache(dataset, config, path, options.run_options(), progress=progress, wait=wait,
+                            on_wait=on_wait)
 
 
 def embed_into_cache(
     dataset: Dataset,
     config: EmbedConfig,
     cache_path: Path,
+    run: RunOptions = RunOptions(),
     *,
-    batch_size: int = 32,
-    workers: int = 2,
     progress: Callable[[int], ProgressCallback] | None = None,
-    prune: bool = True,
     extractor=None,
     wait: bool = True,
     on_wait: Callable[[str], None] | None = None,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> EmbedReport:
     """Bring ``cache_path`` up to date with ``dataset`` under ``config`` and return what was done.
 
-    With ``prune`` (a dataset cache) vectors of files no longer in the dataset are dropped; without
-    it (the cache of loose files behind ``embed_paths``) vectors accumulate. An ``extractor``
+    A dataset's cache drops the vectors of files no longer in the dataset; a cache of loose files
+    (:func:`featx.datasets.loose_files`) keeps every vector it ever computed. An ``extractor``
     already built for ``config`` may be passed in to reuse it. One run at a time holds the cache's
     lock: with ``wait`` a second run waits (``on_wait`` is told), else it fails at once.
-    Images of more than ``max_pixels`` pixels are skipped undecoded.
 
     ``progress(total)`` is called once with the number of images to embed and returns a callback
     that receives the number of images finished after each batch.
@@ -107,12 +106,12 @@ def embed_into_cache(
     started = time.perf_counter()
     with cache_lock(cache_path, wait=wait, on_wait=on_wait):
         remove_stale_temporaries(cache_path)
-        report = _update(dataset, config, cache_path, batch_size, workers, progress, prune, extractor, max_pixels)
+        report = _update(dataset, config, cache_path, run, progress, extractor)
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _update(dataset, config, cache_path, batch_size, workers, progress, prune, extractor, max_pixels) -> EmbedReport:
+def _update(dataset: Dataset, config: EmbedConfig, cache_path: Path, run: RunOptions, progress, extractor) -> EmbedReport:
     fingerprint = config.fingerprint
     index = CacheIndex.read(cache_path) if cache_path.exists() else None
     if index is not None and index.fingerprint != fingerprint:
@@ -121,7 +120,8 @@ def _update(dataset, config, cache_path, batch_size, workers, progress, prune, e
             f"({index.config.get('backbone')}, fingerprint {index.fingerprint}); "
             "choose another --cache file or delete this one."
         )
-    images, unreadable = index_files(dataset.root, dataset.records, index.images if index else None, workers)
+    images, unreadable = index_files(dataset.root, dataset.records, index.images if index else None,
+                                     run.decode_workers)
     have, failed_ids = _committed_work(index, cache_path, fingerprint)
     reused_ids = have.copy()
 
@@ -137,9 +137,9 @@ def _update(dataset, config, cache_path, batch_size, workers, progress, prune, e
         if extractor is None:
             from featx.extractor import FeatureExtractor  # imports TensorFlow: only when needed
 
-            extractor = FeatureExtractor(config, batch_size=batch_size)
+            extractor = FeatureExtractor(config, batch_size=run.batch_size)
         feature_dim = extractor.feature_dim
-        for ids, vectors, failures in _embed(extractor, todo, config, workers, max_pixels):
+        for ids, vectors, failures in _embed(extractor, todo, config, run):
             write_shard(cache_path, fingerprint, id_column(ids), vectors,
                         id_column(i for i, _ in failures), [r for _, r in failures])
             crash_point("shard-committed")
@@ -163,7 +163,7 @@ def _update(dataset, config, cache_path, batch_size, workers, progress, prune, e
     if report.embedded + report.reused == 0:
         first = report.skipped[0] if report.skipped else None
         detail = f" (e.g. {first.path}: {first.reason})" if first else ""
-        where = "given" if dataset.layout == "files" else f"in {dataset.source}"
+        where = "given" if dataset.is_loose_files else f"in {dataset.source}"
         raise FeatxError(f"None of the {report.images} images {where} could be embedded{detail}.")
 
     skipped = SkipTable(
@@ -173,7 +173,8 @@ def _update(dataset, config, cache_path, batch_size, workers, progress, prune, e
     )
     if _changed(index, cache_path, images, skipped, dataset):
         attrs = _attrs(dataset, config, feature_dim)
-        commit(cache_path, index, attrs, list(dataset.classes), images, skipped, feature_dim, prune=prune)
+        commit(cache_path, index, attrs, list(dataset.classes), images, skipped, feature_dim,
+               prune=not dataset.is_loose_files)
     return report
 
 
@@ -193,11 +194,12 @@ def _committed_work(
 
 
 def _embed(
-    extractor, todo: dict[bytes, Path], config: EmbedConfig, workers: int, max_pixels: int
+    extractor, todo: dict[bytes, Path], config: EmbedConfig, run: RunOptions
 ) -> Iterator[tuple[list[bytes], np.ndarray, list[tuple[bytes, str]]]]:
     """(content ids, their vectors, (id, reason) of images that failed to decode), batch by batch."""
     ahead = 2 * extractor.batch_size
-    stream = decode_stream(todo.items(), config.input_size, config.resize, workers, ahead, max_pixels)
+    stream = decode_stream(todo.items(), config.input_size, config.resize, run.decode_workers, ahead,
+                           run.max_pixels)
     for ids, pixels, failures in batched_pixels(stream, extractor.batch_size, config.input_size):
         vectors = extractor(pixels) if ids else np.zeros((0, extractor.feature_dim), np.float32)
         yield ids, vectors, failures
@@ -229,7 +231,7 @@ def _attrs(dataset: Dataset, config: EmbedConfig, feature_dim: int) -> dict[str,
         "layout": dataset.layout,
         "feature_dim": feature_dim,
         "updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        **_versions(),
+        **recorded_versions(),
     }
 
 

@@ -58,6 +58,10 @@ class CacheNotFoundError(CacheError, FileNotFoundError):
     """No feature cache (or no cache of the asked backbone) where one was looked for."""
 
 
+class CacheWriteError(CacheError, OSError):
+    """A cache could not be written (disk full, permissions, I/O); the committed cache is unchanged."""
+
+
 class WeightsUnavailableError(FeatxError, OSError):
     """Pretrained weights could not be downloaded or read; ``reason`` is the short cause."""
 

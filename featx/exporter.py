@@ -16,14 +16,15 @@ from featx._tf import import_keras
 from featx.config import EmbedConfig
 from featx.errors import OptionError
 from featx.modelfile import build_classifier, load_model_file, write_metadata
+from featx.options import check_choice
+from featx.preprocessing import resize_layer
 
 FORMATS = ("keras", "savedmodel", "tflite")
 
 
 def export(source, output: str | os.PathLike, *, format: str = "keras") -> Path:
     """Export a head (fitted Head or folder) or a fine-tuned ``.keras`` model to ``output``."""
-    if format not in FORMATS:
-        raise OptionError(f"--format must be one of {', '.join(FORMATS)}; got {format!r}.")
+    check_choice("format", format, FORMATS)
     output = Path(output)
     classifier, metadata = _classifier(source)
     config = EmbedConfig.from_record(metadata["config"], metadata["sources"], metadata.get("fingerprint"))
@@ -32,7 +33,7 @@ def export(source, output: str | os.PathLike, *, format: str = "keras") -> Path:
     output.parent.mkdir(parents=True, exist_ok=True)
     if format == "keras":
         if output.suffix != ".keras":
-            raise OptionError(f"-o {output}: a Keras model file must end in .keras.")
+            raise OptionError(f"{{param}}: {output} must end in .keras (a Keras model file).", param="output")
         model.save(output)
         write_metadata(output, metadata)
     elif format == "savedmodel":
@@ -60,11 +61,7 @@ def any_size_model(classifier, config: EmbedConfig):
     """Wrap a (S, S, 3) classifier: any image size in, resized inside exactly as featx resizes."""
     _, keras = import_keras()
     inputs = keras.Input((None, None, 3), name="image")
-    size = config.input_size
-    resized = keras.layers.Resizing(
-        size, size, interpolation="bilinear", crop_to_aspect_ratio=config.resize == "crop",
-        pad_to_aspect_ratio=config.resize == "pad", name="featx_resize",
-    )(inputs)
+    resized = resize_layer(config.input_size, config.resize)(inputs)
     # training=False is recorded in the graph: Dropout and BatchNormalization stay in inference mode
     # whatever the caller passes (Keras may otherwise resolve an unset flag to training here).
     return keras.Model(inputs, classifier(resized, training=False), name="featx_exported")

@@ -1,6 +1,6 @@
 """A frozen backbone as one compiled function: raw 0–255 RGB batch in, pooled vectors out.
 
-The family's ``preprocess_input`` runs inside the compiled function, so no caller can forget it or
+The family's ``preprocess_input`` (as the layers of :mod:`featx.preprocessing`) runs inside the compiled function, so no caller can forget it or
 apply it twice. Batches always have the same shape (the last one is padded), so the function is
 traced once; ``model.predict`` in a loop would pay its per-call overhead on every batch.
 """
@@ -10,32 +10,33 @@ from __future__ import annotations
 import contextlib
 import random
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
 from featx._tf import import_keras, keras_cache_dir
 from featx.backbones import get_backbone
 from featx.config import EmbedConfig
-from featx.errors import FeatxError, OptionError, WeightsUnavailableError
+from featx.errors import FeatxError, WeightsUnavailableError
+from featx.options import check_positive
+from featx.preprocessing import preprocess, preprocessing_layers
 
 
 class FeatureExtractor:
     """Builds the backbone of an :class:`EmbedConfig` once and maps image batches to vectors."""
 
     def __init__(self, config: EmbedConfig, batch_size: int = 32):
-        if batch_size < 1:
-            raise OptionError(f"--batch-size must be at least 1; got {batch_size}.")
+        check_positive("batch_size", batch_size)
         self.config = config
         self.batch_size = batch_size
         tf, _ = import_keras()
         self.model = build_backbone(config)
-        preprocess = preprocess_function(config)
+        layers = preprocessing_layers(config.preprocessing)
         size = config.input_size
         spec = tf.TensorSpec([batch_size, size, size, 3], tf.float32)
         model = self.model
         self._compiled = tf.function(
-            lambda images: model(preprocess(images), training=False),
+            lambda images: model(preprocess(layers, images), training=False),
             input_signature=[spec],
             reduce_retracing=True,
         )
@@ -51,18 +52,6 @@ class FeatureExtractor:
             images = np.concatenate([images, padding])
         vectors = self._compiled(np.asarray(images, np.float32)).numpy()
         return vectors[:count].astype(np.float32, copy=False)
-
-
-def preprocess_function(config: EmbedConfig) -> Callable:
-    """The ``preprocess_input`` that belongs to the configuration's backbone family."""
-    _, keras = import_keras()
-    if config.is_custom:
-        if config.preprocessing == "none":
-            return lambda images: images
-        mode = config.preprocessing
-        return lambda images: keras.applications.imagenet_utils.preprocess_input(images, mode=mode)
-    module = getattr(keras.applications, get_backbone(config.backbone).module)
-    return module.preprocess_input
 
 
 def build_backbone(config: EmbedConfig):
@@ -104,13 +93,13 @@ def _load_custom(config: EmbedConfig):
         model = keras.saving.load_model(config.model_path, compile=False, safe_mode=True)
     except Exception as exc:  # noqa: BLE001 - any loading failure is the file's fault here
         raise FeatxError(
-            f"--backbone {config.model_path!r} could not be loaded as a Keras model: "
-            f"{_first_line(exc)}"
+            f"{{param}}: {config.model_path!r} could not be loaded as a Keras model: {_first_line(exc)}",
+            param="backbone",
         ) from exc
     if len(model.inputs) != 1 or model.inputs[0].shape[-1] != 3:
         raise FeatxError(
-            f"--backbone {config.model_path!r} must take one RGB image input (..., 3); "
-            f"its inputs are {[tuple(i.shape) for i in model.inputs]}."
+            f"{{param}}: {config.model_path!r} must take one RGB image input (..., 3); "
+            f"its inputs are {[tuple(i.shape) for i in model.inputs]}.", param="backbone",
         )
     inputs = keras.Input((config.input_size, config.input_size, 3))
     outputs = model(inputs, training=False)
@@ -119,8 +108,8 @@ def _load_custom(config: EmbedConfig):
         outputs = pool()(outputs)
     elif len(outputs.shape) != 2:
         raise FeatxError(
-            f"--backbone {config.model_path!r} outputs shape {tuple(outputs.shape)}; featx needs a "
-            "4-D feature map (pooled) or a 2-D vector."
+            f"{{param}}: {config.model_path!r} outputs shape {tuple(outputs.shape)}; featx needs a "
+            "4-D feature map (pooled) or a 2-D vector.", param="backbone",
         )
     wrapped = keras.Model(inputs, outputs, name=f"featx_{model.name}")
     wrapped.trainable = False

@@ -6,10 +6,15 @@ import json
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from featx.cache.store import CacheIndex, read_vectors
+from featx.config import EmbedConfig
+
+if TYPE_CHECKING:
+    from featx.embedding import EmbedReport
 
 
 @dataclass(frozen=True)
@@ -29,7 +34,8 @@ class Features:
 
     ``X`` (N×D float32) pairs with ``y`` (class index, -1 unlabelled), ``paths`` (absolute),
     ``ids`` (sha256 of the file), ``split`` ("train"/"val"/"test"/""), and ``classes`` names the
-    labels. ``config`` is the backbone configuration and ``fingerprint`` its hash.
+    labels. ``config`` is the backbone configuration and ``fingerprint`` its hash. ``report``
+    (from :func:`featx.embed` only) says what the run did: embedded, reused, skipped.
     """
 
     X: np.ndarray
@@ -43,6 +49,7 @@ class Features:
     sources: dict = field(default_factory=dict)
     cache_path: Path | None = None
     skipped: tuple[SkippedImage, ...] = ()
+    report: "EmbedReport | None" = None  # what the embed run that returned these features did
 
     def __len__(self) -> int:
         return len(self.X)
@@ -61,10 +68,8 @@ class Features:
             self, X=self.X[rows], y=self.y[rows], paths=self.paths[rows], ids=self.ids[rows], split=self.split[rows]
         )
 
-    def embed_config(self) -> "EmbedConfig":
+    def embed_config(self) -> EmbedConfig:
         """The backbone configuration that produced these vectors, ready to embed new images."""
-        from featx.config import EmbedConfig
-
         return EmbedConfig.from_record(self.config, self.sources, self.fingerprint)
 
     def where_split(self, name: str) -> "Features":

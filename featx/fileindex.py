@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -74,8 +73,3 @@ def index_files(
         table = ImageTable.empty()
     table.id = table.id.astype(ID_DTYPE)
     return table, failed
-
-
-def default_workers() -> int:
-    """Decoding threads: one per core, at least two so decoding overlaps the backbone."""
-    return max(2, os.cpu_count() or 2)

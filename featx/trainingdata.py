@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from featx.config import EmbedConfig
+from featx.datasets import SPLITS
 from featx.errors import FeatxError
 
-SPLIT_NAMES = ("train", "val", "test")
 AUGMENT_MARGIN = 1.125  # training images are read this much larger, then randomly cropped
 
 
@@ -39,15 +39,15 @@ def split_images(head, data: str | os.PathLike | None = None) -> dict[str, Split
         paths, ids, labels = _from_folder(head, data)
     row_of = {content_id: row for row, content_id in enumerate(ids)}
     result = {}
-    for name in SPLIT_NAMES:
+    for name in SPLITS:
         rows = [row_of[i] for i in head.split.get(name, []) if i in row_of]
         rows = [r for r in rows if labels[r] >= 0]
         result[name] = SplitImages(tuple(paths[r] for r in rows), np.asarray([labels[r] for r in rows], np.int64))
     missing = len(head.split.get("train", [])) - len(result["train"])
     if missing and len(result["train"]) == 0:
         raise FeatxError(
-            f"none of the {missing} training images of head {head.name} were found; pass --data with the folder "
-            "that holds them."
+            f"none of the {missing} training images of head {head.name} were found; set {{param}} to the folder "
+            "that holds them.", param="data",
         )
     return result
 
@@ -56,14 +56,16 @@ def _from_cache(head):
     from featx.features import load_features
 
     if not head.cache_path or not Path(head.cache_path).exists():
-        raise FeatxError(f"the cache head {head.name} was fitted on is gone ({head.cache_path}); pass --data DIR.")
+        raise FeatxError(f"the cache head {head.name} was fitted on is gone ({head.cache_path}); set {{param}} to "
+                         "the folder of its images.", param="data")
     features = load_features(head.cache_path)
     return list(features.paths), list(features.ids), head.class_indices(features)
 
 
 def _from_folder(head, data):
     from featx.datasets import scan_dataset
-    from featx.fileindex import default_workers, index_files
+    from featx.fileindex import index_files
+    from featx.options import default_workers
 
     dataset = scan_dataset(data)
     table, _ = index_files(dataset.root, dataset.records, None, default_workers())
@@ -77,7 +79,7 @@ def image_dataset(images: SplitImages, config: EmbedConfig, batch_size: int, *, 
                   seed: int = 0):
     """A tf.data pipeline of (image batch, labels); decoding runs in threads, ahead of training."""
     from featx._tf import import_keras
-    from featx.fileindex import default_workers
+    from featx.options import default_workers
     from featx.streaming import decode_stream
 
     tf, _ = import_keras()

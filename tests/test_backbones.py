@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from featx.backbones import BACKBONES, PREPROCESSING_MODES, get_backbone, list_backbones
-from featx.config import resolve_config
+from featx.options import EmbedOptions
 from featx.errors import OptionError
 
 KERAS_APPLICATIONS = {
@@ -71,12 +71,18 @@ def _expected_preprocessing(mode: str, x: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("name", list_backbones())
 def test_preprocessing_of_every_entry(name):
-    from featx.extractor import preprocess_function
+    """The layers featx runs equal the entry's own keras.applications preprocess_input."""
+    import keras
 
-    config = resolve_config(name, weights="none")
+    from featx.preprocessing import preprocess, preprocessing_layers
+
+    spec = get_backbone(name)
+    config = EmbedOptions(name, weights="none").resolve()
     x = np.random.default_rng(0).uniform(0, 255, (2, 4, 4, 3)).astype(np.float32)
-    out = np.asarray(preprocess_function(config)(x.copy()))
-    np.testing.assert_allclose(out, _expected_preprocessing(get_backbone(name).preprocessing, x), rtol=1e-5, atol=1e-4)
+    out = np.asarray(preprocess(preprocessing_layers(config.preprocessing), x.copy()))
+    keras_own = np.asarray(getattr(keras.applications, spec.module).preprocess_input(x.copy()))
+    np.testing.assert_allclose(out, keras_own, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(out, _expected_preprocessing(spec.preprocessing, x), rtol=1e-5, atol=1e-4)
 
 
 GIANT_PARAMS = 40_000_000  # building these takes 5-30 s each on a laptop CPU: run with --run-slow
@@ -95,7 +101,7 @@ def test_every_backbone_builds_with_documented_width_and_parameters(name):
     from featx.extractor import build_backbone
 
     spec = get_backbone(name)
-    model = build_backbone(resolve_config(name, weights="none", image_size=max(spec.min_input_size, 32)))
+    model = build_backbone(EmbedOptions(name, weights="none", image_size=max(spec.min_input_size, 32)).resolve())
     try:
         assert model.output_shape == (None, spec.feature_dim)
         assert model.count_params() == spec.params
@@ -107,9 +113,9 @@ def test_every_backbone_builds_with_documented_width_and_parameters(name):
 
 def test_input_size_below_the_architecture_minimum_is_a_clear_error():
     with pytest.raises(OptionError, match="at least 71"):
-        resolve_config("Xception", weights="none", image_size=64)
+        EmbedOptions("Xception", weights="none", image_size=64).resolve()
 
 
 def test_preprocess_option_is_for_custom_backbones_only():
     with pytest.raises(OptionError, match="own 'tf' preprocessing"):
-        resolve_config("Xception", weights="none", preprocess="caffe")
+        EmbedOptions("Xception", weights="none", preprocess="caffe").resolve()

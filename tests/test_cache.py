@@ -19,7 +19,8 @@ OPTS = dict(weights="none", image_size=32)
 @pytest.fixture
 def embedded(tmp_path, cache_dir):
     data = make_class_folder(tmp_path / "data", per_class=3)
-    features, report = featx.embed_with_report(data, "MobileNetV2", **OPTS)
+    features = featx.embed(data, "MobileNetV2", **OPTS)
+    report = features.report
     return data, features, report.cache_path
 
 
@@ -80,13 +81,16 @@ def test_shards_left_by_a_killed_run_are_reused(embedded):
     from tests.imagegen import write_image
 
     write_image(data / "cat" / "extra.png", seed=77)
-    fresh, _ = featx.embed_with_report(data, "MobileNetV2", cache=path.parent / "other", **OPTS)
+    fresh = featx.embed(data, "MobileNetV2", cache=path.parent / "other", **OPTS)
+    _ = fresh.report
     row = list(fresh.paths).index(str(data / "cat" / "extra.png"))
     sentinel = np.full((1, fresh.feature_dim), 42.0, np.float32)  # not a vector the backbone makes
     write_shard(path, features.fingerprint, np.asarray([fresh.ids[row].encode()]), sentinel)
     assert len(list_shards(path)) == 1
 
-    resumed, report = featx.embed_with_report(data, "MobileNetV2", **OPTS)
+    resumed = featx.embed(data, "MobileNetV2", **OPTS)
+
+    report = resumed.report
     assert (report.embedded, report.reused) == (0, 7)
     np.testing.assert_array_equal(resumed.X[row], sentinel[0])
     assert list_shards(path) == []
@@ -95,14 +99,15 @@ def test_shards_left_by_a_killed_run_are_reused(embedded):
 def test_shards_of_another_configuration_are_ignored(embedded):
     data, features, path = embedded
     write_shard(path, "0" * 16, np.asarray([features.ids[0].encode()]), np.zeros((1, 1280), np.float32))
-    resumed, report = featx.embed_with_report(data, "MobileNetV2", **OPTS)
+    resumed = featx.embed(data, "MobileNetV2", **OPTS)
+    report = resumed.report
     np.testing.assert_array_equal(resumed.X, features.X)
     assert report.embedded == 0
 
 
 def test_find_and_latest_cache(embedded, cache_dir):
     data, _, path = embedded
-    other = featx.embed_with_report(data, "MobileNetV2", weights="none", image_size=40)[1].cache_path
+    other = featx.embed(data, "MobileNetV2", weights="none", image_size=40).report.cache_path
     caches = find_caches(cache_dir)
     assert [c.path for c in caches] == [other, path]
     assert caches[0].images == 6 and caches[0].config["input_size"] == 40

@@ -25,7 +25,7 @@ def run(*args):
 @pytest.fixture
 def cache_file(tmp_path, cache_dir):
     data = make_class_folder(tmp_path / "data", per_class=2)
-    return featx.embed_to_cache(data, "MobileNetV2", **OPTS).cache_path
+    return featx.embed(data, "MobileNetV2", **OPTS).report.cache_path
 
 
 def _edit(path, fn):

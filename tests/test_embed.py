@@ -17,7 +17,8 @@ OPTS = dict(weights="none", image_size=32)  # random MobileNetV2 weights at 32 p
 
 
 def _embed(data, **extra):
-    return featx.embed_with_report(data, "MobileNetV2", **{**OPTS, **extra})
+    features = featx.embed(data, "MobileNetV2", **{**OPTS, **extra})
+    return features, features.report
 
 
 def _by_path(features):
@@ -191,7 +192,9 @@ def test_custom_keras_backbone(tmp_path, cache_dir):
     feature_map = _save_custom_model(tmp_path / "map.keras", pooled=False)
     vector = _save_custom_model(tmp_path / "vec.keras", pooled=True)
 
-    raw, _ = featx.embed_with_report(data, str(feature_map))
+    raw = featx.embed(data, str(feature_map))
+
+    _ = raw.report
     assert raw.X.shape == (2, 5) and raw.config["input_size"] == 24
     assert raw.config["preprocessing"] == "none" and raw.config["weights"] == "embedded"
     # With all-ones kernels each channel is 3x3x3 sums of raw pixels, averaged over positions.
@@ -201,12 +204,15 @@ def test_custom_keras_backbone(tmp_path, cache_dir):
     windows = np.lib.stride_tricks.sliding_window_view(pixels, (3, 3, 3)).sum(axis=(-3, -2, -1))
     np.testing.assert_allclose(raw.X[0], np.full(5, windows.mean()), rtol=1e-4)
 
-    pooled, _ = featx.embed_with_report(data, str(vector))
+    pooled = featx.embed(data, str(vector))
+
+    _ = pooled.report
     assert pooled.X.shape == (2, 5) and not np.allclose(pooled.X, raw.X)
-    scaled, _ = featx.embed_with_report(data, str(feature_map), preprocess="tf")
+    scaled = featx.embed(data, str(feature_map), preprocess="tf")
+    _ = scaled.report
     np.testing.assert_allclose(scaled.X, raw.X / 127.5 - 27 * np.ones(5), rtol=1e-3, atol=1e-3)
 
-    with pytest.raises(OptionError, match="no such .keras model file"):
+    with pytest.raises(FileNotFoundError, match="no such .keras model file"):
         featx.embed(data, str(tmp_path / "nope.keras"))
     (tmp_path / "junk.keras").write_text("not a zip")
     with pytest.raises(OptionError, match="not a valid .keras model file"):

@@ -15,7 +15,7 @@ from sklearn.datasets import make_blobs
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import Pipeline
 
-from featx.config import resolve_config
+from featx.options import EmbedOptions
 from featx.errors import FeatxError, OptionError
 from featx.features import Features
 from featx.heads import (
@@ -26,7 +26,7 @@ from featx.heads.plots import plot_confusion, plot_history
 
 # Small, quick settings per head for tiny data; the defaults are for real datasets.
 QUICK = {"keras": {"units": 16, "epochs": 30, "learning_rate": 0.01}, "svm": {"calibration_cv": 3}}
-CONFIG = resolve_config("MobileNetV2", weights="none", image_size=32)
+CONFIG = EmbedOptions("MobileNetV2", weights="none", image_size=32).resolve()
 
 
 def blob_features(n=150, classes=("ant", "bee", "cat"), dim=16, split=None, seed=0, std=1.0,
@@ -273,7 +273,7 @@ def test_classes_are_matched_by_name(blobs):
 ])
 def test_features_of_another_backbone_configuration_are_refused(blobs, change, message):
     head = fit_head(blobs, "logreg")
-    other = blob_features(config=resolve_config("MobileNetV2", **{"weights": "none", "image_size": 32, **change}))
+    other = blob_features(config=EmbedOptions("MobileNetV2", **{"weights": "none", "image_size": 32, **change}).resolve())
     with pytest.raises(FeatxError, match=f"another backbone configuration.*{message}"):
         evaluate_head(head, other)
 

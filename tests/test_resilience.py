@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 
 import featx
+from featx.embedding import update_cache
+from featx.options import EmbedOptions
 from featx.cache.lock import CacheBusyError, cache_lock
 from featx.cache.shards import list_shards
 from featx.cache.verify import verify_cache
@@ -68,7 +70,8 @@ def test_sigkill_then_rerun_equals_an_uninterrupted_run(tmp_path, monkeypatch, r
         assert verify_cache(path)[0] == []
 
     monkeypatch.setenv("FEATX_CACHE_DIR", str(cache))
-    resumed, report = featx.embed_with_report(data, "MobileNetV2", **OPTS)
+    resumed = featx.embed(data, "MobileNetV2", **OPTS)
+    report = resumed.report
     assert report.embedded + report.reused == 10 and report.skipped == []
     if crash_at.startswith("consolidate"):
         assert report.embedded == 0  # every batch had been committed as a shard
@@ -85,7 +88,8 @@ def test_a_killed_update_leaves_the_previous_cache_readable(tmp_path, monkeypatc
     data, expected = reference
     cache = tmp_path / "cache"
     monkeypatch.setenv("FEATX_CACHE_DIR", str(cache))
-    before, report = featx.embed_with_report(data, "MobileNetV2", **OPTS)
+    before = featx.embed(data, "MobileNetV2", **OPTS)
+    report = before.report
 
     write_image(data / "cat" / "late.png", seed=999)
     try:
@@ -94,7 +98,8 @@ def test_a_killed_update_leaves_the_previous_cache_readable(tmp_path, monkeypatc
         during = featx.load_features(report.cache_path)  # a reader sees the last committed state
         assert len(during) == 10
         np.testing.assert_array_equal(during.X, before.X)
-        after, again = featx.embed_with_report(data, "MobileNetV2", **OPTS)
+        after = featx.embed(data, "MobileNetV2", **OPTS)
+        again = after.report
         assert (again.embedded, again.reused) == (0, 11)
     finally:
         (data / "cat" / "late.png").unlink()
@@ -103,7 +108,7 @@ def test_a_killed_update_leaves_the_previous_cache_readable(tmp_path, monkeypatc
 def test_a_second_run_waits_for_the_lock_or_stops_with_no_wait(tmp_path, monkeypatch, reference):
     data, _ = reference
     monkeypatch.setenv("FEATX_CACHE_DIR", str(tmp_path / "cache"))
-    report = featx.embed_to_cache(data, "MobileNetV2", **OPTS)
+    report = featx.embed(data, "MobileNetV2", **OPTS).report
 
     held, release = threading.Event(), threading.Event()
 
@@ -116,12 +121,12 @@ def test_a_second_run_waits_for_the_lock_or_stops_with_no_wait(tmp_path, monkeyp
     holder.start()
     held.wait(10)
     with pytest.raises(CacheBusyError, match="another featx run is updating"):
-        featx.embed_to_cache(data, "MobileNetV2", wait=False, **OPTS)
+        featx.embed(data, "MobileNetV2", wait=False, **OPTS).report
 
     said: list[str] = []
     threading.Timer(1.0, release.set).start()
     started = time.monotonic()
-    again = featx.embed_to_cache(data, "MobileNetV2", on_wait=said.append, **OPTS)
+    again = update_cache(data, EmbedOptions("MobileNetV2", **OPTS), on_wait=said.append)
     holder.join()
     assert time.monotonic() - started >= 0.9
     assert again.reused == 10 and "waiting for it to finish" in said[0]
@@ -160,7 +165,8 @@ def test_disk_full_is_one_clear_error_and_keeps_the_committed_cache(tmp_path, mo
 
     data, _ = reference
     monkeypatch.setenv("FEATX_CACHE_DIR", str(tmp_path / "cache"))
-    before, report = featx.embed_with_report(data, "MobileNetV2", **OPTS)
+    before = featx.embed(data, "MobileNetV2", **OPTS)
+    report = before.report
     write_image(data / "dog" / "late.png", seed=1234)
     real_file = h5py.File
 
@@ -172,7 +178,7 @@ def test_disk_full_is_one_clear_error_and_keeps_the_committed_cache(tmp_path, mo
     monkeypatch.setattr(h5py, "File", full_disk)
     try:
         with pytest.raises(CacheError, match=r"No space left on device\); the committed cache is unchanged"):
-            featx.embed_to_cache(data, "MobileNetV2", **OPTS)
+            featx.embed(data, "MobileNetV2", **OPTS).report
         monkeypatch.setattr(h5py, "File", real_file)
         np.testing.assert_array_equal(featx.load_features(report.cache_path).X, before.X)
     finally:

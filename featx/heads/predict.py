@@ -61,11 +61,13 @@ def predict_images(head: Head, inputs: Sequence[str | os.PathLike], *, cache_dir
     cache in ``cache_dir`` (default ``$FEATX_CACHE_DIR`` or ``.featx``), so files seen before are
     not embedded again. Images that cannot be decoded are listed in ``skipped``, not raised.
     """
-    from featx.api import embed_paths
+    from featx.api import embed_files
     from featx.datasets import collect_image_files
+    from featx.options import RunOptions
 
     files = collect_image_files(inputs)
-    embedded = embed_paths(files, head.embed_config(), cache_dir=cache_dir, batch_size=batch_size, progress=progress)
+    embedded = embed_files(files, head.embed_config(), RunOptions(batch_size=batch_size), cache=cache_dir,
+                           progress=progress)
     paths = [os.path.abspath(f) for f, ok in zip(files, embedded.ok) if ok]
     proba = head.predict_proba(embedded.X) if len(paths) else np.zeros((0, len(head.classes)))
     return Predictions(classes=head.classes, paths=paths, proba=proba, skipped=list(embedded.skipped))

@@ -1,0 +1,60 @@
+"""How raw 0–255 RGB pixels become a backbone's input, as Keras layers: one home for both paths.
+
+The extractor runs these layers inside its compiled function when it embeds; fine-tune and export
+put the same layers inside the saved model, so a deployed model feeds its backbone exactly as the
+cache was fed. Each ``preprocess_input`` mode of ``keras.applications`` is rebuilt from standard
+layers (the tests compare each with Keras' own function), so saved models load in safe mode.
+The resize layer is the Keras twin of :func:`featx.images.resize_image`, which embedding uses on
+decoded images without TensorFlow (a test keeps the two equal).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from featx._tf import import_keras
+from featx.backbones import PREPROCESSING_MODES
+from featx.errors import OptionError
+
+TORCH_MEAN = (0.485, 0.456, 0.406)
+TORCH_STD = (0.229, 0.224, 0.225)
+CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
+
+
+def preprocessing_layers(mode: str) -> list:
+    """Layers equal to ``keras.applications`` preprocess_input of ``mode`` on raw 0–255 RGB."""
+    _, keras = import_keras()
+    if mode == "none":
+        return []
+    if mode == "tf":
+        return [keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="featx_preprocess_tf")]
+    if mode == "torch":
+        return [
+            keras.layers.Rescaling(1 / 255.0, name="featx_preprocess_torch_scale"),
+            keras.layers.Normalization(mean=list(TORCH_MEAN), variance=np.square(TORCH_STD),
+                                       name="featx_preprocess_torch_normalize"),
+        ]
+    if mode == "caffe":  # RGB → BGR, then the ImageNet BGR mean subtracted: one fixed 1×1 convolution
+        layer = keras.layers.Conv2D(3, 1, name="featx_preprocess_caffe", trainable=False)
+        layer.build((None, None, None, 3))
+        swap = np.zeros((1, 1, 3, 3), np.float32)
+        swap[0, 0, [2, 1, 0], [0, 1, 2]] = 1.0
+        layer.set_weights([swap, -np.asarray(CAFFE_BGR_MEAN, np.float32)])
+        return [layer]
+    raise OptionError(f"{{param}} must be one of {', '.join(PREPROCESSING_MODES)}; got {mode!r}.", param="preprocess")
+
+
+def preprocess(layers: list, images):
+    """``images`` through ``layers`` in order (the identity for an empty list)."""
+    for layer in layers:
+        images = layer(images)
+    return images
+
+
+def resize_layer(size: int, mode: str):
+    """A Keras layer resizing any image to ``size``×``size`` as featx does (bilinear; stretch, crop or pad)."""
+    _, keras = import_keras()
+    return keras.layers.Resizing(
+        size, size, interpolation="bilinear", crop_to_aspect_ratio=mode == "crop",
+        pad_to_aspect_ratio=mode == "pad", name="featx_resize",
+    )
