@@ -51,10 +51,12 @@ def preprocess(layers: list, images):
     return images
 
 
-def resize_layer(size: int, mode: str):
-    """A Keras layer resizing any image to ``size``×``size`` as featx does (bilinear; stretch, crop or pad)."""
+def resize_layer(size: int | tuple[int, int], mode: str):
+    """A Keras layer resizing any image to ``size`` (square, or (height, width)) as featx does:
+    bilinear, with ``mode`` stretch, crop (centre, to the aspect ratio) or pad (zero borders)."""
     _, keras = import_keras()
+    height, width = (size, size) if isinstance(size, int) else size
     return keras.layers.Resizing(
-        size, size, interpolation="bilinear", crop_to_aspect_ratio=mode == "crop",
+        height, width, interpolation="bilinear", crop_to_aspect_ratio=mode == "crop",
         pad_to_aspect_ratio=mode == "pad", name="featx_resize",
     )

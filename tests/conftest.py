@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import pytest
 
@@ -40,3 +41,11 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """The fast selection (``-m "not integration"``) must stay free of TensorFlow: fail if it crept in."""
+    if session.config.getoption("markexpr") == "not integration" and "tensorflow" in sys.modules:
+        session.config.get_terminal_writer().line(
+            "error: a test outside the 'integration' marker imported TensorFlow; mark it integration.", red=True)
+        session.exitstatus = 1

@@ -69,6 +69,7 @@ def _expected_preprocessing(mode: str, x: np.ndarray) -> np.ndarray:
     return x[..., ::-1] - np.array([103.939, 116.779, 123.68])  # caffe: BGR, mean subtracted
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("name", list_backbones())
 def test_preprocessing_of_every_entry(name):
     """The layers featx runs equal the entry's own keras.applications preprocess_input."""
@@ -94,6 +95,7 @@ def _build_cases():
         yield pytest.param(name, marks=marks)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("name", list(_build_cases()))
 def test_every_backbone_builds_with_documented_width_and_parameters(name):
     import keras

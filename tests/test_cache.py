@@ -13,6 +13,8 @@ from featx.cache.locate import find_caches, latest_cache
 from featx.errors import CacheError
 from tests.imagegen import make_class_folder
 
+pytestmark = pytest.mark.integration  # embeds with Keras backbones
+
 OPTS = dict(weights="none", image_size=32)
 
 

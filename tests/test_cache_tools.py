@@ -15,6 +15,8 @@ from featx.cache.lock import cache_lock
 from featx.cli import app
 from tests.imagegen import make_class_folder, write_image
 
+pytestmark = pytest.mark.integration  # embeds with Keras backbones
+
 OPTS = dict(weights="none", image_size=32)
 
 

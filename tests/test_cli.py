@@ -33,6 +33,7 @@ def test_backbones_table_and_json():
     assert [r["name"] for r in json.loads(invoke("backbones", "resnet5", "--json").stdout)] == ["ResNet50", "ResNet50V2"]
 
 
+@pytest.mark.integration
 def test_embed_json_then_rerun_then_cache_info(tmp_path, cache_dir):
     data = make_class_folder(tmp_path / "data", per_class=2)
     (data / "dog" / "bad.jpg").write_bytes(b"")
@@ -54,6 +55,7 @@ def test_embed_json_then_rerun_then_cache_info(tmp_path, cache_dir):
     assert text.exit_code == 0 and "input_size=32" in text.stdout and "dataset   " + str(data) in text.stdout
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     "args,code,message",
     [
@@ -73,11 +75,13 @@ def test_bad_input_is_one_line_and_an_exit_code(tmp_path, cache_dir, args, code,
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.output
 
 
+@pytest.mark.integration
 def test_python_dash_m_featx():
     result = subprocess.run([sys.executable, "-m", "featx", "--help"], capture_output=True, text=True, check=True)
     assert "embed" in result.stdout and "backbones" in result.stdout
 
 
+@pytest.mark.integration
 def test_rerun_on_an_unchanged_folder_does_not_import_tensorflow(tmp_path, cache_dir):
     data = make_class_folder(tmp_path / "data", per_class=2)
     assert invoke("embed", data, *FAST, "-q").exit_code == 0
@@ -93,6 +97,7 @@ def test_rerun_on_an_unchanged_folder_does_not_import_tensorflow(tmp_path, cache
     assert json.loads(result.stdout)["reused"] == 4
 
 
+@pytest.mark.integration
 def test_public_api_is_pinned_and_import_stays_light():
     import featx
 
@@ -108,6 +113,7 @@ def test_public_api_is_pinned_and_import_stays_light():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+@pytest.mark.integration
 def test_demo_writes_digits_embeds_offline_and_fits_a_head(tmp_path, cache_dir):
     result = runner.invoke(app, ["demo", str(tmp_path / "demo"), "--image-size", "32"])
     assert result.exit_code == 0, result.output
@@ -117,3 +123,62 @@ def test_demo_writes_digits_embeds_offline_and_fits_a_head(tmp_path, cache_dir):
     assert sorted(p.name for p in (tmp_path / "demo" / "train").iterdir()) == [str(d) for d in range(10)]
     assert len(list((tmp_path / "demo").rglob("*.png"))) == 1797
     assert len(list((cache_dir / "heads").iterdir())) == 1
+
+
+# ------------------------------------------- argv becomes the right API call (the heavy call mocked)
+
+
+def test_embed_flags_become_one_embed_options(tmp_path, monkeypatch):
+    from featx.embedding import EmbedReport
+    from featx.options import EmbedOptions
+
+    calls = []
+
+    def fake_update_cache(data, options, **kwargs):
+        calls.append((data, options, kwargs))
+        return EmbedReport(cache_path=tmp_path / "c.h5", images=3, embedded=2, reused=1, feature_dim=7)
+
+    monkeypatch.setattr("featx.cli.embed.update_cache", fake_update_cache)
+    result = invoke("embed", tmp_path, "-b", "ResNet50", "--weights", "none", "--seed", "3", "--image-size", "64",
+                    "--resize", "crop", "--pooling", "max", "--batch-size", "8", "--workers", "2",
+                    "--max-pixels", "1000", "--cache", tmp_path / "cache", "--no-wait", "--json")
+    assert result.exit_code == 0, result.output
+    [(data, options, kwargs)] = calls
+    assert data == tmp_path
+    assert options == EmbedOptions("ResNet50", weights="none", seed=3, image_size=64, resize="crop", pooling="max",
+                                   batch_size=8, workers=2, max_pixels=1000)
+    assert kwargs["cache"] == tmp_path / "cache" and kwargs["wait"] is False and kwargs["progress"] is None
+    assert json.loads(result.stdout)["embedded"] == 2
+
+
+def test_embed_defaults_and_strict(tmp_path, monkeypatch):
+    from featx.embedding import EmbedReport
+    from featx.features import SkippedImage
+    from featx.options import EmbedOptions
+
+    calls = []
+
+    def fake_update_cache(data, options, **kwargs):
+        calls.append(options)
+        return EmbedReport(cache_path=tmp_path / "c.h5", images=2, embedded=1, feature_dim=7,
+                           skipped=[SkippedImage(str(tmp_path / "x.jpg"), "empty file (0 bytes)")])
+
+    monkeypatch.setattr("featx.cli.embed.update_cache", fake_update_cache)
+    result = invoke("embed", tmp_path, "--strict")
+    assert calls == [EmbedOptions()]
+    assert result.exit_code == 1 and "--strict" in result.stderr
+    assert "skipped " + str(tmp_path / "x.jpg") + ": empty file (0 bytes)" in result.stdout
+
+
+def test_option_errors_name_the_flag_and_exit_2_before_any_work(tmp_path, monkeypatch):
+    monkeypatch.setattr("featx.cli.embed.update_cache", lambda *a, **k: pytest.fail("must not run"))
+    result = invoke("embed", tmp_path, "--batch-size", "0")
+    assert result.exit_code == 2
+    assert result.stderr == "error: --batch-size must be a positive integer; got 0.\n"
+
+
+def test_version():
+    import featx
+
+    result = invoke("--version")
+    assert result.exit_code == 0 and result.stdout == f"featx {featx.__version__}\n"

@@ -13,6 +13,8 @@ import featx
 from featx.errors import FeatxError, OptionError, WeightsUnavailableError
 from tests.imagegen import make_class_folder, write_image
 
+pytestmark = pytest.mark.integration  # embeds with Keras backbones
+
 OPTS = dict(weights="none", image_size=32)  # random MobileNetV2 weights at 32 px: fast and offline
 
 

@@ -10,6 +10,8 @@ from PIL import Image
 import featx
 from tests.imagegen import write_image
 
+pytestmark = pytest.mark.integration  # embeds with Keras backbones
+
 FAMILIES = [  # one backbone of each preprocessing family: (name, keras module, mode)
     ("VGG16", "vgg16", "caffe"),
     ("MobileNetV2", "mobilenet_v2", "tf"),

@@ -223,14 +223,15 @@ def test_permission_denied(tmp_path):
 
 
 def _keras_resize(image: np.ndarray, size, mode: str) -> np.ndarray:
-    import keras  # only these tests need TensorFlow
+    """The Keras twin that exported models carry (only these tests need TensorFlow)."""
+    import keras
 
-    layer = keras.layers.Resizing(size[0], size[1], interpolation="bilinear",
-                                  crop_to_aspect_ratio=mode == "crop",
-                                  pad_to_aspect_ratio=mode == "pad")
-    return keras.ops.convert_to_numpy(layer(image.astype("float32")[None]))[0]
+    from featx.preprocessing import resize_layer
+
+    return keras.ops.convert_to_numpy(resize_layer(tuple(size), mode)(image.astype("float32")[None]))[0]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("mode", RESIZE_MODES)
 @pytest.mark.parametrize("in_hw", [(40, 48), (48, 40), (17, 31), (64, 64), (9, 5)])
 @pytest.mark.parametrize("out_hw", [(32, 32), (50, 70), (70, 50), (96, 80), (7, 9), (40, 48)])

@@ -14,6 +14,8 @@ from typer.testing import CliRunner
 from featx.cli import app
 from tests.imagegen import make_pil_image, write_image
 
+pytestmark = pytest.mark.integration  # embeds with Keras backbones
+
 SIZE = (20, 20)  # small enough to stay under --max-pixels 1000; "big.png" is not
 EMBEDDED = [
     "grey.png", "rgba.png", "palette.png", "cmyk.jpg", "sixteen_bit.png", "rotated.jpg",

@@ -20,6 +20,8 @@ from featx.cache.verify import verify_cache
 from featx.errors import CacheError
 from tests.imagegen import make_class_folder, write_image
 
+pytestmark = pytest.mark.integration  # embeds with Keras backbones
+
 OPTS = dict(weights="none", image_size=32, batch_size=4)
 CLI_OPTS = ["--weights", "none", "--image-size", "32", "--batch-size", "4", "-q"]
 
