@@ -121,6 +121,12 @@ def find_caches(cache_dir: str | os.PathLike | None = None) -> list[CacheSummary
     return [summary for summary in map(_featx_summary, files) if summary is not None]
 
 
+def cache_files(path: str | os.PathLike | None = None) -> list[Path]:
+    """``path`` itself when it is a file; else the caches in that folder (default :func:`cache_folder`)."""
+    target = cache_folder(path)
+    return [target] if target.is_file() else [summary.path for summary in find_caches(target)]
+
+
 def latest_cache(cache_dir: str | os.PathLike | None = None, backbone: str | None = None) -> Path:
     """The most recently written cache, optionally of one backbone; a clear error when none fits."""
     folder = cache_folder(cache_dir)

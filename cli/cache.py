@@ -7,18 +7,13 @@ from typing import Annotated
 
 import typer
 
-from featx.cache.locate import cache_folder, delete_cache, find_caches, summarize
+from featx.cache.locate import cache_files, cache_folder, delete_cache, find_caches, summarize
 from featx.cache.verify import verify_cache
-from featx.cli.app import cache_app, fail, handle_errors, print_json
+from featx.cli.app import EXIT_USAGE, cache_app, fail, handle_errors, print_json
 
 CachePath = Annotated[
     Path | None, typer.Argument(help="A cache file or folder (default: $FEATX_CACHE_DIR or .featx).")
 ]
-
-
-def _cache_files(path: Path | None) -> list[Path]:
-    target = cache_folder(path)
-    return [target] if target.is_file() else [s.path for s in find_caches(target)]
 
 
 @cache_app.command("info")
@@ -70,7 +65,7 @@ def verify_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """Check caches: schema version, structure, counts, NaN/inf; exit 1 if any has a problem."""
-    files = _cache_files(path)
+    files = cache_files(path)
     if not files:
         raise fail(f"No feature caches in {cache_folder(path)}.")
     results = {str(f): verify_cache(f, rehash=rehash) for f in files}
@@ -96,7 +91,7 @@ def rm_command(
     if all_caches:
         targets += [s.path for s in find_caches(cache_folder())]
     if not targets:
-        raise fail("Name the cache files to delete, or pass --all.", 2)
+        raise fail("Name the cache files to delete, or pass --all.", EXIT_USAGE)
     for target in targets:
         delete_cache(target)
         typer.echo(f"deleted {target}")
