@@ -9,17 +9,13 @@ import zipfile
 from pathlib import Path
 
 from featx._tf import import_keras
-from featx.backbones import get_backbone
 from featx.config import EmbedConfig
-from featx.convert import head_network, preprocessing_layers
+from featx.convert import head_network
 from featx.errors import FeatxError
 from featx.extractor import build_backbone
+from featx.preprocessing import preprocess, preprocessing_layers
 
 METADATA_ENTRY = "featx.json"
-
-
-def preprocessing_mode(config: EmbedConfig) -> str:
-    return config.preprocessing if config.is_custom else get_backbone(config.backbone).preprocessing
 
 
 def build_classifier(head, config: EmbedConfig):
@@ -32,10 +28,7 @@ def build_classifier(head, config: EmbedConfig):
     backbone = build_backbone(config)
     size = config.input_size
     inputs = keras.Input((size, size, 3), name="image")
-    x = inputs
-    for layer in preprocessing_layers(preprocessing_mode(config)):
-        x = layer(x)
-    features = backbone(x, training=False)
+    features = backbone(preprocess(preprocessing_layers(config.preprocessing), inputs), training=False)
     probabilities = head_network(head)(features)
     classifier = keras.Model(inputs, probabilities, name="featx_classifier")
     feature_model = keras.Model(inputs, features, name="featx_backbone")
