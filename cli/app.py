@@ -42,6 +42,9 @@ def _main(
 
 cache_app = typer.Typer(help="Inspect the feature caches.", no_args_is_help=True)
 app.add_typer(cache_app, name="cache")
+weights_app = typer.Typer(help="ImageNet weights offline: which file each backbone needs, and importing it.",
+                          no_args_is_help=True)
+app.add_typer(weights_app, name="weights")
 
 F = TypeVar("F", bound=Callable)
 

@@ -141,7 +141,8 @@ def _download_error(name: str, exc: BaseException) -> WeightsUnavailableError:
     reason = str(exc).split(" -- ", 1)[-1].strip()
     return WeightsUnavailableError(
         f"Could not download the ImageNet weights for {name} ({reason}). Keras wanted {file_name} "
-        f"from {url}: fetch it on a machine with internet and put it in {keras_cache_dir()}/, "
-        "or pass --weights PATH to a weights file (or --weights none for random weights).",
+        f"from {url}: fetch it on a machine with internet, then run 'featx weights import {file_name}', "
+        f"which checks it and puts it in {keras_cache_dir()}/ ('featx weights list' shows every "
+        "backbone's file); or pass --weights PATH to a weights file (or --weights none for random weights).",
         reason=reason,
     )
