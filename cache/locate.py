@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import h5py
 
 from featx.cache.schema import ENCODING_TYPE, check_schema, open_cache
 from featx.datasets import LOOSE_FILES
-from featx.errors import CacheError, CacheNotFoundError
+from featx.errors import CacheError, CacheNotFoundError, MissingFileError, OptionError, python_name
 
 CACHE_DIR_ENV = "FEATX_CACHE_DIR"
 DEFAULT_CACHE_DIR = ".featx"
@@ -128,9 +129,14 @@ def cache_files(path: str | os.PathLike | None = None) -> list[Path]:
 
 
 def latest_cache(cache_dir: str | os.PathLike | None = None, backbone: str | None = None) -> Path:
-    """The most recently written cache, optionally of one backbone; a clear error when none fits."""
-    folder = cache_folder(cache_dir)
+    """The most recently written dataset cache, optionally of one backbone; a clear error when none fits."""
+    return _latest(cache_folder(cache_dir), backbone)[0]
+
+
+def _latest(folder: Path, backbone: str | None) -> tuple[Path, int]:
+    """The latest dataset cache in ``folder`` (of ``backbone``), and how many dataset caches are there."""
     caches = [c for c in find_caches(folder) if not c.is_loose_files]
+    matching = caches
     if backbone is not None:
         matching = [c for c in caches if c.backbone.lower() == backbone.lower()]
         if not matching:
@@ -139,10 +145,53 @@ def latest_cache(cache_dir: str | os.PathLike | None = None, backbone: str | Non
                 f"No cache of backbone {backbone!r} in {folder} (backbones cached: {have}). "
                 f"Run 'featx embed --backbone {backbone} DATA' first."
             )
-        caches = matching
-    if not caches:
-        raise CacheNotFoundError(f"No feature cache in {folder}. Run 'featx embed DATA' first, or pass --cache.")
-    return caches[0].path
+    if not matching:
+        raise CacheNotFoundError(f"No feature cache in {folder}. Embed a dataset first ('featx embed DATA'), "
+                                 "or give a cache file.")
+    return matching[0].path, len(caches)
+
+
+@dataclass(frozen=True)
+class CacheChoice:
+    """The cache a command works on, and how many dataset caches it was chosen among."""
+
+    path: Path
+    among: int = 1  # the dataset caches of the folder it is the latest of; 1 when given or alone
+
+    def note(self, name: Callable[[str], str] = python_name) -> str:
+        """``using cache PATH``, and when there was a choice, how to make another (``name`` names
+        the parameters: the CLI passes its flags)."""
+        if self.among < 2:
+            return f"using cache {self.path}"
+        return (f"using cache {self.path} (the latest of {self.among}; choose with {name('backbone')} "
+                f"or {name('cache')})")
+
+
+def choose_cache(cache: str | os.PathLike | None = None, backbone: str | None = None) -> CacheChoice:
+    """The cache to fit or compare heads on: ``cache`` as given when it is a file; otherwise the
+    latest dataset cache in the folder ``cache`` (default :func:`cache_folder`), of ``backbone``
+    when given."""
+    if cache is not None and Path(cache).is_file():
+        return CacheChoice(Path(cache))
+    if cache is not None and not Path(cache).exists():
+        raise MissingFileError(f"{{param}} {cache} does not exist; give a .h5 cache file or a cache folder.",
+                               param="cache")
+    return CacheChoice(*_latest(cache_folder(cache), backbone))
+
+
+def choose_caches(caches: Sequence[str | os.PathLike] = (), backbones: Sequence[str] = ()) -> list[CacheChoice]:
+    """The caches to compare: ``caches`` are cache files, or one cache folder; ``backbones`` picks
+    the latest cache of each of them (in that folder); with neither, the latest cache of all."""
+    folders = [c for c in caches if not Path(c).is_file()]
+    if len(folders) > 1 or (folders and len(caches) > 1) or (caches and not folders and backbones):
+        raise OptionError("{param} takes .h5 cache files, or one cache folder (to pick backbones from).",
+                          param="caches")
+    folder = folders[0] if folders else None
+    if backbones:
+        return [choose_cache(folder, backbone) for backbone in backbones]
+    if caches and not folders:
+        return [CacheChoice(Path(c)) for c in caches]
+    return [choose_cache(folder)]
 
 
 def delete_cache(path: str | os.PathLike) -> None:

@@ -13,7 +13,8 @@ from featx.cli.app import app, handle_errors, info, print_json
 @app.command("fine-tune")
 @handle_errors
 def fine_tune_command(
-    head: Annotated[Path, typer.Argument(help="A head folder from 'featx fit-head' (keras, logreg or linear svm).")],
+    head: Annotated[Path, typer.Argument(help="A head folder from 'featx fit-head', or the name of one in "
+                                               "<cache dir>/heads (keras, logreg or linear svm).")],
     data: Annotated[Path | None, typer.Option(help="Where the images are, if not where the cache found them.")] = None,
     unfreeze: Annotated[str, typer.Option(help="Top backbone layers to train: N, a FRACTION or 'all'.")] = "30",
     epochs: Annotated[int, typer.Option(help="Most epochs (early stopping on validation loss).")] = 10,

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from featx.cli.app import app, handle_errors, info, print_json
-from featx.errors import FeatxError, OptionError
+from featx.errors import FeatxError
 
 CacheOption = Annotated[
     Path | None,
@@ -37,35 +37,9 @@ HeadArgument = Annotated[
 ]
 
 
-def _cache_file(cache: Path | None, backbone: str | None) -> Path:
-    """--cache FILE as given; otherwise the latest cache in the folder (of --backbone)."""
-    from featx.cache.locate import find_caches, latest_cache
-
-    if cache is not None and cache.is_file():
-        return cache
-    if cache is not None and not cache.exists():
-        raise FeatxError(f"--cache {cache} does not exist; give a .h5 cache file or a cache folder.")
-    path = latest_cache(cache, backbone)
-    others = [c for c in find_caches(cache) if c.layout != "files" and c.path != path]
-    hint = f" (the latest of {len(others) + 1}; choose with --backbone or --cache)" if others else ""
-    info(f"using cache {path}{hint}")
-    return path
-
-
-def _class_weight(value: str | None) -> str | None:
-    if value is None or value.lower() == "none":
-        return None
-    if value.lower() != "balanced":
-        raise OptionError(f"--class-weight must be 'balanced' or 'none'; got {value!r}.")
-    return "balanced"
-
-
-def _load(head: Path):
-    from featx.cache.locate import cache_folder
-    from featx.heads import load_head
-
-    named = cache_folder() / "heads" / head
-    return load_head(named if not head.exists() and len(head.parts) == 1 and named.exists() else head)
+def _flag(param: str) -> str:
+    """How this CLI spells a Python parameter in notes: ``--backbone``."""
+    return "--" + param.replace("_", "-")
 
 
 def _metrics_table(metrics: dict) -> list[str]:
@@ -80,6 +54,7 @@ def heads_command(as_json: JsonOption = False) -> None:
     """List the kinds of head with their parameters, and the heads saved in the cache folder."""
     from featx.cache.locate import cache_folder
     from featx.heads import HEADS, find_heads
+    from featx.heads.head import HEADS_FOLDER
 
     saved = find_heads()
     if as_json:
@@ -89,31 +64,33 @@ def heads_command(as_json: JsonOption = False) -> None:
     for spec in HEADS.values():
         typer.echo(f"{spec.name:<8} {spec.summary}")
         typer.echo(f"{'':<8} " + ", ".join(f"{k}={v!r}" for k, v in spec.defaults().items()))
-    typer.echo(f"\nsaved heads in {cache_folder() / 'heads'}: " + (", ".join(p.name for p in saved) or "none"))
+    typer.echo(f"\nsaved heads in {cache_folder() / HEADS_FOLDER}: " + (", ".join(p.name for p in saved) or "none"))
 
 
 @app.command("fit-head")
 @handle_errors
 def fit_head_command(
-    head: Annotated[str, typer.Option("--head", help="logreg, svm, knn or keras (see 'featx heads').")] = "logreg",
+    head: Annotated[str, typer.Option("--head", help="The kind of head; 'featx heads' lists them.")] = "logreg",
     param: ParamOption = None,
     class_weight: ClassWeightOption = None,
     cache: CacheOption = None,
     backbone: Annotated[str | None, typer.Option("--backbone", "-b", help="Use the latest cache of this backbone.")] = None,
     test_size: TestSizeOption = 0.2,
     seed: SeedOption = 0,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Head folder to write "
-                                                "(default: <cache dir>/heads/<head>-<backbone>).")] = None,
+    path: Annotated[Path | None, typer.Option("--output", "-o", help="Head folder to write "
+                                              "(default: <cache dir>/heads/<head>-<backbone>).")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Fit a head on the cached vectors, print train/val/test metrics and save it."""
+    from featx.cache.locate import choose_cache
     from featx.heads import fit_head
     from featx.heads.params import parse_params
 
-    path = _cache_file(cache, backbone)
-    fitted = fit_head(path, head, test_size=test_size, seed=seed, class_weight=_class_weight(class_weight),
+    chosen = choose_cache(cache, backbone)
+    info(chosen.note(_flag))
+    fitted = fit_head(chosen.path, head, test_size=test_size, seed=seed, class_weight=class_weight,
                       **parse_params(param or []))
-    fitted.save(output)
+    fitted.save(path)
     if as_json:
         print_json(fitted.describe())
         return
@@ -128,8 +105,9 @@ def fit_head_command(
 @app.command("compare")
 @handle_errors
 def compare_command(
-    heads: Annotated[str, typer.Option("--heads", help="Comma-separated heads.")] = "logreg,svm,knn,keras",
-    cache: Annotated[list[Path] | None, typer.Option(help="A .h5 cache file (repeatable) or a cache folder.")] = None,
+    heads: Annotated[str | None, typer.Option("--heads", help="Comma-separated heads (default: every kind).")] = None,
+    caches: Annotated[list[Path] | None, typer.Option("--cache", help="A .h5 cache file (repeatable) or a "
+                                                      "cache folder.")] = None,
     backbones: Annotated[str | None, typer.Option("--backbones", help="Comma-separated backbones: "
                                                   "the latest cache of each.")] = None,
     cv: Annotated[int | None, typer.Option("--cv", help="Stratified K-fold instead of the test split.")] = None,
@@ -143,22 +121,17 @@ def compare_command(
 
     --param head.key=value sets one head's parameter; key=value every compared head that has it.
     """
+    from featx.cache.locate import choose_caches
     from featx.heads import compare_heads
     from featx.heads.params import params_per_head
-    from featx.heads.registry import get_head_spec
+    from featx.heads.registry import get_head_spec, list_heads
 
-    names = [get_head_spec(h.strip()).name for h in heads.split(",") if h.strip()]
-    folders = [c for c in cache or [] if not c.is_file()]
-    if len(folders) > 1 or (folders and (backbones or len(cache) > 1)):
-        raise OptionError("--cache takes .h5 files (repeatable) or one cache folder (with --backbones).")
-    if backbones:
-        files = [_cache_file(folders[0] if folders else None, b.strip()) for b in backbones.split(",") if b.strip()]
-    elif cache and not folders:
-        files = list(cache)
-    else:
-        files = [_cache_file(folders[0] if folders else None, None)]
-    rows = compare_heads(files, names, params=params_per_head(param or [], names), cv=cv, test_size=test_size,
-                         seed=seed, class_weight=_class_weight(class_weight),
+    names = [get_head_spec(h).name for h in _items(heads)] or list_heads()
+    chosen = choose_caches(caches or [], _items(backbones))
+    for choice in chosen:
+        info(choice.note(_flag))
+    rows = compare_heads([c.path for c in chosen], names, params=params_per_head(param or [], names), cv=cv,
+                         test_size=test_size, seed=seed, class_weight=class_weight,
                          progress=lambda backbone, head: info(f"fitting {head} on {backbone}..."))
     if as_json:
         print_json(rows)
@@ -178,18 +151,18 @@ def compare_command(
 def evaluate_command(
     head: HeadArgument,
     split: Annotated[str, typer.Option(help="train, val, test or all (every labelled image of the cache).")] = "test",
-    cache: Annotated[Path | None, typer.Option(help="Evaluate on this .h5 cache (default: the head's).")] = None,
+    features: Annotated[Path | None, typer.Option("--cache", help="Evaluate on this .h5 cache "
+                                                  "(default: the head's).")] = None,
     top_k: Annotated[int, typer.Option("--top-k", help="k of the top-k accuracy.")] = 5,
     plot: Annotated[Path | None, typer.Option(help="Write the confusion matrix PNG here (and, for a Keras "
                                               "head, the training curves to <name>-curves.png).")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Score a head: accuracy, top-k, macro-F1, per-class scores, confusion, worst mistakes."""
-    from featx.features import load_features
-    from featx.heads import evaluate_head
+    from featx.heads import evaluate_head, load_head
 
-    fitted = _load(head)
-    result = evaluate_head(fitted, load_features(cache) if cache else None, split=split, top_k=top_k)
+    fitted = load_head(head)
+    result = evaluate_head(fitted, features, split=split, top_k=top_k)
     written = []
     if plot is not None:
         from featx.heads.plots import curves_path, plot_confusion, plot_history
@@ -203,6 +176,11 @@ def evaluate_command(
     _print_evaluation(result)
     for path in written:
         typer.echo(f"wrote {path}")
+
+
+def _items(text: str | None) -> list[str]:
+    """``"a, b,"`` → ``["a", "b"]``."""
+    return [item.strip() for item in (text or "").split(",") if item.strip()]
 
 
 def _print_evaluation(result) -> None:
@@ -243,9 +221,9 @@ def predict_command(
     read are reported and skipped.
     """
     from featx.cli.progress import progress_bar
-    from featx.heads import predict_images
+    from featx.heads import load_head, predict_images
 
-    fitted = _load(head)
+    fitted = load_head(head)
     with progress_bar(enabled=True) as progress:
         result = predict_images(fitted, inputs, cache_dir=cache, batch_size=batch_size, progress=progress)
     for skipped in result.skipped:

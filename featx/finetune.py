@@ -59,7 +59,8 @@ def parse_unfreeze(value: str | int | float, total: int) -> int:
             raise ValueError
         return min(count, total)
     except ValueError:
-        raise OptionError(f"--unfreeze must be a number of layers, a fraction in (0, 1] or 'all'; got {value!r}.") from None
+        raise OptionError(f"{{param}} must be a number of layers, a fraction in (0, 1] or 'all'; got {value!r}.",
+                          param="unfreeze") from None
 
 
 def unfreeze_top(backbone, count: int) -> int:
@@ -92,14 +93,18 @@ def fine_tune(
 
     started = time.perf_counter()
     head = head if hasattr(head, "estimator") else load_head(head)
-    if epochs < 1 or learning_rate <= 0 or batch_size < 1:
-        raise OptionError("--epochs and --batch-size must be at least 1 and --learning-rate above 0.")
+    for param, value in (("epochs", epochs), ("batch_size", batch_size)):
+        if value < 1:
+            raise OptionError(f"{{param}} must be at least 1; got {value!r}.", param=param)
+    if learning_rate <= 0:
+        raise OptionError(f"{{param}} must be above 0; got {learning_rate!r}.", param="learning_rate")
     parse_unfreeze(unfreeze, 1)  # a bad value is reported before anything is built
     tf, keras = import_keras()
     config = head.embed_config()
     model_path = Path(output) if output else _default_output(head)
     if model_path.suffix != ".keras":
-        raise OptionError(f"-o {model_path}: the fine-tuned model is saved in Keras format; end the name in .keras.")
+        raise OptionError(f"{{param}} {model_path}: the fine-tuned model is saved in Keras format; end the name in "
+                          ".keras.", param="output")
     images = split_images(head, data)
     if len(images["train"]) == 0:
         raise FeatxError(f"head {head.name} has no training images to fine-tune on.")
@@ -215,26 +220,10 @@ def _callbacks(keras, work: Path, monitor: str):
 
 def _plot(head, report: FineTuneReport, path: Path) -> Path | None:
     """Loss and accuracy per epoch, the head's own epochs first, with fine-tuning's start marked."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
+    from featx.heads.plots import plot_history
 
     before = head.history or {}
-    start = len(before.get("loss", []))
-    figure, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for axis, metric in zip(axes, ("loss", "accuracy")):
-        for prefix, label in (("", "train"), ("val_", "validation")):
-            values = list(before.get(prefix + metric, [])) + list(report.history.get(prefix + metric, []))
-            if values:
-                axis.plot(range(1, len(values) + 1), values, marker="o", label=label)
-        axis.axvline(start + 0.5, color="grey", linestyle="--", label="fine-tuning starts")
-        axis.set_xlabel("epoch")
-        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
-        axis.set_title(metric)
-        axis.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
+    history = {key: list(before.get(key, [])) + list(report.history.get(key, []))
+               for key in {*before, *report.history}}
+    return plot_history(history, path, title=f"{head.name}: head, then fine-tuning",
+                        mark_after=len(before.get("loss", [])))

@@ -15,6 +15,8 @@ from typer.testing import CliRunner
 from featx.cli import app
 from tests.imagegen import make_class_folder
 
+pytestmark = pytest.mark.integration  # embeds with a Keras backbone, trains Keras heads
+
 EMBED = ["--backbone", "MobileNetV2", "--weights", "none", "--image-size", "32"]
 KERAS_QUICK = ["--param", "units=8", "--param", "epochs=3"]
 
@@ -51,6 +53,7 @@ def run(workspace, monkeypatch):
 def test_fit_head_uses_the_latest_cache_and_saves(run, workspace):
     done = run("fit-head", "--head", "logreg", "-o", workspace / "heads" / "plain-logreg")
     assert "using cache" in done.stderr and "plain--MobileNetV2" in done.stderr
+    assert "(the latest of 2; choose with --backbone or --cache)" in done.stderr
     assert "split: holdout" in done.stdout and "saved" in done.stdout
     lines = done.stdout.splitlines()
     assert lines[1].split() == ["split", "images", "accuracy", "macro-F1"]
@@ -80,7 +83,9 @@ def test_fit_head_refusals(run):
     done = run("fit-head", "--head", "keras", "--param", "unit=3", code=2)
     assert "allowed: units, dropout" in done.stderr and "Traceback" not in done.stderr
     assert "key=value" in run("fit-head", "--param", "C", code=2).stderr
-    assert "'balanced' or 'none'" in run("fit-head", "--class-weight", "heavy", code=2).stderr
+    assert "--class-weight must be 'balanced' or 'none'" in run("fit-head", "--class-weight", "heavy", code=2).stderr
+    assert "--test-size must be at least 0 and below 1" in run("fit-head", "--test-size", "1.5", code=2).stderr
+    assert "drop --class-weight" in run("fit-head", "--head", "knn", "--class-weight", "balanced", code=2).stderr
     assert "No cache of backbone 'Xception'" in run("fit-head", "--backbone", "Xception", code=1).stderr
 
 
@@ -104,6 +109,25 @@ def test_compare_several_caches(run, workspace):
     assert sorted(r["cache"] for r in rows) == sorted(str(c) for c in caches)
     rows = json.loads(run("compare", "--heads", "knn", "--backbones", "MobileNetV2", "--json").stdout)
     assert len(rows) == 1
+    done = run("compare", "--heads", "knn", "--cache", workspace / ".featx", "--cache", caches[0], code=2)
+    assert "--cache takes .h5 cache files, or one cache folder" in done.stderr
+
+
+def test_choosing_caches_from_python(workspace):
+    from featx.cache.locate import choose_cache, choose_caches
+    from featx.errors import MissingFileError, OptionError
+
+    folder = workspace / ".featx"
+    latest = choose_cache(folder)
+    assert latest.path.name.startswith("plain--") and latest.among == 2
+    assert latest.note().endswith("(the latest of 2; choose with the 'backbone' parameter or the 'cache' parameter)")
+    assert choose_cache(latest.path).among == 1 and choose_cache(latest.path).note() == f"using cache {latest.path}"
+    assert choose_cache(folder, "mobilenetv2").path == latest.path
+    with pytest.raises(MissingFileError, match="The 'cache' parameter .*nowhere does not exist"):
+        choose_cache(workspace / "nowhere")
+    assert [c.path for c in choose_caches([folder], ["MobileNetV2"])] == [latest.path]
+    with pytest.raises(OptionError, match="The 'caches' parameter takes .h5 cache files, or one cache folder"):
+        choose_caches([folder, latest.path])
 
 
 def test_evaluate_with_plots(run, workspace):

@@ -18,6 +18,8 @@ from featx.features import Features
 from featx.heads import fit_head
 from tests.imagegen import write_image
 
+pytestmark = pytest.mark.integration  # builds and trains Keras models
+
 SIZE = 24
 
 
@@ -52,6 +54,21 @@ def test_a_knn_head_cannot_be_converted():
     head = fit_head(_features_from_blobs(2), head="knn")
     with pytest.raises(FeatxError, match="knn head, which has no equivalent Keras layer.*--head keras"):
         head_network(head)
+
+
+def test_an_rbf_svm_head_cannot_be_converted():
+    from featx.convert import head_network
+
+    head = fit_head(_features_from_blobs(2), head="svm", calibration_cv=2)
+    with pytest.raises(FeatxError, match="svm head with kernel='rbf', which has no equivalent Keras layer.*"
+                                         "kernel=linear"):
+        head_network(head)
+
+
+def test_the_registry_says_which_heads_convert():
+    from featx.heads.registry import HEADS, convertible_heads
+
+    assert convertible_heads() == ["logreg", "svm", "keras"] and HEADS["knn"].to_keras is None
 
 
 @pytest.mark.parametrize("mode,module", [("caffe", "vgg16"), ("tf", "xception"), ("torch", "densenet"),

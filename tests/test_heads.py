@@ -14,12 +14,13 @@ from sklearn.base import clone
 from sklearn.datasets import make_blobs
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import Pipeline
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from featx.options import EmbedOptions
 from featx.errors import FeatxError, OptionError
 from featx.features import Features
 from featx.heads import (
-    compare_heads, evaluate_head, fit_head, list_heads, load_head, make_head, split_features,
+    HEADS, KerasHead, compare_heads, evaluate_head, fit_head, list_heads, load_head, make_head, split_features,
 )
 from featx.heads.params import params_per_head, parse_params, parse_value
 from featx.heads.plots import plot_confusion, plot_history
@@ -27,6 +28,56 @@ from featx.heads.plots import plot_confusion, plot_history
 # Small, quick settings per head for tiny data; the defaults are for real datasets.
 QUICK = {"keras": {"units": 16, "epochs": 30, "learning_rate": 0.01}, "svm": {"calibration_cv": 3}}
 CONFIG = EmbedOptions("MobileNetV2", weights="none", image_size=32).resolve()
+
+
+# --- scikit-learn's estimator contract, for every registered head ----------------------------------
+
+# Tiny settings, so that the whole check suite runs in well under a minute; the Keras head's high
+# learning rate reaches in 5 epochs the accuracy the checks demand.
+CONTRACT = {"keras": {"units": 8, "epochs": 5, "learning_rate": 0.05, "random_state": 0},
+            "svm": {"calibration_cv": 2}}
+_PIPELINE = {
+    # A Pipeline fits the estimators it was given in place: scikit-learn's own Pipeline does the same.
+    "check_estimators_overwrite_params": "a Pipeline fits its steps in place, as scikit-learn's own does",
+    "check_dont_overwrite_parameters": "a Pipeline fits its steps in place, as scikit-learn's own does",
+}
+_CALIBRATED = {
+    **_PIPELINE,
+    "check_supervised_y_2d": "CalibratedClassifierCV(ensemble=False) fails on a column-vector y in "
+                             "scikit-learn's cross_val_predict (IndexError), before featx is involved",
+}
+
+
+def _trains_with_keras(name: str) -> bool:
+    return isinstance(make_head(name), KerasHead)
+
+
+def _contract_estimators(keras: bool):
+    """Every registry entry's estimator as make_head builds it, and the linear svm (another estimator)."""
+    built = [make_head(name, **CONTRACT.get(name, {})) for name in HEADS if _trains_with_keras(name) == keras]
+    return built if keras else built + [make_head("svm", kernel="linear", **CONTRACT["svm"])]
+
+
+def _expected_failures(estimator) -> dict[str, str]:
+    if not isinstance(estimator, Pipeline):
+        return {}
+    return _CALIBRATED if type(estimator[-1]).__name__ == "CalibratedClassifierCV" else _PIPELINE
+
+
+@parametrize_with_checks(_contract_estimators(keras=False), expected_failed_checks=_expected_failures)
+def test_every_head_follows_the_scikit_learn_estimator_contract(estimator, check):
+    check(estimator)
+
+
+@pytest.mark.integration
+@parametrize_with_checks(_contract_estimators(keras=True), expected_failed_checks=_expected_failures)
+def test_every_keras_trained_head_follows_the_scikit_learn_estimator_contract(estimator, check):
+    check(estimator)
+
+
+# The heads by name; those that train with Keras (importing TensorFlow) are integration tests.
+HEAD_NAMES = [pytest.param(name, marks=pytest.mark.integration) if _trains_with_keras(name) else name
+              for name in list_heads()]
 
 
 def blob_features(n=150, classes=("ant", "bee", "cat"), dim=16, split=None, seed=0, std=1.0,
@@ -49,7 +100,7 @@ def blobs():
     return blob_features()
 
 
-@pytest.mark.parametrize("name", list_heads())
+@pytest.mark.parametrize("name", HEAD_NAMES)
 def test_every_head_learns_separable_blobs(name, blobs):
     head = fit_head(blobs, name, **QUICK.get(name, {}))
     assert head.kind == name and head.classes == ("ant", "bee", "cat")
@@ -62,7 +113,7 @@ def test_every_head_learns_separable_blobs(name, blobs):
     assert head.fit_seconds > 0 and head.summary().startswith("test accuracy")
 
 
-@pytest.mark.parametrize("name", list_heads())
+@pytest.mark.parametrize("name", HEAD_NAMES)
 def test_saved_head_loads_back_identical(name, blobs, tmp_path):
     head = fit_head(blobs, name, **QUICK.get(name, {}))
     path = head.save(tmp_path / "my-head")
@@ -72,15 +123,27 @@ def test_saved_head_loads_back_identical(name, blobs, tmp_path):
         assert getattr(loaded, field) == getattr(head, field), field
     assert loaded.params == json.loads(json.dumps(head.params))
     assert loaded.featx_version and loaded.path == path
+    assert loaded.name == head.name == f"{name}-MobileNetV2"  # saving records a path; it renames nothing
     head.save(path)  # saving over a head replaces it
     assert sorted(p.name for p in path.iterdir()) == ["estimator.skops", "head.json"]
 
 
 def test_default_save_path_never_overwrites(blobs, cache_dir):
     first = fit_head(blobs, "knn").save()
-    second = fit_head(blobs, "knn").save()
+    head = fit_head(blobs, "knn")
+    second = head.save()
     assert first == cache_dir / "heads" / "knn-MobileNetV2"
     assert second == cache_dir / "heads" / "knn-MobileNetV2-2"
+    assert head.path == second and head.name == "knn-MobileNetV2"
+
+
+def test_a_saved_head_loads_by_name(blobs, cache_dir, tmp_path):
+    path = fit_head(blobs, "logreg").save()
+    assert load_head(path.name).path == path  # <cache folder>/heads/<name>, as the CLI takes it
+    elsewhere = fit_head(blobs, "knn").save(tmp_path / "mine" / "heads" / "knn")
+    assert load_head("knn", cache_dir=tmp_path / "mine").path == elsewhere
+    with pytest.raises(FileNotFoundError, match="nothing-here does not exist; .*or the name of one in"):
+        load_head("nothing-here")
 
 
 @pytest.mark.parametrize("name", ["logreg", "svm", "knn"])
@@ -125,8 +188,11 @@ def test_unknown_head_and_parameters_are_named(blobs):
         fit_head(blobs, "keras", unit=3)
     with pytest.raises(OptionError, match=r"'kernel' parameter of the svm head must be one of 'linear', 'rbf'"):
         make_head("svm", kernel="poly")
-    with pytest.raises(OptionError, match="knn head does not take class weights"):
+    with pytest.raises(OptionError, match="knn head does not take class weights; drop the 'class_weight' parameter"):
         fit_head(blobs, "knn", class_weight="balanced")
+    with pytest.raises(OptionError, match="The 'class_weight' parameter must be 'balanced' or 'none'; got 'heavy'"):
+        fit_head(blobs, "logreg", class_weight="heavy")
+    assert "class_weight" not in fit_head(blobs, "logreg", class_weight="none").params
     with pytest.raises(FeatxError, match="logreg head: .*'C' parameter"):
         fit_head(blobs, "logreg", C=-1.0)
 
@@ -198,6 +264,7 @@ def test_a_cache_without_test_split_gets_a_holdout_from_train():
     assert set(features.split[split.val]) == {"val"} and set(features.split[split.test]) == {"train"}
 
 
+@pytest.mark.integration
 def test_unlabelled_rows_are_never_used():
     features = blob_features(unlabelled=30)
     split = split_features(features, test_size=0.2, seed=0, val_fraction=0.1)
@@ -207,6 +274,7 @@ def test_unlabelled_rows_are_never_used():
     assert sum(len(head.split[s]) for s in ("train", "val", "test")) == 120
 
 
+@pytest.mark.integration
 def test_keras_head_validates_on_a_carved_stratified_part_of_train(blobs):
     keras_head = fit_head(blobs, "keras", **QUICK["keras"])
     assert len(keras_head.split["val"]) == 12 and keras_head.metrics["val"]["n"] == 12
@@ -218,7 +286,7 @@ def test_keras_head_validates_on_a_carved_stratified_part_of_train(blobs):
 def test_test_size_zero_trains_on_everything(blobs):
     head = fit_head(blobs, "logreg", test_size=0)
     assert head.metrics["train"]["n"] == 150 and "test" not in head.metrics
-    with pytest.raises(FeatxError, match="no 'test' images; use --split train / all"):
+    with pytest.raises(FeatxError, match="no 'test' images; set the 'split' parameter to train or all"):
         evaluate_head(head, blobs)
 
 
@@ -226,7 +294,7 @@ def test_splits_that_cannot_be_made_say_why():
     tiny = blob_features(n=5, classes=("a", "b"))
     with pytest.raises(FeatxError, match="every class needs 2 images"):
         fit_head(tiny, "logreg", test_size=0.2)
-    with pytest.raises(OptionError, match="--test-size must be at least 0 and below 1"):
+    with pytest.raises(OptionError, match="The 'test_size' parameter must be at least 0 and below 1"):
         fit_head(tiny, "logreg", test_size=1.5)
     with pytest.raises(FeatxError, match="no labelled images"):
         fit_head(blob_features(unlabelled=150), "logreg")
@@ -253,7 +321,7 @@ def test_evaluation_reports_every_score():
     assert confidence == sorted(confidence, reverse=True)
     assert all(m["true"] != m["predicted"] and m["path"].startswith("/data/") for m in result.misclassified)
     assert evaluate_head(head, features, split="all").n == 150
-    with pytest.raises(OptionError, match="--split must be one of"):
+    with pytest.raises(OptionError, match="The 'split' parameter must be one of train, val, test, all"):
         evaluate_head(head, features, split="holdout")
 
 
@@ -301,9 +369,9 @@ def test_compare_with_cross_validation(blobs):
     rows = compare_heads([blobs], ["logreg", "knn"], cv=3, progress=lambda b, h: seen.append((b, h)))
     assert seen == [("MobileNetV2", "logreg"), ("MobileNetV2", "knn")]
     assert all(r["folds"] == 3 and r["n"] == 150 and r["accuracy"] > 0.95 and "accuracy_std" in r for r in rows)
-    with pytest.raises(OptionError, match="--cv must be at least 2"):
+    with pytest.raises(OptionError, match="The 'cv' parameter must be at least 2"):
         compare_heads([blobs], ["logreg"], cv=1)
-    with pytest.raises(FeatxError, match="--cv 60 needs at least 60 labelled images of every class"):
+    with pytest.raises(FeatxError, match="60-fold cross-validation needs at least 60 labelled images of every class.*Lower the 'cv' parameter"):
         compare_heads([blobs], ["logreg"], cv=60)
 
 
@@ -311,9 +379,12 @@ def test_plots_are_png_files(blobs, tmp_path):
     head = fit_head(blobs, "logreg")
     path = plot_confusion(evaluate_head(head, blobs), tmp_path / "confusion.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    curves = plot_history({"loss": [1.0, 0.5], "val_loss": [1.1, 0.7], "accuracy": [0.5, 0.8],
-                           "val_accuracy": [0.4, 0.7]}, tmp_path / "curves.png")
+    history = {"loss": [1.0, 0.5, 0.4], "val_loss": [1.1, 0.7, 0.6], "accuracy": [0.5, 0.8, 0.85],
+               "val_accuracy": [0.4, 0.7, 0.75]}
+    curves = plot_history(history, tmp_path / "curves.png")
     assert curves.read_bytes()[:4] == b"\x89PNG"
+    marked = plot_history(history, tmp_path / "marked.png", mark_after=2)  # where fine-tuning took over
+    assert marked.read_bytes()[:4] == b"\x89PNG" and marked.read_bytes() != curves.read_bytes()
 
 
 # --- safe loading --------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""The Keras head: scikit-learn's whole estimator contract, and what it does with Keras."""
+"""The Keras head: what it does with Keras (its scikit-learn contract is checked with every head's,
+in test_heads.py)."""
 
 from __future__ import annotations
 
@@ -8,17 +9,11 @@ import sys
 import numpy as np
 import pytest
 from sklearn.datasets import make_blobs
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from featx.heads import KerasHead
+from featx.heads.keras_head import network_layers
 
-# Tiny and quick; learning_rate is high so that a few epochs reach the accuracy the checks demand.
-FAST = dict(units=8, epochs=5, learning_rate=0.05, random_state=0)
-
-
-@parametrize_with_checks([KerasHead(**FAST)])
-def test_scikit_learn_estimator_contract(estimator, check):
-    check(estimator)
+pytestmark = pytest.mark.integration  # trains Keras models
 
 
 @pytest.fixture(scope="module")
@@ -28,13 +23,13 @@ def blobs():
 
 
 def test_numpy_prediction_matches_the_keras_model(blobs):
+    """predict_proba is the NumPy twin of network_layers, the network fit trains and export converts."""
     import keras
 
     X, y = blobs
     head = KerasHead(units=16, epochs=3, random_state=0).fit(X, y)
-    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(16, activation="relu"),
-                              keras.layers.Dense(3, activation="softmax")])
-    model.set_weights([head.coefs_[0], head.intercepts_[0], head.coefs_[1], head.intercepts_[1]])
+    weights = [head.coefs_[0], head.intercepts_[0], head.coefs_[1], head.intercepts_[1]]
+    model = keras.Sequential([keras.Input((6,)), *network_layers(3, units=16, dropout=head.dropout, weights=weights)])
     np.testing.assert_allclose(head.predict_proba(X), model.predict(X, verbose=0), atol=1e-5)
     assert list(head.classes_) == ["ant", "bee", "cat"] and set(head.predict(X)) <= {"ant", "bee", "cat"}
 

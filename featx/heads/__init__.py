@@ -1,9 +1,11 @@
 """Heads: classifiers trained in seconds on cached feature vectors.
 
-``list_heads()`` names them, ``make_head(name, **params)`` builds an unfitted scikit-learn
-estimator (for ``Pipeline``, ``cross_val_score``, ``GridSearchCV``), ``fit_head(features, name)``
-fits one on a cache's split and returns a :class:`Head` that ``save``s and ``load_head`` reads
-back safely. Nothing here imports TensorFlow except fitting the Keras head and embedding images.
+``list_heads()`` names them (one registry, :mod:`featx.heads.registry`, says everything about each
+kind), ``make_head(name, **params)`` builds an unfitted scikit-learn estimator (for ``Pipeline``,
+``cross_val_score``, ``GridSearchCV``), ``fit_head(features, name)`` fits one on a cache's split
+and returns a :class:`Head` that ``save``s and ``load_head`` reads back safely, by folder or by
+name. Nothing here imports TensorFlow except fitting the Keras head, embedding images and turning
+a head into Keras layers (:mod:`featx.heads.layers`).
 """
 
 from __future__ import annotations

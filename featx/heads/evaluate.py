@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 
-from featx.errors import FeatxError, OptionError
+from featx.datasets import SPLITS
+from featx.errors import FeatxError, MissingFileError, OptionError
 from featx.features import Features, load_features
 from featx.heads.head import Head
 
-EVALUATION_SPLITS = ("train", "val", "test", "all")
+EVALUATION_SPLITS = (*SPLITS, "all")  # "all": every labelled image of the cache
 
 
 def summary_scores(y: np.ndarray, proba: np.ndarray) -> dict[str, float]:
@@ -54,9 +57,10 @@ class Evaluation:
         return asdict(self)
 
 
-def evaluate_head(head: Head, features: Features | None = None, *, split: str = "test", top_k: int = 5,
-                  misclassified: int = 10) -> Evaluation:
-    """Score ``head`` on a split of ``features`` (default: the cache it was fitted on).
+def evaluate_head(head: Head, features: Features | str | os.PathLike | None = None, *, split: str = "test",
+                  top_k: int = 5, misclassified: int = 10) -> Evaluation:
+    """Score ``head`` on a split of ``features`` (a Features or a cache file; default: the cache it
+    was fitted on).
 
     ``split`` is one of train, val, test (the images the head recorded for it, found by content
     id) or all (every labelled image of the cache).
@@ -64,9 +68,11 @@ def evaluate_head(head: Head, features: Features | None = None, *, split: str = 
     from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
     if split not in EVALUATION_SPLITS:
-        raise OptionError(f"--split must be one of {', '.join(EVALUATION_SPLITS)}; got {split!r}.")
+        raise OptionError(f"{{param}} must be one of {', '.join(EVALUATION_SPLITS)}; got {split!r}.", param="split")
     if features is None:
         features = _fitted_cache(head)
+    elif not isinstance(features, Features):
+        features = load_features(features)
     head.check_compatible(features)
     y_all = head.class_indices(features)
     rows, missing = _split_rows(head, features, y_all, split)
@@ -93,12 +99,10 @@ def evaluate_head(head: Head, features: Features | None = None, *, split: str = 
 
 
 def _fitted_cache(head: Head) -> Features:
-    from pathlib import Path
-
     if not head.cache_path or not Path(head.cache_path).is_file():
-        raise FeatxError(
-            f"the cache head {head.name} was fitted on ({head.cache_path}) is gone; pass --cache FILE "
-            "with features of the same backbone configuration."
+        raise MissingFileError(
+            f"the cache head {head.name} was fitted on ({head.cache_path}) is gone; pass {{param}}: "
+            "a cache of the same backbone configuration.", param="features"
         )
     return load_features(head.cache_path)
 
@@ -110,13 +114,14 @@ def _split_rows(head: Head, features: Features, y: np.ndarray, split: str) -> tu
     else:
         ids = set(head.split.get(split, []))
         if not ids:
-            have = [s for s in ("train", "val", "test") if head.split.get(s)]
-            raise FeatxError(f"head {head.name} has no {split!r} images; use --split {' / '.join(have + ['all'])}.")
+            have = [s for s in SPLITS if head.split.get(s)]
+            raise FeatxError(f"head {head.name} has no {split!r} images; set {{param}} to {' or '.join(have + ['all'])}.",
+                             param="split")
         rows = labelled[np.isin(features.ids[labelled], list(ids))]
         missing = len(ids) - len(set(features.ids[rows].tolist()))
     if len(rows) == 0:
         raise FeatxError(
             f"none of head {head.name}'s {split!r} images are labelled in {features.cache_path}; "
-            "use --split all to evaluate on every labelled image of that cache."
+            "set {param} to 'all' to evaluate on every labelled image of that cache.", param="split"
         )
     return rows, missing

@@ -10,26 +10,40 @@ from datetime import datetime, timezone
 
 import numpy as np
 
+from featx._versions import featx_version
+from featx.datasets import SPLITS
 from featx.errors import FeatxError, OptionError
 from featx.features import Features, load_features
 from featx.heads.evaluate import summary_scores
 from featx.heads.head import Head
-from featx.heads.registry import HeadSpec, get_head_spec
-from featx.heads.split import SPLIT_NAMES, Split, split_features
+from featx.heads.registry import HeadSpec, get_head_spec, list_heads
+from featx.heads.split import split_features
+
+CLASS_WEIGHTS = ("balanced", "none")  # the class_weight values a head takes by name (or None)
 
 
 def as_features(features: Features | str | os.PathLike) -> Features:
     return features if isinstance(features, Features) else load_features(features)
 
 
-def head_params(spec: HeadSpec, params: dict, *, seed: int, class_weight=None) -> dict:
+def check_class_weight(class_weight: str | None) -> str | None:
+    """``"balanced"`` weighs classes inversely to their frequency; ``None`` (or ``"none"``) does not."""
+    if class_weight is None or str(class_weight).lower() == "none":
+        return None
+    if str(class_weight).lower() != "balanced":
+        raise OptionError(f"{{param}} must be 'balanced' or 'none'; got {class_weight!r}.", param="class_weight")
+    return "balanced"
+
+
+def head_params(spec: HeadSpec, params: dict, *, seed: int, class_weight: str | None = None) -> dict:
     """The parameters a head is built with: ``params``, plus ``class_weight`` and a seeded ``random_state``."""
     params = dict(params)
     spec.check_params(params)
     accepted = spec.defaults()
+    class_weight = check_class_weight(class_weight)
     if class_weight is not None:
         if "class_weight" not in accepted:
-            raise OptionError(f"the {spec.name} head does not take class weights; drop --class-weight.")
+            raise OptionError(f"the {spec.name} head does not take class weights; drop {{param}}.", param="class_weight")
         params["class_weight"] = class_weight
     if "random_state" in accepted and "random_state" not in params:
         params["random_state"] = seed
@@ -37,12 +51,13 @@ def head_params(spec: HeadSpec, params: dict, *, seed: int, class_weight=None) -
 
 
 def fit_head(features: Features | str | os.PathLike, head: str = "logreg", *, test_size: float = 0.2,
-             seed: int = 0, class_weight: str | dict | None = None, **params) -> Head:
+             seed: int = 0, class_weight: str | None = None, **params) -> Head:
     """Fit head ``head`` (see :func:`list_heads`) on cached features; ``params`` are its parameters.
 
     Trains on the cache's train split (or a stratified hold-out of ``1 - test_size``, drawn with
     ``seed``), validates the Keras head on the val split (or a stratified part of train), and
-    records the split, the metrics and the backbone configuration in the returned :class:`Head`.
+    records the split, the metrics and the backbone configuration in the returned :class:`Head`,
+    named ``<head>-<backbone>``. ``class_weight="balanced"`` weighs rare classes up.
 
     >>> head = fit_head(features, head="svm", C=10)  # doctest: +SKIP
     """
@@ -64,10 +79,10 @@ def fit_head(features: Features | str | os.PathLike, head: str = "logreg", *, te
         config=dict(features.config), sources=dict(features.sources), fingerprint=features.fingerprint,
         feature_dim=features.feature_dim, split=split.record(features), fit_seconds=seconds,
         cache_path=str(os.path.abspath(features.cache_path)) if features.cache_path else None,
-        featx_version=_featx_version(), created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        featx_version=featx_version(), created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
     fitted.metrics = {name: summary_scores(y[split.rows(name)], fitted.predict_proba(X[split.rows(name)]))
-                      for name in SPLIT_NAMES if len(split.rows(name))}
+                      for name in SPLITS if len(split.rows(name))}
     return fitted
 
 
@@ -80,25 +95,17 @@ def _timed_fit(spec: HeadSpec, estimator, X, y, **fit_kwargs) -> float:
     return time.perf_counter() - started
 
 
-def _featx_version() -> str:
-    from importlib import metadata
-
-    try:
-        return metadata.version("featx")
-    except metadata.PackageNotFoundError:
-        return "0.0.0"
-
-
-def compare_heads(caches: Sequence[Features | str | os.PathLike], heads: Sequence[str] = ("logreg", "svm", "knn", "keras"),
+def compare_heads(caches: Sequence[Features | str | os.PathLike], heads: Sequence[str] | None = None,
                   *, params: dict[str, dict] | None = None, cv: int | None = None, test_size: float = 0.2,
                   seed: int = 0, class_weight: str | None = None, progress=None) -> list[dict]:
-    """A leaderboard: every head on every cache, best accuracy first.
+    """A leaderboard: every head (default: every registered head) on every cache, best accuracy first.
 
     Without ``cv`` each head is fitted on the train split and scored on the test split (the same
     images for every head, and for every cache of the same images). With ``cv=K`` the scores are
     means over a stratified K-fold of the labelled images outside the cache's test split.
     ``progress(backbone, head)`` is called before each head is fitted.
     """
+    heads = list_heads() if heads is None else heads
     rows = []
     for cache in caches:
         features = as_features(cache)
@@ -112,7 +119,8 @@ def compare_heads(caches: Sequence[Features | str | os.PathLike], heads: Sequenc
             else:
                 head = fit_head(features, name, test_size=test_size, seed=seed, **head_kwargs)
                 if "test" not in head.metrics:
-                    raise FeatxError("compare needs test images: use a --test-size above 0 or --cv K.")
+                    raise FeatxError("compare needs test images: set {param} above 0, or cross-validate (cv).",
+                                     param="test_size")
                 scores = {**head.metrics["test"], "fit_seconds": head.fit_seconds}
             rows.append({"backbone": features.embed_config().display_name, "head": name, **scores,
                          "cache": str(features.cache_path)})
@@ -123,13 +131,14 @@ def _cross_validate(features: Features, spec: HeadSpec, head_kwargs: dict, cv: i
     from sklearn.model_selection import StratifiedKFold, cross_validate
 
     if cv < 2:
-        raise OptionError(f"--cv must be at least 2 folds; got {cv}.")
+        raise OptionError(f"{{param}} must be at least 2 folds; got {cv}.", param="cv")
     rows = np.flatnonzero((features.y >= 0) & (features.split != "test"))
     rows = rows[np.argsort(features.ids[rows], kind="stable")]
     y = features.y[rows]
     smallest = int(np.unique(y, return_counts=True)[1].min()) if len(y) else 0
     if smallest < cv:
-        raise FeatxError(f"--cv {cv} needs at least {cv} labelled images of every class; the smallest class has {smallest}.")
+        raise FeatxError(f"{cv}-fold cross-validation needs at least {cv} labelled images of every class; the "
+                         f"smallest class has {smallest}. Lower {{param}}.", param="cv")
     folds = StratifiedKFold(n_splits=cv, shuffle=True, random_state=seed)
     try:
         result = cross_validate(spec.make(**head_kwargs), features.X[rows], y, cv=folds,

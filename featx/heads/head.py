@@ -2,27 +2,38 @@
 
 The estimator's labels are indices into ``classes``; the backbone configuration (``config``,
 ``sources``, ``fingerprint``) says which feature vectors it understands, and ``split`` which
-images (by content id) it was trained, validated and tested on.
+images (by content id) it was trained, validated and tested on. ``save`` writes it in the format
+of :mod:`featx.heads.headfile`; :func:`featx.heads.store.load_head` reads it back.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from featx.cache.locate import cache_folder
 from featx.config import EmbedConfig
 from featx.errors import FeatxError
 from featx.features import Features
+from featx.heads.headfile import write_head_folder
+
+HEADS_FOLDER = "heads"  # saved heads live in <cache folder>/heads/<folder>
 
 IDENTITY_FIELDS = ("backbone", "weights", "input_size", "resize", "pooling", "preprocessing")
 
 
 @dataclass(eq=False)
 class Head:
-    """A fitted head: ``predict``/``predict_proba`` on feature vectors, ``save`` to a folder."""
+    """A fitted head: ``predict``/``predict_proba`` on feature vectors, ``save`` to a folder.
+
+    ``name`` is fixed when the head is fitted (``<kind>-<backbone>``) and travels with it; saving
+    does not change it. ``path`` is where the head was last saved or loaded from (None before):
+    its folder name is what the CLI and :func:`~featx.heads.store.load_head` take to find it.
+    """
 
     kind: str  # the registry name: "logreg", "svm", "knn", "keras"
     estimator: object  # fitted scikit-learn estimator; labels are indices into `classes`
@@ -38,16 +49,17 @@ class Head:
     cache_path: str | None = None
     featx_version: str = ""
     created: str = ""
-    path: Path | None = None  # where it was saved or loaded from
+    path: Path | None = None  # where it was last saved or loaded from
+    name: str = ""  # fixed at fit time; "" means the default, <kind>-<backbone>
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            self.name = f"{self.kind}-{self.backbone_name}"
 
     @property
     def history(self) -> dict[str, list[float]] | None:
         """Per-epoch training curves (Keras head only)."""
         return getattr(self.estimator, "history_", None)
-
-    @property
-    def name(self) -> str:
-        return self.path.name if self.path is not None else f"{self.kind}-{self.backbone_name}"
 
     @property
     def backbone_name(self) -> str:
@@ -135,7 +147,28 @@ class Head:
         }
 
     def save(self, path: str | os.PathLike | None = None) -> Path:
-        """Write the head to a folder (default ``<cache dir>/heads/<kind>-<backbone>[-N]``)."""
-        from featx.heads.store import save_head
+        """Write the head to the folder ``path`` (replacing a head saved there) and return it.
 
-        return save_head(self, path)
+        The default folder is ``<cache folder>/heads/<name>``, numbered ``-2``, ``-3``... when
+        taken, where the cache folder is that of the cache the head was fitted on. ``path`` is
+        recorded in :attr:`path`; :attr:`name` stays as it is.
+        """
+        path = Path(path) if path is not None else self._free_folder()
+        write_head_folder(path, self.estimator, self.record())
+        self.path = path
+        return path
+
+    def record(self) -> dict:
+        """What ``head.json`` holds besides the format fields: everything but the estimator."""
+        described = self.describe()
+        return {**{k: v for k, v in described.items() if k not in ("path", "backbone", "split")},
+                "sources": self.sources, "split": self.split}
+
+    def _free_folder(self) -> Path:
+        parent = (Path(self.cache_path).parent if self.cache_path else cache_folder()) / HEADS_FOLDER
+        stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.name)
+        path, n = parent / stem, 1
+        while path.exists():
+            n += 1
+            path = parent / f"{stem}-{n}"
+        return path

@@ -1,13 +1,16 @@
 """`KerasHead`: the classic transfer-learning head as a scikit-learn classifier.
 
 Dense(units, relu) → Dropout → Dense(n_classes, softmax), trained with Adam and early stopping on
-the validation loss. Keras is imported only inside ``fit``; the trained weights are kept as NumPy
-arrays, so predicting, pickling, cloning and saving a fitted head need no TensorFlow.
+the validation loss. :func:`network_layers` is the one definition of that network, for training and
+for conversion to Keras layers. Keras is imported only when a network is built (``fit``); the
+trained weights are kept as NumPy arrays, so predicting, pickling, cloning and saving a fitted head
+need no TensorFlow.
 """
 
 from __future__ import annotations
 
 import numbers
+from collections.abc import Sequence
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -17,6 +20,34 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, check_scalar, validate_data
 
 from featx.heads.split import stratified_holdout
+
+DENSE_NAMES = ("featx_dense_1", "featx_dense_2")
+
+
+def network_layers(n_classes: int, *, units: int, dropout: float, seed: int | None = None,
+                   weights: Sequence[np.ndarray] | None = None) -> list:
+    """The Keras head's network as layers: Dense(units, relu) → Dropout → Dense(n_classes, softmax).
+
+    The one definition of that network: :meth:`KerasHead.fit` trains it from Glorot initialisers
+    seeded by ``seed``; :mod:`featx.heads.layers` rebuilds it with the fitted ``weights``
+    (``[w1, b1, w2, b2]``) for fine-tuning and export. Keras is imported here, when called.
+    """
+    from featx._tf import import_keras
+
+    _, keras = import_keras()
+
+    def glorot(offset: int):
+        return keras.initializers.GlorotUniform(seed=None if seed is None else seed + offset)
+
+    hidden = keras.layers.Dense(units, activation="relu", kernel_initializer=glorot(0), name=DENSE_NAMES[0])
+    output = keras.layers.Dense(n_classes, activation="softmax", kernel_initializer=glorot(1), name=DENSE_NAMES[1])
+    if weights is not None:
+        w1, b1, w2, b2 = (np.asarray(w, np.float32) for w in weights)
+        hidden.build((None, w1.shape[0]))
+        hidden.set_weights([w1, b1])
+        output.build((None, units))
+        output.set_weights([w2, b2])
+    return [hidden, keras.layers.Dropout(dropout, seed=seed), output]
 
 
 class KerasHead(ClassifierMixin, BaseEstimator):
@@ -99,8 +130,7 @@ class KerasHead(ClassifierMixin, BaseEstimator):
         self.monitor_ = "val_loss" if X_val is not None else "loss"
 
         model, history = self._train(X, y_index, X_val, y_val, per_class, seed)
-        dense_1, dense_2 = (layer for layer in model.layers if layer.name.startswith("featx_dense"))
-        (w1, b1), (w2, b2) = dense_1.get_weights(), dense_2.get_weights()
+        (w1, b1), (w2, b2) = (model.get_layer(name).get_weights() for name in DENSE_NAMES)
         self.coefs_ = [np.asarray(w1, dtype=np.float32), np.asarray(w2, dtype=np.float32)]
         self.intercepts_ = [np.asarray(b1, dtype=np.float32), np.asarray(b2, dtype=np.float32)]
         self.history_ = {key: [float(v) for v in values] for key, values in history.history.items()}
@@ -114,11 +144,9 @@ class KerasHead(ClassifierMixin, BaseEstimator):
 
         tf, keras = import_keras()
         inputs = keras.Input((X.shape[1],))
-        hidden = keras.layers.Dense(self.units, activation="relu", name="featx_dense_1",
-                                    kernel_initializer=keras.initializers.GlorotUniform(seed=seed))(inputs)
-        hidden = keras.layers.Dropout(self.dropout, seed=seed)(hidden)
-        outputs = keras.layers.Dense(len(self.classes_), activation="softmax", name="featx_dense_2",
-                                     kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 1))(hidden)
+        outputs = inputs
+        for layer in network_layers(len(self.classes_), units=self.units, dropout=self.dropout, seed=seed):
+            outputs = layer(outputs)
         model = keras.Model(inputs, outputs)
         model.compile(optimizer=keras.optimizers.Adam(self.learning_rate),
                       loss="sparse_categorical_crossentropy", metrics=["accuracy"])
@@ -143,7 +171,11 @@ class KerasHead(ClassifierMixin, BaseEstimator):
         return index
 
     def predict_proba(self, X) -> np.ndarray:
-        """Softmax class probabilities, columns in the order of ``classes_`` (NumPy, no TensorFlow)."""
+        """Softmax class probabilities, columns in the order of ``classes_``.
+
+        The NumPy twin of :func:`network_layers` (Dropout is the identity when predicting), so that
+        predicting needs no TensorFlow; a test checks that the two agree.
+        """
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
         (w1, w2), (b1, b2) = self.coefs_, self.intercepts_

@@ -1,4 +1,7 @@
-"""``--param key=value`` strings into head parameters."""
+"""``key=value`` strings (the CLI's ``--param``) into head parameters.
+
+Errors name the strings' parameter as ``param``: the CLI shows it as ``--param``.
+"""
 
 from __future__ import annotations
 
@@ -29,7 +32,7 @@ def parse_params(items: Iterable[str]) -> dict[str, object]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise OptionError(f"--param takes key=value (e.g. --param C=10); got {item!r}.")
+            raise OptionError(f"{{param}} takes key=value (e.g. C=10); got {item!r}.", param="param")
         params[key.strip()] = parse_value(value)
     return params
 
@@ -41,15 +44,16 @@ def params_per_head(items: Iterable[str], heads: Sequence[str]) -> dict[str, dic
         target, dot, name = key.partition(".")
         if dot:
             if target not in per_head:
-                raise OptionError(f"--param {key}: {target!r} is not among the compared heads ({', '.join(heads)}).")
+                raise OptionError(f"{{param}} {key}: {target!r} is not among the compared heads ({', '.join(heads)}).",
+                                  param="param")
             get_head_spec(target).check_params({name: value})
             per_head[target][name] = value
             continue
         takers = [h for h in heads if key in get_head_spec(h).defaults()]
         if not takers:
             raise OptionError(
-                f"--param {key}: none of the compared heads ({', '.join(heads)}) has a parameter {key!r}; "
-                "see 'featx heads' for each head's parameters."
+                f"{{param}} {key}: none of the compared heads ({', '.join(heads)}) has a parameter {key!r}; "
+                "see 'featx heads' for each head's parameters.", param="param"
             )
         for head in takers:
             per_head[head][key] = value

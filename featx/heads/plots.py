@@ -1,4 +1,4 @@
-"""PNG figures of an evaluation: the confusion matrix, and the Keras head's training curves.
+"""PNG figures: an evaluation's confusion matrix, and training curves (a Keras head's, a fine-tune's).
 
 Matplotlib is imported only here, through its object-oriented Agg canvas: no pyplot, no global
 backend switch, no window.
@@ -46,8 +46,13 @@ def plot_confusion(evaluation: Evaluation, path: str | os.PathLike) -> Path:
     return Path(path)
 
 
-def plot_history(history: dict[str, list[float]], path: str | os.PathLike, title: str = "") -> Path:
-    """Write loss and accuracy per epoch, training vs validation, as a PNG."""
+def plot_history(history: dict[str, list[float]], path: str | os.PathLike, title: str = "", *,
+                 mark_after: int | None = None, mark_label: str = "fine-tuning starts") -> Path:
+    """Write loss and accuracy per epoch, training vs validation, as a PNG.
+
+    ``mark_after=N`` draws a dashed line between epochs N and N + 1 labelled ``mark_label``: where
+    fine-tuning took over from the head's own epochs.
+    """
     from matplotlib.ticker import MaxNLocator
 
     figure = _figure(10, 4)
@@ -57,6 +62,8 @@ def plot_history(history: dict[str, list[float]], path: str | os.PathLike, title
             values = history.get(prefix + metric)
             if values:
                 axes.plot(np.arange(1, len(values) + 1), values, marker="o", label=label)
+        if mark_after is not None:
+            axes.axvline(mark_after + 0.5, color="grey", linestyle="--", label=mark_label)
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.set_xlabel("epoch")
         axes.set_ylabel(metric)

@@ -1,9 +1,11 @@
 """The heads featx can fit, as one table: adding a head is one builder and one entry.
 
-A builder takes keyword-only parameters (the head's parameters, listed by ``featx heads`` and
-settable with ``--param key=value``) and returns an unfitted scikit-learn estimator. The
-scikit-learn heads are plain ``Pipeline(StandardScaler, ...)`` objects, so their fitted parts
-(``coef_``, ``intercept_``, the scaler's ``mean_``/``scale_``) stay reachable.
+Each entry says everything featx needs to know about one kind of head: how to build it, which
+types its saved file may hold, and how (or whether) a fitted one becomes Keras layers for
+fine-tuning and export. A builder takes keyword-only parameters (the head's parameters, listed by
+``featx heads`` and settable with ``--param key=value``) and returns an unfitted scikit-learn
+estimator. The scikit-learn heads are plain ``Pipeline(StandardScaler, ...)`` objects, so their
+fitted parts (``coef_``, ``intercept_``, the scaler's ``mean_``/``scale_``) stay reachable.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from sklearn.svm import SVC, LinearSVC
 
 from featx.errors import OptionError
 from featx.heads.keras_head import KerasHead
+from featx.heads.layers import keras_layers, logreg_layers, svm_layers
 
 
 def _scaled(estimator: BaseEstimator, scale: bool) -> BaseEstimator:
@@ -57,14 +60,17 @@ def knn(*, n_neighbors=5, weights="uniform", scale=False):
 
 @dataclass(frozen=True)
 class HeadSpec:
-    """One kind of head: how to build it and which types its saved file may contain."""
+    """One kind of head: how to build it, which types its saved file may hold, how it becomes Keras."""
 
     name: str
     build: Callable[..., BaseEstimator]
     # Every type a fitted head of this kind is made of, beyond what skops trusts by default
     # (builtins, NumPy, scikit-learn estimators); the only types its saved file may hold.
     trusted: tuple[type | str, ...]
-    needs_tensorflow: bool = False
+    # Fitted Head -> the Keras layers that give its probabilities (featx.heads.layers), for
+    # fine-tuning and export; None when the head has no Keras equivalent. A converter may refuse
+    # some parameters (an svm converts only with kernel='linear') with a one-line FeatxError.
+    to_keras: Callable[..., list] | None = None
 
     @property
     def summary(self) -> str:
@@ -95,13 +101,13 @@ class HeadSpec:
 
 _SCALED = (Pipeline, StandardScaler)
 HEADS: dict[str, HeadSpec] = {
-    "logreg": HeadSpec("logreg", logreg, _SCALED + (LogisticRegression,)),
+    "logreg": HeadSpec("logreg", logreg, _SCALED + (LogisticRegression,), to_keras=logreg_layers),
     # CalibratedClassifierCV(ensemble=False) is scikit-learn's replacement for SVC(probability=True)
     # (deprecated in 1.9); its fitted state holds two helper classes, trusted by name.
     "svm": HeadSpec("svm", svm, _SCALED + (CalibratedClassifierCV, SVC, LinearSVC, "sklearn.calibration._CalibratedClassifier",
-                                           "sklearn.calibration._SigmoidCalibration")),
+                                           "sklearn.calibration._SigmoidCalibration"), to_keras=svm_layers),
     "knn": HeadSpec("knn", knn, _SCALED + (KNeighborsClassifier,)),
-    "keras": HeadSpec("keras", KerasHead, (KerasHead,), needs_tensorflow=True),
+    "keras": HeadSpec("keras", KerasHead, (KerasHead,), to_keras=keras_layers),
 }
 
 
@@ -110,7 +116,13 @@ def list_heads() -> list[str]:
     return list(HEADS)
 
 
+def convertible_heads() -> list[str]:
+    """The heads that become Keras layers for fine-tuning and export."""
+    return [name for name, spec in HEADS.items() if spec.to_keras is not None]
+
+
 def get_head_spec(name: str) -> HeadSpec:
+    """The registry entry of head ``name`` (case-insensitive); unknown names suggest close ones."""
     spec = HEADS.get(str(name).lower())
     if spec is None:
         close = difflib.get_close_matches(str(name).lower(), HEADS, n=1)

@@ -13,10 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from featx.datasets import SPLITS
 from featx.errors import FeatxError, OptionError
 from featx.features import Features
-
-SPLIT_NAMES = ("train", "val", "test")
 
 
 def stratified_holdout(y: np.ndarray, size: float, seed: int) -> tuple[np.ndarray, np.ndarray] | None:
@@ -57,7 +56,7 @@ class Split:
             "method": self.method,
             "test_size": self.test_size,
             "seed": self.seed,
-            **{name: features.ids[self.rows(name)].tolist() for name in SPLIT_NAMES},
+            **{name: features.ids[self.rows(name)].tolist() for name in SPLITS},
         }
 
 
@@ -69,25 +68,25 @@ def split_features(features: Features, *, test_size: float = 0.2, seed: int = 0,
     out of train when the cache has no val split; it stays empty when that is impossible.
     """
     if not 0.0 <= test_size < 1.0:
-        raise OptionError(f"--test-size must be at least 0 and below 1; got {test_size}.")
+        raise OptionError(f"{{param}} must be at least 0 and below 1; got {test_size}.", param="test_size")
     labelled = np.flatnonzero(features.y >= 0)
     if len(labelled) == 0:
         where = features.cache_path or "these features"
         raise FeatxError(f"{where} has no labelled images; a head needs class folders or a label column.")
     if features.has_splits:
         split = features.split
-        train, val, test = (labelled[split[labelled] == name] for name in SPLIT_NAMES)
+        train, val, test = (labelled[split[labelled] == name] for name in SPLITS)
         unused = len(labelled) - len(train) - len(val) - len(test)
         if len(train) == 0:
             raise FeatxError(f"{features.cache_path} has a split but no labelled 'train' images to fit on.")
         method = "cache"
         if len(test) == 0 and test_size > 0:
-            train, test = _holdout(features, train, test_size, seed, "--test-size")
+            train, test = _holdout(features, train, test_size, seed, "test_size")
             method = "cache+holdout"
     else:
         train, val, test, unused, method = labelled, labelled[:0], labelled[:0], 0, "holdout"
         if test_size > 0:
-            train, test = _holdout(features, labelled, test_size, seed, "--test-size")
+            train, test = _holdout(features, labelled, test_size, seed, "test_size")
     if val_fraction and len(val) == 0:
         held = _holdout(features, train, val_fraction, seed, "validation_fraction", required=False)
         if held is not None:
@@ -95,9 +94,9 @@ def split_features(features: Features, *, test_size: float = 0.2, seed: int = 0,
     return Split(train, val, test, method, test_size, seed, unused)
 
 
-def _holdout(features: Features, rows: np.ndarray, size: float, seed: int, option: str,
+def _holdout(features: Features, rows: np.ndarray, size: float, seed: int, param: str,
              required: bool = True) -> tuple[np.ndarray, np.ndarray] | None:
-    """Split ``rows`` stratified by class, drawn in content-id order."""
+    """Split ``rows`` stratified by class, drawn in content-id order; ``param`` sets ``size``."""
     rows = rows[np.argsort(features.ids[rows], kind="stable")]
     held = stratified_holdout(features.y[rows], size, seed)
     if held is None:
@@ -105,9 +104,9 @@ def _holdout(features: Features, rows: np.ndarray, size: float, seed: int, optio
             return None
         counts = {features.classes[c]: int(n) for c, n in zip(*np.unique(features.y[rows], return_counts=True))}
         raise FeatxError(
-            f"cannot hold out a stratified {option} {size} of {len(rows)} labelled images "
+            f"cannot hold out a stratified share of {size} of {len(rows)} labelled images "
             f"(per class: {counts}); every class needs 2 images and each side one per class. "
-            f"Add images, change {option}, or give the data train/test split folders."
+            "Add images, change {param}, or give the data train/test split folders.", param=param
         )
     kept, out = held
     return np.sort(rows[kept]), np.sort(rows[out])
