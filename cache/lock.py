@@ -14,11 +14,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from featx.errors import CacheError
-
-
-class CacheBusyError(CacheError):
-    """Another process is writing the same cache and the caller chose not to wait."""
+from featx.errors import CacheBusyError
 
 
 def lock_path(cache_path: str | os.PathLike) -> Path:
@@ -39,7 +35,7 @@ def cache_lock(
     except Timeout:
         message = f"another featx run is updating {cache_path}"
         if not wait:
-            raise CacheBusyError(f"{message}; rerun when it has finished (or drop --no-wait to wait).") from None
+            raise CacheBusyError(f"{message}; rerun when it has finished, or let this run wait for it.") from None
         if on_wait:
             on_wait(f"{message}; waiting for it to finish (Ctrl-C to stop; committed work is kept)")
         lock.acquire()

@@ -118,7 +118,7 @@ def _update(dataset: Dataset, config: EmbedConfig, cache_path: Path, run: RunOpt
         raise CacheError(
             f"{cache_path} holds features of another backbone configuration "
             f"({index.config.get('backbone')}, fingerprint {index.fingerprint}); "
-            "choose another --cache file or delete this one."
+            "choose another cache file ({param}) or delete this one.", param="cache",
         )
     images, unreadable = index_files(dataset.root, dataset.records, index.images if index else None,
                                      run.decode_workers)

@@ -62,6 +62,10 @@ class CacheWriteError(CacheError, OSError):
     """A cache could not be written (disk full, permissions, I/O); the committed cache is unchanged."""
 
 
+class CacheBusyError(CacheError, BlockingIOError):
+    """Another process is writing the same cache and the caller chose not to wait."""
+
+
 class WeightsUnavailableError(FeatxError, OSError):
     """Pretrained weights could not be downloaded or read; ``reason`` is the short cause."""
 

@@ -143,6 +143,6 @@ def _download_error(name: str, exc: BaseException) -> WeightsUnavailableError:
         f"Could not download the ImageNet weights for {name} ({reason}). Keras wanted {file_name} "
         f"from {url}: fetch it on a machine with internet, then run 'featx weights import {file_name}', "
         f"which checks it and puts it in {keras_cache_dir()}/ ('featx weights list' shows every "
-        "backbone's file); or pass --weights PATH to a weights file (or --weights none for random weights).",
-        reason=reason,
+        "backbone's file); or set {param} to a weights file (or to none for random weights).",
+        reason=reason, param="weights",
     )

@@ -175,7 +175,8 @@ def test_imagenet_download_failure_is_one_clear_error(tmp_path, cache_dir):
     assert "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_96_no_top.h5" in message
     assert "https://storage.googleapis.com/" in message
     assert os.path.join(os.environ["KERAS_HOME"], "models") in message
-    assert "--weights PATH" in message
+    assert "set the 'weights' parameter to a weights file" in message
+    assert "set --weights to a weights file" in caught.value.render(lambda param: "--" + param)
 
 
 def _save_custom_model(path, pooled: bool):

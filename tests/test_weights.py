@@ -263,7 +263,8 @@ def test_download_error_points_to_the_weights_commands():
     message = str(error)
     assert "\n" not in message and url in message and error.reason == "Connection refused"
     assert "'featx weights import x_notop.h5'" in message and "'featx weights list'" in message
-    assert "--weights PATH" in message and "--weights none" in message
+    assert "set the 'weights' parameter to a weights file (or to none" in message
+    assert "set --weights to a weights file" in error.render(lambda param: "--" + param)
 
 
 @pytest.mark.integration
