@@ -17,6 +17,7 @@ import numpy as np
 
 from featx.cache.locate import cache_folder
 from featx.config import EmbedConfig
+from featx.datasets import SPLITS
 from featx.errors import FeatxError
 from featx.features import Features
 from featx.heads.headfile import write_head_folder
@@ -119,7 +120,7 @@ class Head:
 
     def summary(self) -> str:
         """One line: the best held-out score and the fit time."""
-        name = next((s for s in ("test", "val", "train") if s in self.metrics), None)
+        name = next((s for s in reversed(SPLITS) if s in self.metrics), None)  # the most held-out
         if name is None:
             return f"{self.kind} head, fitted in {self.fit_seconds:.2f} s"
         m = self.metrics[name]
