@@ -21,7 +21,7 @@ from featx._faults import crash_point
 from featx._tf import import_keras
 from featx.errors import FeatxError, OptionError
 from featx.modelfile import build_classifier, leaf_layers, write_metadata
-from featx.trainingdata import SplitImages, image_dataset, split_images
+from featx.trainingdata import image_dataset, split_images
 
 
 @dataclass
@@ -164,8 +164,10 @@ def fine_tune(
 
 
 def _default_output(head) -> Path:
-    folder = head.path.parent if head.path is not None else Path(".")
-    return folder / f"{head.name}-finetuned.keras"
+    """``<head folder>-finetuned.keras`` beside the head's folder (two heads never share one)."""
+    if head.path is None:
+        return Path(f"{head.name}-finetuned.keras")
+    return head.path.parent / f"{head.path.name}-finetuned.keras"
 
 
 def _evaluate(model, dataset) -> dict:

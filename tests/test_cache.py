@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 import featx
-from featx.cache.schema import open_cache
 from featx.cache.shards import list_shards, write_shard
 from featx.cache.locate import find_caches, latest_cache
 from featx.errors import CacheError

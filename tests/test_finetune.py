@@ -16,7 +16,6 @@ from featx.config import fingerprint_of
 from featx.errors import FeatxError
 from featx.features import Features
 from featx.heads import fit_head
-from tests.imagegen import write_image
 
 pytestmark = pytest.mark.integration  # builds and trains Keras models
 
@@ -69,21 +68,6 @@ def test_the_registry_says_which_heads_convert():
     from featx.heads.registry import HEADS, convertible_heads
 
     assert convertible_heads() == ["logreg", "svm", "keras"] and HEADS["knn"].to_keras is None
-
-
-@pytest.mark.parametrize("mode,module", [("caffe", "vgg16"), ("tf", "xception"), ("torch", "densenet"),
-                                         ("none", "efficientnet")])
-def test_preprocessing_layers_equal_preprocess_input(mode, module):
-    import keras
-
-    from featx.convert import preprocessing_layers
-
-    x = np.random.default_rng(0).uniform(0, 255, (2, 5, 5, 3)).astype(np.float32)
-    out = x
-    for layer in preprocessing_layers(mode):
-        out = layer(out)
-    expected = getattr(keras.applications, module).preprocess_input(x.copy())
-    np.testing.assert_allclose(np.asarray(out), np.asarray(expected), rtol=1e-5, atol=1e-4)
 
 
 # --- end to end on images, with a tiny CNN backbone (random ImageNet-size nets give vanishing features)
