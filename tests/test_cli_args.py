@@ -1,0 +1,97 @@
+"""argv becomes the right library call: the heads and fine-tune commands with the heavy call mocked
+(fast, no TensorFlow). The end-to-end runs live in test_cli_heads.py and test_finetune.py."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from typer.testing import CliRunner
+
+from featx.cache.locate import CacheChoice
+from featx.cli import app
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture
+def calls(monkeypatch):
+    """Record the library calls; return canned results."""
+    seen: dict[str, tuple] = {}
+
+    def fit_head(features, head, **kwargs):
+        seen["fit_head"] = (features, head, kwargs)
+        return SimpleNamespace(save=lambda path: seen.setdefault("save", path),
+                               describe=lambda: {"head": head}, path=None)
+
+    def compare_heads(caches, heads, **kwargs):
+        seen["compare_heads"] = (caches, heads, kwargs)
+        return [{"backbone": "X", "head": heads[0], "n": 4, "accuracy": 1.0, "macro_f1": 1.0, "fit_seconds": 0.1}]
+
+    def choose_cache(cache, backbone):
+        seen["choose_cache"] = (cache, backbone)
+        return CacheChoice(Path("chosen.h5"))
+
+    def fine_tune(head, **kwargs):
+        seen["fine_tune"] = (head, kwargs)
+        return SimpleNamespace(to_dict=lambda: {"ok": True})
+
+    monkeypatch.setattr("featx.heads.fit_head", fit_head)
+    monkeypatch.setattr("featx.heads.compare_heads", compare_heads)
+    monkeypatch.setattr("featx.cache.locate.choose_cache", choose_cache)
+    monkeypatch.setattr("featx.cache.locate.choose_caches",
+                        lambda caches, backbones: [CacheChoice(Path(c)) for c in caches])
+    monkeypatch.setattr("featx.finetune.fine_tune", fine_tune)
+    return seen
+
+
+def test_fit_head_arguments(calls, tmp_path):
+    result = invoke("fit-head", "--head", "svm", "-p", "C=10", "-p", "kernel=linear", "--class-weight", "balanced",
+                    "--cache", tmp_path, "-b", "ResNet50", "--test-size", "0.3", "--seed", "4",
+                    "-o", tmp_path / "out", "--json")
+    assert result.exit_code == 0, result.output
+    assert calls["choose_cache"] == (tmp_path, "ResNet50")
+    assert calls["fit_head"] == (Path("chosen.h5"), "svm", {"test_size": 0.3, "seed": 4, "class_weight": "balanced",
+                                                             "C": 10, "kernel": "linear"})
+    assert calls["save"] == tmp_path / "out" and json.loads(result.stdout) == {"head": "svm"}
+
+
+def test_compare_arguments(calls, tmp_path):
+    cache = tmp_path / "a.h5"
+    cache.write_bytes(b"")
+    result = invoke("compare", "--heads", "logreg,knn", "--cache", cache, "--cv", "3",
+                    "-p", "logreg.C=2", "-p", "n_neighbors=3", "--json")
+    assert result.exit_code == 0, result.output
+    caches, heads, kwargs = calls["compare_heads"]
+    assert caches == [cache] and heads == ["logreg", "knn"] and kwargs["cv"] == 3
+    assert kwargs["params"] == {"logreg": {"C": 2}, "knn": {"n_neighbors": 3}}
+
+
+def test_fine_tune_arguments(calls, tmp_path):
+    result = invoke("fine-tune", tmp_path / "head", "--unfreeze", "0.5", "--epochs", "3", "--learning-rate", "1e-4",
+                    "--batch-size", "4", "--no-augment", "-o", tmp_path / "m.keras", "--seed", "2", "--json")
+    assert result.exit_code == 0, result.output
+    head, kwargs = calls["fine_tune"]
+    assert head == tmp_path / "head"
+    assert {k: kwargs[k] for k in ("unfreeze", "epochs", "learning_rate", "batch_size", "augment", "output", "seed")} \
+        == {"unfreeze": "0.5", "epochs": 3, "learning_rate": 1e-4, "batch_size": 4, "augment": False,
+            "output": tmp_path / "m.keras", "seed": 2}
+
+
+def test_library_errors_come_back_as_the_commands_flags(monkeypatch):
+    from featx.errors import OptionError
+
+    def refuse(*args, **kwargs):
+        raise OptionError("{param} must be at least 0 and below 1; got 1.5.", param="test_size")
+
+    monkeypatch.setattr("featx.cache.locate.choose_cache", lambda cache, backbone: CacheChoice(Path("c.h5")))
+    monkeypatch.setattr("featx.heads.fit_head", refuse)
+    result = invoke("fit-head", "--test-size", "1.5")
+    assert result.exit_code == 2
+    assert result.stderr.endswith("error: --test-size must be at least 0 and below 1; got 1.5.\n")
