@@ -14,7 +14,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from featx.errors import CacheError
+from featx.errors import CacheError, MissingFileError
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,15 @@ class EmbedConfig:
             raise CacheError("stored backbone configuration does not match its fingerprint; re-run 'featx embed'.")
         return config
 
+    def source_file(self) -> str | None:
+        """The model or weights file to load (None for a registry backbone without a file),
+        checked to still hold the bytes whose sha256 this configuration records."""
+        if self.model_path:
+            return verified_file(self.model_path, self.backbone)
+        if self.weights_path:
+            return verified_file(self.weights_path, self.weights)
+        return None
+
     @property
     def fingerprint(self) -> str:
         """A short stable hash of :meth:`identity`."""
@@ -73,6 +82,45 @@ class EmbedConfig:
 def fingerprint_of(identity: dict[str, object]) -> str:
     canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def verified_file(path: str, recorded: str) -> str:
+    """``path``, if its sha256 is the one at the end of ``recorded`` (``"...:sha256:<hex>"``).
+
+    A configuration reloads its backbone file by path; a file replaced since would give other
+    vectors under the old fingerprint, so it is refused.
+    """
+    expected = recorded.rpartition(":sha256:")[2] if ":sha256:" in recorded else ""
+    if not expected:
+        raise CacheError(f"the backbone configuration loads {path} but records no sha256 of it ({recorded!r}); "
+                         "re-embed the images and refit the head.")
+    try:
+        found = sha256_once(path)
+    except FileNotFoundError:
+        raise MissingFileError(f"{path} is gone, and the backbone configuration was made with it (sha256 "
+                               f"{expected[:16]}...); put it back, or re-embed the images and refit the head "
+                               "with another file.") from None
+    except OSError as exc:
+        raise CacheError(f"{path} cannot be read to check it is the backbone file of this configuration "
+                         f"({exc.strerror or exc}).") from None
+    if found != expected:
+        raise CacheError(f"{path} was changed since the backbone configuration was made with it (sha256 "
+                         f"{expected[:16]}... expected, {found[:16]}... found); put the original file back, or "
+                         "re-embed the images and refit the head with the new one.")
+    return path
+
+
+_digests: dict[tuple, str] = {}
+
+
+def sha256_once(path: str | os.PathLike) -> str:
+    """:func:`sha256_file`, computed once per process for a file that has not changed since (same
+    size, modification and change times, inode), so checking a model file at every load is free."""
+    stat = os.stat(path)
+    key = (os.path.realpath(path), stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino)
+    if key not in _digests:
+        _digests[key] = sha256_file(path)
+    return _digests[key]
 
 
 def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:

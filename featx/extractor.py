@@ -67,7 +67,7 @@ def build_backbone(config: EmbedConfig):
     elif config.weights.startswith("none:"):
         weights = None
     else:
-        weights = config.weights_path
+        weights = config.source_file()
     kwargs = dict(
         include_top=False,
         weights=weights,
@@ -89,8 +89,9 @@ def build_backbone(config: EmbedConfig):
 
 def _load_custom(config: EmbedConfig):
     _, keras = import_keras()
+    path = config.source_file()
     try:
-        model = keras.saving.load_model(config.model_path, compile=False, safe_mode=True)
+        model = keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as exc:  # noqa: BLE001 - any loading failure is the file's fault here
         raise FeatxError(
             f"{{param}}: {config.model_path!r} could not be loaded as a Keras model: {_first_line(exc)}",

@@ -16,7 +16,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from featx.backbones import DEFAULT_BACKBONE, PREPROCESSING_MODES, get_backbone
-from featx.config import EmbedConfig, sha256_file
+from featx.config import EmbedConfig, sha256_once
 from featx.errors import MissingFileError, OptionError
 from featx.images import DEFAULT_MAX_PIXELS, RESIZE_MODES
 
@@ -129,7 +129,7 @@ class EmbedOptions(RunOptions):
             raise OptionError(
                 f"{{param}} {weights!r} is neither 'imagenet', 'none' nor an existing weights file.", param="weights"
             )
-        return f"{path.name}:sha256:{sha256_file(path)}", str(path.resolve())
+        return f"{path.name}:sha256:{sha256_once(path)}", str(path.resolve())
 
     def _custom_config(self, path: Path) -> EmbedConfig:
         if not path.is_file():
@@ -142,7 +142,7 @@ class EmbedOptions(RunOptions):
             )
         size = self.image_size or _keras_file_input_size(path)
         return EmbedConfig(
-            backbone=f"custom:{path.name}:sha256:{sha256_file(path)}", weights="embedded", input_size=size,
+            backbone=f"custom:{path.name}:sha256:{sha256_once(path)}", weights="embedded", input_size=size,
             resize=self.resize, pooling=self.pooling, preprocessing=self.preprocess or "none",
             model_path=str(path.resolve()),
         )
