@@ -22,6 +22,7 @@ from featx.features import Features
 from featx.heads import (
     HEADS, KerasHead, compare_heads, evaluate_head, fit_head, list_heads, load_head, make_head, split_features,
 )
+from featx.heads.headfile import content_checksum
 from featx.heads.params import params_per_head, parse_params, parse_value
 from featx.heads.plots import plot_confusion, plot_history
 
@@ -396,9 +397,10 @@ def saved(blobs, tmp_path):
 
 
 def _rewrite_meta(path, **changes):
+    """Change head.json as featx would have written it (its checksum matching)."""
     meta = json.loads((path / "head.json").read_text())
     meta.update(changes)
-    (path / "head.json").write_text(json.dumps(meta))
+    (path / "head.json").write_text(json.dumps({**meta, "checksum": content_checksum(meta)}))
 
 
 def _replace_estimator(path, estimator):
@@ -436,7 +438,7 @@ def test_modified_bytes_are_refused(saved):
 @pytest.mark.parametrize("content, message", [
     (b"\x80\x04not json", "not a readable featx head file"),
     (b'{"format": "something-else"}', "not a featx head file"),
-    (b'{"format": "featx-head", "version": 99}', "format version 99; this featx reads version 1"),
+    (b'{"format": "featx-head", "version": 99}', "format version 99; this featx reads versions 1 to 2"),
     (b'{"format": "featx-head", "version": 1}', "is damaged \\(missing head, params"),
 ])
 def test_foreign_or_damaged_head_json_is_refused(saved, content, message):

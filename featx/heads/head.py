@@ -20,7 +20,7 @@ from featx.config import EmbedConfig
 from featx.datasets import SPLITS
 from featx.errors import FeatxError
 from featx.features import Features
-from featx.heads.headfile import write_head_folder
+from featx.heads.headfile import recover_head_folder, write_head_folder
 
 HEADS_FOLDER = "heads"  # saved heads live in <cache folder>/heads/<folder>
 
@@ -169,7 +169,9 @@ class Head:
         parent = (Path(self.cache_path).parent if self.cache_path else cache_folder()) / HEADS_FOLDER
         stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.name)
         path, n = parent / stem, 1
+        recover_head_folder(path)  # a head that a killed replace left aside is back, so its name is taken
         while path.exists():
             n += 1
             path = parent / f"{stem}-{n}"
+            recover_head_folder(path)
         return path

@@ -1,25 +1,34 @@
 """The head folder format: ``head.json`` (plain, versioned JSON) and ``estimator.skops``.
 
-Writing is atomic (a staging folder renamed into place). Reading never runs code from the files:
-the estimator is read with skops' secure format trusting only the types the caller names (no
-pickle, no ``trusted=True``), and ``head.json`` pins the estimator file by sha256. Anything else
-is refused with a one-line :class:`CacheError`. This module knows the files, not the
+Writing is atomic: a new head is written in a staging folder; a head saved there before is renamed
+aside, the new one renamed into place, then the old one deleted, and whatever a killed process left
+half done is finished on the next load or save (:func:`recover_head_folder`), so the folder always
+holds the old head or the new one. Reading never runs code from the files: the estimator is read
+with skops' secure format trusting only the types the caller names (no pickle, no ``trusted=True``);
+``head.json`` pins the estimator file by sha256 and, since format version 2, itself by a checksum of
+its canonical content, so an edited head (its classes, say) is refused instead of relabelling
+predictions. Heads of version 1 (no checksum) still load, their estimator pinned as before. Anything
+else is refused with a one-line :class:`CacheError`. This module knows the files, not the
 :class:`~featx.heads.head.Head` built from them.
 """
 
 from __future__ import annotations
 
+import glob
+import hashlib
 import json
 import os
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
+from featx._faults import crash_point
 from featx.config import sha256_file
 from featx.errors import CacheError, OptionError
 
 HEAD_FORMAT = "featx-head"
-HEAD_VERSION = 1
+HEAD_VERSION = 2  # 2: head.json carries a checksum of its own content
+READABLE_VERSIONS = (1, 2)
 META_FILE = "head.json"
 ESTIMATOR_FILE = "estimator.skops"
 
@@ -27,6 +36,7 @@ _TYPES = {"head": str, "params": dict, "classes": list, "config": dict, "sources
           "metrics": dict, "estimator": dict}
 _REQUIRED = ("head", "params", "classes", "config", "sources", "fingerprint", "feature_dim", "split",
              "metrics", "fit_seconds", "cache", "featx_version", "created", "estimator")
+_ASIDE = ".replaced-"  # a head being replaced waits at .<name>.replaced-<pid> until the new one is in
 
 
 def is_head_folder(path: Path) -> bool:
@@ -37,6 +47,7 @@ def write_head_folder(path: Path, estimator: object, meta: dict) -> None:
     """Write ``estimator`` and ``meta`` to the folder ``path``, replacing a head saved there."""
     import skops.io
 
+    recover_head_folder(path)
     if path.exists() and not is_head_folder(path):
         raise OptionError(f"{{param}}: {path} exists and is not a featx head folder; choose another folder.",
                           param="path")
@@ -46,14 +57,58 @@ def write_head_folder(path: Path, estimator: object, meta: dict) -> None:
     staging.mkdir()
     try:
         skops.io.dump(estimator, staging / ESTIMATOR_FILE)
-        meta = {"format": HEAD_FORMAT, "version": HEAD_VERSION, **meta,
-                "estimator": {"file": ESTIMATOR_FILE, "sha256": sha256_file(staging / ESTIMATOR_FILE)}}
-        (staging / META_FILE).write_text(json.dumps(meta, indent=1, default=str))
-        if path.exists():
-            shutil.rmtree(path)
-        staging.rename(path)
+        meta = json.loads(json.dumps({"format": HEAD_FORMAT, "version": HEAD_VERSION, **meta, "estimator": {
+            "file": ESTIMATOR_FILE, "sha256": sha256_file(staging / ESTIMATOR_FILE)}}, default=str))
+        meta["checksum"] = content_checksum(meta)
+        (staging / META_FILE).write_text(json.dumps(meta, indent=1))
+        _replace(staging, path)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _replace(staging: Path, path: Path) -> None:
+    """Rename ``staging`` to ``path``; a head there is moved aside first and deleted last."""
+    if not path.exists():
+        staging.rename(path)
+        return
+    aside = path.parent / f".{path.name}{_ASIDE}{os.getpid()}"
+    shutil.rmtree(aside, ignore_errors=True)
+    path.rename(aside)
+    crash_point("head-replace")
+    try:
+        staging.rename(path)
+    except OSError:
+        if not path.exists() and aside.exists():
+            aside.rename(path)  # the old head stays
+        raise
+    crash_point("head-replace")
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def recover_head_folder(path: Path) -> None:
+    """Finish a replace of the head at ``path`` that a killed process left half done: the old head
+    moved aside comes back if no new head came in, and is deleted if one did."""
+    for aside in map(Path, glob.glob(glob.escape(str(path.parent / f".{path.name}{_ASIDE}")) + "*")):
+        if is_head_folder(path):
+            shutil.rmtree(aside, ignore_errors=True)
+        elif not path.exists() and is_head_folder(aside):
+            try:
+                aside.rename(path)
+            except OSError:  # another process put a head there meanwhile: the next call tidies up
+                pass
+
+
+def aside_targets(folder: Path) -> list[Path]:
+    """The head folders in ``folder`` that a killed replace left moved aside."""
+    return [folder / name.name[1:].rpartition(_ASIDE)[0] for name in folder.glob(f".*{_ASIDE}*")]
+
+
+def content_checksum(meta: dict) -> str:
+    """sha256 of ``meta``'s canonical JSON without its ``checksum`` field: how head.json pins itself
+    (independent of indentation and key order, so only a change of content breaks it)."""
+    body = {key: value for key, value in meta.items() if key != "checksum"}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def read_head_meta(path: Path, kinds: Iterable[str]) -> dict:
@@ -64,17 +119,20 @@ def read_head_meta(path: Path, kinds: Iterable[str]) -> dict:
         raise CacheError(f"{path / META_FILE} is not a readable featx head file ({exc}).") from None
     if not isinstance(meta, dict) or meta.get("format") != HEAD_FORMAT:
         raise CacheError(f"{path / META_FILE} is not a featx head file.")
-    if meta.get("version") != HEAD_VERSION:
+    if meta.get("version") not in READABLE_VERSIONS:
         raise CacheError(
-            f"{path} is a featx head of format version {meta.get('version')!r}; this featx reads version "
-            f"{HEAD_VERSION}. Refit the head, or use the featx version that wrote it."
+            f"{path} is a featx head of format version {meta.get('version')!r}; this featx reads versions "
+            f"{READABLE_VERSIONS[0]} to {HEAD_VERSION}. Refit the head, or use the featx version that wrote it."
         )
-    missing = [key for key in _REQUIRED if key not in meta]
+    missing = [key for key in _REQUIRED + (("checksum",) if meta["version"] >= 2 else ()) if key not in meta]
     wrong = [key for key, kind in _TYPES.items() if key in meta and not isinstance(meta[key], kind)]
     if missing or wrong or meta["head"] not in kinds:
         detail = (f"missing {', '.join(missing)}" if missing else f"bad {', '.join(wrong)}" if wrong
                   else f"unknown head kind {meta['head']!r}")
         raise CacheError(f"{path / META_FILE} is damaged ({detail}); refit the head.")
+    if "checksum" in meta and meta["checksum"] != content_checksum(meta):
+        raise CacheError(f"{path / META_FILE} was modified after the head was saved (its checksum does not match); "
+                         "refusing to load it. Put the saved file back, or refit the head.")
     return meta
 
 

@@ -13,7 +13,9 @@ from featx.cache.locate import cache_folder
 from featx.config import EmbedConfig, fingerprint_of
 from featx.errors import CacheError, FeatxError, MissingFileError
 from featx.heads.head import HEADS_FOLDER, Head
-from featx.heads.headfile import META_FILE, is_head_folder, read_estimator, read_head_meta
+from featx.heads.headfile import (
+    META_FILE, aside_targets, is_head_folder, read_estimator, read_head_meta, recover_head_folder,
+)
 from featx.heads.registry import HEADS
 
 
@@ -28,11 +30,14 @@ def head_folder(head: str | os.PathLike, cache_dir: str | os.PathLike | None = N
     path = Path(head)
     if path.name == META_FILE:
         path = path.parent
+    recover_head_folder(path)
     if path.exists():
         if not is_head_folder(path):
             raise CacheError(f"{path} has no {META_FILE}; give a head folder written by 'featx fit-head'.")
         return path
     named = cache_folder(cache_dir) / HEADS_FOLDER / path
+    if len(path.parts) == 1:
+        recover_head_folder(named)
     if len(path.parts) == 1 and is_head_folder(named):
         return named
     raise MissingFileError(
@@ -80,5 +85,7 @@ def load_head(head: str | os.PathLike, *, cache_dir: str | os.PathLike | None = 
 def find_heads(cache_dir: str | os.PathLike | None = None) -> list[Path]:
     """The head folders under ``<cache dir>/heads``, most recently saved first."""
     folder = cache_folder(cache_dir) / HEADS_FOLDER
+    for path in aside_targets(folder):
+        recover_head_folder(path)
     found = [p.parent for p in folder.glob(f"*/{META_FILE}") if not p.parent.name.startswith(".")]
     return sorted(found, key=lambda p: (p / META_FILE).stat().st_mtime_ns, reverse=True)
