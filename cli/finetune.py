@@ -34,6 +34,8 @@ def fine_tune_command(
     if as_json:
         print_json(report.to_dict())
         return
+    if report.fresh_start:
+        info(report.fresh_start)
     if report.resumed_from_epoch:
         info(f"resumed from epoch {report.resumed_from_epoch}")
     for split in ("val", "test"):

@@ -3,7 +3,9 @@
 The classic recipe: the head trained on frozen features is the starting point (a random head would
 wreck the pretrained features), the top N backbone layers are unfrozen with a low learning rate,
 and the backbone always runs with ``training=False`` so BatchNormalization keeps its moving
-statistics. Each epoch is backed up, so a killed run resumes where it stopped.
+statistics. Each epoch is backed up, so a killed run resumes where it stopped; the resume folder
+records which run it belongs to (the head's content, the options that shape training), and one of
+another run is discarded, saying so, instead of being continued.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class FineTuneReport:
     unfrozen_layers: int
     epochs_run: int
     resumed_from_epoch: int
+    fresh_start: str = ""  # why a resume folder found was not resumed ("" if none was found, or it was)
     before: dict = field(default_factory=dict)  # split -> {loss, accuracy}
     after: dict = field(default_factory=dict)
     history: dict = field(default_factory=dict)
@@ -123,6 +126,9 @@ def fine_tune(
         images["train"], config, batch_size, shuffle=False, augment=False), **datasets}.items()}
 
     work = model_path.with_name(model_path.name + ".training")
+    run = _run_record(head, images, {"unfreeze": str(unfreeze), "learning_rate": learning_rate,
+                                     "batch_size": batch_size, "augment": augment, "seed": seed})
+    fresh_start = _claim(work, run)
     resumed = _resumed_epoch(work)
     monitor = "val_loss" if "val" in datasets else "loss"
     epoch_log, best = _callbacks(keras, work, monitor)
@@ -142,7 +148,7 @@ def fine_tune(
         model_path=model_path,
         backbone_path=model_path.with_name(model_path.stem + ".backbone.keras"),
         curves_path=None, unfrozen_layers=unfrozen, epochs_run=len(history.history.get("loss", [])),
-        resumed_from_epoch=resumed, before=before, after=after,
+        resumed_from_epoch=resumed, fresh_start=fresh_start, before=before, after=after,
         history={k: [float(v) for v in vs] for k, vs in _full_history(work).items()},
     )
     metadata = {
@@ -173,6 +179,49 @@ def _default_output(head) -> Path:
 def _evaluate(model, dataset) -> dict:
     loss, accuracy = model.evaluate(dataset, verbose=0)
     return {"loss": float(loss), "accuracy": float(accuracy)}
+
+
+RUN_FILE = "run.json"
+
+
+def _run_record(head, images: dict, options: dict) -> dict:
+    """What a resume folder must match to be resumed: the head (a checksum of its content, as its
+    head.json pins it), the options that shape training, and how many images each split has.
+    Epochs and patience are not in it: a resumed run may be given more."""
+    from featx.heads.headfile import content_checksum
+
+    run = {"head": content_checksum(head.record()), "head_name": head.name, "options": options,
+           "images": {name: len(split) for name, split in images.items()}}
+    return json.loads(json.dumps(run))  # as it reads back
+
+
+def _claim(work: Path, run: dict) -> str:
+    """Keep ``work`` for resuming only if it belongs to ``run``, else empty it; record ``run`` in it.
+    Returns why a folder found there was not resumed ("" if it was, or if there was none)."""
+    reason = ""
+    if work.exists():
+        try:
+            recorded = json.loads((work / RUN_FILE).read_text())
+        except (OSError, ValueError):
+            recorded = None
+        if not isinstance(recorded, dict) or not isinstance(recorded.get("options"), dict):
+            reason = "it does not say which run it belongs to"
+        elif recorded.get("head") != run["head"]:
+            reason = f"it belongs to another head ({recorded.get('head_name')}, not {run['head_name']})"
+        else:
+            changed = [f"{key} {recorded['options'].get(key)!r}, now {value!r}"
+                       for key, value in run["options"].items() if recorded["options"].get(key) != value]
+            if recorded.get("images") != run["images"]:
+                changed.append("other training images")
+            if changed:
+                reason = f"it was run with other options ({'; '.join(changed)})"
+        if reason:
+            shutil.rmtree(work)
+            reason = f"{work} was not resumed: {reason}; started afresh."
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "run.tmp").write_text(json.dumps(run))
+    os.replace(work / "run.tmp", work / RUN_FILE)
+    return reason
 
 
 def _resumed_epoch(work: Path) -> int:

@@ -170,9 +170,43 @@ def test_a_killed_fine_tune_resumes_from_its_last_epoch(workspace):
 
     report = fine_tune(heads["logreg"], epochs=4, unfreeze="all", learning_rate=1e-3, batch_size=8,
                        output=out, patience=10)
-    assert report.resumed_from_epoch == 2
+    assert report.resumed_from_epoch == 2 and report.fresh_start == ""
     assert report.epochs_run == 2 and len(report.history["loss"]) == 4  # 2 before the kill, 2 after
     assert out.is_file()
+
+
+def _interrupted_fine_tune(head, monkeypatch, **options):
+    """A fine-tune stopped after its first epoch, its resume folder left behind as by a kill."""
+    import featx.finetune
+
+    class Killed(Exception):
+        pass
+
+    def crash(name):
+        raise Killed(name)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(featx.finetune, "crash_point", crash)
+        with pytest.raises(Killed):
+            featx.finetune.fine_tune(head, **options)
+
+
+def test_a_resume_folder_of_another_head_or_other_options_is_not_resumed(workspace, monkeypatch):
+    from featx.finetune import fine_tune
+
+    root, _, _, heads = workspace
+    out = root / "shared.keras"
+    options = dict(unfreeze=2, learning_rate=1e-3, batch_size=8, augment=False, output=out, patience=10)
+    _interrupted_fine_tune(heads["keras"], monkeypatch, epochs=3, **options)
+    assert (root / "shared.keras.training").is_dir()
+    report = fine_tune(heads["logreg"], epochs=1, **options)  # not the keras head's weights, nor a crash
+    assert report.resumed_from_epoch == 0 and "another head" in report.fresh_start
+    assert len(report.history["loss"]) == 1 and out.is_file()
+
+    _interrupted_fine_tune(heads["logreg"], monkeypatch, epochs=3, **options)
+    report = fine_tune(heads["logreg"], epochs=2, **{**options, "learning_rate": 1e-2})
+    assert report.resumed_from_epoch == 0 and "learning_rate" in report.fresh_start
+    assert len(report.history["loss"]) == 2
 
 
 @pytest.mark.parametrize("kind", ["keras", "logreg", "svm"])
