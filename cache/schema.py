@@ -16,7 +16,11 @@ Layout, version 1 (all strings UTF-8):
     /images/size, mtime_ns (N,)  int64 file size and modification time, to skip rehashing
     /skipped/path, id, reason    files that could not be embedded, and why
 
-Every group carries encoding-type/encoding-version attributes as well.
+Every group carries encoding-type/encoding-version attributes as well. Datasets of fixed-size
+types (ids, vectors, numbers) carry HDF5's per-chunk Fletcher-32 checksum, which HDF5 checks on
+every read: a flipped bit fails the read (:func:`read`) instead of giving a slightly wrong value.
+Variable-length strings cannot carry HDF5 filters. Caches of older featx have no checksums and are
+read as they are.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import os
 from collections.abc import Iterator
 
 import h5py
+import numpy as np
 
 from featx.errors import CacheError, CacheNotFoundError, CacheWriteError
 
@@ -93,3 +98,28 @@ def write_errors(where: str | os.PathLike) -> Iterator[None]:
             f"Could not write the feature cache in {where} ({reason}); the committed cache is "
             "unchanged. Free disk space or fix permissions, then rerun to continue."
         ) from exc
+
+
+def checksum_options(dtype) -> dict[str, object]:
+    """``create_dataset`` options that add a per-chunk checksum where HDF5 allows one."""
+    if np.dtype(dtype).kind == "O":
+        return {}  # variable-length strings: HDF5 cannot filter them
+    return {"fletcher32": True}
+
+
+def read(dataset: h5py.Dataset, selection=()) -> np.ndarray:
+    """``dataset[selection]`` (strings as ``str``); a damaged chunk raises one clear CacheError."""
+    try:
+        if dataset.dtype.kind == "O":
+            return dataset.asstr()[selection]
+        return dataset[selection]
+    except OSError as exc:
+        raise CacheError(
+            f"{dataset.file.filename} is damaged (checksum mismatch in {dataset.name}); "
+            "delete it and re-run 'featx embed'."
+        ) from exc
+
+
+def has_checksums(dataset: h5py.Dataset) -> bool:
+    """Whether HDF5 checks ``dataset`` on read (caches of older featx have no checksums)."""
+    return bool(dataset.fletcher32)

@@ -18,7 +18,8 @@ import h5py
 import numpy as np
 
 from featx._faults import crash_point
-from featx.cache.schema import stamp, write_errors
+from featx.cache.schema import checksum_options, stamp, write_errors
+from featx.cache.store import usable_block, usable_rows
 from featx.cache.tables import ID_DTYPE, STR
 
 SHARD_TYPE = "featx-feature-shard"
@@ -48,9 +49,10 @@ def write_shard(
         with write_errors(folder), h5py.File(tmp, "w") as h5:
             stamp(h5, SHARD_TYPE)
             h5.attrs["fingerprint"] = fingerprint
-            h5.create_dataset("id", data=np.asarray(ids, dtype=ID_DTYPE))
-            h5.create_dataset("features", data=np.asarray(features, dtype=np.float32))
-            h5.create_dataset("skipped_id", data=skipped_ids)
+            checked = checksum_options(ID_DTYPE)  # per-chunk checksums: a damaged shard fails its read
+            h5.create_dataset("id", data=np.asarray(ids, dtype=ID_DTYPE), **checked)
+            h5.create_dataset("features", data=np.asarray(features, dtype=np.float32), **checked)
+            h5.create_dataset("skipped_id", data=skipped_ids, **checked)
             h5.create_dataset("skipped_reason", data=np.asarray(skipped_reasons or [], dtype=object), dtype=STR)
             crash_point("shard-writing")
         with write_errors(folder):
@@ -69,28 +71,45 @@ def list_shards(cache_path: str | os.PathLike) -> list[Path]:
 
 
 def read_shards(
-    cache_path: str | os.PathLike, fingerprint: str, *, features: bool = True
+    cache_path: str | os.PathLike, fingerprint: str, *, features: bool = True, width: int | None = None
 ) -> Iterator[tuple[Path, np.ndarray, np.ndarray | None, np.ndarray, list[str]]]:
     """Yield (shard, ids, features, skipped ids, reasons) of each readable shard of ``fingerprint``.
 
-    With ``features=False`` the vectors are not read (None): what resuming needs to know. A shard
-    that cannot be read (a foreign or damaged file) is ignored: its images are embedded again.
+    With ``features=False`` the vectors are checked but not returned (None): what resuming needs to
+    know. A shard that cannot be read (a foreign or damaged file: its checksums fail) or whose
+    vectors are not ``width`` wide float32 is ignored, and so are its non-finite or absurd rows:
+    those images are embedded again.
     """
     for shard in list_shards(cache_path):
         try:
             with h5py.File(shard, "r") as h5:
                 if not _matches(h5, fingerprint):
                     continue
+                vectors = h5["features"]
+                ids = h5["id"][()].astype(ID_DTYPE)
+                if not usable_block(vectors, vectors.shape[1] if width is None else width) or len(vectors) != len(ids):
+                    continue
+                vectors = vectors[()]
+                keep = usable_rows(vectors)
                 record = (
                     shard,
-                    h5["id"][()].astype(ID_DTYPE),
-                    h5["features"][()] if features else None,
+                    ids[keep],
+                    vectors[keep] if features else None,
                     h5["skipped_id"][()].astype(ID_DTYPE),
                     list(h5["skipped_reason"].asstr()[()]),
                 )
-        except (OSError, KeyError):
+        except (OSError, KeyError, IndexError):
             continue
         yield record
+
+
+def shard_width(cache_path: str | os.PathLike, fingerprint: str) -> int:
+    """The vector width the shards of ``fingerprint`` hold (0 when none do): a shard records the
+    width of its backbone, which a rerun with nothing left to embed cannot ask the backbone for."""
+    for _, _, vectors, _, _ in read_shards(cache_path, fingerprint):
+        if vectors.shape[1]:
+            return int(vectors.shape[1])
+    return 0
 
 
 def _matches(h5: h5py.File, fingerprint: str) -> bool:

@@ -17,10 +17,22 @@ import h5py
 import numpy as np
 
 from featx._faults import crash_point
-from featx.cache.schema import open_cache, stamp, write_errors
+from featx.cache.schema import checksum_options, open_cache, read, stamp, write_errors
 from featx.cache.tables import ID_DTYPE, STR, ImageTable, SkipTable
 
 CHUNK_ROWS = 256
+MAX_MAGNITUDE = 1e30  # no backbone output comes near: a larger value is damage, not a feature
+
+
+def usable_rows(features: np.ndarray) -> np.ndarray:
+    """Which rows of a (n, D) block are vectors a backbone could have produced: finite, not absurd."""
+    with np.errstate(invalid="ignore"):
+        return (np.abs(features) <= MAX_MAGNITUDE).all(axis=1)  # NaN compares False
+
+
+def usable_block(features, feature_dim: int) -> bool:
+    """Whether a stored vector dataset has the expected width and dtype (float32)."""
+    return features.ndim == 2 and features.shape[1] == feature_dim and features.dtype == np.float32
 
 
 @dataclass
@@ -45,10 +57,10 @@ class CacheIndex:
             attrs = {key: _plain(value) for key, value in h5.attrs.items()}
             return cls(
                 attrs=attrs,
-                classes=list(h5["classes"].asstr()[()]),
+                classes=list(read(h5["classes"])),
                 images=ImageTable.read(h5["images"]),
                 skipped=SkipTable.read(h5["skipped"]),
-                vector_ids=h5["vectors/id"][()].astype(ID_DTYPE),
+                vector_ids=read(h5["vectors/id"]).astype(ID_DTYPE),
                 path=Path(path),
                 config=json.loads(attrs.get("config", "{}")),
             )
@@ -70,9 +82,8 @@ def read_vectors(path: str | os.PathLike, rows: np.ndarray) -> np.ndarray:
             return np.zeros((0, features.shape[1]), np.float32)
         unique, inverse = np.unique(rows, return_inverse=True)
         if len(unique) > len(features) // 2:
-            block = features[()]
-            return block[rows]
-        return features[unique][inverse]
+            return read(features)[rows]
+        return read(features, unique)[inverse]
 
 
 VectorChunks = Iterable[tuple[np.ndarray, np.ndarray]]  # (ids S64, features float32)
@@ -117,13 +128,17 @@ def write_cache(
 
 
 def _write_vectors(group: h5py.Group, chunks: VectorChunks, feature_dim: int) -> int:
-    ids = group.create_dataset("id", shape=(0,), maxshape=(None,), dtype=ID_DTYPE, chunks=(4096,))
+    if feature_dim < 1:
+        raise ValueError(f"feature_dim must be positive to write vectors; got {feature_dim}.")
+    ids = group.create_dataset("id", shape=(0,), maxshape=(None,), dtype=ID_DTYPE, chunks=(4096,),
+                               **checksum_options(ID_DTYPE))
     features = group.create_dataset(
         "features",
         shape=(0, feature_dim),
         maxshape=(None, feature_dim),
         dtype=np.float32,
         chunks=(CHUNK_ROWS, feature_dim),
+        **checksum_options(np.float32),
     )
     rows = 0
     for chunk_ids, chunk_features in chunks:
@@ -140,14 +155,22 @@ def _write_vectors(group: h5py.Group, chunks: VectorChunks, feature_dim: int) ->
 
 
 def iter_cache_vectors(path: str | os.PathLike) -> VectorChunks:
-    """Stream a committed cache's (ids, features) in blocks."""
+    """Stream a committed cache's usable (ids, features) in blocks.
+
+    Vectors of the wrong width or dtype, non-finite or absurd ones (:func:`usable_rows`) are left
+    out: to a rerun they are not embedded, so it embeds them again. A damaged chunk raises CacheError.
+    """
     with open_cache(path) as h5:
         ids = h5["vectors/id"]
         features = h5["vectors/features"]
+        if not usable_block(features, int(h5.attrs.get("feature_dim", -1))) or len(features) != len(ids):
+            return
         block = CHUNK_ROWS * 16
         for start in range(0, len(ids), block):
             stop = min(start + block, len(ids))
-            yield ids[start:stop].astype(ID_DTYPE), features[start:stop]
+            chunk = read(features, np.s_[start:stop])
+            keep = usable_rows(chunk)
+            yield read(ids, np.s_[start:stop]).astype(ID_DTYPE)[keep], chunk[keep]
 
 
 def remove_stale_temporaries(cache_path: str | os.PathLike) -> None:

@@ -7,6 +7,8 @@ from dataclasses import dataclass, fields
 import h5py
 import numpy as np
 
+from featx.cache.schema import checksum_options, read
+
 STR = h5py.string_dtype("utf-8")
 ID_DTYPE = "S64"  # sha256 hex digest of the file's bytes
 
@@ -33,15 +35,11 @@ class Table:
         for f in fields(self):
             column = getattr(self, f.name)
             dtype = STR if column.dtype == object else column.dtype
-            group.create_dataset(f.name, data=column, dtype=dtype)
+            group.create_dataset(f.name, data=column, dtype=dtype, **checksum_options(dtype))
 
     @classmethod
     def read(cls, group: h5py.Group) -> "Table":
-        columns = {}
-        for f in fields(cls):
-            data = group[f.name]
-            columns[f.name] = data.asstr()[()] if data.dtype.kind == "O" else data[()]
-        return cls(**{k: np.asarray(v) for k, v in columns.items()})
+        return cls(**{f.name: np.asarray(read(group[f.name])) for f in fields(cls)})
 
     @classmethod
     def empty(cls) -> "Table":

@@ -1,4 +1,5 @@
-"""Checking a cache file: schema, structure, counts, finite vectors and, optionally, file hashes."""
+"""Checking a cache file: schema, structure, counts, checksums of every chunk, plausible vectors and,
+optionally, file hashes."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from featx.cache.schema import open_cache
+from featx.cache.schema import has_checksums, open_cache, read
 from featx.cache.shards import list_shards
-from featx.cache.store import CHUNK_ROWS, CacheIndex
+from featx.cache.store import CHUNK_ROWS, MAX_MAGNITUDE, CacheIndex, usable_rows
 from featx.config import fingerprint_of, sha256_file
 from featx.datasets import SPLITS
 from featx.errors import CacheError
@@ -20,16 +21,16 @@ SPLIT_VALUES = {*SPLITS, ""}
 
 def verify_cache(path: str | os.PathLike, *, rehash: bool = False) -> tuple[list[str], list[str]]:
     """Return (problems, notes) for the cache at ``path``; no problems means it is sound."""
+    notes = []
     try:
-        index = CacheIndex.read(path)
-        problems = _structure(index) + _vectors(path, index)
+        index = CacheIndex.read(path)  # reads every table: HDF5 checks their checksums
+        problems = _structure(index) + _vectors(path, index, notes)
     except CacheError as exc:
         return [str(exc)], []
     except (OSError, KeyError, ValueError, TypeError) as exc:
         return [f"{path} is damaged: {exc}. Delete it and re-run 'featx embed'."], []
     if rehash and not problems:
         problems += _hashes(index)
-    notes = []
     shards = list_shards(path)
     if shards:
         notes.append(f"{len(shards)} shard(s) of an interrupted run wait to be merged: rerun 'featx embed'.")
@@ -61,10 +62,13 @@ def _structure(index: CacheIndex) -> list[str]:
     return problems
 
 
-def _vectors(path: str | os.PathLike, index: CacheIndex) -> list[str]:
+def _vectors(path: str | os.PathLike, index: CacheIndex, notes: list[str]) -> list[str]:
+    """Problems of /vectors/features, read whole (every chunk's checksum checked)."""
     problems = []
     with open_cache(path) as h5:
         features = h5["vectors/features"]
+        if not has_checksums(features):
+            notes.append("no checksums: written by an older featx; re-embed to add them")
         expected = int(index.attrs.get("feature_dim", -1))
         if features.ndim != 2 or features.shape[0] != len(index.vector_ids) or features.shape[1] != expected:
             return [f"/vectors/features has shape {features.shape}, expected ({len(index.vector_ids)}, {expected})"]
@@ -73,9 +77,9 @@ def _vectors(path: str | os.PathLike, index: CacheIndex) -> list[str]:
         bad = 0
         block = CHUNK_ROWS * 16
         for start in range(0, features.shape[0], block):
-            bad += int((~np.isfinite(features[start : start + block])).any(axis=1).sum())
+            bad += int((~usable_rows(read(features, np.s_[start : start + block]))).sum())
         if bad:
-            problems.append(f"{bad} vectors contain NaN or infinite values")
+            problems.append(f"{bad} vectors contain NaN, infinite or absurd values (magnitude above {MAX_MAGNITUDE:g})")
     return problems
 
 

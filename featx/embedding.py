@@ -23,16 +23,16 @@ from featx._versions import recorded_versions
 from featx.backbones import get_backbone
 from featx.cache.locate import cache_path_for
 from featx.cache.lock import cache_lock
-from featx.cache.shards import list_shards, read_shards, remove_shards, write_shard
+from featx.cache.shards import list_shards, read_shards, remove_shards, shard_dir, shard_width, write_shard
 from featx.cache.store import CacheIndex, iter_cache_vectors, remove_stale_temporaries, write_cache
 from featx.cache.tables import ID_DTYPE, ImageTable, SkipTable, id_column, str_column
 from featx.config import EmbedConfig
-from featx.datasets import Dataset, scan_dataset
+from featx.datasets import LOOSE_FILES, Dataset, scan_dataset
 from featx.errors import CacheError, FeatxError
 from featx.features import SkippedImage
 from featx.fileindex import index_files
 from featx.options import EmbedOptions, RunOptions
-from featx.streaming import batched_pixels, decode_stream
+from featx.streaming import NotAsPlannedError, batched_pixels, decode_stream
 
 ProgressCallback = Callable[[int], None]
 
@@ -48,6 +48,7 @@ class EmbedReport:
     skipped: list[SkippedImage] = field(default_factory=list)
     feature_dim: int = 0
     seconds: float = 0.0
+    warnings: tuple[str, ...] = ()  # what the dataset scan left out or merged (Dataset.warnings)
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -58,6 +59,7 @@ class EmbedReport:
             "skipped": [s.to_dict() for s in self.skipped],
             "feature_dim": self.feature_dim,
             "seconds": round(self.seconds, 3),
+            "warnings": list(self.warnings),
         }
 
 
@@ -120,10 +122,13 @@ def _update(dataset: Dataset, config: EmbedConfig, cache_path: Path, run: RunOpt
             f"({index.config.get('backbone')}, fingerprint {index.fingerprint}); "
             "choose another cache file ({param}) or delete this one.", param="cache",
         )
+    _check_same_dataset(index, cache_path, dataset)
     images, unreadable = index_files(dataset.root, dataset.records, index.images if index else None,
                                      run.decode_workers)
-    have, failed_ids = _committed_work(index, cache_path, fingerprint)
+    feature_dim = _known_width(index, config, cache_path)
+    have, failed_ids = _committed_work(index, cache_path, fingerprint, feature_dim)
     reused_ids = have.copy()
+    not_as_planned: dict[bytes, str] = {}  # read but not decoded this run: says nothing of the content
 
     todo: dict[bytes, Path] = {}
     for path, content_id in zip(images.path, images.id.tolist()):
@@ -131,7 +136,7 @@ def _update(dataset: Dataset, config: EmbedConfig, cache_path: Path, run: RunOpt
             todo[content_id] = dataset.root / path
     crash_point("planned")
 
-    feature_dim = int(index.attrs.get("feature_dim", 0)) if index else 0
+    embedded: set[bytes] = set()
     if todo:
         advance = progress(len(todo)) if progress else None
         if extractor is None:
@@ -140,25 +145,29 @@ def _update(dataset: Dataset, config: EmbedConfig, cache_path: Path, run: RunOpt
             extractor = FeatureExtractor(config, batch_size=run.batch_size)
         feature_dim = extractor.feature_dim
         for ids, vectors, failures in _embed(extractor, todo, config, run):
+            undecodable = [(i, str(e)) for i, e in failures if not isinstance(e, NotAsPlannedError)]
             write_shard(cache_path, fingerprint, id_column(ids), vectors,
-                        id_column(i for i, _ in failures), [r for _, r in failures])
+                        id_column(i for i, _ in undecodable), [r for _, r in undecodable])
             crash_point("shard-committed")
             have.update(ids)
-            failed_ids.update(failures)
+            embedded.update(ids)
+            failed_ids.update(undecodable)
+            not_as_planned.update((i, str(e)) for i, e in failures if isinstance(e, NotAsPlannedError))
             if advance:
                 advance(len(ids) + len(failures))
-    elif not feature_dim and not config.is_custom:
-        feature_dim = get_backbone(config.backbone).feature_dim
 
-    report = EmbedReport(cache_path=cache_path, images=len(images) + len(unreadable), feature_dim=feature_dim)
+    report = EmbedReport(cache_path=cache_path, images=len(images) + len(unreadable), feature_dim=feature_dim,
+                         warnings=dataset.warnings)
     skipped_rows = [(p, b"", r) for p, r in unreadable]
     for path, content_id in zip(images.path, images.id.tolist()):
         if content_id in reused_ids:
             report.reused += 1
         elif content_id in have:
             report.embedded += 1
-        else:
-            skipped_rows.append((path, content_id, failed_ids.get(content_id, "not embedded")))
+        elif content_id in failed_ids:  # these bytes do not decode: retried only once they change
+            skipped_rows.append((path, content_id, failed_ids[content_id]))
+        else:  # not tied to the content (b""), so the next run tries it again
+            skipped_rows.append((path, b"", not_as_planned.get(content_id, "not embedded")))
     report.skipped = [SkippedImage(str(dataset.root / p), r) for p, _, r in skipped_rows]
     if report.embedded + report.reused == 0:
         first = report.skipped[0] if report.skipped else None
@@ -174,20 +183,48 @@ def _update(dataset: Dataset, config: EmbedConfig, cache_path: Path, run: RunOpt
     if _changed(index, cache_path, images, skipped, dataset):
         attrs = _attrs(dataset, config, feature_dim)
         commit(cache_path, index, attrs, list(dataset.classes), images, skipped, feature_dim,
-               prune=not dataset.is_loose_files)
+               prune=not dataset.is_loose_files, embedded=embedded)
     return report
 
 
+def _check_same_dataset(index: CacheIndex | None, cache_path: Path, dataset: Dataset) -> None:
+    """Refuse to turn one dataset's cache into another's (which would drop the first one's vectors);
+    caches of loose files are shared by every set of loose files, by design."""
+    if index is None or (dataset.is_loose_files and index.attrs.get("layout") == LOOSE_FILES):
+        return
+    source = str(index.attrs.get("dataset", ""))
+    if source != str(dataset.source) or (index.attrs.get("layout") == LOOSE_FILES) != dataset.is_loose_files:
+        raise CacheError(
+            f"{cache_path} holds the features of another source ({source}); "
+            "choose another cache file ({param}) or delete this one.", param="cache",
+        )
+
+
+def _known_width(index: CacheIndex | None, config: EmbedConfig, cache_path: Path) -> int:
+    """The vector width, known without building the backbone: from the committed cache, the
+    backbone table, or the shards a killed first run left (0 when only the backbone can tell)."""
+    if index is not None and int(index.attrs.get("feature_dim", 0)) > 0:
+        return int(index.attrs["feature_dim"])
+    if not config.is_custom:
+        return get_backbone(config.backbone).feature_dim
+    return shard_width(cache_path, config.fingerprint)
+
+
 def _committed_work(
-    index: CacheIndex | None, cache_path: Path, fingerprint: str
+    index: CacheIndex | None, cache_path: Path, fingerprint: str, feature_dim: int
 ) -> tuple[set[bytes], dict[bytes, str]]:
-    """Content ids that already have a vector, and those known not to decode (with reasons),
-    from the committed cache and from shards left by earlier (possibly killed) runs."""
-    have: set[bytes] = set(index.vector_ids.tolist()) if index else set()
+    """Content ids that already have a usable vector, and those known not to decode (with reasons),
+    from the committed cache and from shards left by earlier (possibly killed) runs. Vectors of the
+    wrong width or dtype, non-finite or absurd ones do not count: they are embedded again."""
+    have: set[bytes] = set()
+    if index is not None:
+        for ids, _ in iter_cache_vectors(cache_path):
+            have.update(ids.tolist())
     failed: dict[bytes, str] = {}
     if index is not None:
         failed.update((i, r) for i, r in zip(index.skipped.id.tolist(), index.skipped.reason) if i)
-    for _, ids, _, skipped_ids, reasons in read_shards(cache_path, fingerprint, features=False):
+    width = feature_dim or None
+    for _, ids, _, skipped_ids, reasons in read_shards(cache_path, fingerprint, features=False, width=width):
         have.update(ids.tolist())
         failed.update(zip(skipped_ids.tolist(), reasons))
     return have, failed
@@ -199,7 +236,7 @@ def _embed(
     """(content ids, their vectors, (id, reason) of images that failed to decode), batch by batch."""
     ahead = 2 * extractor.batch_size
     stream = decode_stream(todo.items(), config.input_size, config.resize, run.decode_workers, ahead,
-                           run.max_pixels)
+                           run.max_pixels, sha256=lambda content_id: content_id)
     for ids, pixels, failures in batched_pixels(stream, extractor.batch_size, config.input_size):
         vectors = extractor(pixels) if ids else np.zeros((0, extractor.feature_dim), np.float32)
         yield ids, vectors, failures
@@ -245,20 +282,26 @@ def commit(
     feature_dim: int,
     *,
     prune: bool,
+    embedded: set[bytes] = frozenset(),
 ) -> None:
     """Merge the committed vectors and all shards into a new cache file, then drop the shards.
 
-    With ``prune``, vectors no longer referenced by ``images`` are dropped (removed files).
+    With ``prune``, vectors no longer referenced by ``images`` are dropped (removed files). The new
+    file must hold a vector for every id in ``embedded`` (this run's) and every image not skipped;
+    if one is missing (its shard was deleted meanwhile) CacheError, and the committed cache stays.
     """
     shards = list_shards(cache_path)
     wanted = set(images.id.tolist()) if prune else None
+    skipped_paths = set(skipped.path.tolist())
+    needed = set(embedded) | {i for p, i in zip(images.path, images.id.tolist()) if p not in skipped_paths}
 
     def chunks() -> Iterator[tuple[np.ndarray, np.ndarray]]:
         seen: set[bytes] = set()
         sources = []
         if index is not None:
             sources.append(iter_cache_vectors(cache_path))
-        sources.append((ids, features) for _, ids, features, _, _ in read_shards(cache_path, attrs["fingerprint"]))
+        sources.append((ids, features) for _, ids, features, _, _ in
+                       read_shards(cache_path, attrs["fingerprint"], width=feature_dim))
         for source in sources:
             for ids, features in source:
                 keep = np.asarray(
@@ -267,6 +310,13 @@ def commit(
                 if keep.any():
                     seen.update(ids[keep].tolist())
                     yield ids[keep], features[keep]
+        missing = needed - seen
+        if missing:  # raised before the rename: the committed cache is left as it was
+            raise CacheError(
+                f"{len(missing)} vector(s) embedded for {cache_path} are gone (their shard files in "
+                f"{shard_dir(cache_path)} were deleted during the run); the committed cache is unchanged: "
+                "re-run 'featx embed' to embed them again."
+            )
 
     write_cache(
         cache_path,

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from featx.cache.store import CacheIndex, read_vectors
+from featx.cache.store import MAX_MAGNITUDE, CacheIndex, read_vectors, usable_rows
+from featx.errors import CacheError
 from featx.config import EmbedConfig
 
 if TYPE_CHECKING:
@@ -92,6 +93,12 @@ def load_features(cache: str | os.PathLike) -> Features:
     present = rows >= 0
     images = images.take(present)
     X = read_vectors(cache, rows[present])
+    bad = int((~usable_rows(X)).sum())
+    if bad:  # never train on them: a rerun of the embed re-embeds such vectors
+        raise CacheError(
+            f"{cache} holds {bad} vectors with NaN, infinite or absurd values (magnitude above "
+            f"{MAX_MAGNITUDE:g}); re-run 'featx embed' to embed them again."
+        )
     paths = np.asarray([os.path.join(root, p) for p in images.path], dtype=object)
     skipped = tuple(
         SkippedImage(os.path.join(root, p), r) for p, r in zip(index.skipped.path, index.skipped.reason)

@@ -13,7 +13,8 @@ from featx.config import sha256_file
 from featx.datasets import ImageRecord
 
 
-def _os_reason(exc: OSError) -> str:
+def os_reason(exc: OSError) -> str:
+    """A short reason, for a skip list, why a file could not be read."""
     if isinstance(exc, FileNotFoundError):
         return "file not found"
     if isinstance(exc, PermissionError):
@@ -54,7 +55,7 @@ def index_files(
         except OSError as exc:
             if isinstance(exc, FileNotFoundError) and path.is_symlink():
                 return "broken symbolic link"
-            return _os_reason(exc)
+            return os_reason(exc)
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         results = list(pool.map(one, records, chunksize=64))

@@ -8,6 +8,7 @@ TensorFlow, because this module is imported where TensorFlow must not be.
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
@@ -33,21 +34,26 @@ def is_image_file(name: str) -> bool:
 DEFAULT_MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485  # Pillow's own decompression-bomb limit
 
 
-def decode_rgb(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Read an image file as uint8 pixels of shape (height, width, 3).
+def decode_rgb(path: str | os.PathLike | bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Read an image file (or its bytes, already read) as uint8 pixels of shape (height, width, 3).
 
     Grey, palette, CMYK and 1-bit images are converted, alpha is dropped, 16-bit images are
     scaled to 8 bits, the EXIF orientation is applied and animations give their first frame.
     Images of more than ``max_pixels`` pixels are refused before decoding (decompression bombs).
     Raises ImageDecodeError whose message is the reason, short enough for a skip list.
     """
-    path = Path(path)
     try:
-        if path.is_dir():
-            raise ImageDecodeError("is a folder, not a file")
-        if path.stat().st_size == 0:
-            raise ImageDecodeError("empty file (0 bytes)")
-        with Image.open(path) as img:
+        if isinstance(path, bytes):
+            if not path:
+                raise ImageDecodeError("empty file (0 bytes)")
+            source = io.BytesIO(path)
+        else:
+            source = Path(path)
+            if source.is_dir():
+                raise ImageDecodeError("is a folder, not a file")
+            if source.stat().st_size == 0:
+                raise ImageDecodeError("empty file (0 bytes)")
+        with Image.open(source) as img:
             if img.width * img.height > max_pixels:
                 raise ImageDecodeError(
                     f"image too large ({img.width}x{img.height} pixels, limit {max_pixels}; see --max-pixels)"
@@ -130,9 +136,9 @@ def resize_image(image: np.ndarray, size: tuple[int, int], mode: str = "stretch"
 
 
 def load_image(
-    path: str | os.PathLike, size: tuple[int, int], mode: str = "stretch", max_pixels: int = DEFAULT_MAX_PIXELS
+    path: str | os.PathLike | bytes, size: tuple[int, int], mode: str = "stretch", max_pixels: int = DEFAULT_MAX_PIXELS
 ) -> np.ndarray:
-    """Decode an image file and resize it: the one way featx turns a file into model input."""
+    """Decode an image file (or its bytes) and resize it: the one way featx turns a file into model input."""
     return resize_image(decode_rgb(path, max_pixels), size, mode)
 
 

@@ -1,0 +1,245 @@
+"""Never silently wrong: a file changing mid-run, damaged or absurd vectors, shards deleted during a
+run, and a second dataset aimed at one cache file. A stand-in backbone keeps these free of
+TensorFlow (its vectors are a fixed function of the pixels, like a real backbone's)."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+
+import featx.embedding
+from featx.cache.shards import list_shards
+from featx.cache.store import CacheIndex
+from featx.cache.verify import verify_cache
+from featx.datasets import scan_dataset
+from featx.embedding import embed_into_cache
+from featx.errors import CacheError
+from featx.features import load_features
+from featx.images import load_image
+from featx.options import EmbedOptions, RunOptions
+from featx.streaming import CHANGED
+from tests.imagegen import make_class_folder, write_image
+
+CONFIG = EmbedOptions("MobileNetV2", weights="none", image_size=32).resolve()
+RUN = RunOptions(batch_size=2, workers=2)
+WIDTH = 1280  # MobileNetV2's, as the backbone table says
+
+
+class StandInBackbone:
+    """The first WIDTH pixel values of each image: deterministic, content-dependent vectors."""
+
+    batch_size = RUN.batch_size
+    feature_dim = WIDTH
+
+    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+        return pixels.reshape(len(pixels), -1)[:, :WIDTH].astype(np.float32) / 255.0
+
+
+def _embed(data, cache_file):
+    return embed_into_cache(scan_dataset(data), CONFIG, cache_file, RUN, extractor=StandInBackbone())
+
+
+def _expected(path) -> np.ndarray:
+    return StandInBackbone()(load_image(path, (32, 32))[None])[0]
+
+
+def _at(point: str, action, monkeypatch) -> None:
+    """Run ``action`` when the embed run reaches crash point ``point`` (a hook, not a kill)."""
+    real = featx.embedding.crash_point
+
+    def hook(name: str) -> None:
+        if name == point:
+            action()
+        real(name)
+
+    monkeypatch.setattr(featx.embedding, "crash_point", hook)
+
+
+@pytest.fixture
+def data(tmp_path):
+    return make_class_folder(tmp_path / "data", per_class=2)  # 4 images, 2 batches
+
+
+def _check_all_rows(cache_file, data):
+    features = load_features(cache_file)
+    assert len(features) == 4
+    for path, row in zip(features.paths, features.X):
+        np.testing.assert_array_equal(row, _expected(path))
+    assert verify_cache(cache_file) == ([], [])
+
+
+# 2. A file that changes between hashing and decoding never gets another content's vector.
+
+def test_a_file_changed_during_the_run_is_skipped_not_stored_under_its_old_id(tmp_path, data, monkeypatch):
+    cache_file = tmp_path / "c.h5"
+    victim = data / "cat" / "cat_0.png"
+    old_id = featx.config.sha256_file(victim).encode()
+    _at("planned", lambda: write_image(victim, seed=4321), monkeypatch)
+
+    report = _embed(data, cache_file)
+
+    assert [(s.path, s.reason) for s in report.skipped] == [(str(victim), CHANGED)]
+    assert old_id not in CacheIndex.read(cache_file).vector_ids.tolist()
+    monkeypatch.undo()
+    again = _embed(data, cache_file)
+    assert (again.embedded, again.reused, again.skipped) == (1, 3, [])
+    _check_all_rows(cache_file, data)
+
+
+def test_a_file_truncated_during_the_run_is_retried_once_restored(tmp_path, data, monkeypatch):
+    cache_file = tmp_path / "c.h5"
+    victim = data / "dog" / "dog_1.png"
+    whole = victim.read_bytes()
+    _at("planned", lambda: victim.write_bytes(whole[: len(whole) // 2]), monkeypatch)
+    assert [s.reason for s in _embed(data, cache_file).skipped] == [CHANGED]
+    monkeypatch.undo()
+
+    victim.write_bytes(whole)  # restored: the same content as when it was planned
+    again = _embed(data, cache_file)
+    assert (again.embedded, again.skipped) == (1, [])
+    _check_all_rows(cache_file, data)
+
+
+def test_a_file_that_truly_does_not_decode_stays_skipped_until_it_changes(tmp_path, data):
+    cache_file = tmp_path / "c.h5"
+    bad = data / "cat" / "cat_1.png"
+    whole = bad.read_bytes()
+    bad.write_bytes(whole[: len(whole) // 2])
+    assert [s.reason for s in _embed(data, cache_file).skipped] == ["truncated image data"]
+    assert [s.reason for s in _embed(data, cache_file).skipped] == ["truncated image data"]
+    bad.write_bytes(whole)
+    assert _embed(data, cache_file).embedded == 1
+
+
+# 3. Damaged, absurd, wrong-width vectors: caught on read, flagged by verify, re-embedded by a rerun.
+
+def _flip_a_byte(cache_file, dataset: str, at: int = 100) -> None:
+    with h5py.File(cache_file, "r") as h5:
+        offset = h5[dataset].id.get_chunk_info(0).byte_offset
+    with open(cache_file, "r+b") as handle:
+        handle.seek(offset + at)
+        byte = handle.read(1)[0]
+        handle.seek(offset + at)
+        handle.write(bytes([byte ^ 0x01]))  # one low mantissa bit: still a valid float
+
+
+@pytest.mark.parametrize("dataset", ["vectors/features", "vectors/id", "images/id", "images/mtime_ns"])
+def test_a_flipped_bit_is_one_clear_error_on_read_and_in_verify(tmp_path, data, dataset):
+    cache_file = tmp_path / "c.h5"
+    _embed(data, cache_file)
+    _flip_a_byte(cache_file, dataset, at=3)
+
+    message = rf"c\.h5 is damaged \(checksum mismatch in /{dataset}\); delete it and re-run 'featx embed'"
+    with pytest.raises(CacheError, match=message) as caught:
+        load_features(cache_file)
+    assert "\n" not in str(caught.value)
+    problems, _ = verify_cache(cache_file)
+    assert len(problems) == 1 and "checksum mismatch" in problems[0]
+
+
+def test_a_damaged_shard_is_ignored_and_its_images_embedded_again(tmp_path, data, monkeypatch):
+    cache_file = tmp_path / "c.h5"
+
+    def stop() -> None:
+        raise KeyboardInterrupt  # the run stops after its first shard, as if killed
+
+    _at("shard-committed", stop, monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        _embed(data, cache_file)
+    monkeypatch.undo()
+    (shard,) = list_shards(cache_file)
+    _flip_a_byte(shard, "features")
+
+    report = _embed(data, cache_file)
+    assert report.embedded == 4
+    _check_all_rows(cache_file, data)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, 3e38])
+def test_absurd_vectors_are_flagged_refused_and_embedded_again(tmp_path, data, value):
+    cache_file = tmp_path / "c.h5"
+    _embed(data, cache_file)
+    with h5py.File(cache_file, "r+") as h5:
+        h5["vectors/features"][1, 7] = value  # written through HDF5: the checksum is updated too
+
+    problems, _ = verify_cache(cache_file)
+    assert problems == ["1 vectors contain NaN, infinite or absurd values (magnitude above 1e+30)"]
+    with pytest.raises(CacheError, match="NaN, infinite or absurd values"):
+        load_features(cache_file)
+    report = _embed(data, cache_file)
+    assert (report.embedded, report.reused) == (1, 3)
+    _check_all_rows(cache_file, data)
+
+
+def test_vectors_of_the_wrong_width_are_not_reused(tmp_path, data):
+    cache_file = tmp_path / "c.h5"
+    _embed(data, cache_file)
+    with h5py.File(cache_file, "r+") as h5:
+        h5.attrs["feature_dim"] = 7
+    assert _embed(data, cache_file).embedded == 4
+    _check_all_rows(cache_file, data)
+
+
+def test_a_cache_without_checksums_is_read_and_verify_notes_it(tmp_path, data):
+    cache_file = tmp_path / "c.h5"
+    _embed(data, cache_file)
+    with h5py.File(cache_file, "r+") as h5:  # as an older featx wrote it: no Fletcher-32 filter
+        for name in ("vectors/id", "vectors/features", "images/id"):
+            values = h5[name][()]
+            del h5[name]
+            h5.create_dataset(name, data=values)
+    assert len(load_features(cache_file)) == 4
+    problems, notes = verify_cache(cache_file)
+    assert problems == [] and notes == ["no checksums: written by an older featx; re-embed to add them"]
+
+
+# 4. Shards deleted during a run: an error, the committed cache kept, a rerun completes it.
+
+def test_shards_deleted_during_a_run_fail_the_commit_and_a_rerun_completes(tmp_path, data, monkeypatch):
+    cache_file = tmp_path / "c.h5"
+    _embed(data, cache_file)
+    before = load_features(cache_file)
+    for i in range(2):
+        write_image(data / "cat" / f"new_{i}.png", seed=500 + i)
+    write_image(data / "dog" / "new_2.png", seed=502)
+
+    def clean_up() -> None:  # another process empties the shard folder
+        for shard in list_shards(cache_file):
+            shard.unlink()
+
+    _at("shard-committed", clean_up, monkeypatch)
+    with pytest.raises(CacheError, match=r"3 vector\(s\) embedded for .* are gone .*the committed cache is unchanged"):
+        _embed(data, cache_file)
+    monkeypatch.undo()
+    np.testing.assert_array_equal(load_features(cache_file).X, before.X)
+
+    report = _embed(data, cache_file)
+    assert (report.embedded, report.reused, report.skipped) == (3, 4, [])
+    features = load_features(cache_file)
+    assert len(features) == 7
+    for path, row in zip(features.paths, features.X):
+        np.testing.assert_array_equal(row, _expected(path))
+
+
+# 8. One cache file, one dataset.
+
+def test_a_second_dataset_is_refused_by_an_explicit_cache_file(tmp_path, data):
+    cache_file = tmp_path / "c.h5"
+    _embed(data, cache_file)
+    other = make_class_folder(tmp_path / "other", per_class=1)
+    with pytest.raises(CacheError, match=r"c\.h5 holds the features of another source \(.*data\); "
+                                         r"choose another cache file \(the 'cache' parameter\) or delete"):
+        _embed(other, cache_file)
+    assert len(load_features(cache_file)) == 4
+
+
+def test_loose_file_caches_are_shared(tmp_path):
+    from featx.datasets import loose_files
+
+    first = [write_image(tmp_path / "a" / "x.png", seed=1)]
+    second = [write_image(tmp_path / "b" / "y.png", seed=2)]
+    cache_file = tmp_path / "files.h5"
+    for files in (first, second):
+        embed_into_cache(loose_files(files), CONFIG, cache_file, RUN, extractor=StandInBackbone())
+    assert len(CacheIndex.read(cache_file).vector_ids) == 2
