@@ -67,11 +67,19 @@ def embed_command(
     with progress_bar(enabled=not (quiet or as_json)) as progress:
         report = update_cache(data, options, cache=cache, progress=progress, wait=not no_wait, on_wait=info)
     if as_json:
-        print_json(report.to_dict())
-    elif not quiet:
-        _print_summary(report)
+        print_json(report.to_dict())  # its "warnings" list carries them
+    else:
+        _print_warnings(report)  # even with --quiet: they say what the scan left out
+        if not quiet:
+            _print_summary(report)
     if strict and report.skipped:
         raise fail(f"{len(report.skipped)} images were skipped and --strict is set (the cache keeps the rest).")
+
+
+def _print_warnings(report) -> None:
+    """What the dataset scan left out or merged, one ``warning:`` line each on stderr."""
+    for warning in report.warnings:
+        typer.echo(f"warning: {warning}", err=True)
 
 
 def _print_summary(report) -> None:

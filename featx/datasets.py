@@ -5,6 +5,11 @@ Four layouts of a DATA path are understood: a folder of class subfolders (as Ker
 subfolders, a CSV manifest `path,label[,split]`, and a plain folder of unlabelled images. A fifth
 kind, loose files (:func:`loose_files`), is a list of image files with no dataset around them:
 what ``predict`` and ``Embedder`` embed.
+
+A scan never guesses in silence. What it cannot read plainly is an error that names the folders or
+rows (split folders beside other folders, a link back into the data, one file with two labels or
+splits, an unreadable folder); what it leaves out or merges is a warning in ``Dataset.warnings``
+(images beside class folders, one file listed twice alike, a class named like a split).
 """
 
 from __future__ import annotations
@@ -14,8 +19,9 @@ import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
-from featx.errors import FeatxError, MissingFileError, OptionError
+from featx.errors import DatasetError, FeatxError, MissingFileError, OptionError
 from featx.images import IMAGE_EXTENSIONS, is_image_file
 
 SPLITS = ("train", "val", "test")  # the splits a dataset can have; "" is "no split given"
@@ -46,6 +52,7 @@ class Dataset:
     layout: str  # "classes" | "splits" | "manifest" | "unlabelled" | LOOSE_FILES
     classes: tuple[str, ...]  # sorted class names
     records: tuple[ImageRecord, ...]
+    warnings: tuple[str, ...] = ()  # what the scan left out or merged, one line each, for the user
 
     @property
     def is_loose_files(self) -> bool:
@@ -73,22 +80,79 @@ def scan_dataset(data: str | os.PathLike) -> Dataset:
     try:
         return _scan_folder(source)
     except OSError as exc:
-        raise FeatxError(f"cannot read the data folder {source}: {exc.strerror or exc}") from None
+        raise _unreadable(exc, source) from None
+
+
+class _Found(NamedTuple):
+    """An image as a scan found it, before the checks of :func:`_dataset`."""
+
+    path: Path
+    label: int
+    split: str
+    row: int = 0  # its line in a manifest (0 for folders), to name it in messages
 
 
 def _scan_folder(source: Path) -> Dataset:
     """Layouts (a), (b) and (d): which one is decided by the subfolders that hold images."""
     subfolders = _image_subfolders(source)
-    if subfolders and all(name.lower() in _SPLIT_NAMES for name in subfolders):
+    if not subfolders:
+        loose = [source / name for name in _image_names(source)]
+        if not loose:
+            raise FeatxError(f"{source} contains no image files; {_EXPECTED}.")
+        return _dataset(source, source, "unlabelled", (), [_Found(image, -1, "") for image in loose])
+    split_like = [name for name in subfolders if name.lower() in _SPLIT_NAMES]
+    if len(split_like) == len(subfolders):
         return _scan_splits(source, subfolders)
-    if subfolders:
-        labelled = [(image, label, "") for label, name in enumerate(subfolders)
-                    for image in _walk_images(source / name)]
-        return _dataset(source, source, "classes", tuple(subfolders), labelled)
-    loose = [source / name for name in _image_names(source)]
-    if not loose:
-        raise FeatxError(f"{source} contains no image files; {_EXPECTED}.")
-    return _dataset(source, source, "unlabelled", (), [(image, -1, "") for image in loose])
+    warnings = _left_out(source, "class folders")
+    if split_like:
+        warnings.append(_split_named_class(source, split_like, subfolders))
+    fences = (os.path.realpath(source),)
+    labelled = [_Found(image, label, "") for label, name in enumerate(subfolders)
+                for image in _walk_images(source / name, fences)]
+    return _dataset(source, source, "classes", tuple(subfolders), labelled, warnings)
+
+
+def _split_named_class(source: Path, split_like: list[str], subfolders: list[str]) -> str:
+    """The warning for one flat class folder named like a split; an error when the folders look
+    like splits (two split names, or one holding class folders) mixed with folders that are not."""
+    others = [name for name in subfolders if name not in split_like]
+    if len(split_like) > 1 or _image_subfolders(source / split_like[0]):
+        are, them = ("is not one", "it") if len(others) == 1 else ("are not splits", "them")
+        raise DatasetError(
+            f"In {source}, {_folders(split_like)} look like splits but {_folders(others)} {are}: "
+            f"move {them} into a split folder or out of the data folder, or label the images with "
+            "a CSV manifest (path,label,split)."
+        )
+    are = "is a class" if len(others) == 1 else "are classes"
+    return (f"{source / split_like[0]}/ is named like a split but is read as a class, since "
+            f"{_folders(others)} beside it {are}; rename it, or use train/val/test folders "
+            "holding class folders.")
+
+
+def _folders(names: Sequence[str], most: int = 5) -> str:
+    """``a/, b/ and c/`` or ``a/, b/ and 3 more``: folder names for a one-line message."""
+    shown = [f"{name}/" for name in names[:most]]
+    if len(names) > most:
+        shown.append(f"{len(names) - most} more")
+    return " and ".join(shown) if len(shown) < 3 else ", ".join(shown[:-1]) + " and " + shown[-1]
+
+
+def _left_out(folder: Path, beside: str) -> list[str]:
+    """A warning for the images lying directly in ``folder`` beside its ``beside``: no label, not used."""
+    names = _image_names(folder)
+    if not names:
+        return []
+    examples = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+    count = "1 image lies" if len(names) == 1 else f"{len(names)} images lie"
+    return [f"{count} directly in {folder} ({examples}) beside {beside}, with no label: left out. "
+            "Move them into a class folder, or list them in a CSV manifest."]
+
+
+def _unreadable(exc: OSError, fallback: Path) -> FeatxError:
+    """The error for a folder (or file) a scan could not read: never skipped in silence."""
+    where = exc.filename or fallback
+    return FeatxError(f"cannot read {where}: {exc.strerror or exc}; fix its permissions, or move it "
+                      "out of the data folder.")
 
 
 def collect_image_files(inputs: Sequence[str | os.PathLike]) -> list[Path]:
@@ -97,7 +161,10 @@ def collect_image_files(inputs: Sequence[str | os.PathLike]) -> list[Path]:
     for item in inputs:
         path = Path(os.path.expanduser(os.fspath(item)))
         if path.is_dir():
-            candidates = _walk_images(path)
+            try:
+                candidates = list(_walk_images(path))
+            except OSError as exc:
+                raise _unreadable(exc, path) from None
         elif path.is_file():
             candidates = [path]
         else:
@@ -113,20 +180,25 @@ def collect_image_files(inputs: Sequence[str | os.PathLike]) -> list[Path]:
 
 def _scan_splits(source: Path, split_names: Iterable[str]) -> Dataset:
     """Layout (b): train/val/test folders, each holding class subfolders."""
+    split_names = list(split_names)
+    fences = (os.path.realpath(source), *(os.path.realpath(source / name) for name in split_names))
+    warnings = _left_out(source, "split folders")
     per_split = []
     for name in split_names:
         folder = source / name
-        class_images = {cls: list(_walk_images(folder / cls)) for cls in _image_subfolders(folder)}
+        class_images = {cls: list(_walk_images(folder / cls, fences)) for cls in _image_subfolders(folder)}
         # A split folder with no class subfolders holds unlabelled images of that split.
         loose = [] if class_images else [folder / f for f in _image_names(folder)]
+        if class_images:
+            warnings += _left_out(folder, "class folders")
         per_split.append((_SPLIT_NAMES[name.lower()], class_images, loose))
     classes = tuple(sorted({cls for _, class_images, _ in per_split for cls in class_images}))
     found = []
     for split, class_images, loose in per_split:
-        found += [(img, classes.index(cls), split) for cls, imgs in class_images.items()
+        found += [_Found(img, classes.index(cls), split) for cls, imgs in class_images.items()
                   for img in imgs]
-        found += [(img, -1, split) for img in loose]
-    return _dataset(source, source, "splits", classes, found)
+        found += [_Found(img, -1, split) for img in loose]
+    return _dataset(source, source, "splits", classes, found, warnings)
 
 
 def _scan_manifest(source: Path) -> Dataset:
@@ -155,18 +227,80 @@ def _scan_manifest(source: Path) -> Dataset:
                              "allowed: train, val, validation, test or empty.")
         if not cell["path"]:
             raise FeatxError(f"manifest {source} row {line}: the path is empty.")
-        entries.append((root / cell["path"], cell.get("label", ""), split))
-    classes = tuple(sorted({label for _, label, _ in entries if label}))
-    labelled = [(p, classes.index(label) if label else -1, split) for p, label, split in entries]
+        entries.append((root / cell["path"], cell.get("label", ""), split, line))
+    classes = tuple(sorted({label for _, label, _, _ in entries if label}))
+    labelled = [_Found(p, classes.index(label) if label else -1, split, line)
+                for p, label, split, line in entries]
     return _dataset(root, source, "manifest", classes, labelled)
 
 
 def _dataset(root: Path, source: Path, layout: str, classes: tuple[str, ...],
-             found: list[tuple[Path, int, str]]) -> Dataset:
-    """A Dataset whose records are sorted by split (train, val, test, none) then path."""
-    records = [ImageRecord(_relative(path, root), label, split) for path, label, split in found]
+             found: list[_Found], warnings: Sequence[str] = ()) -> Dataset:
+    """A Dataset of one record per file, sorted by split (train, val, test, none) then path."""
+    found, doubles = _one_per_file(root, source, classes, found)
+    records = [ImageRecord(_relative(f.path, root), f.label, f.split) for f in found]
     records.sort(key=lambda r: (_SPLIT_ORDER[r.split], r.path))
-    return Dataset(root, source, layout, classes, tuple(records))
+    return Dataset(root, source, layout, classes, tuple(records), (*warnings, *doubles))
+
+
+def _one_per_file(root: Path, source: Path, classes: tuple[str, ...],
+                  found: list[_Found]) -> tuple[list[_Found], list[str]]:
+    """One label and split per file. A file found with two labels or in two splits is an error that
+    names both places. Found twice alike, it is a warning: a repeated manifest row is used once; a
+    link in a folder is a second name the user made, so both paths stay (one vector, two rows)."""
+    first: dict[str, _Found] = {}
+    real_dirs: dict[str, str] = {}
+    kept, doubles = [], []
+    for entry in found:
+        seen = first.setdefault(_real_file(entry.path, real_dirs), entry)
+        if seen is entry:
+            kept.append(entry)
+        elif (seen.label, seen.split) != (entry.label, entry.split):
+            raise DatasetError(_conflict(root, source, classes, seen, entry))
+        else:
+            doubles.append((seen, entry))
+            if not entry.row:
+                kept.append(entry)
+    if not doubles:
+        return kept, []
+    seen, entry = doubles[0]
+    name = _relative(entry.path, root)
+    if entry.row:
+        example, outcome = f"{source} lists {name} on rows {seen.row} and {entry.row}", "used once"
+    else:
+        example = f"{name} is the same file as {_relative(seen.path, root)} (a link)"
+        outcome = "kept under both names, one vector twice"
+    if len(doubles) == 1:
+        return kept, [f"{example}: {outcome}."]
+    return kept, [f"{len(doubles)} files are found twice (e.g. {example}): {outcome}."]
+
+
+def _conflict(root: Path, source: Path, classes: tuple[str, ...], seen: _Found, entry: _Found) -> str:
+    """The message for one file found with two labels or in two splits."""
+
+    def what(found: _Found) -> str:
+        parts = []
+        if found.label != seen.label or found.label != entry.label:
+            parts.append(f"label {classes[found.label]!r}" if found.label >= 0 else "no label")
+        if found.split != seen.split or found.split != entry.split:
+            parts.append(f"split {found.split!r}" if found.split else "no split")
+        return " in ".join(parts)
+
+    rule = "a file has one label and one split"
+    if entry.row:
+        return (f"{source} lists {_relative(entry.path, root)} with {what(seen)} on row {seen.row} and "
+                f"with {what(entry)} on row {entry.row}; {rule}: keep one of the rows.")
+    return (f"{_relative(seen.path, root)} ({what(seen)}) and {_relative(entry.path, root)} "
+            f"({what(entry)}) are the same file, reached twice through a link; {rule}: remove the link.")
+
+
+def _real_file(path: Path, real_dirs: dict[str, str]) -> str:
+    """The real path of ``path`` (links resolved), resolving each folder only once."""
+    folder, name = os.path.split(os.path.normpath(os.path.abspath(path)))
+    if folder not in real_dirs:
+        real_dirs[folder] = os.path.realpath(folder)
+    full = os.path.join(real_dirs[folder], name)
+    return os.path.realpath(full) if os.path.islink(full) else full
 
 
 def _relative(path: Path, root: Path) -> str:
@@ -192,18 +326,33 @@ def _image_names(folder: Path) -> list[str]:
         return sorted(e.name for e in entries if is_image_file(e.name) and (e.is_file() or e.is_symlink()))
 
 
-def _walk_images(folder: Path) -> Iterator[Path]:
-    """Image files under `folder` in a stable order; follows symlinks, not loops; skips hidden."""
+def _walk_images(folder: Path, fences: Sequence[str] = ()) -> Iterator[Path]:
+    """Image files under `folder` in a stable order; follows symlinks, not loops; skips hidden.
+
+    A folder that cannot be read raises OSError. A folder that resolves to one of ``fences`` (real
+    paths: the data folder, the split folders) or above one is a link back into the dataset, which
+    would read its images again under this class: a :class:`DatasetError`.
+    """
     seen: set[str] = set()
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True, onerror=_raise):
         real = os.path.realpath(dirpath)
         if real in seen:
             dirnames.clear()
             continue
         seen.add(real)
+        if any(fence == real or fence.startswith(real.rstrip(os.sep) + os.sep) for fence in fences):
+            raise DatasetError(
+                f"{dirpath} is a link to {real}, the data folder or a folder above it, so its images "
+                "would be read again under another class: remove the link, or move it out of the data folder."
+            )
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         yield from (Path(dirpath, f) for f in sorted(filenames)
                     if is_image_file(f) and _file_or_link(os.path.join(dirpath, f)))
+
+
+def _raise(error: OSError) -> None:
+    """``os.walk``'s error handler: an unreadable folder is an error, never a silent gap."""
+    raise error
 
 
 def _file_or_link(path: str) -> bool:

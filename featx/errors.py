@@ -46,6 +46,11 @@ class MissingFileError(FeatxError, FileNotFoundError):
     """A file or folder the user named does not exist."""
 
 
+class DatasetError(FeatxError, ValueError):
+    """The folders or manifest of a dataset are ambiguous or contradict themselves (which label,
+    which split); the message names the folders or rows and says how to make them plain."""
+
+
 class ImageDecodeError(FeatxError, ValueError):
     """An image file could not be turned into RGB pixels; the message is the reason, for a skip list."""
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from featx.datasets import SPLITS, Dataset, ImageRecord, collect_image_files, scan_dataset
-from featx.errors import FeatxError
+from featx.errors import DatasetError, FeatxError
 from tests.imagegen import make_class_folder, write_image
 
 
@@ -36,16 +36,19 @@ def test_class_folders(tmp_path):
         assert (dataset.root / record.path).is_file()
 
 
-def test_class_folders_are_searched_recursively_and_loose_root_images_ignored(tmp_path):
+def test_class_folders_are_searched_recursively_and_loose_root_images_left_out_with_a_warning(tmp_path):
     root = make_class_folder(tmp_path / "d", classes=("a", "b"), per_class=1)
     write_image(root / "a" / "deeper" / "deepest" / "x.jpg")
-    write_image(root / "stray.png")  # next to class folders: ignored, as Keras does
+    write_image(root / "stray.png")  # next to class folders: left out, as Keras does, but said
     (root / "empty_folder" / "nested").mkdir(parents=True)  # no images: not a class
     (root / "docs").mkdir()
     (root / "docs" / "readme.txt").write_text("not an image")
     dataset = scan_dataset(root)
     assert dataset.classes == ("a", "b")
     assert [r.path for r in dataset.records] == ["a/a_0.png", "a/deeper/deepest/x.jpg", "b/b_0.png"]
+    [warning] = dataset.warnings
+    assert "1 image lies" in warning and str(root) in warning and "stray.png" in warning
+    assert "left out" in warning and "\n" not in warning
 
 
 def test_hidden_files_and_folders_are_ignored_and_extensions_any_case(tmp_path):
@@ -72,6 +75,62 @@ def test_symlinks_are_followed_but_loops_are_not(tmp_path):
     dataset = scan_dataset(root)
     assert dataset.classes == ("a", "linked")
     assert [r.path for r in dataset.records] == ["a/a_0.png", "linked/far.png"]
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symlinks")
+@pytest.mark.parametrize("where,target", [
+    ("all", "root"),  # a class folder that is the data folder itself
+    ("a/up", "root"),  # a link inside a class back to the data folder
+    ("above", "parent"),  # a class folder that is a folder above the data folder
+])
+def test_a_link_back_to_the_data_folder_is_an_error_naming_it(tmp_path, where, target):
+    root = make_class_folder(tmp_path / "d", classes=("a", "b"), per_class=1)
+    link = root / where
+    link.symlink_to(root if target == "root" else tmp_path, target_is_directory=True)
+    with pytest.raises(DatasetError) as info:
+        scan_dataset(root)
+    message = str(info.value)
+    assert str(link) in message and "link" in message and "\n" not in message
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symlinks")
+def test_one_file_reached_from_two_classes_is_an_error_naming_both(tmp_path):
+    root = make_class_folder(tmp_path / "d", classes=("cat", "dog"), per_class=1)
+    (root / "kitty").symlink_to(root / "cat", target_is_directory=True)
+    with pytest.raises(DatasetError, match=r"cat/cat_0.png.*kitty/cat_0.png.*same file"):
+        scan_dataset(root)
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symlinks")
+def test_a_link_to_a_file_of_the_same_class_keeps_both_names_with_a_warning(tmp_path):
+    root = make_class_folder(tmp_path / "d", classes=("cat", "dog"), per_class=1)
+    (root / "cat" / "again.png").symlink_to(root / "cat" / "cat_0.png")
+    dataset = scan_dataset(root)
+    assert [r.path for r in dataset.records] == ["cat/again.png", "cat/cat_0.png", "dog/dog_0.png"]
+    [warning] = dataset.warnings
+    assert "cat/cat_0.png is the same file as cat/again.png" in warning and "both names" in warning
+
+
+def test_an_unreadable_class_folder_is_an_error_naming_it(tmp_path, monkeypatch):
+    root = make_class_folder(tmp_path / "d", classes=("cat", "dog"), per_class=1)
+    locked = root / "dog"
+    real_scandir = os.scandir
+
+    def scandir(path="."):  # chmod 000 does not stop root, so refuse the way the OS would
+        if os.path.abspath(path) == str(locked):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    with pytest.raises(FeatxError) as info:
+        scan_dataset(root)
+    message = str(info.value)
+    assert str(locked) in message and "Permission denied" in message
+
+
+def test_a_sound_dataset_has_no_warnings(tmp_path):
+    root = make_class_folder(tmp_path / "d", classes=("cat", "dog"), per_class=2, splits=("train", "val"))
+    assert scan_dataset(root).warnings == ()
 
 
 def test_scan_is_deterministic_and_records_are_frozen(tmp_path):
@@ -113,10 +172,49 @@ def test_val_folder_name_and_split_folder_of_loose_images(tmp_path):
     ]
 
 
-def test_a_class_named_like_a_split_next_to_other_classes_is_a_class(tmp_path):
+def test_a_class_named_like_a_split_next_to_other_classes_is_a_class_with_a_warning(tmp_path):
     root = make_class_folder(tmp_path / "d", classes=("test", "zebra"), per_class=1)
     dataset = scan_dataset(root)
     assert dataset.layout == "classes" and dataset.classes == ("test", "zebra")
+    [warning] = dataset.warnings
+    assert "test/" in warning and "read as a class" in warning
+
+
+@pytest.mark.parametrize("nested", [True, False])
+def test_split_folders_mixed_with_other_folders_are_an_error_naming_them(tmp_path, nested):
+    root = tmp_path / "d"
+    if nested:  # the usual split layout plus one stray folder
+        make_class_folder(root, classes=("cat", "dog"), per_class=1, splits=("train", "test"))
+        make_class_folder(root / "extra", classes=("cat",), per_class=1)
+    else:  # three flat folders: two of them named like splits
+        make_class_folder(root, classes=("train", "test", "extra"), per_class=1)
+    with pytest.raises(DatasetError) as info:
+        scan_dataset(root)
+    message = str(info.value)
+    assert "train/" in message and "test/" in message and "extra/" in message
+    assert "CSV manifest" in message and "\n" not in message
+    assert isinstance(info.value, ValueError)
+
+
+def test_a_split_folder_holding_class_folders_beside_a_class_is_an_error(tmp_path):
+    root = make_class_folder(tmp_path / "d", classes=("cat", "dog"), per_class=1, splits=("train",))
+    make_class_folder(root, classes=("owl",), per_class=1)
+    with pytest.raises(DatasetError, match=r"train/.*owl/"):
+        scan_dataset(root)
+
+
+def test_loose_images_beside_split_folders_and_beside_class_folders_of_a_split_are_warned(tmp_path):
+    root = make_class_folder(tmp_path / "d", classes=("a", "b"), per_class=1, splits=("train", "val"))
+    write_image(root / "top.png")
+    write_image(root / "train" / "one.png")
+    write_image(root / "train" / "two.jpg")
+    dataset = scan_dataset(root)
+    assert [r.path for r in dataset.records] == ["train/a/a_0.png", "train/b/b_0.png",
+                                                 "val/a/a_0.png", "val/b/b_0.png"]
+    assert len(dataset.warnings) == 2
+    top, train = sorted(dataset.warnings, key=len)
+    assert "1 image lies" in top and "top.png" in top
+    assert "2 images lie" in train and str(root / "train") in train and "one.png" in train
 
 
 # ---------------------------------------------------------------- layout (c): CSV manifest
@@ -131,6 +229,7 @@ def _manifest(path: Path, text: str) -> Path:
 def test_manifest_with_splits_empty_labels_and_missing_files(tmp_path):
     write_image(tmp_path / "data" / "img" / "1.png")
     outside = write_image(tmp_path / "outside" / "o.png")
+    outside2 = write_image(tmp_path / "outside" / "o2.png")
     inside_abs = write_image(tmp_path / "data" / "img" / "2.png")
     csv = _manifest(tmp_path / "data" / "m.csv", (
         "path,label,split,notes\n"
@@ -138,7 +237,7 @@ def test_manifest_with_splits_empty_labels_and_missing_files(tmp_path):
         f"{outside},cat,Validation,\n"
         f"{inside_abs},,test,x\n"
         "img/missing.png,dog,,gone\n"
-        "../outside/o.png,cat,test,relative but outside\n"
+        "../outside/o2.png,cat,test,relative but outside\n"
         "\n"
     ))
     dataset = scan_dataset(csv)
@@ -148,10 +247,30 @@ def test_manifest_with_splits_empty_labels_and_missing_files(tmp_path):
     assert _summary(dataset) == [
         ("train", "dog", "img/1.png"),
         ("val", "cat", outside.as_posix()),
-        ("test", "cat", outside.as_posix()),  # "../outside/o.png": outside root, so absolute
+        ("test", "cat", outside2.as_posix()),  # "../outside/o2.png": outside root, so absolute
         ("test", "", "img/2.png"),
         ("", "dog", "img/missing.png"),  # kept: the embedder reports it as skipped
     ]
+
+
+def test_manifest_listing_one_file_with_two_labels_is_an_error_naming_the_rows(tmp_path):
+    csv = _manifest(tmp_path / "m.csv", "path,label\na.png,cat\nb.png,dog\n./a.png,dog\n")
+    with pytest.raises(DatasetError, match=r"a.png.*'cat' on row 2.*'dog' on row 4"):
+        scan_dataset(csv)
+
+
+def test_manifest_listing_one_file_in_two_splits_is_an_error_naming_the_rows(tmp_path):
+    csv = _manifest(tmp_path / "m.csv", "path,label,split\na.png,cat,train\na.png,cat,test\n")
+    with pytest.raises(DatasetError, match=r"a.png.*train.*row 2.*test.*row 3"):
+        scan_dataset(csv)
+
+
+def test_manifest_listing_one_file_twice_alike_keeps_it_once_with_a_warning(tmp_path):
+    csv = _manifest(tmp_path / "m.csv", "path,label\na.png,cat\nb.png,dog\na.png,cat\n")
+    dataset = scan_dataset(csv)
+    assert _summary(dataset) == [("", "cat", "a.png"), ("", "dog", "b.png")]
+    [warning] = dataset.warnings
+    assert "m.csv lists a.png on rows 2 and 4: used once." in warning
 
 
 def test_manifest_without_split_column_and_with_bom_and_spaces(tmp_path):
@@ -240,3 +359,28 @@ def test_collect_image_files_errors(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(FeatxError, match="no image files"):
         collect_image_files([tmp_path / "empty"])
+
+
+# ---------------------------------------------------------------- warnings reach the user
+
+
+@pytest.mark.integration  # embeds with a Keras backbone
+def test_scan_warnings_reach_the_cli_json_and_python(tmp_path, cache_dir):
+    import json
+
+    from typer.testing import CliRunner
+
+    import featx
+    from featx.cli import app
+
+    data = make_class_folder(tmp_path / "data", classes=("a", "b"), per_class=1)
+    write_image(data / "stray.png")
+    args = ["embed", str(data), "-b", "MobileNetV2", "--weights", "none", "--image-size", "32"]
+    first = CliRunner().invoke(app, [*args, "--json"])
+    assert first.exit_code == 0, first.output
+    [warning] = json.loads(first.stdout)["warnings"]
+    assert "stray.png" in warning and "left out" in warning
+    again = CliRunner().invoke(app, args)  # nothing left to embed: the warning is still said
+    assert again.exit_code == 0 and f"warning: {warning}" in again.stderr.splitlines()
+    assert "warning:" not in again.stdout
+    assert featx.embed(data, "MobileNetV2", weights="none", image_size=32).report.warnings == (warning,)
