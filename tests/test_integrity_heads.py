@@ -135,6 +135,10 @@ def test_a_leftover_old_head_is_removed_once_the_new_one_is_in_place(cache_dir):
     shutil.copytree(path, _aside(path))
     fit_head(blob_features(), "knn").save(path)
     assert load_head(path).kind == "knn" and sorted(os.listdir(path.parent)) == ["mine"]
+    other = path.parent / "mine.replaced-7"  # a head whose name looks like an aside of "mine"
+    fit_head(blob_features(), "logreg").save(other)
+    other.rename(_aside(other))
+    assert load_head(path).kind == "knn" and load_head(other).kind == "logreg"
 
 
 _REPLACE = """

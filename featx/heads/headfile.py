@@ -88,7 +88,10 @@ def _replace(staging: Path, path: Path) -> None:
 def recover_head_folder(path: Path) -> None:
     """Finish a replace of the head at ``path`` that a killed process left half done: the old head
     moved aside comes back if no new head came in, and is deleted if one did."""
-    for aside in map(Path, glob.glob(glob.escape(str(path.parent / f".{path.name}{_ASIDE}")) + "*")):
+    prefix = f".{path.name}{_ASIDE}"
+    for aside in map(Path, glob.glob(glob.escape(str(path.parent / prefix)) + "*")):
+        if not aside.name[len(prefix):].isdigit():  # another head's, whose name goes on like this
+            continue
         if is_head_folder(path):
             shutil.rmtree(aside, ignore_errors=True)
         elif not path.exists() and is_head_folder(aside):
@@ -100,7 +103,8 @@ def recover_head_folder(path: Path) -> None:
 
 def aside_targets(folder: Path) -> list[Path]:
     """The head folders in ``folder`` that a killed replace left moved aside."""
-    return [folder / name.name[1:].rpartition(_ASIDE)[0] for name in folder.glob(f".*{_ASIDE}*")]
+    found = [aside.name[1:].rpartition(_ASIDE) for aside in folder.glob(f".*{_ASIDE}*")]
+    return [folder / name for name, _, pid in found if pid.isdigit()]
 
 
 def content_checksum(meta: dict) -> str:
