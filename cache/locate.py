@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -195,14 +196,74 @@ def choose_caches(caches: Sequence[str | os.PathLike] = (), backbones: Sequence[
 
 
 def delete_cache(path: str | os.PathLike) -> None:
-    """Remove a cache file with its shards and lock; refuses while a run is writing it."""
+    """Remove a featx cache with its shard folder, temporaries and lock; ``path`` may also name the
+    shard folder or lock that a killed run left. Refuses (CacheError, nothing deleted) anything that
+    is not featx's, and a cache that a run is writing (CacheBusyError)."""
     from featx.cache.lock import cache_lock, lock_path
-    from featx.cache.shards import list_shards, remove_shards
+    from featx.cache.shards import shard_dir
+    from featx.cache.store import remove_stale_temporaries
 
-    path = Path(path)
-    if not path.exists() and not list_shards(path):
+    path = _cache_named_by(Path(path))
+    shards, lock = shard_dir(path), lock_path(path)
+    if not (path.exists() or shards.exists() or lock.exists()):
         raise CacheError(f"No feature cache at {path}; 'featx cache ls' lists them.")
+    if path.exists() and not (path.is_file() and _marked(path, ENCODING_TYPE)):
+        raise CacheError(f"{path} is not a featx cache (no {ENCODING_TYPE!r} mark); not deleted.")
+    own_shards = _own_shards(path, shards)
+    if lock.exists() and not (lock.is_file() and lock.stat().st_size == 0):
+        raise CacheError(f"{lock} is not a featx lock (those are empty files); not deleted.")
     with cache_lock(path, wait=False):
-        remove_shards(list_shards(path))
+        remove_stale_temporaries(path)
+        for shard in own_shards:
+            shard.unlink(missing_ok=True)
+        if shards.is_dir():
+            with contextlib.suppress(OSError):  # a file put there since the check stays, with its folder
+                shards.rmdir()
         path.unlink(missing_ok=True)
-    lock_path(path).unlink(missing_ok=True)
+    lock.unlink(missing_ok=True)
+
+
+def _cache_named_by(path: Path) -> Path:
+    """The cache file that ``path`` names: itself, or the cache of a shard folder or lock file."""
+    from featx.cache.lock import lock_path
+    from featx.cache.shards import shard_dir
+
+    cache = path.with_suffix("")  # "x.h5.shards" and "x.h5.lock" belong to "x.h5"
+    return cache if cache.suffix == CACHE_SUFFIX and path in (shard_dir(cache), lock_path(cache)) else path
+
+
+def _own_shards(path: Path, shards: Path) -> list[Path]:
+    """The files of the shard folder of ``path``: featx shards and a killed run's hidden
+    temporaries; a CacheError (nothing deleted) when it holds anything else."""
+    from featx.cache.shards import SHARD_TYPE
+
+    if not shards.exists():
+        return []
+    entries = sorted(shards.iterdir()) if shards.is_dir() else [shards]
+    for entry in entries:
+        temporary = entry.name.startswith(".") and entry.name.endswith(".tmp") and entry.is_file()
+        if not temporary and not (entry.suffix == CACHE_SUFFIX and entry.is_file() and _marked(entry, SHARD_TYPE)):
+            raise CacheError(f"{path} not deleted: its shard folder holds {entry}, which is not a featx "
+                             "shard; move that out first.")
+    return entries
+
+
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def _marked(path: Path, kind: str) -> bool:
+    """Whether ``path`` is a featx HDF5 file of ``kind`` (its encoding-type), even a damaged one:
+    read by h5py, or else found near the start of a file that begins with HDF5's signature (featx
+    writes the mark first, so a truncated cache still carries it)."""
+    try:
+        with h5py.File(path, "r") as h5:
+            mark = h5.attrs.get("encoding-type")
+        return (mark.decode() if isinstance(mark, bytes) else mark) == kind
+    except (OSError, KeyError, RuntimeError, ValueError):  # not HDF5, or damaged
+        pass
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(1 << 16)
+    except OSError:
+        return False
+    return head.startswith(_HDF5_SIGNATURE) and kind.encode() in head

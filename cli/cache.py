@@ -10,6 +10,7 @@ import typer
 from featx.cache.locate import cache_files, cache_folder, delete_cache, find_caches, summarize
 from featx.cache.verify import verify_cache
 from featx.cli.app import EXIT_USAGE, cache_app, fail, handle_errors, print_json
+from featx.errors import FeatxError
 
 CachePath = Annotated[
     Path | None, typer.Argument(help="A cache file or folder (default: $FEATX_CACHE_DIR or .featx).")
@@ -86,12 +87,21 @@ def rm_command(
     paths: Annotated[list[Path] | None, typer.Argument(help="Cache files to delete.")] = None,
     all_caches: Annotated[bool, typer.Option("--all", help="Delete every cache in the cache folder.")] = False,
 ) -> None:
-    """Delete caches (with their shards); refuses one that a run is writing."""
+    """Delete featx caches (with their shards and lock); refuses any other file, and a cache that a
+    run is writing: one line each, exit 1 after deleting the others."""
     targets = list(paths or [])
     if all_caches:
         targets += [s.path for s in find_caches(cache_folder())]
     if not targets:
         raise fail("Name the cache files to delete, or pass --all.", EXIT_USAGE)
+    refused = 0
     for target in targets:
-        delete_cache(target)
-        typer.echo(f"deleted {target}")
+        try:
+            delete_cache(target)
+        except FeatxError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            refused += 1
+        else:
+            typer.echo(f"deleted {target}")
+    if refused:
+        raise typer.Exit(1)
