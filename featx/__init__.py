@@ -26,6 +26,7 @@ _LAZY = {
     ),
     "fine_tune": "featx.finetune",
     "export": "featx.exporter",
+    "inspect": "featx.inspection",
 }
 
 
@@ -64,6 +65,8 @@ __all__ = [
     # one deployable model
     "fine_tune",
     "export",
+    # what is wrong with a dataset, from its cached vectors
+    "inspect",
     # every error featx raises subclasses FeatxError and a built-in (see featx.errors)
     "FeatxError",
 ]

@@ -104,7 +104,7 @@ def test_public_api_is_pinned_and_import_stays_light():
     assert set(featx.__all__) == {
         "__version__", "embed", "load_features", "Features", "Embedder", "list_backbones", "get_backbone",
         "list_heads", "make_head", "fit_head", "load_head", "compare_heads", "evaluate_head", "predict_images",
-        "Head", "fine_tune", "export", "FeatxError",
+        "Head", "fine_tune", "export", "inspect", "FeatxError",
     }
     assert len(featx.__all__) == len(set(featx.__all__))
     assert all(getattr(featx, name) is not None for name in featx.__all__)

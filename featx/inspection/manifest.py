@@ -1,0 +1,73 @@
+"""Acting on an inspection: a CSV manifest (``path,label[,split]``, as ``featx embed`` reads it)
+that leaves out the chosen findings. Re-embedding it reuses every cached vector by content."""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import NamedTuple
+
+
+from featx.datasets import SPLITS
+from featx.errors import OptionError
+from featx.inspection.findings import KINDS, Duplicate, Inspection, label_name
+
+# Which copy of a duplicate group stays: the most held-out split, so test sets keep their images
+# and the leaked copy leaves train.
+_KEEP_FIRST = {name: rank for rank, name in enumerate(reversed(SPLITS))}
+
+
+class ManifestWritten(NamedTuple):
+    path: Path
+    kept: int
+    left_out: int
+
+
+def left_out_rows(inspection: Inspection, drop: Iterable[str] = KINDS) -> set[int]:
+    """The rows the manifest leaves out: every image of a label issue or an outlier; of a duplicate
+    group, all copies but one (all of them when their labels conflict: which one is right is unknown)."""
+    drop = list(drop)
+    unknown = [kind for kind in drop if kind not in KINDS]
+    if unknown:
+        raise OptionError(f"{{param}} takes {', '.join(KINDS)}; got {', '.join(map(repr, unknown))}.", param="drop")
+    rows: set[int] = set()
+    for kind in drop:
+        for finding in getattr(inspection, kind):
+            rows.update(_extra_copies(finding) if isinstance(finding, Duplicate) else finding.rows)
+    return rows
+
+
+def _extra_copies(group: Duplicate) -> tuple[int, ...]:
+    if group.conflict:
+        return group.rows
+    ranked = sorted(zip(group.rows, group.splits), key=lambda pair: _KEEP_FIRST.get(pair[1], len(SPLITS)))
+    return tuple(row for row, _ in ranked[1:])
+
+
+def write_manifest(inspection: Inspection, path: str | os.PathLike, *, drop: Iterable[str] = KINDS) -> ManifestWritten:
+    """Write every inspected image except those of the ``drop`` kinds of finding as a CSV manifest;
+    paths are relative to the manifest's folder where they can be."""
+    path = Path(path)
+    feats = inspection.features
+    gone = left_out_rows(inspection, drop)
+    keep = [row for row in range(len(feats)) if row not in gone]
+    folder = path.resolve().parent
+    columns = ["path", "label"] + (["split"] if feats.has_splits else [])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(columns)
+        for row in keep:
+            cells = [_relative(str(feats.paths[row]), folder), label_name(feats, int(feats.y[row]))]
+            writer.writerow(cells + ([str(feats.split[row])] if feats.has_splits else []))
+    return ManifestWritten(path, len(keep), len(gone))
+
+
+def _relative(path: str, folder: Path) -> str:
+    """``path`` relative to ``folder`` with "/" separators, or absolute when that is impossible."""
+    try:
+        return Path(os.path.relpath(path, folder)).as_posix()
+    except ValueError:  # another drive on Windows
+        return Path(path).as_posix()

@@ -1,0 +1,43 @@
+"""``featx.inspect``: every check on one set of cached vectors, in seconds, no backbone needed."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from featx.errors import OptionError
+from featx.features import Features, load_features
+from featx.inspection.duplicates import find_duplicates
+from featx.inspection.findings import Inspection
+from featx.inspection.labels import find_label_issues
+from featx.inspection.outliers import find_outliers
+
+
+def inspect(features: Features | str | os.PathLike, *, threshold: float = 0.95, outlier_threshold: float = 4.0,
+            folds: int = 5, seed: int = 0) -> Inspection:
+    """Find likely label errors, exact and near duplicates (leaks across splits, conflicting
+    labels) and outliers in cached vectors: a :class:`Features` or a cache file.
+
+    ``threshold`` is the cosine similarity from which two vectors are near-duplicates;
+    ``outlier_threshold`` the score from which an image is an outlier; ``folds`` the
+    cross-validation folds that score the labels; ``seed`` fixes folds, PCA and clusters.
+    """
+    if not 0.0 < threshold <= 1.0:
+        raise OptionError(f"{{param}} must be a cosine similarity above 0 and at most 1; got {threshold}.",
+                          param="threshold")
+    if not outlier_threshold > 0:
+        raise OptionError(f"{{param}} must be above 0; got {outlier_threshold}.", param="outlier_threshold")
+    if folds < 2:
+        raise OptionError(f"{{param}} must be at least 2; got {folds}.", param="folds")
+    if not isinstance(features, Features):
+        features = load_features(features)
+    start = time.perf_counter()
+    label_issues, label_notes = find_label_issues(features, folds=folds, seed=seed)
+    duplicates = find_duplicates(features, threshold=threshold)
+    outliers, outlier_notes = find_outliers(features, threshold=outlier_threshold, seed=seed)
+    return Inspection(
+        features=features, label_issues=tuple(label_issues), duplicates=tuple(duplicates),
+        outliers=tuple(outliers), notes=tuple(label_notes + outlier_notes),
+        params={"threshold": threshold, "outlier_threshold": outlier_threshold, "folds": folds, "seed": seed},
+        seconds=time.perf_counter() - start,
+    )
