@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -12,8 +13,9 @@ import numpy as np
 import pytest
 
 import featx
-from featx.embedding import update_cache
-from featx.options import EmbedOptions
+from featx.datasets import scan_dataset
+from featx.embedding import embed_into_cache, update_cache
+from featx.options import EmbedOptions, RunOptions
 from featx.cache.lock import CacheBusyError, cache_lock
 from featx.cache.shards import list_shards
 from featx.cache.verify import verify_cache
@@ -26,12 +28,12 @@ OPTS = dict(weights="none", image_size=32, batch_size=4)
 CLI_OPTS = ["--weights", "none", "--image-size", "32", "--batch-size", "4", "-q"]
 
 
-def _embed_in_subprocess(data, cache, crash_at=None, extra=()):
+def _embed_in_subprocess(data, cache, crash_at=None, extra=(), options=CLI_OPTS):
     env = {**os.environ, "FEATX_CACHE_DIR": str(cache)}
     if crash_at:
         env["FEATX_CRASH_AT"] = crash_at
     return subprocess.run(
-        [sys.executable, "-m", "featx", "embed", str(data), *CLI_OPTS, *extra],
+        [sys.executable, "-m", "featx", "embed", str(data), *options, *extra],
         env=env, capture_output=True, text=True, timeout=300,
     )
 
@@ -49,62 +51,118 @@ def reference(tmp_path_factory):
     return data, _rows(features)
 
 
-CRASH_POINTS = [
-    "planned",  # files hashed, nothing embedded yet
-    "decoding:6",  # a decoding thread, mid-batch
-    "shard-writing:1",  # inside the first shard's HDF5 write, before its rename
-    "shard-committed:2",  # two batches committed as shards
-    "consolidate-writing:1",  # inside the new cache file, half written
-    "consolidate-written",  # new cache file complete, not yet renamed over the old
-    "consolidate-committed",  # renamed, shards not yet deleted
-]
+# Every crash point of the embed path (grep -rn 'crash_point(' featx), each with the hit that kills.
+# A first run embeds 10 images in batches of 4, 4, 2; a rerun embeds 6 new ones in batches of 4, 2.
+CRASH_POINTS = {
+    "planned": ("planned", "planned"),  # files hashed, nothing embedded yet
+    "decoding": ("decoding:3", "decoding:3"),  # a decoding thread, mid-batch
+    "shard-writing": ("shard-writing:1", "shard-writing:1"),  # inside a shard's HDF5 write, before its rename
+    "shard-committed": ("shard-committed:3", "shard-committed:2"),  # the last batch committed as a shard
+    "consolidate-writing": ("consolidate-writing:1",) * 2,  # inside the new cache file, half written
+    "consolidate-written": ("consolidate-written",) * 2,  # new cache file complete, not yet renamed
+    "consolidate-committed": ("consolidate-committed",) * 2,  # renamed, shards not yet deleted
+}
+SCENARIOS = ("first-run", "rerun")  # an empty cache, or a committed cache of 4 images and 6 new ones
+BACKBONES = ("MobileNetV2", "custom")
 
 
-@pytest.mark.parametrize("crash_at", CRASH_POINTS)
-def test_sigkill_then_rerun_equals_an_uninterrupted_run(tmp_path, monkeypatch, reference, crash_at):
-    data, expected = reference
-    cache = tmp_path / "cache"
-    killed = _embed_in_subprocess(data, cache, crash_at)
-    assert killed.returncode == -9, killed.stderr  # SIGKILL, no clean-up ran
+def _save_tiny_backbone(path):
+    import keras
 
-    committed = [p for p in cache.glob("*.h5")] if cache.exists() else []
-    for path in committed:  # whatever was committed is a valid cache
-        assert verify_cache(path)[0] == []
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Conv2D(4, 3, kernel_initializer="glorot_uniform")(inputs)
+    keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(x)).save(path)
+    return path
 
-    monkeypatch.setenv("FEATX_CACHE_DIR", str(cache))
-    resumed = featx.embed(data, "MobileNetV2", **OPTS)
-    report = resumed.report
+
+@pytest.fixture(scope="module")
+def crash_matrix(tmp_path_factory):
+    """``runs(backbone)``: every (scenario, crash point) of that backbone killed by SIGKILL in its
+    own process, two at a time, and what its rerun needs; built once per backbone, on first use.
+    The uninterrupted result is computed once per backbone, the reruns run in this process."""
+    root = tmp_path_factory.mktemp("matrix")
+    data = make_class_folder(root / "data", per_class=5)  # 10 images
+    model = _save_tiny_backbone(root / "tiny.keras")
+    options = {"MobileNetV2": (EmbedOptions("MobileNetV2", **OPTS), CLI_OPTS),
+               "custom": (EmbedOptions(str(model), batch_size=4), ["--backbone", str(model), "--batch-size", "4", "-q"])}
+    built: dict[str, tuple] = {}
+
+    def runs(backbone: str):
+        if backbone not in built:
+            built[backbone] = _kill_every_point(root / backbone, data, *options[backbone])
+        return data, built[backbone]
+
+    return runs
+
+
+def _kill_every_point(root, data, option: EmbedOptions, cli: list[str]):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from featx.cache.locate import cache_path_for
+    from featx.extractor import FeatureExtractor
+
+    config, run = option.resolve(), RunOptions(batch_size=4)
+    extractor = FeatureExtractor(config, batch_size=4)
+    dataset = scan_dataset(data)
+    name = cache_path_for(root, dataset.source, config.display_name, config.fingerprint).name
+    expected = _rows(_embed_here(data, config, root / "full" / name, extractor))
+    late = sorted(data.rglob("*.png"))[2:8]  # the 6 files a rerun adds
+    aside = root / "aside"
+    aside.mkdir(parents=True)
+    for path in late:  # the committed state a rerun starts from: the 4 other images
+        path.rename(aside / f"{path.parent.name}-{path.name}")
+    before = _rows(_embed_here(data, config, root / "before" / name, extractor))
+    for path in late:
+        (aside / f"{path.parent.name}-{path.name}").rename(path)
+
+    cases = {}
+    for scenario in SCENARIOS:
+        for point, specs in CRASH_POINTS.items():
+            cache = root / scenario / point
+            cache.mkdir(parents=True)
+            if scenario == "rerun":
+                shutil.copy(root / "before" / name, cache / name)
+            cases[scenario, point] = (cache / name, specs[SCENARIOS.index(scenario)])
+
+    def kill(key):
+        cache_file, spec = cases[key]
+        return key, _embed_in_subprocess(data, cache_file.parent, spec, options=cli)
+
+    with ThreadPoolExecutor(2) as pool:
+        killed = dict(pool.map(kill, list(cases)))
+    return config, extractor, expected, before, {key: (*cases[key], killed[key]) for key in cases}
+
+
+def _embed_here(data, config, cache_file, extractor):
+    embed_into_cache(scan_dataset(data), config, cache_file, RunOptions(batch_size=4), extractor=extractor)
+    return featx.load_features(cache_file)
+
+
+@pytest.mark.parametrize("point", list(CRASH_POINTS))
+@pytest.mark.parametrize("scenario", SCENARIOS)
+@pytest.mark.parametrize("backbone", BACKBONES)
+def test_sigkill_then_rerun_equals_an_uninterrupted_run(crash_matrix, backbone, scenario, point):
+    data, (config, extractor, expected, before, cases) = crash_matrix(backbone)
+    cache_file, _, result = cases[scenario, point]
+    assert result.returncode == -9, result.stderr  # SIGKILL, no clean-up ran
+
+    if cache_file.exists():  # whatever was committed is a valid cache: the old state or the new one
+        assert verify_cache(cache_file)[0] == []
+        committed = _rows(featx.load_features(cache_file))
+        assert sorted(committed) in (sorted(before), sorted(expected))
+
+    report = embed_into_cache(scan_dataset(data), config, cache_file, RunOptions(batch_size=4), extractor=extractor)
+    assert report.cache_path == cache_file
     assert report.embedded + report.reused == 10 and report.skipped == []
-    if crash_at.startswith("consolidate"):
+    if point.startswith("consolidate") or point == "shard-committed":
         assert report.embedded == 0  # every batch had been committed as a shard
-    rows = _rows(resumed)
-    assert len(resumed) == 10 and sorted(rows) == sorted(expected)
+    rows = _rows(featx.load_features(cache_file))
+    assert sorted(rows) == sorted(expected)
     for path, vector in expected.items():
         np.testing.assert_array_equal(rows[path], vector)
-    assert list_shards(report.cache_path) == []
-    assert not [p for p in cache.iterdir() if p.name.endswith(".tmp")]
-    assert verify_cache(report.cache_path) == ([], [])
-
-
-def test_a_killed_update_leaves_the_previous_cache_readable(tmp_path, monkeypatch, reference):
-    data, expected = reference
-    cache = tmp_path / "cache"
-    monkeypatch.setenv("FEATX_CACHE_DIR", str(cache))
-    before = featx.embed(data, "MobileNetV2", **OPTS)
-    report = before.report
-
-    write_image(data / "cat" / "late.png", seed=999)
-    try:
-        killed = _embed_in_subprocess(data, cache, "consolidate-writing:1")
-        assert killed.returncode == -9
-        during = featx.load_features(report.cache_path)  # a reader sees the last committed state
-        assert len(during) == 10
-        np.testing.assert_array_equal(during.X, before.X)
-        after = featx.embed(data, "MobileNetV2", **OPTS)
-        again = after.report
-        assert (again.embedded, again.reused) == (0, 11)
-    finally:
-        (data / "cat" / "late.png").unlink()
+    assert list_shards(cache_file) == []
+    assert not [p for p in cache_file.parent.iterdir() if p.name.endswith(".tmp")]
+    assert verify_cache(cache_file) == ([], [])
 
 
 def test_a_second_run_waits_for_the_lock_or_stops_with_no_wait(tmp_path, monkeypatch, reference):
