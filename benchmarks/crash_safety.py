@@ -39,7 +39,7 @@ def shards_in_memory():
     def write_shard(cache_path, fingerprint, ids, features, *rest):
         kept.append((ids, features))
 
-    def read_shards(cache_path, fingerprint, features=True):
+    def read_shards(cache_path, fingerprint, features=True, width=None):
         for ids, vectors in kept:
             yield None, ids, vectors if features else None, np.asarray([], "S64"), []
 
