@@ -159,15 +159,16 @@ def _update(dataset: Dataset, config: EmbedConfig, cache_path: Path, run: RunOpt
     report = EmbedReport(cache_path=cache_path, images=len(images) + len(unreadable), feature_dim=feature_dim,
                          warnings=dataset.warnings)
     skipped_rows = [(p, b"", r) for p, r in unreadable]
-    for path, content_id in zip(images.path, images.id.tolist()):
+    for row, (path, content_id) in enumerate(zip(images.path, images.id.tolist())):
         if content_id in reused_ids:
             report.reused += 1
         elif content_id in have:
             report.embedded += 1
         elif content_id in failed_ids:  # these bytes do not decode: retried only once they change
             skipped_rows.append((path, content_id, failed_ids[content_id]))
-        else:  # not tied to the content (b""), so the next run tries it again
+        else:  # not tied to the content (b""), and hashed again next run whatever its size and time
             skipped_rows.append((path, b"", not_as_planned.get(content_id, "not embedded")))
+            images.mtime_ns[row] = -1
     report.skipped = [SkippedImage(str(dataset.root / p), r) for p, _, r in skipped_rows]
     if report.embedded + report.reused == 0:
         first = report.skipped[0] if report.skipped else None

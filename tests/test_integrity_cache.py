@@ -4,6 +4,8 @@ TensorFlow (its vectors are a fixed function of the pixels, like a real backbone
 
 from __future__ import annotations
 
+import os
+
 import h5py
 import numpy as np
 import pytest
@@ -99,6 +101,22 @@ def test_a_file_truncated_during_the_run_is_retried_once_restored(tmp_path, data
     again = _embed(data, cache_file)
     assert (again.embedded, again.skipped) == (1, [])
     _check_all_rows(cache_file, data)
+
+
+def test_a_file_changed_during_the_run_is_hashed_again_even_with_its_old_size_and_time(tmp_path, data, monkeypatch):
+    cache_file = tmp_path / "c.h5"
+    victim = data / "cat" / "cat_1.png"
+    whole = victim.read_bytes()
+    stat = victim.stat()
+
+    def damage() -> None:  # same size, same modification time, other bytes
+        victim.write_bytes(whole[:-20] + bytes(b ^ 0xFF for b in whole[-20:]))
+        os.utime(victim, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+    _at("planned", damage, monkeypatch)
+    assert [s.reason for s in _embed(data, cache_file).skipped] == [CHANGED]
+    monkeypatch.undo()
+    assert [s.reason for s in _embed(data, cache_file).skipped] != [CHANGED]  # its real content's verdict
 
 
 def test_a_file_that_truly_does_not_decode_stays_skipped_until_it_changes(tmp_path, data):
