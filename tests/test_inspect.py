@@ -20,9 +20,9 @@ from featx.cache.store import write_cache
 from featx.cli import app
 from featx.cache.tables import ImageTable, SkipTable, id_column, str_column
 from featx.datasets import scan_dataset
-from featx.errors import OptionError
+from featx.errors import MissingDependencyError, OptionError
 from featx.features import Features, load_features
-from featx.inspection import KINDS, plot_map, write_manifest, write_report
+from featx.inspection import KINDS, plot_map, without_findings, write_manifest, write_report
 from featx.options import EmbedOptions
 from tests.imagegen import write_image
 
@@ -138,6 +138,9 @@ def test_manifest_leaves_out_findings_and_reads_back_as_a_dataset(tmp_path):
     assert "img152.png" in kept  # of a leaked pair, the test copy stays and the train copy goes
     assert dataset.classes == CLASSES and {r.split for r in dataset.records} == {"train", "test"}
     assert written.path.read_text().splitlines()[:2] == ["path,label,split", "../data/img000.png,ant,test"]
+    clean = without_findings(result)
+    assert sorted(os.path.basename(p) for p in clean.paths) == sorted(kept) and clean.classes == CLASSES
+    assert featx.fit_head(clean, "logreg").metrics["test"]["accuracy"] == 1.0
     only = write_manifest(result, tmp_path / "only.csv", drop=["outliers"])
     assert only.left_out == len(OUTLIERS)
     with pytest.raises(OptionError, match="'drop' parameter takes label_issues"):
@@ -192,6 +195,14 @@ def test_map_marks_findings(tmp_path):
     assert plot_map(result, tmp_path / "map.png", method="pca").stat().st_size > 10_000
     with pytest.raises(OptionError, match="'method' parameter"):
         plot_map(result, tmp_path / "x.png", method="tsne")
+
+
+def test_umap_map_without_umap_says_what_to_install(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "umap", None)  # importing it fails, as when it is not installed
+    result = featx.inspect(planted())
+    with pytest.raises(MissingDependencyError, match=r"pip install 'featx\[umap\]'"):
+        plot_map(result, tmp_path / "x.png", method="umap")
+    assert plot_map(result, tmp_path / "auto.png").exists()  # "auto" falls back to PCA
 
 
 @pytest.mark.integration

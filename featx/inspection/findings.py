@@ -31,7 +31,8 @@ class _OneImage:
 class LabelIssue(_OneImage):
     """A labelled image whose out-of-fold prediction disbelieves its label.
 
-    ``score`` is 1 minus the probability the cross-validated model gives the label it carries.
+    ``score`` is how much more probable the cross-validated model finds the ``suggested`` class
+    than the ``given`` one (0 to 1; 1: certain the label is wrong).
     """
 
     row: int
@@ -92,6 +93,7 @@ class Inspection:
     notes: tuple[str, ...] = ()  # what could not be checked, and why
     params: dict = field(default_factory=dict)
     seconds: float = 0.0
+    timings: dict = field(default_factory=dict)  # seconds per kind of finding
 
     def records(self, kind: str) -> list[dict]:
         """The findings of ``kind`` (one of :data:`KINDS`) as plain dicts, one per finding."""
@@ -119,6 +121,7 @@ class Inspection:
             "notes": list(self.notes),
             "params": dict(self.params),
             "seconds": round(self.seconds, 3),
+            "timings": dict(self.timings),
         }
 
     def to_dict(self) -> dict:

@@ -2,9 +2,10 @@
 
 Each labelled image is scored by a model that never saw it (stratified K-fold, out-of-fold
 probabilities of the ``logreg`` head on the vectors reduced by PCA, which sees no labels). An
-image is an issue when another class clears that class's own confidence threshold (the mean
-probability the model gives the images labelled with it) and beats the given label: confident
-learning's rule (Northcutt et al., 2021), which adapts to classes the model finds hard.
+image is an issue when another class is more probable than its label, and either that class is
+as probable as is typical for its own images (confident learning's per-class threshold, Northcutt
+et al., 2021, which adapts to classes the model finds hard) or the label is less probable than
+the model's typical doubt about that class. Ranked by the margin: p(suggested) - p(given).
 """
 
 from __future__ import annotations
@@ -58,16 +59,19 @@ def find_label_issues(features: Features, *, folds: int = 5, seed: int = 0) -> t
     k = int(min(folds, counts[counts >= 2].min()))
     proba = out_of_fold_proba(reduce(features.X[rows], PCA_DIMENSIONS, seed), y, k, seed)
     given = np.searchsorted(usable, y)
-    self_confidence = proba[np.arange(len(rows)), given]
-    thresholds = np.asarray([self_confidence[given == c].mean() for c in range(len(usable))])
-    candidates = np.where(proba >= thresholds, proba, -1.0)
-    suggested = candidates.argmax(axis=1)
-    wrong = (candidates.max(axis=1) >= 0) & (suggested != given) & (proba[np.arange(len(rows)), suggested]
-                                                                      > self_confidence)
-    order = np.flatnonzero(wrong)[np.argsort(self_confidence[wrong], kind="stable")]
+    at = np.arange(len(rows))
+    believed = proba[at, given]
+    # Per class: the mean probability the model gives the images labelled with it (its confidence).
+    typical = np.asarray([believed[given == c].mean() for c in range(len(usable))])
+    others = proba.copy()
+    others[at, given] = -1.0
+    suggested = others.argmax(axis=1)
+    rival = proba[at, suggested]
+    wrong = (rival > believed) & ((rival >= typical[suggested]) | (believed < 1.0 - typical[given]))
+    order = np.flatnonzero(wrong)[np.argsort(believed[wrong] - rival[wrong], kind="stable")]
     issues = [
         LabelIssue(int(rows[i]), str(features.paths[rows[i]]), features.classes[usable[given[i]]],
-                   features.classes[usable[suggested[i]]], float(1.0 - self_confidence[i]))
+                   features.classes[usable[suggested[i]]], float(rival[i] - believed[i]))
         for i in order
     ]
     return issues, notes

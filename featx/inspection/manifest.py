@@ -1,5 +1,5 @@
-"""Acting on an inspection: a CSV manifest (``path,label[,split]``, as ``featx embed`` reads it)
-that leaves out the chosen findings. Re-embedding it reuses every cached vector by content."""
+"""Acting on an inspection: the features without the chosen findings (to refit a head at once),
+or a CSV manifest of them (``path,label[,split]``, the layout ``featx embed`` reads)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import NamedTuple
 
 from featx.datasets import SPLITS
 from featx.errors import OptionError
+from featx.features import Features
 from featx.inspection.findings import KINDS, Duplicate, Inspection, label_name
 
 # Which copy of a duplicate group stays: the most held-out split, so test sets keep their images
@@ -44,6 +45,12 @@ def _extra_copies(group: Duplicate) -> tuple[int, ...]:
         return group.rows
     ranked = sorted(zip(group.rows, group.splits), key=lambda pair: _KEEP_FIRST.get(pair[1], len(SPLITS)))
     return tuple(row for row, _ in ranked[1:])
+
+
+def without_findings(inspection: Inspection, drop: Iterable[str] = KINDS) -> Features:
+    """The inspected features less the rows :func:`left_out_rows` names: fit a head on them."""
+    gone = left_out_rows(inspection, drop)
+    return inspection.features.subset([row for row in range(len(inspection.features)) if row not in gone])
 
 
 def write_manifest(inspection: Inspection, path: str | os.PathLike, *, drop: Iterable[str] = KINDS) -> ManifestWritten:

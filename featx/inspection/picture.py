@@ -37,7 +37,8 @@ def map_coordinates(features: Features, *, method: str = "auto", seed: int = 0) 
                 raise MissingDependencyError("In order to draw a UMAP map you'll need to install via: "
                                              "pip install 'featx[umap]'") from None
         else:
-            reducer = umap.UMAP(n_components=2, metric="cosine", random_state=seed, n_neighbors=min(15, len(Z) - 1))
+            reducer = umap.UMAP(n_components=2, metric="cosine", random_state=seed, n_jobs=1,
+                                n_neighbors=min(15, len(Z) - 1))
             return np.asarray(reducer.fit_transform(Z)), "umap"
     if len(Z) < 2 or Z.shape[1] < 2:
         return np.zeros((len(Z), 2)), "pca"

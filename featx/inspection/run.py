@@ -31,13 +31,21 @@ def inspect(features: Features | str | os.PathLike, *, threshold: float = 0.95, 
         raise OptionError(f"{{param}} must be at least 2; got {folds}.", param="folds")
     if not isinstance(features, Features):
         features = load_features(features)
-    start = time.perf_counter()
+    clock = [time.perf_counter()]
+
+    def lap() -> float:
+        clock.append(time.perf_counter())
+        return round(clock[-1] - clock[-2], 3)
+
     label_issues, label_notes = find_label_issues(features, folds=folds, seed=seed)
+    timings = {"label_issues": lap()}
     duplicates = find_duplicates(features, threshold=threshold)
+    timings["duplicates"] = lap()
     outliers, outlier_notes = find_outliers(features, threshold=outlier_threshold, seed=seed)
+    timings["outliers"] = lap()
     return Inspection(
         features=features, label_issues=tuple(label_issues), duplicates=tuple(duplicates),
         outliers=tuple(outliers), notes=tuple(label_notes + outlier_notes),
         params={"threshold": threshold, "outlier_threshold": outlier_threshold, "folds": folds, "seed": seed},
-        seconds=time.perf_counter() - start,
+        seconds=clock[-1] - clock[0], timings=timings,
     )
