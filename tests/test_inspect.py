@@ -103,6 +103,13 @@ def test_images_of_another_kind_are_the_outliers():
     assert all(o.label == "dog" and o.score >= 4 for o in result.outliers)
 
 
+def test_labels_the_vectors_cannot_predict_get_a_warning():
+    feats = planted()
+    shuffled = replace(feats, y=np.random.default_rng(1).permutation(feats.y))
+    assert not any("unreliable" in note for note in featx.inspect(feats).notes)
+    assert any("unreliable" in note for note in featx.inspect(shuffled).notes)
+
+
 def test_unlabelled_vectors_get_duplicates_and_outliers_and_a_note():
     result = featx.inspect(planted(unlabelled=True))
     assert result.label_issues == () and any("no labels" in note for note in result.notes)

@@ -16,6 +16,7 @@ from featx.features import Features
 from featx.inspection.findings import LabelIssue
 
 PCA_DIMENSIONS = 128  # enough for a linear head on backbone vectors, and a 10x faster fit
+WEAK_AGREEMENT = 0.6  # below this out-of-fold accuracy, a note says the label issues are unreliable
 
 
 def reduce(X: np.ndarray, dimensions: int, seed: int) -> np.ndarray:
@@ -68,6 +69,11 @@ def find_label_issues(features: Features, *, folds: int = 5, seed: int = 0) -> t
     suggested = others.argmax(axis=1)
     rival = proba[at, suggested]
     wrong = (rival > believed) & ((rival >= typical[suggested]) | (believed < 1.0 - typical[given]))
+    agree = float(np.mean(proba.argmax(axis=1) == given))
+    if agree < WEAK_AGREEMENT:
+        notes.append(f"the cross-validated head agrees with only {agree:.0%} of the labels (chance: "
+                     f"{1 / len(usable):.0%}): label issues are unreliable on vectors that separate the classes "
+                     "this poorly")
     order = np.flatnonzero(wrong)[np.argsort(believed[wrong] - rival[wrong], kind="stable")]
     issues = [
         LabelIssue(int(rows[i]), str(features.paths[rows[i]]), features.classes[usable[given[i]]],
