@@ -43,14 +43,14 @@ def inspect_command(
     from featx.inspection import inspect, plot_map, write_manifest, write_report
 
     chosen = choose_cache(cache, backbone)
-    info(chosen.note(lambda p: "CACHE" if p == "cache" else "--" + p), quiet=as_json)
+    info(chosen.note(lambda p: "CACHE" if p == "cache" else "--" + p))
     result = inspect(chosen.path, threshold=threshold, outlier_threshold=outlier_threshold, folds=folds, seed=seed)
     written = {}
     if manifest is not None:
         kinds = [k.strip().replace("-", "_") for k in drop.split(",") if k.strip()]
         done = write_manifest(result, manifest, drop=kinds)
         written["manifest"] = str(done.path)
-        info(f"wrote {done.path}: {done.kept} images kept, {done.left_out} left out", quiet=as_json)
+        info(f"wrote {done.path}: {done.kept} images kept, {done.left_out} left out")
     if map_path is not None:
         written["map"] = str(plot_map(result, map_path, seed=seed))
     if report is not None:

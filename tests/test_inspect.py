@@ -115,6 +115,9 @@ def test_unlabelled_vectors_get_duplicates_and_outliers_and_a_note():
     assert result.label_issues == () and any("no labels" in note for note in result.notes)
     assert {frozenset(d.rows) for d in result.duplicates} >= {frozenset(LEAKED), frozenset(CONFLICT)}
     assert set(OUTLIERS) <= {o.row for o in result.outliers}
+    few = planted()
+    few = replace(few, y=np.where(np.arange(len(few)) < 140, -1, few.y))  # mostly unlabelled: clusters, not 4 classes
+    assert {o.row for o in featx.inspect(few).outliers} == set(OUTLIERS)
 
 
 def test_records_and_bad_arguments():
