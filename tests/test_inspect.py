@@ -249,3 +249,27 @@ def test_report_shows_every_thumbnail_in_a_real_browser(dataset_cache, tmp_path)
     moved = tmp_path / "data" / "img003.png"
     moved.rename(tmp_path / "elsewhere.png")  # the check sees a broken thumbnail when there is one
     assert dom.count("thumb missing") == 0 and _rendered(browser, page).count("thumb missing") == 1
+
+
+@pytest.mark.integration
+def test_embed_inspect_and_embed_the_clean_manifest(tmp_path, cache_dir):
+    """The real path: featx embed, featx inspect on the latest cache, featx embed of its manifest."""
+    from tests.imagegen import make_class_folder
+
+    data = make_class_folder(tmp_path / "data", classes=("cat", "dog"), per_class=4, size=(40, 40),
+                             splits=("train", "test"))
+    shutil.copy(data / "test" / "cat" / "cat_0.png", data / "train" / "cat" / "copy.png")  # a leak
+    embed = ["--backbone", "MobileNetV2", "--weights", "none", "--image-size", "32", "--quiet"]
+    runner = CliRunner()
+    assert runner.invoke(app, ["embed", str(data), *embed]).exit_code == 0
+    done = runner.invoke(app, ["inspect", "--json", "--write-manifest", str(tmp_path / "clean.csv"),
+                               "--drop", "duplicates"])
+    assert done.exit_code == 0, done.stderr
+    found = json.loads(done.stdout)
+    assert len(found["duplicates"]) == 1  # centred vectors: random-weight features do not all look alike
+    leak = found["duplicates"][0]
+    assert leak["exact"] and leak["leak"] and sorted(leak["splits"]) == ["test", "train"]
+    assert found["summary"]["images"] == 17
+    again = runner.invoke(app, ["embed", str(tmp_path / "clean.csv"), *embed, "--json"])
+    assert again.exit_code == 0, again.stderr
+    assert json.loads(again.stdout)["images"] == 16  # the train copy left out, the test image kept

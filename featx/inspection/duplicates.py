@@ -1,8 +1,8 @@
 """Duplicates and leakage: the same content under several paths, and nearly the same vectors.
 
 Exact duplicates share a content id (sha256 of the file). Near-duplicates are distinct contents
-whose vectors have a cosine similarity of at least ``threshold``: the same photo resized,
-re-encoded, slightly cropped or recoloured. Linked images form one group. A group whose images lie
+whose vectors, centred on the dataset's mean, have a cosine similarity of at least ``threshold``:
+the same photo resized, re-encoded, slightly cropped or recoloured. Linked images form one group. A group whose images lie
 in several splits is a leak (a test image seen in training inflates every metric); one whose images
 carry several labels is a conflict (at most one label can be right).
 """
@@ -47,7 +47,10 @@ def find_duplicates(features: Features, *, threshold: float = 0.95) -> list[Dupl
     from scipy.sparse.csgraph import connected_components
 
     ids, first, content = np.unique(features.ids.astype(str), return_index=True, return_inverse=True)
-    i, j, sims = similar_pairs(unit_rows(features.X[first]), threshold)
+    vectors = features.X[first]
+    # Centred on the dataset's mean: pooled CNN features share a large common part that makes any
+    # two images look alike (cosine 0.9 and more); without it, similarity measures what differs.
+    i, j, sims = similar_pairs(unit_rows(vectors - vectors.mean(axis=0)), threshold)
     graph = coo_matrix((np.ones(len(i)), (i, j)), shape=(len(ids), len(ids)))
     _, component = connected_components(graph, directed=False)
     lowest = np.ones(len(ids))  # per component: the lowest similarity among its links
