@@ -131,6 +131,9 @@ def test_records_and_bad_arguments():
     json.dumps(data)
     with pytest.raises(OptionError, match="The 'threshold' parameter must be"):
         featx.inspect(planted(), threshold=1.5)
+    with pytest.raises(OptionError, match="The 'threshold' parameter 0.01 makes more than"):
+        featx.inspect(replace(planted(), X=np.random.default_rng(0).normal(size=(156, 3)).astype(np.float32)),
+                      threshold=0.01)  # half of all pairs: a threshold that links everything is refused
     with pytest.raises(OptionError, match="The 'folds' parameter"):
         featx.inspect(planted(), folds=1)
     with pytest.raises(OptionError, match="The 'kind' parameter"):

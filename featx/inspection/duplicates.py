@@ -12,10 +12,12 @@ from __future__ import annotations
 import numpy as np
 
 from featx.datasets import SPLITS
+from featx.errors import OptionError
 from featx.features import Features
 from featx.inspection.findings import Duplicate, label_name
 
 BLOCK_ROWS = 1024  # rows of the similarity matrix computed at once (BLOCK_ROWS x N float32)
+PAIRS_PER_IMAGE = 20  # more near-duplicate pairs than this per image: the threshold is too low
 
 
 def unit_rows(X: np.ndarray) -> np.ndarray:
@@ -28,6 +30,7 @@ def unit_rows(X: np.ndarray) -> np.ndarray:
 def similar_pairs(Z: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pairs ``i < j`` of unit rows with cosine similarity ``>= threshold``: (i, j, similarity)."""
     found_i, found_j, found_s = [], [], []
+    limit = PAIRS_PER_IMAGE * len(Z) + 1000
     for start in range(0, len(Z), BLOCK_ROWS):
         stop = min(start + BLOCK_ROWS, len(Z))
         sims = Z[start:stop] @ Z[start:].T  # the upper triangle's band: columns from `start` on
@@ -36,6 +39,9 @@ def similar_pairs(Z: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarr
         found_i.append(i[above] + start)
         found_j.append(j[above] + start)
         found_s.append(sims[i[above], j[above]])
+        if sum(map(len, found_i)) > limit:
+            raise OptionError(f"{{param}} {threshold} makes more than {limit} pairs of near-duplicates: "
+                              "it links images that merely look alike; raise it (default 0.95).", param="threshold")
     if not found_i:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
     return np.concatenate(found_i), np.concatenate(found_j), np.concatenate(found_s)
