@@ -14,8 +14,10 @@ from html import escape
 from pathlib import Path
 from urllib.parse import quote
 
-from featx.inspection.findings import Inspection
+from featx.inspection.findings import Duplicate, Inspection
 from featx.inspection.picture import draw_map
+
+GROUP_THUMBNAILS = 12  # images shown of one duplicate group
 
 STYLE = """body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse}
 td,th{padding:4px 8px;border-bottom:1px solid #ddd;text-align:left;vertical-align:top}
@@ -48,9 +50,8 @@ def write_report(inspection: Inspection, path: str | os.PathLike, *, limit: int 
                           [[thumb(f.path), escape(f.given), escape(f.suggested), f"{f.score:.3f}"]
                            for f in inspection.label_issues[:limit]], len(inspection.label_issues)))
     parts.append(_section("Duplicates and leakage", "duplicates", ["images", "similarity", "flags"],
-                          [["".join(thumb(p, f"{s or 'no split'} · {lb or 'unlabelled'}")
-                                    for p, s, lb in zip(d.paths, d.splits, d.labels)),
-                            f"{d.similarity:.3f}", _flags(d)] for d in inspection.duplicates[:limit]],
+                          [[_group(thumb, d), f"{d.similarity:.3f}", _flags(d)]
+                           for d in inspection.duplicates[:limit]],
                           len(inspection.duplicates)))
     parts.append(_section("Outliers", "outliers", ["image", "label", "score"],
                           [[thumb(f.path), escape(f.label or "unlabelled"), f"{f.score:.2f}"]
@@ -74,7 +75,15 @@ def _thumbnail(folder: Path):
     return thumb
 
 
-def _flags(group) -> str:
+def _group(thumb, group: Duplicate) -> str:
+    """A duplicate group's thumbnails (the first GROUP_THUMBNAILS), each captioned split · label."""
+    shown = list(zip(group.paths, group.splits, group.labels))[:GROUP_THUMBNAILS]
+    cells = "".join(thumb(path, f"{split or 'no split'} · {label or 'unlabelled'}") for path, split, label in shown)
+    hidden = len(group.paths) - len(shown)
+    return cells + (f"<p>and {hidden} more</p>" if hidden else "")
+
+
+def _flags(group: Duplicate) -> str:
     flags = ["exact"] if group.exact else ["near"]
     flags += [f"<span class='flag'>{name}</span>" for name, on in (("leak", group.leak), ("conflict", group.conflict))
               if on]
