@@ -74,7 +74,7 @@ def _print(result, top: int) -> None:
     for note in result.notes:
         typer.echo(f"note: {note}")
     if result.label_issues:
-        typer.echo(f"\nlikely label errors ({_shown(top, result.label_issues)}; score: 1 - probability of the label)")
+        typer.echo(f"\nlikely label errors ({_shown(top, result.label_issues)}; score: p(suggested) - p(given))")
         for f in result.label_issues[:top]:
             typer.echo(f"  {f.score:.3f}  {f.given} -> {f.suggested}  {f.path}")
     if result.duplicates:
