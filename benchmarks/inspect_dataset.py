@@ -8,15 +8,15 @@ with small changes (the vector moved a little), and images of another kind added
 labels. The vectors are written into a real cache file, and inspected as ``featx inspect`` does:
 recall of each kind among the top findings (as many as were planted), and the time.
 
-    python benchmarks/inspect.py                          # 10,000 x 1,280
-    python benchmarks/inspect.py --n 2000 --dim 512 --flip 0.05
+    python benchmarks/inspect_dataset.py                          # 10,000 x 1,280
+    python benchmarks/inspect_dataset.py --n 2000 --dim 512 --flip 0.05
 
 With ``--images DIR`` (class folders of real photos) the problems are planted in the images:
 labels flipped in a manifest, test photos copied into train resized to 90 % and re-encoded as
 JPEG, and rendered text pages (documents among the photos) added; the manifest is embedded with
 ``--backbone`` (ImageNet weights unless ``--weights none``) and inspected the same way.
 
-    python benchmarks/inspect.py --images flowers/ --backbone EfficientNetB0
+    python benchmarks/inspect_dataset.py --images flowers/ --backbone EfficientNetB0
 """
 
 from __future__ import annotations
