@@ -83,4 +83,4 @@ def embed_files(
     id_of = dict(zip(index.images.path, index.images.id.tolist()))
     rows = np.asarray([row_of.get(id_of.get(r.path), -1) for r in files.records], dtype=np.int64)
     ok = rows >= 0
-    return FileVectors(X=read_vectors(cache_path, rows[ok]), ok=ok, skipped=report.skipped)
+    return FileVectors(X=read_vectors(index, rows[ok]), ok=ok, skipped=report.skipped)

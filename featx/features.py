@@ -92,7 +92,7 @@ def load_features(cache: str | os.PathLike) -> Features:
     rows = np.asarray([row_of.get(i, -1) for i in images.id], dtype=np.int64)
     present = rows >= 0
     images = images.take(present)
-    X = read_vectors(cache, rows[present])
+    X = read_vectors(index, rows[present])
     bad = int((~usable_rows(X)).sum())
     if bad:  # never train on them: a rerun of the embed re-embeds such vectors
         raise CacheError(
