@@ -63,7 +63,7 @@ def write_segment(cache_path: Path, fingerprint: str, blocks: Blocks, feature_di
         stamp(h5, SEGMENT_TYPE)
         for key, value in attrs.items():
             h5.attrs[key] = value
-        ids = h5.create_dataset("id", shape=(0,), maxshape=(None,), dtype=ID_DTYPE, chunks=(4096,),
+        ids = h5.create_dataset("id", shape=(0,), maxshape=(None,), dtype=ID_DTYPE, chunks=(1024,),
                                 **checksum_options(ID_DTYPE))
         features = h5.create_dataset("features", shape=(0, feature_dim), maxshape=(None, feature_dim),
                                      dtype=dtype, chunks=(CHUNK_ROWS, feature_dim), **checksum_options(dtype))

@@ -138,7 +138,7 @@ def write_index(
         h5.create_dataset("classes", data=np.asarray(classes, dtype=object), dtype=STR)
         group = h5.create_group("vectors")
         stamp(group)
-        ids = group.create_dataset("id", shape=(len(vector_ids),), maxshape=(None,), dtype=ID_DTYPE, chunks=(4096,),
+        ids = group.create_dataset("id", shape=(len(vector_ids),), maxshape=(None,), dtype=ID_DTYPE, chunks=(1024,),
                                    **checksum_options(ID_DTYPE))
         ids[:] = np.asarray(vector_ids, ID_DTYPE)
         _virtual_features(group, path, segments, feature_dim, dtype)

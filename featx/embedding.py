@@ -124,6 +124,7 @@ def _update(dataset: Dataset, config: EmbedConfig, cache_path: Path, run: RunOpt
             "choose another cache file ({param}) or delete this one.", param="cache",
         )
     _check_same_dataset(index, cache_path, dataset)
+    dtype = _dtype(index, run.dtype, cache_path)
     images, unreadable = index_files(dataset.root, dataset.records, index.images if index else None,
                                      run.decode_workers)
     feature_dim = _known_width(index, config, cache_path)
@@ -189,7 +190,7 @@ def _update(dataset: Dataset, config: EmbedConfig, cache_path: Path, run: RunOpt
     )
     if _changed(index, plan, cache_path, images, skipped, dataset):
         commit(cache_path, index, plan, attrs=_attrs(dataset, config, feature_dim), classes=list(dataset.classes),
-               images=images, skipped=skipped, feature_dim=feature_dim, dtype=_dtype(index), embedded=embedded)
+               images=images, skipped=skipped, feature_dim=feature_dim, dtype=dtype, embedded=embedded)
     return report
 
 
@@ -216,8 +217,18 @@ def _known_width(index: CacheIndex | None, config: EmbedConfig, cache_path: Path
     return shard_width(cache_path, config.fingerprint)
 
 
-def _dtype(index: CacheIndex | None) -> str:
-    return index.dtype if index is not None else "float32"
+def _dtype(index: CacheIndex | None, asked: str | None, cache_path: Path) -> str:
+    """How this cache stores vectors: its own dtype; ``asked`` (float32 if None) for a new cache.
+    Asking another dtype of an existing cache is refused: a cache never mixes them."""
+    if index is None:
+        return asked or "float32"
+    if asked is not None and asked != index.dtype:
+        raise CacheError(
+            f"{cache_path} stores its vectors as {index.dtype} and {{param}} asks for {asked}: a cache never mixes "
+            f"them. Omit {{param}} (or give {index.dtype}), or use another cache file.",
+            param="dtype",
+        )
+    return index.dtype
 
 
 def _committed_work(

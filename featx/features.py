@@ -83,8 +83,11 @@ class Features:
         )
 
 
-def load_features(cache: str | os.PathLike) -> Features:
-    """Read a feature cache back: every embedded image file, joined to its vector by content id."""
+def load_features(cache: str | os.PathLike, *, dtype: str = "float32") -> Features:
+    """Read a feature cache back: every embedded image file, joined to its vector by content id.
+
+    ``X`` is float32 whatever the cache stores, unless ``dtype`` asks for another (``"float16"``).
+    """
     index = CacheIndex.read(cache)
     root = Path(str(index.attrs.get("root", "")))
     images = index.images
@@ -92,7 +95,7 @@ def load_features(cache: str | os.PathLike) -> Features:
     rows = np.asarray([row_of.get(i, -1) for i in images.id], dtype=np.int64)
     present = rows >= 0
     images = images.take(present)
-    X = read_vectors(index, rows[present])
+    X = read_vectors(index, rows[present], dtype)
     bad = int((~usable_rows(X)).sum())
     if bad:  # never train on them: a rerun of the embed re-embeds such vectors
         raise CacheError(
