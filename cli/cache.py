@@ -95,6 +95,22 @@ def compact_command(path: CachePath = None) -> None:
         typer.echo(f"{file}: merged {merged} segment(s) into one, dropped {dropped} vector(s) no image refers to")
 
 
+@cache_app.command("export")
+@handle_errors
+def export_command(
+    out: Annotated[Path, typer.Argument(help="The file (parquet) or folder (npy) to write.")],
+    path: Annotated[Path | None, typer.Option("--cache", help="The cache file (default: the one written last).")] = None,
+    format: Annotated[str, typer.Option("--format", help="parquet or npy.")] = "parquet",
+) -> None:
+    """Write id, path, label, split and vector of every embedded image, streamed in chunks."""
+    from featx.cache.export import export_cache
+    from featx.cache.locate import choose_cache
+
+    source = choose_cache(path).path
+    rows = export_cache(source, out, format=format)
+    typer.echo(f"wrote {rows} rows of {source} to {out}")
+
+
 @cache_app.command("rm")
 @handle_errors
 def rm_command(
