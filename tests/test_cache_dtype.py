@@ -59,3 +59,15 @@ def test_another_dtype_on_an_existing_cache_is_one_line_and_a_plain_rerun_keeps_
 def test_an_unknown_dtype_names_the_parameter():
     with pytest.raises(ValueError, match="The 'dtype' parameter must be one of float32, float16; got 'int8'"):
         EmbedOptions(dtype="int8")
+
+
+def test_lazy_features_read_only_the_rows_asked_for(tmp_path):
+    data = make_class_folder(tmp_path / "data", per_class=3)
+    cache_file = tmp_path / "c.h5"
+    _embed(data, cache_file, dtype="float16")
+    eager, lazy = load_features(cache_file), load_features(cache_file, lazy=True)
+    assert lazy.X.shape == eager.X.shape and lazy.X.nbytes == eager.X.nbytes
+    np.testing.assert_array_equal(np.asarray(lazy.X), eager.X)
+    train = lazy.subset(np.arange(len(lazy)) % 2 == 0)  # still lazy: nothing read yet
+    np.testing.assert_array_equal(np.asarray(train.X), eager.X[::2])
+    np.testing.assert_array_equal(np.concatenate(list(lazy.X.batches(4))), eager.X)
