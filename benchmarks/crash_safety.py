@@ -3,7 +3,7 @@
     python benchmarks/crash_safety.py [--images 300] [--resume-images 10000]
 
 1. Overhead: featx's pipeline as shipped (every batch committed as a shard file, then one
-   consolidation) against the same pipeline with shards kept in memory and written once at the
+   commit: a new segment and index) against the same pipeline with shards kept in memory and written once at the
    end (what a tool without crash safety does), on photo-sized JPEGs with MobileNetV2 at 224 px.
    Target: under 5 % fewer images/s.
 2. Resume: a 10,000-image folder is embedded in a subprocess that is SIGKILLed after about half
@@ -32,6 +32,7 @@ from embed_throughput import write_photos  # noqa: E402
 @contextmanager
 def shards_in_memory():
     """Replace shard files by a list: the pipeline without crash safety."""
+    import featx.cache.append as append
     import featx.embedding as embedding
 
     kept: list[tuple[np.ndarray, np.ndarray]] = []
@@ -45,7 +46,9 @@ def shards_in_memory():
 
     with mock.patch.object(embedding, "write_shard", write_shard), \
          mock.patch.object(embedding, "read_shards", read_shards), \
-         mock.patch.object(embedding, "list_shards", lambda *a: []):
+         mock.patch.object(embedding, "list_shards", lambda *a: []), \
+         mock.patch.object(append, "read_shards", read_shards), \
+         mock.patch.object(append, "list_shards", lambda *a: []):
         yield
 
 

@@ -196,55 +196,58 @@ def choose_caches(caches: Sequence[str | os.PathLike] = (), backbones: Sequence[
 
 
 def delete_cache(path: str | os.PathLike) -> None:
-    """Remove a featx cache with its shard folder, temporaries and lock; ``path`` may also name the
-    shard folder or lock that a killed run left. Refuses (CacheError, nothing deleted) anything that
-    is not featx's, and a cache that a run is writing (CacheBusyError)."""
+    """Remove a featx cache with its segment and shard folders, temporaries and lock; ``path`` may
+    also name a folder or lock that a killed run left. Refuses (CacheError, nothing deleted)
+    anything that is not featx's, and a cache that a run is writing (CacheBusyError)."""
     from featx.cache.lock import cache_lock, lock_path
-    from featx.cache.shards import shard_dir
+    from featx.cache.segments import SEGMENT_TYPE, segment_dir
+    from featx.cache.shards import SHARD_TYPE, shard_dir
     from featx.cache.store import remove_stale_temporaries
 
     path = _cache_named_by(Path(path))
-    shards, lock = shard_dir(path), lock_path(path)
-    if not (path.exists() or shards.exists() or lock.exists()):
+    folders = {shard_dir(path): SHARD_TYPE, segment_dir(path): SEGMENT_TYPE}
+    lock = lock_path(path)
+    if not (path.exists() or lock.exists() or any(f.exists() for f in folders)):
         raise CacheError(f"No feature cache at {path}; 'featx cache ls' lists them.")
     if path.exists() and not (path.is_file() and _marked(path, ENCODING_TYPE)):
         raise CacheError(f"{path} is not a featx cache (no {ENCODING_TYPE!r} mark); not deleted.")
-    own_shards = _own_shards(path, shards)
+    owned = {folder: _own_files(path, folder, kind) for folder, kind in folders.items()}
     if lock.exists() and not (lock.is_file() and lock.stat().st_size == 0):
         raise CacheError(f"{lock} is not a featx lock (those are empty files); not deleted.")
     with cache_lock(path, wait=False):
         remove_stale_temporaries(path)
-        for shard in own_shards:
-            shard.unlink(missing_ok=True)
-        if shards.is_dir():
-            with contextlib.suppress(OSError):  # a file put there since the check stays, with its folder
-                shards.rmdir()
-        path.unlink(missing_ok=True)
+        path.unlink(missing_ok=True)  # first: the index, so no reader sees a cache without segments
+        for folder, files in owned.items():
+            for file in files:
+                file.unlink(missing_ok=True)
+            if folder.is_dir():
+                with contextlib.suppress(OSError):  # a file put there since the check stays, with its folder
+                    folder.rmdir()
     lock.unlink(missing_ok=True)
 
 
 def _cache_named_by(path: Path) -> Path:
-    """The cache file that ``path`` names: itself, or the cache of a shard folder or lock file."""
+    """The cache file that ``path`` names: itself, or the cache of a segment or shard folder or lock."""
     from featx.cache.lock import lock_path
+    from featx.cache.segments import segment_dir
     from featx.cache.shards import shard_dir
 
-    cache = path.with_suffix("")  # "x.h5.shards" and "x.h5.lock" belong to "x.h5"
-    return cache if cache.suffix == CACHE_SUFFIX and path in (shard_dir(cache), lock_path(cache)) else path
+    cache = path.with_suffix("")  # "x.h5.shards", "x.h5.segments" and "x.h5.lock" belong to "x.h5"
+    named = (shard_dir(cache), segment_dir(cache), lock_path(cache))
+    return cache if cache.suffix == CACHE_SUFFIX and path in named else path
 
 
-def _own_shards(path: Path, shards: Path) -> list[Path]:
-    """The files of the shard folder of ``path``: featx shards and a killed run's hidden
-    temporaries; a CacheError (nothing deleted) when it holds anything else."""
-    from featx.cache.shards import SHARD_TYPE
-
-    if not shards.exists():
+def _own_files(path: Path, folder: Path, kind: str) -> list[Path]:
+    """The files of a cache's shard or segment ``folder``: featx files of ``kind`` and a killed run's
+    hidden temporaries; a CacheError (nothing deleted) when it holds anything else."""
+    if not folder.exists():
         return []
-    entries = sorted(shards.iterdir()) if shards.is_dir() else [shards]
+    entries = sorted(folder.iterdir()) if folder.is_dir() else [folder]
     for entry in entries:
         temporary = entry.name.startswith(".") and entry.name.endswith(".tmp") and entry.is_file()
-        if not temporary and not (entry.suffix == CACHE_SUFFIX and entry.is_file() and _marked(entry, SHARD_TYPE)):
-            raise CacheError(f"{path} not deleted: its shard folder holds {entry}, which is not a featx "
-                             "shard; move that out first.")
+        if not temporary and not (entry.suffix == CACHE_SUFFIX and entry.is_file() and _marked(entry, kind)):
+            raise CacheError(f"{path} not deleted: its {folder.suffix[1:]} folder holds {entry}, which is not a featx "
+                             f"{kind.rsplit('-', 1)[-1]} file; move that out first.")
     return entries
 
 

@@ -1,20 +1,30 @@
 """The versioned layout of a featx feature cache (HDF5) and the checks made on every read.
 
-Layout, version 1 (all strings UTF-8):
+Layout, version 2 (all strings UTF-8). A cache is an index file ``<name>.h5`` plus a folder of
+immutable segment files ``<name>.h5.segments/<uuid>.h5`` that hold the vectors:
 
-    /                     attrs: encoding-type="featx-feature-cache", encoding-version=1,
+    /                     attrs: encoding-type="featx-feature-cache", encoding-version=2,
                                  fingerprint, config (JSON of the backbone configuration),
-                                 dataset (the DATA path), layout, feature_dim, featx/keras/
-                                 tensorflow versions, updated (ISO time)
+                                 dataset (the DATA path), layout, feature_dim, dtype (how vectors
+                                 are stored: float32 | float16), featx/keras/tensorflow versions, updated
     /classes              (C,)   class names, sorted; a label is an index into it
-    /vectors/id           (M,)   sha256 of an image file's bytes, one row per distinct content
-    /vectors/features     (M, D) float32, chunked: the pooled backbone output for that content
+    /segments/name, rows, size, mtime_ns, digest, attrs   one row per segment file, in order:
+                                 its stat when committed, sha256 of its ids + vector bytes, and the
+                                 JSON of its attributes (fingerprint, and whatever else wrote it)
+    /vectors/id           (M,)   sha256 of an image file's bytes, one row per distinct content, in
+                                 segment order (the rows of segment 0, then segment 1, ...)
+    /vectors/features     (M, D) an HDF5 virtual dataset over the segments' /features: plain h5py
+                                 reads it as one array (a missing segment reads as NaN)
     /images/path          (N,)   path relative to the dataset root, one row per image file
     /images/id            (N,)   content id of that file, joined to /vectors/id (never by order)
     /images/label         (N,)   int32 class index, -1 when unlabelled
     /images/split         (N,)   "train" | "val" | "test" | ""
     /images/size, mtime_ns (N,)  int64 file size and modification time, to skip rehashing
     /skipped/path, id, reason    files that could not be embedded, and why
+
+A segment file: attrs encoding-type="featx-feature-segment", fingerprint; /id (R,) and /features
+(R, D) in the cache's dtype, chunked. Version 1 kept /vectors/features (float32) in the index file
+itself; it is read as one segment and the next embed moves it into one (the upgrade).
 
 Every group carries encoding-type/encoding-version attributes as well. Datasets of fixed-size
 types (ids, vectors, numbers) carry HDF5's per-chunk Fletcher-32 checksum, which HDF5 checks on
@@ -35,7 +45,8 @@ import numpy as np
 from featx.errors import CacheError, CacheNotFoundError, CacheWriteError
 
 ENCODING_TYPE = "featx-feature-cache"
-ENCODING_VERSION = 1
+ENCODING_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # v1 (vectors inside this file) is read, and upgraded by the next embed
 GROUPS = ("vectors", "images", "skipped")
 
 
@@ -56,13 +67,13 @@ def check_schema(h5: h5py.File, path: str | os.PathLike) -> None:
             "Give a file written by 'featx embed'."
         )
     version = int(h5.attrs.get("encoding-version", -1))
-    if version != ENCODING_VERSION:
+    if version not in READABLE_VERSIONS:
         newer = version > ENCODING_VERSION
         raise CacheError(
-            f"{path} was written by cache schema v{version}; this featx reads v{ENCODING_VERSION}. "
+            f"{path} was written by cache schema v{version}; this featx reads v1 to v{ENCODING_VERSION}. "
             + ("Upgrade featx (pip install -U featx)." if newer else "Re-run 'featx embed' to rebuild it.")
         )
-    missing = [g for g in GROUPS if g not in h5]
+    missing = [g for g in GROUPS + (("segments",) if version >= 2 else ()) if g not in h5]
     if missing or "classes" not in h5:
         raise CacheError(
             f"{path} is a damaged featx cache (missing {', '.join(missing) or 'classes'}). "

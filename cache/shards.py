@@ -19,10 +19,15 @@ import numpy as np
 
 from featx._faults import crash_point
 from featx.cache.schema import checksum_options, stamp, write_errors
-from featx.cache.store import usable_block, usable_rows
+from featx.cache.segments import usable_rows
 from featx.cache.tables import ID_DTYPE, STR
 
 SHARD_TYPE = "featx-feature-shard"
+
+
+def usable_block(features, feature_dim: int) -> bool:
+    """Whether a shard's vector dataset has the expected width and dtype (float32)."""
+    return features.ndim == 2 and features.shape[1] == feature_dim and features.dtype == np.float32
 
 
 def shard_dir(cache_path: str | os.PathLike) -> Path:

@@ -1,38 +1,44 @@
-"""Reading and atomically rewriting a committed cache file.
+"""The committed cache: its index file (every table, the list of segments) and reading vectors.
 
-A committed cache is only ever replaced whole: the new content goes to a temporary file in the same
-folder, is flushed to disk, then renamed over the old one, so a crash at any moment leaves either
-the old or the new file, never a half-written one.
+The index, ``<cache>.h5``, is small and only ever replaced whole (:func:`write_index`); the vectors
+live in immutable segment files (``featx.cache.segments``) that it lists. Caches of schema v1 kept
+their vectors in the index file itself: they are read as one segment, and the next embed moves
+them into a segment (the upgrade).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-from featx._faults import crash_point
-from featx.cache.schema import checksum_options, open_cache, read, stamp, write_errors
-from featx.cache.tables import ID_DTYPE, STR, ImageTable, SkipTable
+from featx.cache.atomic import atomic_file
+from featx.cache.schema import checksum_options, open_cache, read, stamp
+from featx.cache.segments import (MAX_MAGNITUDE, CHUNK_ROWS, segment_dir, iter_blocks, read_rows,
+                                  usable_rows)
+from featx.cache.tables import ID_DTYPE, STR, ImageTable, SegmentTable, SkipTable
+from featx.errors import CacheError
 
-CHUNK_ROWS = 256
-MAX_MAGNITUDE = 1e30  # no backbone output comes near: a larger value is damage, not a feature
-
-
-def usable_rows(features: np.ndarray) -> np.ndarray:
-    """Which rows of a (n, D) block are vectors a backbone could have produced: finite, not absurd."""
-    with np.errstate(invalid="ignore"):
-        return (np.abs(features) <= MAX_MAGNITUDE).all(axis=1)  # NaN compares False
+__all__ = ["CHUNK_ROWS", "MAX_MAGNITUDE", "CacheIndex", "Source", "read_vectors", "usable_rows", "write_index"]
 
 
-def usable_block(features, feature_dim: int) -> bool:
-    """Whether a stored vector dataset has the expected width and dtype (float32)."""
-    return features.ndim == 2 and features.shape[1] == feature_dim and features.dtype == np.float32
+@dataclass(frozen=True)
+class Source:
+    """Where rows ``start:stop`` of ``/vectors/id`` have their vectors: a dataset of one file."""
+
+    file: Path
+    dataset: str
+    start: int
+    stop: int
+    segment: int  # row of the segment table; -1 for a v1 cache's own vectors
+    ids_dataset: str = "id"
+
+    def blocks(self, width: int | None = None):
+        return iter_blocks(self.file, self.dataset, self.ids_dataset, width)
 
 
 @dataclass
@@ -43,7 +49,9 @@ class CacheIndex:
     classes: list[str]
     images: ImageTable
     skipped: SkipTable
-    vector_ids: np.ndarray  # S64, row order of /vectors/features
+    vector_ids: np.ndarray  # S64, in segment order
+    segments: SegmentTable = field(default_factory=SegmentTable.empty)
+    version: int = 2
     path: Path | None = None
     config: dict[str, object] = field(default_factory=dict)
 
@@ -51,19 +59,37 @@ class CacheIndex:
     def fingerprint(self) -> str:
         return str(self.attrs.get("fingerprint", ""))
 
+    @property
+    def dtype(self) -> str:
+        """How the vectors are stored: float32 or float16 (reads return float32)."""
+        return str(self.attrs.get("dtype", "float32"))
+
     @classmethod
     def read(cls, path: str | os.PathLike) -> "CacheIndex":
         with open_cache(path) as h5:
             attrs = {key: _plain(value) for key, value in h5.attrs.items()}
+            version = int(attrs.get("encoding-version", 1))
             return cls(
                 attrs=attrs,
                 classes=list(read(h5["classes"])),
                 images=ImageTable.read(h5["images"]),
                 skipped=SkipTable.read(h5["skipped"]),
                 vector_ids=read(h5["vectors/id"]).astype(ID_DTYPE),
+                segments=SegmentTable.read(h5["segments"]) if version >= 2 else SegmentTable.empty(),
+                version=version,
                 path=Path(path),
                 config=json.loads(attrs.get("config", "{}")),
             )
+
+    def sources(self) -> list[Source]:
+        """Where each row of ``vector_ids`` is stored, segment by segment."""
+        if self.version < 2:
+            return [Source(Path(str(self.path)), "vectors/features", 0, len(self.vector_ids), -1, "vectors/id")]
+        folder, start, out = segment_dir(self.path), 0, []
+        for i, (name, rows) in enumerate(zip(self.segments.name, self.segments.rows)):
+            out.append(Source(folder / name, "features", start, start + int(rows), i))
+            start += int(rows)
+        return out
 
 
 def _plain(value):
@@ -74,131 +100,96 @@ def _plain(value):
     return value
 
 
-def read_vectors(path: str | os.PathLike, rows: np.ndarray) -> np.ndarray:
-    """The feature rows at ``rows`` (any order, repeats allowed) of a committed cache."""
-    with open_cache(path) as h5:
-        features = h5["vectors/features"]
-        if len(rows) == 0:
-            return np.zeros((0, features.shape[1]), np.float32)
-        unique, inverse = np.unique(rows, return_inverse=True)
-        if len(unique) > len(features) // 2:
-            return read(features)[rows]
-        return read(features, unique)[inverse]
+def read_vectors(index: CacheIndex, rows: np.ndarray, dtype: str = "float32") -> np.ndarray:
+    """The feature rows at ``rows`` (indices into ``index.vector_ids``; any order, repeats allowed),
+    read across the segments, as ``dtype``."""
+    width = int(index.attrs.get("feature_dim", 0))
+    out = np.zeros((len(rows), width), dtype)
+    rows = np.asarray(rows, np.int64)
+    for source in index.sources():
+        mine = np.flatnonzero((rows >= source.start) & (rows < source.stop))
+        if len(mine):
+            block = read_rows(source.file, source.dataset, rows[mine] - source.start)
+            if block.shape[1] != width:
+                raise CacheError(f"{source.file} holds vectors {block.shape[1]} wide, the cache says {width}; "
+                                 "re-run 'featx embed' to repair the cache.")
+            out[mine] = block
+    return out
 
 
-VectorChunks = Iterable[tuple[np.ndarray, np.ndarray]]  # (ids S64, features float32)
-
-
-def write_cache(
-    path: str | os.PathLike,
+def write_index(
+    path: Path,
     *,
     attrs: dict[str, object],
     classes: list[str],
     images: ImageTable,
     skipped: SkipTable,
-    vectors: VectorChunks,
+    segments: SegmentTable,
+    vector_ids: np.ndarray,
     feature_dim: int,
-) -> int:
-    """Write a complete cache to a temporary file and rename it over ``path``; returns the rows."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with write_errors(path.parent), h5py.File(tmp, "w") as h5:
-            stamp(h5)
-            for key, value in attrs.items():
+    dtype: str,
+) -> None:
+    """Replace the index file at ``path`` atomically; it lists ``segments`` (already committed)."""
+    with atomic_file(path, before_rename="index-written") as tmp, h5py.File(tmp, "w") as h5:
+        for key, value in {**attrs, "feature_dim": feature_dim, "dtype": dtype}.items():
+            if not key.startswith("encoding-"):
                 h5.attrs[key] = value
-            h5.create_dataset("classes", data=np.asarray(classes, dtype=object), dtype=STR)
-            group = h5.create_group("vectors")
+        stamp(h5)
+        h5.create_dataset("classes", data=np.asarray(classes, dtype=object), dtype=STR)
+        group = h5.create_group("vectors")
+        stamp(group)
+        ids = group.create_dataset("id", shape=(len(vector_ids),), maxshape=(None,), dtype=ID_DTYPE, chunks=(1024,),
+                                   **checksum_options(ID_DTYPE))
+        ids[:] = np.asarray(vector_ids, ID_DTYPE)
+        _virtual_features(group, path, segments, feature_dim, dtype)
+        for name, table in (("images", images), ("skipped", skipped), ("segments", segments)):
+            group = h5.create_group(name)
             stamp(group)
-            rows = _write_vectors(group, vectors, feature_dim)
-            for name, table in (("images", images), ("skipped", skipped)):
-                group = h5.create_group(name)
-                stamp(group)
-                table.write(group)
-        with write_errors(path.parent):
-            _fsync(tmp)
-            crash_point("consolidate-written")
-            os.replace(tmp, path)
-            _fsync_dir(path.parent)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return rows
+            table.write(group)
 
 
-def _write_vectors(group: h5py.Group, chunks: VectorChunks, feature_dim: int) -> int:
-    if feature_dim < 1:
-        raise ValueError(f"feature_dim must be positive to write vectors; got {feature_dim}.")
-    ids = group.create_dataset("id", shape=(0,), maxshape=(None,), dtype=ID_DTYPE, chunks=(4096,),
-                               **checksum_options(ID_DTYPE))
-    features = group.create_dataset(
-        "features",
-        shape=(0, feature_dim),
-        maxshape=(None, feature_dim),
-        dtype=np.float32,
-        chunks=(CHUNK_ROWS, feature_dim),
-        **checksum_options(np.float32),
-    )
-    rows = 0
-    for chunk_ids, chunk_features in chunks:
-        count = len(chunk_ids)
-        if count == 0:
-            continue
-        ids.resize((rows + count,))
-        features.resize((rows + count, feature_dim))
-        ids[rows:] = chunk_ids
-        features[rows:] = chunk_features
-        rows += count
-        crash_point("consolidate-writing")
-    return rows
-
-
-def iter_cache_vectors(path: str | os.PathLike) -> VectorChunks:
-    """Stream a committed cache's usable (ids, features) in blocks.
-
-    Vectors of the wrong width or dtype, non-finite or absurd ones (:func:`usable_rows`) are left
-    out: to a rerun they are not embedded, so it embeds them again. A damaged chunk raises CacheError.
-    """
-    with open_cache(path) as h5:
-        ids = h5["vectors/id"]
-        features = h5["vectors/features"]
-        if not usable_block(features, int(h5.attrs.get("feature_dim", -1))) or len(features) != len(ids):
-            return
-        block = CHUNK_ROWS * 16
-        for start in range(0, len(ids), block):
-            stop = min(start + block, len(ids))
-            chunk = read(features, np.s_[start:stop])
-            keep = usable_rows(chunk)
-            yield read(ids, np.s_[start:stop]).astype(ID_DTYPE)[keep], chunk[keep]
+def _virtual_features(group: h5py.Group, path: Path, segments: SegmentTable, width: int, dtype: str) -> None:
+    """``/vectors/features``: an HDF5 virtual dataset over the segments (row i is ``/vectors/id``'s
+    row i), so plain h5py reads the whole cache as one array; a missing segment reads as NaN."""
+    total = int(segments.rows.sum())
+    if total == 0:
+        group.create_dataset("features", shape=(0, width), dtype=dtype)
+        return
+    layout = h5py.VirtualLayout(shape=(total, width), dtype=dtype)
+    start = 0
+    for name, rows in zip(segments.name, segments.rows):
+        rows = int(rows)
+        layout[start : start + rows] = h5py.VirtualSource(f"{segment_dir(path).name}/{name}", "features",
+                                                          shape=(rows, width), dtype=dtype)
+        start += rows
+    group.create_virtual_dataset("features", layout, fillvalue=np.nan)
 
 
 def remove_stale_temporaries(cache_path: str | os.PathLike) -> None:
-    """Delete temporary files that killed runs left beside the cache (call under the lock)."""
+    """Delete what killed runs left beside the cache (call under the lock): temporary files, and
+    segments that no committed index lists (written by a run killed before its index was)."""
     from featx.cache.shards import shard_dir
 
     cache_path = Path(cache_path)
     stale = list(cache_path.parent.glob(f".{cache_path.name}.*.tmp"))
-    folder = shard_dir(cache_path)
+    for folder in (shard_dir(cache_path), segment_dir(cache_path)):
+        if folder.is_dir():
+            stale += list(folder.glob(".*.tmp"))
+    folder = segment_dir(cache_path)
     if folder.is_dir():
-        stale += list(folder.glob(".*.tmp"))
+        listed = _listed_segments(cache_path)
+        if listed is not None:
+            stale += [p for p in folder.glob("*.h5") if p.name not in listed]
     for path in stale:
         path.unlink(missing_ok=True)
 
 
-def _fsync(path: Path) -> None:
-    with open(path, "rb+") as handle:
-        os.fsync(handle.fileno())
-
-
-def _fsync_dir(folder: Path) -> None:
+def _listed_segments(cache_path: Path) -> set[str] | None:
+    """The segment names the committed index lists; None when it cannot be read (keep them all)."""
+    if not cache_path.exists():
+        return set()
     try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+        with open_cache(cache_path) as h5:
+            return set(read(h5["segments/name"]).tolist()) if "segments" in h5 else set()
+    except (CacheError, OSError, KeyError):  # a damaged index: keep every segment a repair could use
+        return None

@@ -42,11 +42,18 @@ class Table:
         return cls(**{f.name: np.asarray(read(group[f.name])) for f in fields(cls)})
 
     @classmethod
+    def concat(cls, tables: list["Table"]) -> "Table":
+        """The rows of ``tables``, one after the other."""
+        if not tables:
+            return cls.empty()
+        return cls(**{f.name: np.concatenate([getattr(t, f.name) for t in tables]) for f in fields(cls)})
+
+    @classmethod
     def empty(cls) -> "Table":
         return cls(**{f.name: np.asarray([], dtype=_EMPTY_DTYPES.get(f.name, object)) for f in fields(cls)})
 
 
-_EMPTY_DTYPES = {"id": ID_DTYPE, "label": np.int32, "size": np.int64, "mtime_ns": np.int64}
+_EMPTY_DTYPES = {"id": ID_DTYPE, "label": np.int32, "size": np.int64, "mtime_ns": np.int64, "rows": np.int64}
 
 
 @dataclass
@@ -68,3 +75,20 @@ class SkipTable(Table):
     path: np.ndarray
     id: np.ndarray
     reason: np.ndarray
+
+
+@dataclass
+class SegmentTable(Table):
+    """One row per segment file of a committed cache, in the order of ``/vectors/id``.
+
+    ``size`` and ``mtime_ns`` are the file's when it was committed (a rerun trusts a segment whose
+    stat still matches), ``digest`` the sha256 of its ids and vector bytes, and ``attrs`` the JSON of
+    the segment file's own attributes (what wrote it; open to more keys).
+    """
+
+    name: np.ndarray  # object (str), file name in the cache's segment folder
+    rows: np.ndarray  # int64
+    size: np.ndarray  # int64
+    mtime_ns: np.ndarray  # int64
+    digest: np.ndarray  # object (str)
+    attrs: np.ndarray  # object (str), JSON

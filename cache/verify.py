@@ -11,7 +11,8 @@ import numpy as np
 
 from featx.cache.schema import has_checksums, open_cache, read
 from featx.cache.shards import list_shards
-from featx.cache.store import CHUNK_ROWS, MAX_MAGNITUDE, CacheIndex, usable_rows
+from featx.cache.segments import MAX_MAGNITUDE, check_blocks
+from featx.cache.store import CacheIndex
 from featx.config import fingerprint_of, sha256_file
 from featx.datasets import SPLITS
 from featx.errors import CacheError
@@ -63,24 +64,43 @@ def _structure(index: CacheIndex) -> list[str]:
 
 
 def _vectors(path: str | os.PathLike, index: CacheIndex, notes: list[str]) -> list[str]:
-    """Problems of /vectors/features, read whole (every chunk's checksum checked)."""
+    """Problems of the vectors, every segment read whole (every chunk's checksum checked, its digest
+    compared with the one the index recorded)."""
     problems = []
-    with open_cache(path) as h5:
-        features = h5["vectors/features"]
-        if not has_checksums(features):
-            notes.append("no checksums: written by an older featx; re-embed to add them")
-        expected = int(index.attrs.get("feature_dim", -1))
-        if features.ndim != 2 or features.shape[0] != len(index.vector_ids) or features.shape[1] != expected:
-            return [f"/vectors/features has shape {features.shape}, expected ({len(index.vector_ids)}, {expected})"]
-        if features.dtype != np.float32:
-            problems.append(f"/vectors/features is {features.dtype}, expected float32")
-        bad = 0
-        block = CHUNK_ROWS * 16
-        for start in range(0, features.shape[0], block):
-            bad += int((~usable_rows(read(features, np.s_[start : start + block]))).sum())
-        if bad:
-            problems.append(f"{bad} vectors contain NaN, infinite or absurd values (magnitude above {MAX_MAGNITUDE:g})")
+    expected = int(index.attrs.get("feature_dim", -1))
+    if index.version < 2:
+        notes.append(f"cache schema v{index.version}: the next 'featx embed' upgrades it to appended segments")
+        with open_cache(path) as h5:
+            if not has_checksums(h5["vectors/features"]):
+                notes.append("no checksums: written by an older featx; re-embed to add them")
+    if int(index.segments.rows.sum()) != len(index.vector_ids) and index.version >= 2:
+        return [f"the segments hold {int(index.segments.rows.sum())} rows, /vectors/id {len(index.vector_ids)}"]
+    bad = 0
+    for source in index.sources():
+        ids = index.vector_ids[source.start : source.stop]
+        try:
+            mask, digest = check_blocks(_same_ids(source.blocks(expected), ids, source.file))
+        except CacheError as exc:
+            problems.append(str(exc))
+            continue
+        bad += int((~mask).sum())
+        if source.segment >= 0 and digest != index.segments.digest[source.segment]:
+            problems.append(f"{source.file} does not hold the vectors committed (its digest differs)")
+    if bad:
+        problems.append(f"{bad} vectors contain NaN, infinite or absurd values (magnitude above {MAX_MAGNITUDE:g})")
     return problems
+
+
+def _same_ids(blocks, ids, file):
+    """Pass the blocks through, checking that they hold ``ids`` in order."""
+    offset = 0
+    for block_ids, features in blocks:
+        if not np.array_equal(block_ids, ids[offset : offset + len(block_ids)]):
+            raise CacheError(f"{file} holds other content ids than /vectors/id lists for it")
+        offset += len(block_ids)
+        yield block_ids, features
+    if offset != len(ids):
+        raise CacheError(f"{file} holds {offset} vectors, /vectors/id lists {len(ids)} for it")
 
 
 def _hashes(index: CacheIndex) -> list[str]:

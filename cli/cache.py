@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from featx.cache.append import compact_cache
 from featx.cache.locate import cache_files, cache_folder, delete_cache, find_caches, summarize
 from featx.cache.verify import verify_cache
 from featx.cli.app import EXIT_USAGE, cache_app, fail, handle_errors, print_json
@@ -79,6 +80,35 @@ def verify_command(
                 typer.echo(f"  {line}")
     if any(problems for problems, _ in results.values()):
         raise typer.Exit(1)
+
+
+@cache_app.command("compact")
+@handle_errors
+def compact_command(path: CachePath = None) -> None:
+    """Merge a cache's segments into one and drop vectors no image refers to (saves space and files;
+    never needed for correctness). Waits for a running embed of that cache."""
+    files = cache_files(path)
+    if not files:
+        raise fail(f"No feature caches in {cache_folder(path)}.")
+    for file in files:
+        merged, dropped = compact_cache(file)
+        typer.echo(f"{file}: merged {merged} segment(s) into one, dropped {dropped} vector(s) no image refers to")
+
+
+@cache_app.command("export")
+@handle_errors
+def export_command(
+    out: Annotated[Path, typer.Argument(help="The file (parquet) or folder (npy) to write.")],
+    path: Annotated[Path | None, typer.Option("--cache", help="The cache file (default: the one written last).")] = None,
+    format: Annotated[str, typer.Option("--format", help="parquet or npy.")] = "parquet",
+) -> None:
+    """Write id, path, label, split and vector of every embedded image, streamed in chunks."""
+    from featx.cache.export import export_cache
+    from featx.cache.locate import choose_cache
+
+    source = choose_cache(path).path
+    rows = export_cache(source, out, format=format)
+    typer.echo(f"wrote {rows} rows of {source} to {out}")
 
 
 @cache_app.command("rm")

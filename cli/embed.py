@@ -52,6 +52,11 @@ def embed_command(
     max_pixels: Annotated[
         int, typer.Option("--max-pixels", help="Skip images with more pixels than this (decompression bombs).")
     ] = DEFAULT_MAX_PIXELS,
+    dtype: Annotated[
+        str | None,
+        typer.Option(help="How the cache stores vectors: float32 or float16 (half the size, within 1e-3). "
+                     "Default: the cache's own, float32 for a new cache."),
+    ] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Exit 1 when any image was skipped.")] = False,
     no_wait: Annotated[
         bool, typer.Option("--no-wait", help="Stop at once if another run is updating the same cache.")
@@ -62,7 +67,7 @@ def embed_command(
     """Embed every image of DATA once into the feature cache; reruns embed only what changed."""
     options = EmbedOptions(
         backbone=backbone, weights=weights, seed=seed, image_size=image_size, resize=resize, pooling=pooling,
-        preprocess=preprocess, batch_size=batch_size, workers=workers, max_pixels=max_pixels,
+        preprocess=preprocess, batch_size=batch_size, workers=workers, max_pixels=max_pixels, dtype=dtype,
     )
     with progress_bar(enabled=not (quiet or as_json)) as progress:
         report = update_cache(data, options, cache=cache, progress=progress, wait=not no_wait, on_wait=info)

@@ -32,6 +32,7 @@ def embed(
     batch_size: int = 32,
     workers: int | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    dtype: str | None = None,
     cache: str | os.PathLike | None = None,
     wait: bool = True,
     progress: Callable[[int], ProgressCallback] | None = None,
@@ -44,10 +45,12 @@ def embed(
     Reruns embed only new or changed files; ``features.report`` says what this run did
     (embedded, reused, skipped). ``cache`` is a cache folder or ``.h5`` file (default
     ``$FEATX_CACHE_DIR`` or ``.featx``); ``wait=False`` fails at once when another run holds it.
+    ``dtype="float16"`` stores the vectors at half the size; the features returned are float32.
     """
     options = EmbedOptions(
         backbone=backbone, weights=weights, image_size=image_size, resize=resize, pooling=pooling,
         preprocess=preprocess, seed=seed, batch_size=batch_size, workers=workers, max_pixels=max_pixels,
+        dtype=dtype,
     )
     report = update_cache(data, options, cache=cache, progress=progress, wait=wait)
     return replace(load_features(report.cache_path), report=report)
@@ -83,4 +86,4 @@ def embed_files(
     id_of = dict(zip(index.images.path, index.images.id.tolist()))
     rows = np.asarray([row_of.get(id_of.get(r.path), -1) for r in files.records], dtype=np.int64)
     ok = rows >= 0
-    return FileVectors(X=read_vectors(cache_path, rows[ok]), ok=ok, skipped=report.skipped)
+    return FileVectors(X=read_vectors(index, rows[ok]), ok=ok, skipped=report.skipped)

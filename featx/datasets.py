@@ -86,7 +86,7 @@ def scan_dataset(data: str | os.PathLike) -> Dataset:
 class _Found(NamedTuple):
     """An image as a scan found it, before the checks of :func:`_dataset`."""
 
-    path: Path
+    path: Path | str
     label: int
     split: str
     row: int = 0  # its line in a manifest (0 for folders), to name it in messages
@@ -162,7 +162,7 @@ def collect_image_files(inputs: Sequence[str | os.PathLike]) -> list[Path]:
         path = Path(os.path.expanduser(os.fspath(item)))
         if path.is_dir():
             try:
-                candidates = list(_walk_images(path))
+                candidates = [Path(p) for p in _walk_images(path)]
             except OSError as exc:
                 raise _unreadable(exc, path) from None
         elif path.is_file():
@@ -249,7 +249,7 @@ def _one_per_file(root: Path, source: Path, classes: tuple[str, ...],
     names both places. Found twice alike, it is a warning: a repeated manifest row is used once; a
     link in a folder is a second name the user made, so both paths stay (one vector, two rows)."""
     first: dict[str, _Found] = {}
-    real_dirs: dict[str, str] = {}
+    real_dirs: dict[str, tuple[str, frozenset[str] | None]] = {}
     kept, doubles = [], []
     for entry in found:
         seen = first.setdefault(_real_file(entry.path, real_dirs), entry)
@@ -294,17 +294,34 @@ def _conflict(root: Path, source: Path, classes: tuple[str, ...], seen: _Found, 
             f"({what(entry)}) are the same file, reached twice through a link; {rule}: remove the link.")
 
 
-def _real_file(path: Path, real_dirs: dict[str, str]) -> str:
-    """The real path of ``path`` (links resolved), resolving each folder only once."""
-    folder, name = os.path.split(os.path.normpath(os.path.abspath(path)))
+def _real_file(path: Path | str, real_dirs: dict[str, tuple[str, frozenset[str] | None]]) -> str:
+    """The real path of ``path`` (links resolved), resolving each folder and listing its links only
+    once (the listing says which names are links: no system call per file)."""
+    folder, name = os.path.split(os.path.abspath(path))
     if folder not in real_dirs:
-        real_dirs[folder] = os.path.realpath(folder)
-    full = os.path.join(real_dirs[folder], name)
-    return os.path.realpath(full) if os.path.islink(full) else full
+        real_dirs[folder] = (os.path.realpath(folder), _links_in(folder))
+    real, links = real_dirs[folder]
+    full = os.path.join(real, name)
+    is_link = os.path.islink(full) if links is None else name in links
+    return os.path.realpath(full) if is_link else full
+
+
+def _links_in(folder: str) -> frozenset[str] | None:
+    """The names of the symbolic links in ``folder``; None when it cannot be listed."""
+    try:
+        with os.scandir(folder) as entries:
+            return frozenset(e.name for e in entries if e.is_symlink())
+    except OSError:
+        return None
 
 
 def _relative(path: Path, root: Path) -> str:
     """`path` relative to `root` with "/" separators, or absolute when it lies outside root."""
+    text, prefix = str(path), str(root).rstrip(os.sep) + os.sep
+    if os.sep == "/" and text.startswith(prefix):  # the common case, found by walking root: no relpath
+        rest = text[len(prefix):]
+        if rest and rest == os.path.normpath(rest) and not rest.startswith(os.pardir):
+            return rest
     full = os.path.normpath(os.path.join(root, path))
     relative = os.path.relpath(full, root)
     if relative == os.pardir or relative.startswith(os.pardir + os.sep):
@@ -326,35 +343,40 @@ def _image_names(folder: Path) -> list[str]:
         return sorted(e.name for e in entries if is_image_file(e.name) and (e.is_file() or e.is_symlink()))
 
 
-def _walk_images(folder: Path, fences: Sequence[str] = ()) -> Iterator[Path]:
-    """Image files under `folder` in a stable order; follows symlinks, not loops; skips hidden.
+def _walk_images(folder: Path, fences: Sequence[str] = ()) -> Iterator[str]:
+    """Image files under `folder` in a stable order (paths as strings: a scan of millions builds
+    no Path objects); follows symlinks, not loops; skips hidden.
 
     A folder that cannot be read raises OSError. A folder that resolves to one of ``fences`` (real
     paths: the data folder, the split folders) or above one is a link back into the dataset, which
     would read its images again under this class: a :class:`DatasetError`.
     """
     seen: set[str] = set()
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True, onerror=_raise):
+
+    def visit(dirpath: str) -> Iterator[str]:
         real = os.path.realpath(dirpath)
         if real in seen:
-            dirnames.clear()
-            continue
+            return
         seen.add(real)
         if any(fence == real or fence.startswith(real.rstrip(os.sep) + os.sep) for fence in fences):
             raise DatasetError(
                 f"{dirpath} is a link to {real}, the data folder or a folder above it, so its images "
                 "would be read again under another class: remove the link, or move it out of the data folder."
             )
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        yield from (Path(dirpath, f) for f in sorted(filenames)
-                    if is_image_file(f) and _file_or_link(os.path.join(dirpath, f)))
+        with os.scandir(dirpath) as entries:  # an unreadable folder raises: never a silent gap
+            entries = sorted(entries, key=lambda e: e.name)
+        folders = [e.name for e in entries if not e.name.startswith(".") and _is_dir(e)]
+        # the directory listing says what is a file or a link: no stat per regular file
+        yield from (os.path.join(dirpath, e.name) for e in entries
+                    if is_image_file(e.name) and not _is_dir(e) and (e.is_file() or e.is_symlink()))
+        for name in folders:  # symlinked folders are followed (loops are not)
+            yield from visit(os.path.join(dirpath, name))
+
+    yield from visit(os.fspath(folder))
 
 
-def _raise(error: OSError) -> None:
-    """``os.walk``'s error handler: an unreadable folder is an error, never a silent gap."""
-    raise error
-
-
-def _file_or_link(path: str) -> bool:
-    """A regular file, or a symlink (a broken one is reported as skipped by the embedder)."""
-    return os.path.isfile(path) or os.path.islink(path)
+def _is_dir(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False

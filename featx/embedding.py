@@ -1,9 +1,9 @@
 """Embedding a dataset into its feature cache: find what is new, embed only that, commit atomically.
 
-The committed cache is never written in place. Finished batches become shards (see
-``featx.cache.shards``); at the end one consolidation writes a complete new cache file and renames
-it over the old one. A run that is killed loses at most the batch in flight, and the next run
-picks up the shards it left.
+Committed files are never written in place. Finished batches become shards (see
+``featx.cache.shards``); at the end the run's vectors become one new segment and the small index is
+replaced (``featx.cache.append``). A run that is killed loses at most the batch in flight, and the
+next run picks up the shards it left.
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ from featx._versions import recorded_versions
 from featx.backbones import get_backbone
 from featx.cache.locate import cache_path_for
 from featx.cache.lock import cache_lock
-from featx.cache.shards import list_shards, read_shards, remove_shards, shard_dir, shard_width, write_shard
-from featx.cache.store import CacheIndex, iter_cache_vectors, remove_stale_temporaries, write_cache
+from featx.cache.append import SegmentPlan, commit, plan_segments
+from featx.cache.shards import list_shards, read_shards, shard_width, write_shard
+from featx.cache.store import CacheIndex, remove_stale_temporaries
 from featx.cache.tables import ID_DTYPE, ImageTable, SkipTable, id_column, str_column
 from featx.config import EmbedConfig
 from featx.datasets import LOOSE_FILES, Dataset, scan_dataset
@@ -123,10 +124,12 @@ def _update(dataset: Dataset, config: EmbedConfig, cache_path: Path, run: RunOpt
             "choose another cache file ({param}) or delete this one.", param="cache",
         )
     _check_same_dataset(index, cache_path, dataset)
+    dtype = _dtype(index, run.dtype, cache_path)
     images, unreadable = index_files(dataset.root, dataset.records, index.images if index else None,
                                      run.decode_workers)
     feature_dim = _known_width(index, config, cache_path)
-    have, failed_ids = _committed_work(index, cache_path, fingerprint, feature_dim)
+    plan = plan_segments(index, feature_dim)
+    have, failed_ids = _committed_work(index, plan, cache_path, fingerprint, feature_dim)
     reused_ids = have.copy()
     not_as_planned: dict[bytes, str] = {}  # read but not decoded this run: says nothing of the content
 
@@ -156,8 +159,12 @@ def _update(dataset: Dataset, config: EmbedConfig, cache_path: Path, run: RunOpt
             if advance:
                 advance(len(ids) + len(failures))
 
+    warnings = dataset.warnings
+    if index is not None and index.version < 2:
+        warnings += (f"upgraded {cache_path} from cache schema v{index.version} (one file, rewritten on "
+                     "every run) to v2 (appended segments)",)
     report = EmbedReport(cache_path=cache_path, images=len(images) + len(unreadable), feature_dim=feature_dim,
-                         warnings=dataset.warnings)
+                         warnings=warnings)
     skipped_rows = [(p, b"", r) for p, r in unreadable]
     for row, (path, content_id) in enumerate(zip(images.path, images.id.tolist())):
         if content_id in reused_ids:
@@ -181,10 +188,9 @@ def _update(dataset: Dataset, config: EmbedConfig, cache_path: Path, run: RunOpt
         id=np.asarray([i for _, i, _ in skipped_rows], dtype=ID_DTYPE),
         reason=str_column(r for _, _, r in skipped_rows),
     )
-    if _changed(index, cache_path, images, skipped, dataset):
-        attrs = _attrs(dataset, config, feature_dim)
-        commit(cache_path, index, attrs, list(dataset.classes), images, skipped, feature_dim,
-               prune=not dataset.is_loose_files, embedded=embedded)
+    if _changed(index, plan, cache_path, images, skipped, dataset):
+        commit(cache_path, index, plan, attrs=_attrs(dataset, config, feature_dim), classes=list(dataset.classes),
+               images=images, skipped=skipped, feature_dim=feature_dim, dtype=dtype, embedded=embedded)
     return report
 
 
@@ -202,25 +208,36 @@ def _check_same_dataset(index: CacheIndex | None, cache_path: Path, dataset: Dat
 
 
 def _known_width(index: CacheIndex | None, config: EmbedConfig, cache_path: Path) -> int:
-    """The vector width, known without building the backbone: from the committed cache, the
-    backbone table, or the shards a killed first run left (0 when only the backbone can tell)."""
-    if index is not None and int(index.attrs.get("feature_dim", 0)) > 0:
-        return int(index.attrs["feature_dim"])
+    """The vector width, known without building the backbone: from the backbone table, the
+    committed cache, or the shards a killed first run left (0 when only the backbone can tell)."""
     if not config.is_custom:
         return get_backbone(config.backbone).feature_dim
+    if index is not None and int(index.attrs.get("feature_dim", 0)) > 0:
+        return int(index.attrs["feature_dim"])
     return shard_width(cache_path, config.fingerprint)
 
 
+def _dtype(index: CacheIndex | None, asked: str | None, cache_path: Path) -> str:
+    """How this cache stores vectors: its own dtype; ``asked`` (float32 if None) for a new cache.
+    Asking another dtype of an existing cache is refused: a cache never mixes them."""
+    if index is None:
+        return asked or "float32"
+    if asked is not None and asked != index.dtype:
+        raise CacheError(
+            f"{cache_path} stores its vectors as {index.dtype} and {{param}} asks for {asked}: a cache never mixes "
+            f"them. Omit {{param}} (or give {index.dtype}), or use another cache file.",
+            param="dtype",
+        )
+    return index.dtype
+
+
 def _committed_work(
-    index: CacheIndex | None, cache_path: Path, fingerprint: str, feature_dim: int
+    index: CacheIndex | None, plan: SegmentPlan, cache_path: Path, fingerprint: str, feature_dim: int
 ) -> tuple[set[bytes], dict[bytes, str]]:
     """Content ids that already have a usable vector, and those known not to decode (with reasons),
-    from the committed cache and from shards left by earlier (possibly killed) runs. Vectors of the
-    wrong width or dtype, non-finite or absurd ones do not count: they are embedded again."""
-    have: set[bytes] = set()
-    if index is not None:
-        for ids, _ in iter_cache_vectors(cache_path):
-            have.update(ids.tolist())
+    from the committed segments (:func:`plan_segments`: no vector is read while their stat is
+    unchanged) and from shards left by earlier (possibly killed) runs."""
+    have = set(plan.have)
     failed: dict[bytes, str] = {}
     if index is not None:
         failed.update((i, r) for i, r in zip(index.skipped.id.tolist(), index.skipped.reason) if i)
@@ -243,8 +260,9 @@ def _embed(
         yield ids, vectors, failures
 
 
-def _changed(index: CacheIndex | None, cache_path: Path, images: ImageTable, skipped: SkipTable, dataset: Dataset) -> bool:
-    if index is None or list_shards(cache_path):
+def _changed(index: CacheIndex | None, plan: SegmentPlan, cache_path: Path, images: ImageTable, skipped: SkipTable,
+             dataset: Dataset) -> bool:
+    if index is None or index.version < 2 or plan.changes_index or list_shards(cache_path):
         return True
     if list(index.classes) != list(dataset.classes) or str(index.attrs.get("root")) != str(dataset.root):
         return True
@@ -271,62 +289,3 @@ def _attrs(dataset: Dataset, config: EmbedConfig, feature_dim: int) -> dict[str,
         "updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         **recorded_versions(),
     }
-
-
-def commit(
-    cache_path: Path,
-    index: CacheIndex | None,
-    attrs: dict[str, object],
-    classes: list[str],
-    images: ImageTable,
-    skipped: SkipTable,
-    feature_dim: int,
-    *,
-    prune: bool,
-    embedded: set[bytes] = frozenset(),
-) -> None:
-    """Merge the committed vectors and all shards into a new cache file, then drop the shards.
-
-    With ``prune``, vectors no longer referenced by ``images`` are dropped (removed files). The new
-    file must hold a vector for every id in ``embedded`` (this run's) and every image not skipped;
-    if one is missing (its shard was deleted meanwhile) CacheError, and the committed cache stays.
-    """
-    shards = list_shards(cache_path)
-    wanted = set(images.id.tolist()) if prune else None
-    skipped_paths = set(skipped.path.tolist())
-    needed = set(embedded) | {i for p, i in zip(images.path, images.id.tolist()) if p not in skipped_paths}
-
-    def chunks() -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        seen: set[bytes] = set()
-        sources = []
-        if index is not None:
-            sources.append(iter_cache_vectors(cache_path))
-        sources.append((ids, features) for _, ids, features, _, _ in
-                       read_shards(cache_path, attrs["fingerprint"], width=feature_dim))
-        for source in sources:
-            for ids, features in source:
-                keep = np.asarray(
-                    [i not in seen and (wanted is None or i in wanted) for i in ids.tolist()], dtype=bool
-                )
-                if keep.any():
-                    seen.update(ids[keep].tolist())
-                    yield ids[keep], features[keep]
-        missing = needed - seen
-        if missing:  # raised before the rename: the committed cache is left as it was
-            raise CacheError(
-                f"{len(missing)} vector(s) embedded for {cache_path} are gone (their shard files in "
-                f"{shard_dir(cache_path)} were deleted during the run); the committed cache is unchanged: "
-                "re-run 'featx embed' to embed them again."
-            )
-
-    write_cache(
-        cache_path,
-        attrs=attrs,
-        classes=classes,
-        images=images,
-        skipped=skipped,
-        vectors=chunks(),
-        feature_dim=feature_dim,
-    )
-    crash_point("consolidate-committed")
-    remove_shards(shards)

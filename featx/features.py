@@ -83,8 +83,45 @@ class Features:
         )
 
 
-def load_features(cache: str | os.PathLike) -> Features:
-    """Read a feature cache back: every embedded image file, joined to its vector by content id."""
+class LazyVectors:
+    """The vectors of some cache rows, read only when asked: ``X[rows]`` is another LazyVectors,
+    ``np.asarray(X)`` reads them all, :meth:`batches` reads ``size`` rows at a time (memory holds
+    one batch, so a cache bigger than RAM still opens and streams)."""
+
+    def __init__(self, index: CacheIndex, rows: np.ndarray, dtype: str = "float32"):
+        self._index, self._rows, self.dtype = index, np.asarray(rows, np.int64), np.dtype(dtype)
+        self.shape = (len(self._rows), int(index.attrs.get("feature_dim", 0)))
+        self.ndim = 2
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    @property
+    def nbytes(self) -> int:
+        """What reading them all would take in memory."""
+        return self.shape[0] * self.shape[1] * self.dtype.itemsize
+
+    def __getitem__(self, key) -> "LazyVectors | np.ndarray":
+        if isinstance(key, (int, np.integer)):
+            return read_vectors(self._index, self._rows[[key]], str(self.dtype))[0]
+        return LazyVectors(self._index, self._rows[key], str(self.dtype))
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        return read_vectors(self._index, self._rows, str(dtype or self.dtype))
+
+    def batches(self, size: int = 8192):
+        """The vectors in order, ``size`` rows at a time."""
+        for start in range(0, len(self._rows), size):
+            yield read_vectors(self._index, self._rows[start : start + size], str(self.dtype))
+
+
+def load_features(cache: str | os.PathLike, *, dtype: str = "float32", lazy: bool = False) -> Features:
+    """Read a feature cache back: every embedded image file, joined to its vector by content id.
+
+    ``X`` is float32 whatever the cache stores, unless ``dtype`` asks for another (``"float16"``).
+    With ``lazy`` it is a :class:`LazyVectors` that reads rows when asked (the finiteness check is
+    then left to the rows' reader: each segment's rows were checked when it was written).
+    """
     index = CacheIndex.read(cache)
     root = Path(str(index.attrs.get("root", "")))
     images = index.images
@@ -92,8 +129,8 @@ def load_features(cache: str | os.PathLike) -> Features:
     rows = np.asarray([row_of.get(i, -1) for i in images.id], dtype=np.int64)
     present = rows >= 0
     images = images.take(present)
-    X = read_vectors(cache, rows[present])
-    bad = int((~usable_rows(X)).sum())
+    X = LazyVectors(index, rows[present], dtype) if lazy else read_vectors(index, rows[present], dtype)
+    bad = 0 if lazy else int((~usable_rows(X)).sum())
     if bad:  # never train on them: a rerun of the embed re-embeds such vectors
         raise CacheError(
             f"{cache} holds {bad} vectors with NaN, infinite or absurd values (magnitude above "

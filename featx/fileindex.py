@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+import os
 from pathlib import Path
+from stat import S_ISREG
 
 import numpy as np
 
 from featx.cache.tables import ID_DTYPE, ImageTable, id_column, str_column
 from featx.config import sha256_file
 from featx.datasets import ImageRecord
+
+CHUNK = 256  # files per thread task
 
 
 def os_reason(exc: OSError) -> str:
@@ -43,22 +47,25 @@ def index_files(
         }
 
     def one(record: ImageRecord) -> tuple[int, int, bytes] | str:
-        path = root / record.path
+        path = os.path.join(root, record.path)
         try:
-            stat = path.stat()
-            if not path.is_file():
+            stat = os.stat(path)
+            if not S_ISREG(stat.st_mode):
                 return "not a regular file"
             seen = known.get(record.path)
             if seen is not None and seen[0] == stat.st_size and seen[1] == stat.st_mtime_ns:
                 return seen
-            return stat.st_size, stat.st_mtime_ns, sha256_file(path).encode()
+            return stat.st_size, stat.st_mtime_ns, sha256_file(Path(path)).encode()
         except OSError as exc:
-            if isinstance(exc, FileNotFoundError) and path.is_symlink():
+            if isinstance(exc, FileNotFoundError) and os.path.islink(path):
                 return "broken symbolic link"
             return os_reason(exc)
 
+    def some(start: int) -> list[tuple[int, int, bytes] | str]:  # one task per chunk: few futures
+        return [one(record) for record in records[start : start + CHUNK]]
+
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        results = list(pool.map(one, records, chunksize=64))
+        results = [result for chunk in pool.map(some, range(0, len(records), CHUNK)) for result in chunk]
 
     ok = [(r, res) for r, res in zip(records, results) if not isinstance(res, str)]
     failed = [(r.path, res) for r, res in zip(records, results) if isinstance(res, str)]

@@ -16,6 +16,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from featx.backbones import DEFAULT_BACKBONE, PREPROCESSING_MODES, get_backbone
+from featx.cache.segments import STORAGE_DTYPES
 from featx.config import EmbedConfig, sha256_once
 from featx.errors import MissingFileError, OptionError
 from featx.images import DEFAULT_MAX_PIXELS, RESIZE_MODES
@@ -43,14 +44,20 @@ def default_workers() -> int:
 
 @dataclass(frozen=True, kw_only=True)
 class RunOptions:
-    """How an embed run is carried out; none of these change the vectors."""
+    """How an embed run is carried out; none of these change the vectors the backbone computes."""
 
     batch_size: int = 32  # images per backbone call
     workers: int | None = None  # decoding threads; None: one per core (at least two)
     max_pixels: int = DEFAULT_MAX_PIXELS  # larger images are skipped undecoded (decompression bombs)
+    # How the cache stores vectors (float16: half the bytes, within 1e-3); not in the fingerprint,
+    # since the backbone computes the same vectors; recorded in the cache, which refuses another.
+    # None: the cache's own, float32 for a new cache.
+    dtype: str | None = None
 
     def __post_init__(self) -> None:
         check_positive("batch_size", self.batch_size)
+        if self.dtype is not None:
+            check_choice("dtype", self.dtype, STORAGE_DTYPES)
         if self.workers is not None:
             check_positive("workers", self.workers)
         check_positive("max_pixels", self.max_pixels)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import featx
+from featx.cache.segments import segment_dir
 from featx.cache.shards import list_shards, write_shard
 from featx.cache.locate import find_caches, latest_cache
 from featx.errors import CacheError
@@ -28,10 +29,18 @@ def embedded(tmp_path, cache_dir):
 def test_layout_and_attributes(embedded):
     _, features, path = embedded
     with h5py.File(path, "r") as h5:
-        assert h5.attrs["encoding-type"] == "featx-feature-cache" and h5.attrs["encoding-version"] == 1
-        for group in ("vectors", "images", "skipped"):
+        assert h5.attrs["encoding-type"] == "featx-feature-cache" and h5.attrs["encoding-version"] == 2
+        for group in ("vectors", "images", "skipped", "segments"):
             assert h5[group].attrs["encoding-type"] == "featx-feature-cache"
-        assert h5["vectors/features"].dtype == np.float32 and h5["vectors/features"].chunks is not None
+        assert h5.attrs["dtype"] == "float32" and h5["vectors/features"].is_virtual
+        (name,) = h5["segments/name"].asstr()[()]
+        # plain h5py reads the vectors through the virtual dataset, in /vectors/id order
+        np.testing.assert_array_equal(h5["vectors/features"][()][_rows_of(h5, features)], features.X)
+    with h5py.File(segment_dir(path) / name, "r") as segment:
+        assert segment.attrs["encoding-type"] == "featx-feature-segment"
+        assert segment["features"].dtype == np.float32 and segment["features"].chunks is not None
+        assert segment["features"].fletcher32
+    with h5py.File(path, "r") as h5:
         assert h5.attrs["backbone"] == "MobileNetV2" and h5.attrs["weights"] == "none:seed=0"
         assert h5.attrs["input_size"] == 32 and h5.attrs["resize"] == "stretch"
         assert h5.attrs["pooling"] == "avg" and h5.attrs["preprocessing"] == "tf"
@@ -49,7 +58,7 @@ def test_layout_and_attributes(embedded):
         (lambda p: p.write_bytes(b"plain text, not HDF5"), "not a readable featx cache"),
         (lambda p: p.write_bytes(p.read_bytes()[:2000]), "not a readable featx cache"),
         (lambda p: h5py.File(p, "w").close(), "is not a featx cache"),
-        (lambda p: _set_attr(p, "encoding-version", 2), "written by cache schema v2; this featx reads v1"),
+        (lambda p: _set_attr(p, "encoding-version", 3), "written by cache schema v3; this featx reads v1 to v2"),
         (lambda p: _delete(p, "images"), "damaged featx cache"),
     ],
 )
@@ -59,6 +68,11 @@ def test_bad_cache_files_give_one_clear_line(embedded, damage, message):
     with pytest.raises(CacheError, match=message) as caught:
         featx.load_features(path)
     assert "\n" not in str(caught.value)
+
+
+def _rows_of(h5, features):
+    row_of = {i.decode(): row for row, i in enumerate(h5["vectors/id"][()])}
+    return [row_of[i] for i in features.ids]
 
 
 def _set_attr(path, key, value):

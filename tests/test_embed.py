@@ -84,8 +84,14 @@ def test_rerun_reuses_adds_changes_and_removes(tmp_path, cache_dir):
     assert "cat_1.png" not in rows and "new.png" in rows
     assert not np.array_equal(rows["dog_0.png"], before["dog_0.png"])
     np.testing.assert_array_equal(rows["cat_0.png"], before["cat_0.png"])
-    with featx.cache.schema.open_cache(report.cache_path) as h5:  # removed vectors are dropped
+    with featx.cache.schema.open_cache(report.cache_path) as h5:  # an append never rewrites vectors
+        assert len(h5["vectors/id"]) == 8
+    from featx.cache.append import compact_cache
+
+    assert compact_cache(report.cache_path) == (2, 2)  # compact drops the removed and changed files' vectors
+    with featx.cache.schema.open_cache(report.cache_path) as h5:
         assert len(h5["vectors/id"]) == 6
+    np.testing.assert_array_equal(featx.load_features(report.cache_path).X, features.X)
 
 
 def test_rows_are_joined_by_content_not_order(tmp_path, cache_dir):

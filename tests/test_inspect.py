@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 import featx
-from featx.cache.store import write_cache
+from featx.cache.append import write_cache
 from featx.cli import app
 from featx.cache.tables import ImageTable, SkipTable, id_column, str_column
 from featx.datasets import scan_dataset

@@ -5,12 +5,16 @@ TensorFlow (its vectors are a fixed function of the pixels, like a real backbone
 from __future__ import annotations
 
 import os
+import shutil
 
 import h5py
 import numpy as np
 import pytest
 
+import featx.cache.segments
+import featx.cache.store
 import featx.embedding
+from featx.cache.segments import segment_dir
 from featx.cache.shards import list_shards
 from featx.cache.store import CacheIndex
 from featx.cache.verify import verify_cache
@@ -142,18 +146,29 @@ def _flip_a_byte(cache_file, dataset: str, at: int = 100) -> None:
         handle.write(bytes([byte ^ 0x01]))  # one low mantissa bit: still a valid float
 
 
-@pytest.mark.parametrize("dataset", ["vectors/features", "vectors/id", "images/id", "images/mtime_ns"])
+def _segment(cache_file):
+    (segment,) = segment_dir(cache_file).iterdir()
+    return segment
+
+
+@pytest.mark.parametrize("dataset", ["segment:features", "vectors/id", "images/id", "images/mtime_ns"])
 def test_a_flipped_bit_is_one_clear_error_on_read_and_in_verify(tmp_path, data, dataset):
     cache_file = tmp_path / "c.h5"
     _embed(data, cache_file)
-    _flip_a_byte(cache_file, dataset, at=3)
+    in_segment = dataset.startswith("segment:")
+    damaged, dataset = (_segment(cache_file), "features") if in_segment else (cache_file, dataset)
+    _flip_a_byte(damaged, dataset, at=3)
 
-    message = rf"c\.h5 is damaged \(checksum mismatch in /{dataset}\); delete it and re-run 'featx embed'"
+    name = damaged.name.replace(".", r"\.")
+    message = rf"{name} is damaged \(checksum mismatch in /{dataset}\); delete it and re-run 'featx embed'"
     with pytest.raises(CacheError, match=message) as caught:
         load_features(cache_file)
     assert "\n" not in str(caught.value)
     problems, _ = verify_cache(cache_file)
     assert len(problems) == 1 and "checksum mismatch" in problems[0]
+    if in_segment:  # the segment's stat changed: a rerun reads it, refuses it and embeds its images again
+        assert _embed(data, cache_file).embedded == 4
+        _check_all_rows(cache_file, data)
 
 
 def test_a_damaged_shard_is_ignored_and_its_images_embedded_again(tmp_path, data, monkeypatch):
@@ -181,11 +196,13 @@ def test_absurd_vectors_are_flagged_refused_and_embedded_again(tmp_path, data, v
     with h5py.File(cache_file, "r+") as h5:
         h5["vectors/features"][1, 7] = value  # written through HDF5: the checksum is updated too
 
+    # the write went through the virtual dataset into the segment: its mtime and digest changed
     problems, _ = verify_cache(cache_file)
-    assert problems == ["1 vectors contain NaN, infinite or absurd values (magnitude above 1e+30)"]
+    assert problems == [f"{_segment(cache_file)} does not hold the vectors committed (its digest differs)",
+                        "1 vectors contain NaN, infinite or absurd values (magnitude above 1e+30)"]
     with pytest.raises(CacheError, match="NaN, infinite or absurd values"):
         load_features(cache_file)
-    report = _embed(data, cache_file)
+    report = _embed(data, cache_file)  # the segment's stat changed: read whole, its bad row refused
     assert (report.embedded, report.reused) == (1, 3)
     _check_all_rows(cache_file, data)
 
@@ -199,17 +216,59 @@ def test_vectors_of_the_wrong_width_are_not_reused(tmp_path, data):
     _check_all_rows(cache_file, data)
 
 
+def _as_v1(cache_file, checksums: bool = True) -> None:
+    """Rewrite a cache as featx's schema v1 wrote it: the vectors inside the file, no segments."""
+    with h5py.File(cache_file, "r+") as h5:
+        values = h5["vectors/features"][()]
+        del h5["vectors/features"], h5["segments"], h5.attrs["dtype"]
+        for node in (h5, h5["vectors"], h5["images"], h5["skipped"]):
+            node.attrs["encoding-version"] = 1
+        h5.create_dataset("vectors/features", data=values, chunks=True, fletcher32=checksums)
+        if not checksums:  # as an older featx wrote it: no Fletcher-32 filter
+            for name in ("vectors/id", "images/id"):
+                column = h5[name][()]
+                del h5[name]
+                h5.create_dataset(name, data=column)
+    shutil.rmtree(segment_dir(cache_file))
+
+
 def test_a_cache_without_checksums_is_read_and_verify_notes_it(tmp_path, data):
     cache_file = tmp_path / "c.h5"
     _embed(data, cache_file)
-    with h5py.File(cache_file, "r+") as h5:  # as an older featx wrote it: no Fletcher-32 filter
-        for name in ("vectors/id", "vectors/features", "images/id"):
-            values = h5[name][()]
-            del h5[name]
-            h5.create_dataset(name, data=values)
+    _as_v1(cache_file, checksums=False)
     assert len(load_features(cache_file)) == 4
     problems, notes = verify_cache(cache_file)
-    assert problems == [] and notes == ["no checksums: written by an older featx; re-embed to add them"]
+    assert problems == [] and notes == [
+        "cache schema v1: the next 'featx embed' upgrades it to appended segments",
+        "no checksums: written by an older featx; re-embed to add them"]
+
+
+def test_a_v1_cache_is_read_then_upgraded_by_the_next_embed_with_one_line(tmp_path, data):
+    cache_file = tmp_path / "c.h5"
+    _embed(data, cache_file)
+    before = load_features(cache_file)
+    _as_v1(cache_file)
+    np.testing.assert_array_equal(load_features(cache_file).X, before.X)
+    report = _embed(data, cache_file)
+    assert (report.embedded, report.reused) == (0, 4)
+    assert [w for w in report.warnings if "upgraded" in w] == [
+        f"upgraded {cache_file} from cache schema v1 (one file, rewritten on every run) to v2 (appended segments)"]
+    assert CacheIndex.read(cache_file).version == 2 and len(list(segment_dir(cache_file).iterdir())) == 1
+    _check_all_rows(cache_file, data)
+
+
+def test_an_unchanged_rerun_reads_no_vectors(tmp_path, data, monkeypatch):
+    cache_file = tmp_path / "c.h5"
+    _embed(data, cache_file)
+
+    def no_reads(*args, **kwargs):
+        raise AssertionError("a vector file was read")
+
+    monkeypatch.setattr(featx.cache.segments, "iter_blocks", no_reads)
+    monkeypatch.setattr(featx.cache.store, "iter_blocks", no_reads)
+    mtime = cache_file.stat().st_mtime_ns
+    assert _embed(data, cache_file).reused == 4
+    assert cache_file.stat().st_mtime_ns == mtime  # nothing committed either
 
 
 # 4. Shards deleted during a run: an error, the committed cache kept, a rerun completes it.

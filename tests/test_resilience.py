@@ -17,7 +17,9 @@ from featx.datasets import scan_dataset
 from featx.embedding import embed_into_cache, update_cache
 from featx.options import EmbedOptions, RunOptions
 from featx.cache.lock import CacheBusyError, cache_lock
+from featx.cache.segments import segment_dir
 from featx.cache.shards import list_shards
+from featx.cache.store import CacheIndex
 from featx.cache.verify import verify_cache
 from featx.errors import CacheError
 from tests.imagegen import make_class_folder, write_image
@@ -58,10 +60,12 @@ CRASH_POINTS = {
     "decoding": ("decoding:3", "decoding:3"),  # a decoding thread, mid-batch
     "shard-writing": ("shard-writing:1", "shard-writing:1"),  # inside a shard's HDF5 write, before its rename
     "shard-committed": ("shard-committed:3", "shard-committed:2"),  # the last batch committed as a shard
-    "consolidate-writing": ("consolidate-writing:1",) * 2,  # inside the new cache file, half written
-    "consolidate-written": ("consolidate-written",) * 2,  # new cache file complete, not yet renamed
-    "consolidate-committed": ("consolidate-committed",) * 2,  # renamed, shards not yet deleted
+    "segment-writing": ("segment-writing:1",) * 2,  # inside the new segment file, half written
+    "segment-written": ("segment-written",) * 2,  # new segment complete, not yet renamed
+    "index-written": ("index-written",) * 2,  # segment in place, new index complete, not yet renamed
+    "committed": ("committed",) * 2,  # new index renamed (the commit), shards not yet deleted
 }
+ALL_SHARDS_COMMITTED = ("shard-committed", "segment-writing", "segment-written", "index-written", "committed")
 SCENARIOS = ("first-run", "rerun")  # an empty cache, or a committed cache of 4 images and 6 new ones
 BACKBONES = ("MobileNetV2", "custom")
 
@@ -120,8 +124,9 @@ def _kill_every_point(root, data, option: EmbedOptions, cli: list[str]):
         for point, specs in CRASH_POINTS.items():
             cache = root / scenario / point
             cache.mkdir(parents=True)
-            if scenario == "rerun":
+            if scenario == "rerun":  # the committed cache: its index and its segments
                 shutil.copy(root / "before" / name, cache / name)
+                shutil.copytree(segment_dir(root / "before" / name), segment_dir(cache / name))
             cases[scenario, point] = (cache / name, specs[SCENARIOS.index(scenario)])
 
     def kill(key):
@@ -154,7 +159,7 @@ def test_sigkill_then_rerun_equals_an_uninterrupted_run(crash_matrix, backbone, 
     report = embed_into_cache(scan_dataset(data), config, cache_file, RunOptions(batch_size=4), extractor=extractor)
     assert report.cache_path == cache_file
     assert report.embedded + report.reused == 10 and report.skipped == []
-    if point.startswith("consolidate") or point == "shard-committed":
+    if point in ALL_SHARDS_COMMITTED:
         assert report.embedded == 0  # every batch had been committed as a shard
     rows = _rows(featx.load_features(cache_file))
     assert sorted(rows) == sorted(expected)
@@ -162,6 +167,8 @@ def test_sigkill_then_rerun_equals_an_uninterrupted_run(crash_matrix, backbone, 
         np.testing.assert_array_equal(rows[path], vector)
     assert list_shards(cache_file) == []
     assert not [p for p in cache_file.parent.iterdir() if p.name.endswith(".tmp")]
+    listed = set(CacheIndex.read(cache_file).segments.name.tolist())  # no orphan segment is left
+    assert {p.name for p in segment_dir(cache_file).iterdir()} == listed
     assert verify_cache(cache_file) == ([], [])
 
 

@@ -1,0 +1,187 @@
+"""Committing a run: the new vectors become one new segment, then the index is replaced.
+
+Committed segments are never rewritten. :func:`plan_segments` decides, from a ``stat`` per segment,
+which segments a rerun trusts; a segment whose stat changed is read whole and kept if its digest
+still matches, else its usable rows are copied into the new segment and it is dropped (so are the
+vectors of a v1 cache: the upgrade). :func:`commit` writes the new segment, then the index (the
+commit point), then deletes the merged shards and dropped segments. :func:`compact` merges every
+segment into one, keeping only the vectors an image refers to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from featx._faults import crash_point
+from featx.cache.segments import Blocks, check_blocks, remove_files, segment_dir, stat_matches, write_segment_if_any
+from featx.cache.shards import list_shards, read_shards, remove_shards, shard_dir
+from featx.cache.store import CacheIndex, Source, write_index
+from featx.cache.tables import ID_DTYPE, ImageTable, SegmentTable, SkipTable
+from featx.errors import CacheError
+
+
+@dataclass
+class SegmentPlan:
+    """What a run does with each committed vector source: keep it, or copy its usable rows."""
+
+    keep: list[int] = field(default_factory=list)  # segment rows kept as they are
+    restat: dict[int, tuple[int, int]] = field(default_factory=dict)  # kept, with a new (size, mtime)
+    carry: list[tuple[Source, np.ndarray]] = field(default_factory=list)  # (source, usable-row mask)
+    dropped: list[Path] = field(default_factory=list)  # segment files the commit stops listing
+    have: set[bytes] = field(default_factory=set)  # content ids with a usable vector
+
+    @property
+    def changes_index(self) -> bool:
+        return bool(self.restat or self.carry or self.dropped)
+
+
+def plan_segments(index: CacheIndex | None, width: int) -> SegmentPlan:
+    """Which committed vectors a rerun can use, from a stat of each segment (read whole only when
+    its stat changed). With a cache width other than ``width`` nothing is used: all re-embedded."""
+    plan = SegmentPlan()
+    if index is None:
+        return plan
+    usable_width = int(index.attrs.get("feature_dim", -1)) == width
+    for source in index.sources():
+        ids = index.vector_ids[source.start : source.stop]
+        if usable_width and source.segment >= 0 and stat_matches(index.path, index.segments, source.segment):
+            plan.keep.append(source.segment)
+            plan.have.update(ids.tolist())
+            continue
+        mask, digest = _check(source, width) if usable_width else (None, "")
+        if source.segment >= 0 and mask is not None and mask.all() and digest == index.segments.digest[source.segment]:
+            stat = source.file.stat()
+            plan.keep.append(source.segment)
+            plan.restat[source.segment] = (stat.st_size, stat.st_mtime_ns)
+            plan.have.update(ids.tolist())
+            continue
+        if mask is not None and mask.any():
+            plan.carry.append((source, mask))
+            plan.have.update(ids[mask].tolist())
+        if source.segment >= 0:
+            plan.dropped.append(source.file)
+    return plan
+
+
+def _check(source: Source, width: int) -> tuple[np.ndarray | None, str]:
+    try:
+        mask, digest = check_blocks(source.blocks(width))
+    except CacheError:  # missing, damaged (checksum) or of another width: re-embedded
+        return None, ""
+    return (mask, digest) if len(mask) == source.stop - source.start else (None, "")
+
+
+def commit(
+    cache_path: Path,
+    index: CacheIndex | None,
+    plan: SegmentPlan,
+    *,
+    attrs: dict[str, object],
+    classes: list[str],
+    images: ImageTable,
+    skipped: SkipTable,
+    feature_dim: int,
+    dtype: str,
+    embedded: set[bytes] = frozenset(),
+) -> None:
+    """Write the run's vectors (shards, carried rows) as one new segment, then the new index.
+
+    The index must give a vector to every id in ``embedded`` (this run's) and every image not
+    skipped; if one is missing (its shard was deleted meanwhile) CacheError, and the committed
+    cache stays as it was.
+    """
+    shards = list_shards(cache_path)
+    kept, kept_ids = _kept(index, plan)
+    seen: set[bytes] = set(kept_ids.tolist())
+    skipped_paths = set(skipped.path.tolist())
+    needed = set(embedded) | {i for p, i in zip(images.path, images.id.tolist()) if p not in skipped_paths}
+
+    def unseen(ids: np.ndarray, features: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        keep = np.asarray([i not in seen for i in ids.tolist()], dtype=bool)
+        if keep.any():
+            seen.update(ids[keep].tolist())
+            yield ids[keep], features[keep]
+
+    def blocks() -> Blocks:
+        for source, mask in plan.carry:
+            offset = 0
+            for ids, features in source.blocks(feature_dim):
+                rows = mask[offset : offset + len(ids)]
+                offset += len(ids)
+                yield from unseen(ids[rows], features[rows])
+        for _, ids, features, _, _ in read_shards(cache_path, str(attrs["fingerprint"]), width=feature_dim):
+            yield from unseen(ids, features)
+
+    new, new_ids = write_segment_if_any(cache_path, str(attrs["fingerprint"]), blocks(), feature_dim, dtype)
+    missing = needed - seen
+    if missing:  # raised before the index is replaced: the committed cache is left as it was
+        remove_files(segment_dir(cache_path) / name for name in new.name)
+        raise CacheError(
+            f"{len(missing)} vector(s) embedded for {cache_path} are gone (their shard files in "
+            f"{shard_dir(cache_path)} were deleted during the run); the committed cache is unchanged: "
+            "re-run 'featx embed' to embed them again."
+        )
+    write_index(cache_path, attrs=attrs, classes=classes, images=images, skipped=skipped,
+                segments=SegmentTable.concat([kept, new]), vector_ids=np.concatenate([kept_ids, new_ids]),
+                feature_dim=feature_dim, dtype=dtype)
+    crash_point("committed")
+    remove_shards(shards)
+    remove_files(plan.dropped)
+
+
+def _kept(index: CacheIndex | None, plan: SegmentPlan) -> tuple[SegmentTable, np.ndarray]:
+    """The segment rows the new index keeps (new stats recorded) and their ids, in order."""
+    if index is None or not plan.keep:
+        return SegmentTable.empty(), np.zeros(0, ID_DTYPE)
+    sources = {s.segment: s for s in index.sources()}
+    kept = index.segments.take(np.asarray(plan.keep))
+    for row, segment in enumerate(plan.keep):
+        if segment in plan.restat:
+            kept.size[row], kept.mtime_ns[row] = plan.restat[segment]
+    ids = [index.vector_ids[sources[s].start : sources[s].stop] for s in plan.keep]
+    return kept, np.concatenate(ids).astype(ID_DTYPE)
+
+
+def compact(cache_path: Path) -> tuple[int, int]:
+    """Merge every segment into one, keeping only vectors an image refers to (call under the lock).
+
+    Returns (segments before, vectors dropped). Never needed for correctness: it saves space and
+    files. Crash-safe like a commit: the old segments are deleted only after the new index is in place.
+    """
+    index = CacheIndex.read(cache_path)
+    wanted = set(index.images.id.tolist())
+    width = int(index.attrs.get("feature_dim", 0))
+    plan = plan_segments(index, width)
+    plan = SegmentPlan(carry=[*plan.carry, *((s, np.ones(s.stop - s.start, bool)) for s in index.sources()
+                                             if s.segment in plan.keep)],
+                       dropped=[s.file for s in index.sources() if s.segment >= 0])
+    plan.carry = [(s, m & np.isin(index.vector_ids[s.start : s.stop], list(wanted))) for s, m in plan.carry]
+    before = max(len(index.segments), 1 if index.version < 2 else 0)
+    commit(cache_path, index, plan, attrs=index.attrs, classes=index.classes, images=index.images,
+           skipped=index.skipped, feature_dim=width, dtype=index.dtype)
+    return before, len(index.vector_ids) - len(CacheIndex.read(cache_path).vector_ids)
+
+
+def write_cache(path: Path, *, attrs: dict[str, object], classes: list[str], images: ImageTable, skipped: SkipTable,
+                vectors: Blocks, feature_dim: int, dtype: str = "float32") -> None:
+    """Write a whole new cache at ``path`` (one segment of ``vectors``, then the index): for tools
+    and tests that build a cache from arrays. Rows of ``vectors`` must be usable (finite, sane)."""
+    segments, ids = write_segment_if_any(Path(path), str(attrs["fingerprint"]), vectors, feature_dim, dtype)
+    write_index(Path(path), attrs=attrs, classes=classes, images=images, skipped=skipped, segments=segments,
+                vector_ids=ids, feature_dim=feature_dim, dtype=dtype)
+
+
+def compact_cache(cache_path: str | Path, *, wait: bool = True) -> tuple[int, int]:
+    """:func:`compact` under the cache's writer lock (``wait`` for a running embed, or fail at once);
+    returns (segments merged, vectors dropped)."""
+    from featx.cache.lock import cache_lock
+    from featx.cache.store import remove_stale_temporaries
+
+    cache_path = Path(cache_path)
+    with cache_lock(cache_path, wait=wait):
+        remove_stale_temporaries(cache_path)
+        return compact(cache_path)

@@ -1,0 +1,87 @@
+"""A cache out to the rest of the ecosystem: id, path, label, split and vector per image file,
+streamed in chunks (memory holds one chunk, whatever the size of the cache).
+
+``parquet``: one file, a vector column of fixed-size float32 lists (pandas, polars, DuckDB, Spark,
+vector databases). ``npy``: a folder with ``vectors.npy`` (N×D float32, written through a memory map)
+and ``rows.csv`` (id, path, label, split, in the same order).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from featx.cache.store import CacheIndex, read_vectors
+from featx.errors import MissingDependencyError, OptionError
+
+EXPORT_FORMATS = ("parquet", "npy")
+COLUMNS = ("id", "path", "label", "split")
+
+
+def export_cache(cache: str | os.PathLike, out: str | os.PathLike, *, format: str = "parquet",
+                 chunk_rows: int = 8192) -> int:
+    """Write every embedded image of ``cache`` to ``out`` as ``format``; returns the rows written."""
+    if format not in EXPORT_FORMATS:
+        raise OptionError(f"{{param}} must be one of {', '.join(EXPORT_FORMATS)}; got {format!r}.", param="format")
+    index = CacheIndex.read(cache)
+    write = _parquet if format == "parquet" else _npy
+    return write(index, Path(out), chunk_rows)
+
+
+def _chunks(index: CacheIndex, chunk_rows: int) -> Iterator[tuple[dict[str, list], np.ndarray]]:
+    """(columns, float32 vectors) of the images that have a vector, ``chunk_rows`` at a time."""
+    row_of = {vid: row for row, vid in enumerate(index.vector_ids.tolist())}
+    rows = np.asarray([row_of.get(i, -1) for i in index.images.id.tolist()], dtype=np.int64)
+    present = np.flatnonzero(rows >= 0)
+    root = str(index.attrs.get("root", ""))
+    images, classes = index.images, list(index.classes)
+    for start in range(0, len(present), chunk_rows):
+        take = present[start : start + chunk_rows]
+        columns = {
+            "id": [images.id[i].decode() for i in take],
+            "path": [os.path.join(root, images.path[i]) for i in take],
+            "label": [classes[images.label[i]] if images.label[i] >= 0 else "" for i in take],
+            "split": [str(images.split[i]) for i in take],
+        }
+        yield columns, read_vectors(index, rows[take])
+
+
+def _parquet(index: CacheIndex, out: Path, chunk_rows: int) -> int:
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise MissingDependencyError("In order to export Parquet you'll need to install via: "
+                                     "pip install 'featx[parquet]' (or pyarrow).") from None
+    width = int(index.attrs.get("feature_dim", 0))
+    schema = pa.schema([*(pa.field(c, pa.string()) for c in COLUMNS), pa.field("vector", pa.list_(pa.float32(), width))])
+    total = 0
+    with pq.ParquetWriter(out, schema) as writer:
+        for columns, X in _chunks(index, chunk_rows):
+            vector = pa.FixedSizeListArray.from_arrays(pa.array(X.reshape(-1), pa.float32()), width)
+            writer.write_table(pa.table([*(pa.array(columns[c], pa.string()) for c in COLUMNS), vector], schema=schema))
+            total += len(X)
+    return total
+
+
+def _npy(index: CacheIndex, out: Path, chunk_rows: int) -> int:
+    out.mkdir(parents=True, exist_ok=True)
+    known = set(index.vector_ids.tolist())
+    count = sum(1 for i in index.images.id.tolist() if i in known)
+    vectors = np.lib.format.open_memmap(out / "vectors.npy", mode="w+", dtype=np.float32,
+                                        shape=(count, int(index.attrs.get("feature_dim", 0))))
+    total = 0
+    with open(out / "rows.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(COLUMNS)
+        for columns, X in _chunks(index, chunk_rows):
+            writer.writerows(zip(*(columns[c] for c in COLUMNS)))
+            vectors[total : total + len(X)] = X
+            total += len(X)
+    vectors.flush()
+    del vectors
+    return total

@@ -1,0 +1,171 @@
+"""Segments: the immutable files that hold a committed cache's vectors.
+
+A commit writes the vectors new to a cache into one new segment, ``<cache>.segments/<uuid>.h5``
+(temporary name, fsync, rename), then replaces the small index file, ``<cache>`` itself, which
+lists the segments. A committed segment is never written again, so an append costs what is new.
+Every row of a segment was checked (finite, not absurd, the cache's width) before it was written;
+the index records each segment's size, mtime and a sha256 of its ids and vector bytes, so a rerun
+trusts a segment on a ``stat`` and reads it whole only when the stat differs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from featx._faults import crash_point
+from featx.cache.atomic import atomic_file
+from featx.cache.schema import checksum_options, read, stamp
+from featx.cache.tables import ID_DTYPE, SegmentTable, str_column
+from featx.errors import CacheError
+
+SEGMENT_TYPE = "featx-feature-segment"
+CHUNK_ROWS = 256
+BLOCK_ROWS = CHUNK_ROWS * 16  # rows read or written at a time: memory stays one block
+MAX_MAGNITUDE = 1e30  # no backbone output comes near: a larger value is damage, not a feature
+STORAGE_DTYPES = ("float32", "float16")
+
+Blocks = Iterable[tuple[np.ndarray, np.ndarray]]  # (ids S64, features)
+
+
+def segment_dir(cache_path: str | Path) -> Path:
+    cache_path = Path(cache_path)
+    return cache_path.with_name(cache_path.name + ".segments")
+
+
+def usable_rows(features: np.ndarray) -> np.ndarray:
+    """Which rows of a (n, D) block are vectors a backbone could have produced: finite, not absurd."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        return (np.abs(features.astype(np.float32, copy=False)) <= MAX_MAGNITUDE).all(axis=1)  # NaN: False
+
+
+def write_segment(cache_path: Path, fingerprint: str, blocks: Blocks, feature_dim: int, dtype: str,
+                  attrs: dict[str, object] | None = None) -> tuple[SegmentTable, np.ndarray]:
+    """Write ``blocks`` (usable rows only: the caller checked them) as one new committed segment.
+
+    Returns its one-row :class:`SegmentTable` and the ids it holds, or an empty table when there
+    were no rows (no file is left then).
+    """
+    if feature_dim < 1:
+        raise ValueError(f"feature_dim must be positive to write vectors; got {feature_dim}.")
+    name = f"{uuid.uuid4().hex}.h5"
+    final = segment_dir(cache_path) / name
+    digest = _Digest()
+    written: list[np.ndarray] = []
+    attrs = {"fingerprint": fingerprint, **(attrs or {})}
+    with atomic_file(final, before_rename="segment-written") as tmp, h5py.File(tmp, "w") as h5:
+        stamp(h5, SEGMENT_TYPE)
+        for key, value in attrs.items():
+            h5.attrs[key] = value
+        ids = h5.create_dataset("id", shape=(0,), maxshape=(None,), dtype=ID_DTYPE, chunks=(1024,),
+                                **checksum_options(ID_DTYPE))
+        features = h5.create_dataset("features", shape=(0, feature_dim), maxshape=(None, feature_dim),
+                                     dtype=dtype, chunks=(CHUNK_ROWS, feature_dim), **checksum_options(dtype))
+        rows = 0
+        for block_ids, block in blocks:
+            if len(block_ids) == 0:
+                continue
+            block_ids, block = np.asarray(block_ids, ID_DTYPE), np.asarray(block, dtype)
+            ids.resize((rows + len(block_ids),))
+            features.resize((rows + len(block_ids), feature_dim))
+            ids[rows:], features[rows:] = block_ids, block
+            digest.update(block_ids, block)
+            written.append(block_ids)
+            rows += len(block_ids)
+            crash_point("segment-writing")
+        if rows == 0:
+            raise _NoRows
+    stat = final.stat()
+    table = SegmentTable(name=str_column([name]), rows=np.asarray([rows], np.int64),
+                         size=np.asarray([stat.st_size], np.int64), mtime_ns=np.asarray([stat.st_mtime_ns], np.int64),
+                         digest=str_column([digest.hexdigest()]), attrs=str_column([json.dumps(attrs, sort_keys=True)]))
+    return table, np.concatenate(written)
+
+
+class _Digest:
+    """sha256 over a segment's ids and its vector bytes, the same however the rows are blocked."""
+
+    def __init__(self) -> None:
+        self.ids, self.features = hashlib.sha256(), hashlib.sha256()
+
+    def update(self, ids: np.ndarray, features: np.ndarray) -> None:
+        self.ids.update(np.ascontiguousarray(ids).tobytes())
+        self.features.update(np.ascontiguousarray(features).tobytes())
+
+    def hexdigest(self) -> str:
+        return hashlib.sha256(self.ids.digest() + self.features.digest()).hexdigest()
+
+
+class _NoRows(Exception):
+    """Raised inside :func:`write_segment` to leave no file when there is nothing to write."""
+
+
+def write_segment_if_any(cache_path: Path, fingerprint: str, blocks: Blocks, feature_dim: int, dtype: str,
+                         attrs: dict[str, object] | None = None) -> tuple[SegmentTable, np.ndarray]:
+    """:func:`write_segment`, or (an empty table, no ids) when ``blocks`` hold no rows."""
+    try:
+        return write_segment(cache_path, fingerprint, blocks, feature_dim, dtype, attrs)
+    except _NoRows:
+        return SegmentTable.empty(), np.zeros(0, ID_DTYPE)
+
+
+def stat_matches(cache_path: Path, segments: SegmentTable, i: int) -> bool:
+    """Whether segment ``i`` still has the size and mtime recorded when it was committed."""
+    try:
+        stat = (segment_dir(cache_path) / segments.name[i]).stat()
+    except OSError:
+        return False
+    return stat.st_size == segments.size[i] and stat.st_mtime_ns == segments.mtime_ns[i]
+
+
+def iter_blocks(file: Path, dataset: str = "features", ids_dataset: str = "id",
+                width: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Stream (ids, features as stored) of one vector file in blocks; a missing or damaged file, or
+    vectors of another width than ``width``, raise one-line CacheError."""
+    try:
+        h5 = h5py.File(file, "r")
+    except OSError as exc:
+        raise CacheError(f"{file} is missing or not readable ({exc}); re-run 'featx embed' to repair the cache.") from exc
+    with h5:
+        ids, features = h5[ids_dataset], h5[dataset]
+        if features.ndim != 2 or len(features) != len(ids) or (width is not None and features.shape[1] != width):
+            raise CacheError(f"{file} holds vectors of shape {features.shape}, expected ({len(ids)}, {width}); "
+                             "re-run 'featx embed' to repair the cache.")
+        for start in range(0, len(ids), BLOCK_ROWS):
+            stop = min(start + BLOCK_ROWS, len(ids))
+            yield read(ids, np.s_[start:stop]).astype(ID_DTYPE), read(features, np.s_[start:stop])
+
+
+def check_blocks(blocks: Blocks) -> tuple[np.ndarray, str]:
+    """Read a segment whole: (a mask of its usable rows, the sha256 of its ids and vector bytes)."""
+    digest = _Digest()
+    masks = [np.zeros(0, bool)]
+    for ids, features in blocks:
+        digest.update(ids, features)
+        masks.append(usable_rows(features))
+    return np.concatenate(masks), digest.hexdigest()
+
+
+def read_rows(file: Path, dataset: str, rows: np.ndarray) -> np.ndarray:
+    """The rows ``rows`` (any order, repeats allowed) of one vector file, as stored."""
+    try:
+        h5 = h5py.File(file, "r")
+    except OSError as exc:
+        raise CacheError(f"{file} is missing or not readable ({exc}); re-run 'featx embed' to repair the cache.") from exc
+    with h5:
+        features = h5[dataset]
+        unique, inverse = np.unique(rows, return_inverse=True)
+        if len(unique) > len(features) // 2:
+            return read(features)[rows]
+        return read(features, unique)[inverse]
+
+
+def remove_files(files: Iterable[Path]) -> None:
+    for file in files:
+        file.unlink(missing_ok=True)
