@@ -52,6 +52,10 @@ def embed_command(
     max_pixels: Annotated[
         int, typer.Option("--max-pixels", help="Skip images with more pixels than this (decompression bombs).")
     ] = DEFAULT_MAX_PIXELS,
+    backend: Annotated[
+        str | None,
+        typer.Option(help="Keras backend: tensorflow, jax or torch (default: $KERAS_BACKEND, else tensorflow)."),
+    ] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Exit 1 when any image was skipped.")] = False,
     no_wait: Annotated[
         bool, typer.Option("--no-wait", help="Stop at once if another run is updating the same cache.")
@@ -63,6 +67,7 @@ def embed_command(
     options = EmbedOptions(
         backbone=backbone, weights=weights, seed=seed, image_size=image_size, resize=resize, pooling=pooling,
         preprocess=preprocess, batch_size=batch_size, workers=workers, max_pixels=max_pixels,
+        backend=backend,
     )
     with progress_bar(enabled=not (quiet or as_json)) as progress:
         report = update_cache(data, options, cache=cache, progress=progress, wait=not no_wait, on_wait=info)

@@ -38,6 +38,7 @@ class Embedder(TransformerMixin, BaseEstimator):
         batch_size: int = 32,
         workers: int | None = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        backend: str | None = None,
         cache_dir: str | None = None,
     ):
         self.backbone = backbone
@@ -50,6 +51,7 @@ class Embedder(TransformerMixin, BaseEstimator):
         self.batch_size = batch_size
         self.workers = workers
         self.max_pixels = max_pixels
+        self.backend = backend
         self.cache_dir = cache_dir
 
     def fit(self, X, y=None) -> "Embedder":

@@ -142,7 +142,7 @@ def _update(dataset: Dataset, config: EmbedConfig, cache_path: Path, run: RunOpt
         if extractor is None:
             from featx.extractor import FeatureExtractor  # imports TensorFlow: only when needed
 
-            extractor = FeatureExtractor(config, batch_size=run.batch_size)
+            extractor = FeatureExtractor(config, batch_size=run.batch_size, backend=run.backend)
         feature_dim = extractor.feature_dim
         for ids, vectors, failures in _embed(extractor, todo, config, run):
             undecodable = [(i, str(e)) for i, e in failures if not isinstance(e, NotAsPlannedError)]

@@ -12,7 +12,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from featx._tf import import_keras
+from featx.backend import import_keras
 from featx.config import EmbedConfig
 from featx.errors import OptionError
 from featx.modelfile import build_classifier, load_model_file, write_metadata
@@ -59,7 +59,7 @@ def _classifier(source):
 
 def any_size_model(classifier, config: EmbedConfig):
     """Wrap a (S, S, 3) classifier: any image size in, resized inside exactly as featx resizes."""
-    _, keras = import_keras()
+    keras = import_keras()
     inputs = keras.Input((None, None, 3), name="image")
     resized = resize_layer(config.input_size, config.resize)(inputs)
     # training=False is recorded in the graph: Dropout and BatchNormalization stay in inference mode

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from featx._faults import crash_point
-from featx._tf import import_keras
+from featx.backend import import_keras, set_random_seed
 from featx.errors import FeatxError, OptionError
 from featx.modelfile import build_classifier, leaf_layers, write_metadata
 from featx.trainingdata import image_dataset, split_images
@@ -68,7 +68,7 @@ def parse_unfreeze(value: str | int | float, total: int) -> int:
 
 def unfreeze_top(backbone, count: int) -> int:
     """Make the top ``count`` layers trainable, BatchNormalization excepted; returns how many."""
-    _, keras = import_keras()
+    keras = import_keras()
     layers = [layer for layer in leaf_layers(backbone) if not isinstance(layer, keras.layers.InputLayer)]
     backbone.trainable = True
     cut = len(layers) - count
@@ -112,7 +112,7 @@ def fine_tune(
     if len(images["train"]) == 0:
         raise FeatxError(f"head {head.name} has no training images to fine-tune on.")
 
-    keras.utils.set_random_seed(seed)
+    set_random_seed(seed)
     model, backbone, feature_model = build_classifier(head, config)
     total = len([l for l in leaf_layers(backbone) if not isinstance(l, keras.layers.InputLayer)])
     unfrozen = unfreeze_top(backbone, parse_unfreeze(unfreeze, total))
