@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from featx.backbones import DEFAULT_BACKBONE
-from featx.cli.app import app, fail, handle_errors, info, print_json
+from featx.cli.app import BackendOption, app, fail, handle_errors, info, print_json
 from featx.cli.progress import progress_bar
 from featx.embedding import update_cache
 from featx.images import DEFAULT_MAX_PIXELS
@@ -52,10 +52,7 @@ def embed_command(
     max_pixels: Annotated[
         int, typer.Option("--max-pixels", help="Skip images with more pixels than this (decompression bombs).")
     ] = DEFAULT_MAX_PIXELS,
-    backend: Annotated[
-        str | None,
-        typer.Option(help="Keras backend: tensorflow, jax or torch (default: $KERAS_BACKEND, else tensorflow)."),
-    ] = None,
+    backend: BackendOption = None,
     strict: Annotated[bool, typer.Option("--strict", help="Exit 1 when any image was skipped.")] = False,
     no_wait: Annotated[
         bool, typer.Option("--no-wait", help="Stop at once if another run is updating the same cache.")

@@ -23,7 +23,9 @@ from featx._versions import recorded_versions
 from featx.backbones import get_backbone
 from featx.cache.locate import cache_path_for
 from featx.cache.lock import cache_lock
-from featx.cache.shards import list_shards, read_shards, remove_shards, shard_dir, shard_width, write_shard
+from featx.cache.shards import (
+    list_shards, read_shards, remove_shards, shard_backends, shard_dir, shard_width, write_shard,
+)
 from featx.cache.store import CacheIndex, iter_cache_vectors, remove_stale_temporaries, write_cache
 from featx.cache.tables import ID_DTYPE, ImageTable, SkipTable, id_column, str_column
 from featx.config import EmbedConfig
@@ -147,7 +149,7 @@ def _update(dataset: Dataset, config: EmbedConfig, cache_path: Path, run: RunOpt
         for ids, vectors, failures in _embed(extractor, todo, config, run):
             undecodable = [(i, str(e)) for i, e in failures if not isinstance(e, NotAsPlannedError)]
             write_shard(cache_path, fingerprint, id_column(ids), vectors,
-                        id_column(i for i, _ in undecodable), [r for _, r in undecodable])
+                        id_column(i for i, _ in undecodable), [r for _, r in undecodable], backend=extractor.backend)
             crash_point("shard-committed")
             have.update(ids)
             embedded.update(ids)
@@ -292,6 +294,9 @@ def commit(
     if one is missing (its shard was deleted meanwhile) CacheError, and the committed cache stays.
     """
     shards = list_shards(cache_path)
+    # The Keras backends whose vectors the cache holds: they agree within 1e-4, so they may share it.
+    contributed = set(json.loads(index.attrs.get("backends", "[]"))) if index is not None else set()
+    attrs = {**attrs, "backends": json.dumps(sorted(contributed | shard_backends(cache_path, attrs["fingerprint"])))}
     wanted = set(images.id.tolist()) if prune else None
     skipped_paths = set(skipped.path.tolist())
     needed = set(embedded) | {i for p, i in zip(images.path, images.id.tolist()) if p not in skipped_paths}

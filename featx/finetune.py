@@ -89,9 +89,12 @@ def fine_tune(
     output: str | os.PathLike | None = None,
     patience: int = 3,
     seed: int = 0,
+    backend: str | None = None,
     verbose: int = 0,
 ) -> FineTuneReport:
-    """Fine-tune ``head`` (a fitted Head or its folder) with its backbone and save a .keras model."""
+    """Fine-tune ``head`` (a fitted Head or its folder) with its backbone and save a .keras model.
+
+    ``backend`` is the Keras backend to train on (default ``$KERAS_BACKEND``, else tensorflow)."""
     from featx.heads.store import load_head
 
     started = time.perf_counter()
@@ -102,7 +105,7 @@ def fine_tune(
     if learning_rate <= 0:
         raise OptionError(f"{{param}} must be above 0; got {learning_rate!r}.", param="learning_rate")
     parse_unfreeze(unfreeze, 1)  # a bad value is reported before anything is built
-    tf, keras = import_keras()
+    keras = import_keras(backend)
     config = head.embed_config()
     model_path = Path(output) if output else _default_output(head)
     if model_path.suffix != ".keras":

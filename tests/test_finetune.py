@@ -229,6 +229,25 @@ def test_exported_model_equals_featx_predict(workspace, kind):
         np.testing.assert_allclose(np.asarray(model.predict(raw, verbose=0))[0], proba, atol=1e-4)
 
 
+@pytest.mark.parametrize("kind", ["keras", "svm"])
+def test_onnx_export_equals_featx_predict(workspace, kind):
+    onnxruntime = pytest.importorskip("onnxruntime", reason="the onnx extra: pip install 'featx[onnx]'")
+    from featx.exporter import class_names, export
+    from featx.heads import predict_images
+    from featx.images import decode_rgb
+
+    root, data, _, heads = workspace
+    path = export(heads[kind], root / f"export-{kind}.onnx", format="onnx")
+    assert class_names(path) == ["blue", "red"]
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    images = sorted(str(p) for p in (data / "test").rglob("*.png"))
+    predicted = predict_images(heads[kind], images)
+    for file, proba in zip(predicted.paths, predicted.proba):
+        raw = decode_rgb(file)[None].astype(np.float32)  # its own size: resizing happens inside the model
+        np.testing.assert_allclose(session.run(None, {name: raw})[0][0], proba, atol=1e-4)
+
+
 @pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated:UserWarning")
 def test_export_of_a_fine_tuned_model_and_other_formats(workspace):
     import keras
@@ -277,5 +296,5 @@ def test_cli_fine_tune_and_export_errors(workspace):
     assert result.exit_code == 1 and "knn head, which has no equivalent Keras layer" in result.stderr
     result = CliRunner().invoke(app, ["fine-tune", str(root / "knn-head"), "--unfreeze", "lots"])
     assert result.exit_code == 2 and "--unfreeze must be" in result.stderr
-    result = CliRunner().invoke(app, ["export", str(root / "knn-head"), "-o", "x.onnx", "--format", "onnx"])
-    assert result.exit_code == 2 and "--format must be one of keras, savedmodel, tflite" in result.stderr
+    result = CliRunner().invoke(app, ["export", str(root / "knn-head"), "-o", "x.pb", "--format", "pb"])
+    assert result.exit_code == 2 and "--format must be one of keras, onnx, savedmodel, tflite" in result.stderr
