@@ -66,9 +66,10 @@ def _check_format(format: str, backend: str) -> None:
                           f"{backend}): run with backend tensorflow, or export keras or onnx.", param="format")
     if format == "onnx":
         missing = [m for m in ("onnx", ONNX_CONVERTERS[backend]) if importlib.util.find_spec(m) is None]
-        if missing:
-            raise MissingDependencyError(f"{{param}} onnx on {backend} needs {' and '.join(missing)}, which "
-                                         "are not installed: pip install 'featx[onnx]'.", param="format")
+        if missing:  # jax2onnx brings flax, orbax and more: it is not in the extra
+            install = " ".join(m if m == "jax2onnx" else "'featx[onnx]'" for m in dict.fromkeys(missing))
+            raise MissingDependencyError(f"{{param}} onnx on {backend} needs {' and '.join(missing)}, not installed: "
+                                         f"pip install {install}.", param="format")
 
 
 def _classifier(source):

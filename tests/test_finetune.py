@@ -248,6 +248,50 @@ def test_onnx_export_equals_featx_predict(workspace, kind):
         np.testing.assert_allclose(session.run(None, {name: raw})[0][0], proba, atol=1e-4)
 
 
+_ON_ANOTHER_BACKEND = """
+import sys
+import keras
+import numpy as np
+import featx
+from featx.errors import OptionError
+from featx.exporter import export
+from featx.finetune import fine_tune
+from featx.heads import fit_head, load_head
+from featx.images import decode_rgb, load_image
+
+backend, head_path, image, root = sys.argv[1:]
+head = load_head(head_path)
+report = fine_tune(head, epochs=1, unfreeze=2, output=f"{root}/ft.keras", backend=backend)
+exported = keras.saving.load_model(export(report.model_path, f"{root}/ft-export.keras"), safe_mode=True)
+tuned = keras.saving.load_model(report.model_path, safe_mode=True)
+size = head.embed_config().input_size
+expected = keras.ops.convert_to_numpy(tuned(load_image(image, (size, size))[None]))
+raw = decode_rgb(image)[None].astype(np.float32)
+np.testing.assert_allclose(keras.ops.convert_to_numpy(exported(raw)), expected, atol=1e-4)
+keras_head = fit_head(featx.load_features(head.cache_path), head="keras", epochs=2, patience=2, units=8)
+try:
+    export(head, f"{root}/x.tflite", format="tflite")
+except OptionError as error:
+    print(error)
+print("ok", report.epochs_run, keras_head.estimator.n_iter_)
+assert "tensorflow" not in sys.modules, "TensorFlow was imported on " + backend
+"""
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_fine_tune_and_export_on_another_backend_without_tensorflow(workspace, tmp_path, backend):
+    pytest.importorskip(backend, reason=f"pip install 'featx[{backend}]'")
+    root, data, _, heads = workspace
+    image = sorted((data / "val").rglob("*.png"))[0]
+    env = {**os.environ, "KERAS_BACKEND": backend, "FEATX_CACHE_DIR": str(root / "cache")}
+    done = subprocess.run([sys.executable, "-c", _ON_ANOTHER_BACKEND, backend, str(heads["logreg"].path), str(image),
+                           str(tmp_path)], env=env, capture_output=True, text=True, timeout=280)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "ok 1 2" in done.stdout
+    assert (f"The 'format' parameter tflite is a TensorFlow format and needs Keras on TensorFlow (this run is on "
+            f"{backend})") in done.stdout
+
+
 @pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated:UserWarning")
 def test_export_of_a_fine_tuned_model_and_other_formats(workspace):
     import keras
