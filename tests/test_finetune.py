@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -273,6 +274,14 @@ try:
     export(head, f"{root}/x.tflite", format="tflite")
 except OptionError as error:
     print(error)
+try:  # ONNX from this backend's own converter (jax2onnx on JAX), equal to featx predict
+    import onnxruntime
+    session = onnxruntime.InferenceSession(export(head, f"{root}/head.onnx", format="onnx"))
+    proba = featx.heads.predict_images(head, [image]).proba
+    np.testing.assert_allclose(session.run(None, {session.get_inputs()[0].name: raw})[0], proba, atol=1e-4)
+    print("onnx ok")
+except ImportError as error:
+    print(error)
 print("ok", report.epochs_run, keras_head.estimator.n_iter_)
 assert "tensorflow" not in sys.modules, "TensorFlow was imported on " + backend
 """
@@ -288,6 +297,8 @@ def test_fine_tune_and_export_on_another_backend_without_tensorflow(workspace, t
                            str(tmp_path)], env=env, capture_output=True, text=True, timeout=280)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "ok 1 2" in done.stdout
+    if importlib.util.find_spec("onnxruntime"):
+        assert "onnx ok" in done.stdout or (backend == "jax" and "pip install jax2onnx" in done.stdout), done.stdout
     assert (f"The 'format' parameter tflite is a TensorFlow format and needs Keras on TensorFlow (this run is on "
             f"{backend})") in done.stdout
 
