@@ -1,8 +1,9 @@
 """A frozen backbone as one compiled function: raw 0–255 RGB batch in, pooled vectors out.
 
 The family's ``preprocess_input`` (as the layers of :mod:`featx.preprocessing`) runs inside the
-compiled function, so no caller can forget it or apply it twice. Batches always have the same shape (the last one is padded), so the function is
-traced once; ``model.predict`` in a loop would pay its per-call overhead on every batch.
+compiled function, so no caller can forget it or apply it twice. Batches always have the same
+shape (the last one is padded), so the function is traced once; ``model.predict`` in a loop would
+pay its per-call overhead on every batch. Each Keras backend compiles in its own way (below).
 """
 
 from __future__ import annotations
