@@ -1,6 +1,6 @@
 """Embedding throughput: featx's streaming pipeline against the backbone's own ceiling.
 
-    python benchmarks/embed_throughput.py [--images 300] [--backbone MobileNetV2] [--size 224]
+    python benchmarks/embed_throughput.py [--images 300] [--backbone MobileNetV2] [--size 224] [--backend jax]
 
 1. Writes a folder of photo-sized JPEGs (500×375) with smooth, noisy content.
 2. Ceiling: the same compiled backbone on already decoded and resized in-memory batches.
@@ -48,6 +48,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--rerun-images", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--backend", default=None, help="Keras backend (default: $KERAS_BACKEND, else tensorflow)")
     args = parser.parse_args()
 
     from featx.datasets import scan_dataset
@@ -58,8 +59,8 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="featx-bench-"))
     data = write_photos(work / "photos", args.images)
-    config = EmbedOptions(args.backbone, weights="none", image_size=args.size).resolve()
-    extractor = FeatureExtractor(config, batch_size=args.batch_size)
+    config = EmbedOptions(args.backbone, weights="none", image_size=args.size, backend=args.backend).resolve()
+    extractor = FeatureExtractor(config, batch_size=args.batch_size, backend=args.backend)
     dataset = scan_dataset(data)
 
     batches = []
@@ -77,7 +78,7 @@ def main() -> None:
     def run_featx(round_: int) -> float:
         started = time.perf_counter()
         report = embed_into_cache(dataset, config, work / f"cache{round_}.h5",
-                                  RunOptions(batch_size=args.batch_size), extractor=extractor)
+                                  RunOptions(batch_size=args.batch_size, backend=args.backend), extractor=extractor)
         assert report.embedded == args.images, report
         return args.images / (time.perf_counter() - started)
 
@@ -87,7 +88,7 @@ def main() -> None:
         ceiling = max(ceiling, run_ceiling())
         featx_rate = max(featx_rate, run_featx(round_))
 
-    print(f"backbone {args.backbone} at {args.size}px, batch {args.batch_size}, {os.cpu_count()} cores, "
+    print(f"backbone {args.backbone} at {args.size}px on {extractor.backend}, batch {args.batch_size}, {os.cpu_count()} cores, "
           f"{args.images} JPEGs of 500x375")
     print(f"ceiling (decoded tensors in memory): {ceiling:7.1f} images/s")
     print(f"featx embed (files -> cache)       : {featx_rate:7.1f} images/s")
@@ -96,7 +97,7 @@ def main() -> None:
     if args.rerun_images:
         rerun_data = write_photos(work / "rerun", args.rerun_images)
         command = [sys.executable, "-m", "featx", "embed", str(rerun_data), "-b", args.backbone,
-                   "--weights", "none", "--image-size", "32", "--cache", str(work / "rerun-cache"), "-q"]
+                   "--weights", "none", "--image-size", "32", "--cache", str(work / "rerun-cache"), "-q"] + (["--backend", args.backend] if args.backend else [])
         subprocess.run(command, check=True)  # first run embeds (32 px: the rerun cost is size-independent)
         started = time.perf_counter()
         subprocess.run(command, check=True)

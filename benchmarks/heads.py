@@ -72,11 +72,12 @@ def load_pixels(paths, size: int) -> np.ndarray:
 
 def part2(args) -> None:
     import featx
-    from featx._tf import import_keras
+    from featx.backend import import_keras
     from featx.heads import KerasHead
     from tests.imagegen import make_class_folder
 
-    tf, keras = import_keras()
+    keras = import_keras("tensorflow")
+    import tensorflow as tf
     n_classes = 3
     per_class = args.images // n_classes
     with tempfile.TemporaryDirectory() as tmp:

@@ -67,6 +67,7 @@ class CacheSummary:
     updated: str
     config: dict
     layout: str = ""  # the dataset layout (featx.datasets), LOOSE_FILES for predict's and Embedder's
+    backends: tuple[str, ...] = ()  # the Keras backends that computed its vectors (older caches: none recorded)
 
     @property
     def is_loose_files(self) -> bool:
@@ -74,7 +75,7 @@ class CacheSummary:
         return self.layout == LOOSE_FILES
 
     def to_dict(self) -> dict:
-        return {**self.__dict__, "path": str(self.path)}
+        return {**self.__dict__, "path": str(self.path), "backends": list(self.backends)}
 
 
 def summarize(path: str | os.PathLike) -> CacheSummary:
@@ -97,6 +98,7 @@ def _summary(path: Path, h5: h5py.File) -> CacheSummary:
         updated=str(attrs.get("updated", "")),
         config=json.loads(attrs.get("config", "{}")),
         layout=str(attrs.get("layout", "")),
+        backends=tuple(json.loads(attrs.get("backends", "[]"))),
     )
 
 

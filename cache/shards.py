@@ -42,8 +42,10 @@ def write_shard(
     features: np.ndarray,
     skipped_ids: np.ndarray | None = None,
     skipped_reasons: list[str] | None = None,
+    backend: str = "",
 ) -> Path:
-    """Commit one batch of vectors (and the ids that failed to decode, with reasons) as a shard."""
+    """Commit one batch of vectors (and the ids that failed to decode, with reasons) as a shard;
+    ``backend`` is the Keras backend that computed the vectors."""
     folder = shard_dir(cache_path)
     folder.mkdir(parents=True, exist_ok=True)
     name = uuid.uuid4().hex
@@ -54,6 +56,7 @@ def write_shard(
         with write_errors(folder), h5py.File(tmp, "w") as h5:
             stamp(h5, SHARD_TYPE)
             h5.attrs["fingerprint"] = fingerprint
+            h5.attrs["backend"] = backend
             checked = checksum_options(ID_DTYPE)  # per-chunk checksums: a damaged shard fails its read
             h5.create_dataset("id", data=np.asarray(ids, dtype=ID_DTYPE), **checked)
             h5.create_dataset("features", data=np.asarray(features, dtype=np.float32), **checked)
@@ -115,6 +118,19 @@ def shard_width(cache_path: str | os.PathLike, fingerprint: str) -> int:
         if vectors.shape[1]:
             return int(vectors.shape[1])
     return 0
+
+
+def shard_backends(cache_path: str | os.PathLike, fingerprint: str) -> set[str]:
+    """The Keras backends that wrote the shards of ``fingerprint`` (those that record one)."""
+    backends = set()
+    for shard in list_shards(cache_path):
+        try:
+            with h5py.File(shard, "r") as h5:
+                if _matches(h5, fingerprint) and h5.attrs.get("backend"):
+                    backends.add(str(h5.attrs["backend"]))
+        except OSError:
+            continue
+    return backends
 
 
 def _matches(h5: h5py.File, fingerprint: str) -> bool:

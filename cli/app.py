@@ -14,6 +14,11 @@ import typer
 
 from featx.errors import FeatxError, OptionError
 
+BackendOption = Annotated[
+    str | None,
+    typer.Option(help="Keras backend: tensorflow, jax or torch (default: $KERAS_BACKEND, else tensorflow)."),
+]
+
 app = typer.Typer(
     name="featx",
     help="Transfer learning on images: embed once with a frozen Keras backbone, fit heads in seconds.",

@@ -39,6 +39,8 @@ def info_command(
         typer.echo(f"{s.path}  ({size_mb:.1f} MB, updated {s.updated})")
         typer.echo(f"  dataset   {s.dataset}")
         typer.echo(f"  backbone  {s.backbone}  [{config}]")
+        if s.backends:
+            typer.echo(f"  backends  {', '.join(s.backends)}")
         typer.echo(
             f"  images    {s.images} files, {s.skipped} skipped, {s.vectors} vectors of {s.feature_dim} floats"
         )

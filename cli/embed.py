@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from featx.backbones import DEFAULT_BACKBONE
-from featx.cli.app import app, fail, handle_errors, info, print_json
+from featx.cli.app import BackendOption, app, fail, handle_errors, info, print_json
 from featx.cli.progress import progress_bar
 from featx.embedding import update_cache
 from featx.images import DEFAULT_MAX_PIXELS
@@ -57,6 +57,7 @@ def embed_command(
         typer.Option(help="How the cache stores vectors: float32 or float16 (half the size, within 1e-3). "
                      "Default: the cache's own, float32 for a new cache."),
     ] = None,
+    backend: BackendOption = None,
     strict: Annotated[bool, typer.Option("--strict", help="Exit 1 when any image was skipped.")] = False,
     no_wait: Annotated[
         bool, typer.Option("--no-wait", help="Stop at once if another run is updating the same cache.")
@@ -68,6 +69,7 @@ def embed_command(
     options = EmbedOptions(
         backbone=backbone, weights=weights, seed=seed, image_size=image_size, resize=resize, pooling=pooling,
         preprocess=preprocess, batch_size=batch_size, workers=workers, max_pixels=max_pixels, dtype=dtype,
+        backend=backend,
     )
     with progress_bar(enabled=not (quiet or as_json)) as progress:
         report = update_cache(data, options, cache=cache, progress=progress, wait=not no_wait, on_wait=info)

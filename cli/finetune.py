@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from featx.cli.app import app, handle_errors, info, print_json
+from featx.cli.app import BackendOption, app, handle_errors, info, print_json
 
 
 @app.command("fine-tune")
@@ -23,6 +23,7 @@ def fine_tune_command(
     no_augment: Annotated[bool, typer.Option("--no-augment", help="No random flips and crops.")] = False,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="The .keras file to write.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for shuffling and augmentation.")] = 0,
+    backend: BackendOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """Fine-tune the top of the backbone end to end, starting from HEAD; resumes a killed run."""
@@ -30,7 +31,7 @@ def fine_tune_command(
 
     report = fine_tune(head, data=data, unfreeze=unfreeze, epochs=epochs, learning_rate=learning_rate,
                        batch_size=batch_size, augment=not no_augment, output=output, seed=seed,
-                       verbose=0 if as_json else 2)
+                       backend=backend,                        verbose=0 if as_json else 2)
     if as_json:
         print_json(report.to_dict())
         return
@@ -52,10 +53,12 @@ def fine_tune_command(
 def export_command(
     source: Annotated[Path, typer.Argument(help="A head folder, or a fine-tuned .keras model.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the model.")],
-    format: Annotated[str, typer.Option(help="keras, savedmodel or tflite.")] = "keras",
+    format: Annotated[str, typer.Option(help="keras, onnx, savedmodel or tflite (the last two need TensorFlow).")]
+    = "keras",
+    backend: BackendOption = None,
 ) -> None:
     """Export one model: raw RGB image of any size in, class probabilities out."""
     from featx.exporter import export
 
-    path = export(source, output, format=format)
+    path = export(source, output, format=format, backend=backend)
     typer.echo(f"exported {path}: raw RGB (uint8 or float 0-255, any size) in, class probabilities out")

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from featx.cli.app import app, handle_errors, info, print_json
+from featx.cli.app import BackendOption, app, handle_errors, info, print_json
 from featx.errors import FeatxError
 
 CacheOption = Annotated[
@@ -213,6 +213,7 @@ def predict_command(
     cache: Annotated[Path | None, typer.Option(help="Cache folder for the new images' vectors "
                                                "(default: $FEATX_CACHE_DIR or .featx).")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Images per backbone call.")] = 32,
+    backend: BackendOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Classify new images: embed them with the head's exact backbone configuration, then predict.
@@ -225,7 +226,8 @@ def predict_command(
 
     fitted = load_head(head)
     with progress_bar(enabled=True) as progress:
-        result = predict_images(fitted, inputs, cache_dir=cache, batch_size=batch_size, progress=progress)
+        result = predict_images(fitted, inputs, cache_dir=cache, batch_size=batch_size, backend=backend,
+                                progress=progress)
     for skipped in result.skipped:
         info(f"skipped {skipped.path}: {skipped.reason}")
     if not result.paths:

@@ -33,6 +33,7 @@ def embed(
     workers: int | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     dtype: str | None = None,
+    backend: str | None = None,
     cache: str | os.PathLike | None = None,
     wait: bool = True,
     progress: Callable[[int], ProgressCallback] | None = None,
@@ -42,15 +43,18 @@ def embed(
     ``data`` is a folder of class folders, of train/val/test folders, of plain images, or a CSV
     manifest ``path,label[,split]``. ``backbone`` is a name from :func:`featx.list_backbones` or
     a ``.keras`` model file; the other options are those of :class:`featx.options.EmbedOptions`.
-    Reruns embed only new or changed files; ``features.report`` says what this run did
-    (embedded, reused, skipped). ``cache`` is a cache folder or ``.h5`` file (default
-    ``$FEATX_CACHE_DIR`` or ``.featx``); ``wait=False`` fails at once when another run holds it.
-    ``dtype="float16"`` stores the vectors at half the size; the features returned are float32.
+    ``backend`` is the Keras backend (tensorflow, jax or torch; default ``$KERAS_BACKEND`` or
+    tensorflow): vectors agree across backends within 1e-4. Reruns embed only new or changed files;
+    ``features.report`` says what this run did (embedded, reused, skipped). ``cache`` is a cache
+    folder or ``.h5`` file (default ``$FEATX_CACHE_DIR`` or ``.featx``); ``wait=False`` fails at
+    once when another run holds it. ``dtype="float16"`` stores the vectors at half the size; the
+    features returned are float32.
     """
     options = EmbedOptions(
         backbone=backbone, weights=weights, image_size=image_size, resize=resize, pooling=pooling,
         preprocess=preprocess, seed=seed, batch_size=batch_size, workers=workers, max_pixels=max_pixels,
         dtype=dtype,
+        backend=backend,
     )
     report = update_cache(data, options, cache=cache, progress=progress, wait=wait)
     return replace(load_features(report.cache_path), report=report)

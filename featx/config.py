@@ -22,7 +22,7 @@ class EmbedConfig:
     """Everything that determines a feature vector, plus where the model comes from."""
 
     backbone: str  # registry name, or "custom:<file name>:sha256:<hex>"
-    weights: str  # "imagenet", "none:seed=<n>", "<file name>:sha256:<hex>" or "embedded"
+    weights: str  # "imagenet", "none:seed=<n>[:backend=<b>]", "<file name>:sha256:<hex>" or "embedded"
     input_size: int
     resize: str
     pooling: str

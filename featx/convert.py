@@ -8,7 +8,7 @@ with Keras' safe mode.
 
 from __future__ import annotations
 
-from featx._tf import import_keras
+from featx.backend import import_keras
 from featx.errors import FeatxError
 from featx.heads.registry import convertible_heads, get_head_spec
 
@@ -22,7 +22,7 @@ def head_network(head):
             f"export need a {' or '.join(convertible_heads())} head: featx fit-head --head keras"
         )
     layers = convert(head)
-    _, keras = import_keras()
+    keras = import_keras()
     inputs = keras.Input((head.feature_dim,), name="features")
     outputs = inputs
     for layer in layers:

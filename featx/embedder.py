@@ -39,6 +39,7 @@ class Embedder(TransformerMixin, BaseEstimator):
         workers: int | None = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         dtype: str | None = None,
+        backend: str | None = None,
         cache_dir: str | None = None,
     ):
         self.backbone = backbone
@@ -52,6 +53,7 @@ class Embedder(TransformerMixin, BaseEstimator):
         self.workers = workers
         self.max_pixels = max_pixels
         self.dtype = dtype
+        self.backend = backend
         self.cache_dir = cache_dir
 
     def fit(self, X, y=None) -> "Embedder":

@@ -24,7 +24,7 @@ from featx.backbones import get_backbone
 from featx.cache.locate import cache_path_for
 from featx.cache.lock import cache_lock
 from featx.cache.append import SegmentPlan, commit, plan_segments
-from featx.cache.shards import list_shards, read_shards, shard_width, write_shard
+from featx.cache.shards import list_shards, read_shards, shard_backends, shard_width, write_shard
 from featx.cache.store import CacheIndex, remove_stale_temporaries
 from featx.cache.tables import ID_DTYPE, ImageTable, SkipTable, id_column, str_column
 from featx.config import EmbedConfig
@@ -145,12 +145,12 @@ def _update(dataset: Dataset, config: EmbedConfig, cache_path: Path, run: RunOpt
         if extractor is None:
             from featx.extractor import FeatureExtractor  # imports TensorFlow: only when needed
 
-            extractor = FeatureExtractor(config, batch_size=run.batch_size)
+            extractor = FeatureExtractor(config, batch_size=run.batch_size, backend=run.backend)
         feature_dim = extractor.feature_dim
         for ids, vectors, failures in _embed(extractor, todo, config, run):
             undecodable = [(i, str(e)) for i, e in failures if not isinstance(e, NotAsPlannedError)]
             write_shard(cache_path, fingerprint, id_column(ids), vectors,
-                        id_column(i for i, _ in undecodable), [r for _, r in undecodable])
+                        id_column(i for i, _ in undecodable), [r for _, r in undecodable], backend=extractor.backend)
             crash_point("shard-committed")
             have.update(ids)
             embedded.update(ids)
@@ -189,9 +189,17 @@ def _update(dataset: Dataset, config: EmbedConfig, cache_path: Path, run: RunOpt
         reason=str_column(r for _, _, r in skipped_rows),
     )
     if _changed(index, plan, cache_path, images, skipped, dataset):
-        commit(cache_path, index, plan, attrs=_attrs(dataset, config, feature_dim), classes=list(dataset.classes),
+        attrs = {**_attrs(dataset, config, feature_dim), "backends": json.dumps(_backends(index, cache_path, config))}
+        commit(cache_path, index, plan, attrs=attrs, classes=list(dataset.classes),
                images=images, skipped=skipped, feature_dim=feature_dim, dtype=dtype, embedded=embedded)
     return report
+
+
+def _backends(index: CacheIndex | None, cache_path: Path, config: EmbedConfig) -> list[str]:
+    """The Keras backends whose vectors the cache holds: the committed ones and this run's shards'.
+    They agree within 1e-4, so they may share one cache; ``featx cache info`` lists them."""
+    committed = set(json.loads(str(index.attrs.get("backends", "[]")))) if index is not None else set()
+    return sorted(committed | shard_backends(cache_path, config.fingerprint))
 
 
 def _check_same_dataset(index: CacheIndex | None, cache_path: Path, dataset: Dataset) -> None:

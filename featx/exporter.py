@@ -2,29 +2,39 @@
 
 Resizing (as featx reads images: bilinear, stretch/crop/pad) and the backbone's preprocessing are
 inside the model, and the class names travel in the file, so serving code needs neither featx nor
-any knowledge of the backbone.
+any knowledge of the backbone. ``keras`` and ``onnx`` export on every Keras backend (ONNX through
+the backend's own converter: tf2onnx, jax2onnx or torch.onnx); ``savedmodel`` and ``tflite`` are
+TensorFlow formats and need Keras on TensorFlow.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import tempfile
 from pathlib import Path
 
-from featx._tf import import_keras
+from featx.backend import import_keras, import_tensorflow
 from featx.config import EmbedConfig
-from featx.errors import OptionError
+from featx.errors import MissingDependencyError, OptionError
 from featx.modelfile import build_classifier, load_model_file, write_metadata
 from featx.options import check_choice
 from featx.preprocessing import resize_layer
 
-FORMATS = ("keras", "savedmodel", "tflite")
+FORMATS = ("keras", "onnx", "savedmodel", "tflite")
+TENSORFLOW_FORMATS = ("savedmodel", "tflite")
+ONNX_CONVERTERS = {"tensorflow": "tf2onnx", "jax": "jax2onnx", "torch": "onnxscript"}  # per backend
 
 
-def export(source, output: str | os.PathLike, *, format: str = "keras") -> Path:
-    """Export a head (fitted Head or folder) or a fine-tuned ``.keras`` model to ``output``."""
+def export(source, output: str | os.PathLike, *, format: str = "keras", backend: str | None = None) -> Path:
+    """Export a head (fitted Head or folder) or a fine-tuned ``.keras`` model to ``output``.
+
+    ``backend`` is the Keras backend that builds and converts the model (default ``$KERAS_BACKEND``,
+    else tensorflow)."""
     check_choice("format", format, FORMATS)
+    keras = import_keras(backend)
+    _check_format(format, keras.backend.backend())
     output = Path(output)
     classifier, metadata = _classifier(source)
     config = EmbedConfig.from_record(metadata["config"], metadata["sources"], metadata.get("fingerprint"))
@@ -36,6 +46,10 @@ def export(source, output: str | os.PathLike, *, format: str = "keras") -> Path:
             raise OptionError(f"{{param}}: {output} must end in .keras (a Keras model file).", param="output")
         model.save(output)
         write_metadata(output, metadata)
+    elif format == "onnx":
+        spec = keras.InputSpec(shape=(None, None, None, 3), dtype="float32", name="image")  # any batch, any size
+        model.export(str(output), format="onnx", input_signature=[spec], verbose=False)
+        output.with_suffix(output.suffix + ".json").write_text(json.dumps(metadata, default=str))
     elif format == "savedmodel":
         model.export(str(output), format="tf_saved_model", verbose=False)
         (output / "assets").mkdir(exist_ok=True)
@@ -43,6 +57,19 @@ def export(source, output: str | os.PathLike, *, format: str = "keras") -> Path:
     else:
         _export_tflite(model, output, metadata)
     return output
+
+
+def _check_format(format: str, backend: str) -> None:
+    """Refuse, in one line, a format this backend cannot write or whose converter is missing."""
+    if format in TENSORFLOW_FORMATS and backend != "tensorflow":
+        raise OptionError(f"{{param}} {format} is a TensorFlow format and needs Keras on TensorFlow (this run is on "
+                          f"{backend}): run with backend tensorflow, or export keras or onnx.", param="format")
+    if format == "onnx":
+        missing = [m for m in ("onnx", ONNX_CONVERTERS[backend]) if importlib.util.find_spec(m) is None]
+        if missing:  # jax2onnx brings flax, orbax and more: it is not in the extra
+            install = " ".join(m if m == "jax2onnx" else "'featx[onnx]'" for m in dict.fromkeys(missing))
+            raise MissingDependencyError(f"{{param}} onnx on {backend} needs {' and '.join(missing)}, not installed: "
+                                         f"pip install {install}.", param="format")
 
 
 def _classifier(source):
@@ -59,7 +86,7 @@ def _classifier(source):
 
 def any_size_model(classifier, config: EmbedConfig):
     """Wrap a (S, S, 3) classifier: any image size in, resized inside exactly as featx resizes."""
-    _, keras = import_keras()
+    keras = import_keras()
     inputs = keras.Input((None, None, 3), name="image")
     resized = resize_layer(config.input_size, config.resize)(inputs)
     # training=False is recorded in the graph: Dropout and BatchNormalization stay in inference mode
@@ -68,7 +95,7 @@ def any_size_model(classifier, config: EmbedConfig):
 
 
 def _export_tflite(model, output: Path, metadata: dict) -> None:
-    tf, _ = import_keras()
+    tf = import_tensorflow("TFLite export")
     with tempfile.TemporaryDirectory() as folder:
         model.export(folder, format="tf_saved_model", verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(folder)
@@ -78,14 +105,14 @@ def _export_tflite(model, output: Path, metadata: dict) -> None:
 
 
 def class_names(path: str | os.PathLike) -> list[str]:
-    """The class names stored with an exported model (``.keras``, SavedModel folder or ``.tflite``)."""
+    """The class names stored with an exported model (``.keras``, ``.onnx``, SavedModel folder or ``.tflite``)."""
     from featx.modelfile import read_metadata
 
     path = Path(path)
     if path.is_dir():
         return json.loads((path / "assets" / "featx.json").read_text())["classes"]
-    if path.suffix == ".tflite":
-        return json.loads(path.with_suffix(".tflite.json").read_text())["classes"]
+    if path.suffix in (".tflite", ".onnx"):  # no free-form metadata inside: the class names are beside it
+        return json.loads(path.with_suffix(path.suffix + ".json").read_text())["classes"]
     return read_metadata(path)["classes"]
 
 

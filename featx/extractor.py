@@ -1,8 +1,9 @@
 """A frozen backbone as one compiled function: raw 0–255 RGB batch in, pooled vectors out.
 
-The family's ``preprocess_input`` (as the layers of :mod:`featx.preprocessing`) runs inside the compiled function, so no caller can forget it or
-apply it twice. Batches always have the same shape (the last one is padded), so the function is
-traced once; ``model.predict`` in a loop would pay its per-call overhead on every batch.
+The family's ``preprocess_input`` (as the layers of :mod:`featx.preprocessing`) runs inside the
+compiled function, so no caller can forget it or apply it twice. Batches always have the same
+shape (the last one is padded), so the function is traced once; ``model.predict`` in a loop would
+pay its per-call overhead on every batch. Each Keras backend compiles in its own way (below).
 """
 
 from __future__ import annotations
@@ -14,32 +15,33 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from featx._tf import import_keras, keras_cache_dir
+from featx.backend import BACKENDS, DEFAULT_BACKEND, import_keras, keras_cache_dir, resolve_backend, set_random_seed
 from featx.backbones import get_backbone
 from featx.config import EmbedConfig
-from featx.errors import FeatxError, WeightsUnavailableError
+from featx.errors import FeatxError, OptionError, WeightsUnavailableError
 from featx.options import check_positive
 from featx.preprocessing import preprocess, preprocessing_layers
 
 
 class FeatureExtractor:
-    """Builds the backbone of an :class:`EmbedConfig` once and maps image batches to vectors."""
+    """Builds the backbone of an :class:`EmbedConfig` once and maps image batches to vectors.
 
-    def __init__(self, config: EmbedConfig, batch_size: int = 32):
+    ``backend`` is the Keras backend to run on (see :func:`featx.backend.resolve_backend`); the
+    forward pass is that backend's compiled function: ``tf.function`` on TensorFlow, ``jax.jit``
+    over the model's ``stateless_call`` on JAX, an eager call without autograd on PyTorch.
+    """
+
+    def __init__(self, config: EmbedConfig, batch_size: int = 32, backend: str | None = None):
         check_positive("batch_size", batch_size)
         self.config = config
         self.batch_size = batch_size
-        tf, _ = import_keras()
-        self.model = build_backbone(config)
-        layers = preprocessing_layers(config.preprocessing)
+        self.backend = resolve_backend(backend)
+        keras = import_keras(self.backend)
+        self.model = build_backbone(config, self.backend)
         size = config.input_size
-        spec = tf.TensorSpec([batch_size, size, size, 3], tf.float32)
-        model = self.model
-        self._compiled = tf.function(
-            lambda images: model(preprocess(layers, images), training=False),
-            input_signature=[spec],
-            reduce_retracing=True,
-        )
+        inputs = keras.Input((size, size, 3), batch_size=batch_size)
+        outputs = self.model(preprocess(preprocessing_layers(config.preprocessing), inputs), training=False)
+        self._forward = _COMPILERS[self.backend](keras.Model(inputs, outputs), (batch_size, size, size, 3))
         self.feature_dim = int(self.model.output_shape[-1])
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
@@ -50,21 +52,56 @@ class FeatureExtractor:
         if count < self.batch_size:
             padding = np.zeros((self.batch_size - count, *images.shape[1:]), np.float32)
             images = np.concatenate([images, padding])
-        vectors = self._compiled(np.asarray(images, np.float32)).numpy()
+        vectors = self._forward(np.asarray(images, np.float32))
         return vectors[:count].astype(np.float32, copy=False)
 
 
-def build_backbone(config: EmbedConfig):
-    """The headless Keras model of ``config`` whose output is the pooled (batch, D) vector."""
-    _, keras = import_keras()
+def _tensorflow_forward(model, shape):
+    import tensorflow as tf  # already loaded: Keras runs on it
+
+    compiled = tf.function(lambda images: model(images, training=False),
+                           input_signature=[tf.TensorSpec(shape, tf.float32)], reduce_retracing=True)
+    return lambda images: compiled(images).numpy()
+
+
+def _jax_forward(model, shape):
+    import jax
+
+    state = ([v.value for v in model.trainable_variables], [v.value for v in model.non_trainable_variables])
+    compiled = jax.jit(lambda trainable, frozen, images: model.stateless_call(
+        trainable, frozen, images, training=False)[0])
+    return lambda images: np.asarray(compiled(*state, images))
+
+
+def _torch_forward(model, shape):
+    import torch
+    from keras import ops
+
+    model.eval()
+
+    def forward(images):
+        with torch.inference_mode():
+            return ops.convert_to_numpy(model(ops.convert_to_tensor(images), training=False))
+
+    return forward
+
+
+_COMPILERS = {"tensorflow": _tensorflow_forward, "jax": _jax_forward, "torch": _torch_forward}
+
+
+def build_backbone(config: EmbedConfig, backend: str | None = None):
+    """The headless Keras model of ``config`` whose output is the pooled (batch, D) vector, on ``backend``."""
+    keras = import_keras(backend)
     if config.is_custom:
         return _load_custom(config)
     spec = get_backbone(config.backbone)
+    check_runs_on(spec, keras.backend.backend())
     constructor = getattr(keras.applications, spec.name)
     weights: str | None
     if config.weights == "imagenet":
         weights = "imagenet"
     elif config.weights.startswith("none:"):
+        _check_random_weights(config.weights, keras.backend.backend())
         weights = None
     else:
         weights = config.source_file()
@@ -87,8 +124,28 @@ def build_backbone(config: EmbedConfig):
     return model
 
 
+def check_runs_on(spec, backend: str) -> None:
+    """Refuse a registry backbone on a backend that computes it wrongly, naming those that work."""
+    if backend in spec.wrong_on:
+        works = " or ".join(b for b in BACKENDS if b not in spec.wrong_on)
+        raise OptionError(
+            f"{{param}} {backend}: Keras computes {spec.name} wrongly on {backend} (a Keras bug); run it on {works}.",
+            param="backend",
+        )
+
+
+def _check_random_weights(identity: str, backend: str) -> None:
+    """Random weights (``none:seed=N``) are drawn by the backend's own generator: another backend's differ."""
+    made_on = identity.partition(":backend=")[2] or DEFAULT_BACKEND
+    if made_on != backend:
+        raise OptionError(
+            f"{{param}} {backend}: these random weights ({identity}) were drawn on {made_on}, and each backend "
+            f"draws its own; run on {made_on}.", param="backend",
+        )
+
+
 def _load_custom(config: EmbedConfig):
-    _, keras = import_keras()
+    keras = import_keras()
     path = config.source_file()
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
@@ -120,9 +177,8 @@ def _load_custom(config: EmbedConfig):
 @contextlib.contextmanager
 def _seeded(seed: int) -> Iterator[None]:
     """Seed Keras' initialisers for reproducible random weights, then restore Python and NumPy."""
-    _, keras = import_keras()
     py_state, np_state = random.getstate(), np.random.get_state()
-    keras.utils.set_random_seed(seed)
+    set_random_seed(seed)
     try:
         yield
     finally:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from featx._faults import crash_point
-from featx._tf import import_keras
+from featx.backend import import_keras, set_random_seed
 from featx.errors import FeatxError, OptionError
 from featx.modelfile import build_classifier, leaf_layers, write_metadata
 from featx.trainingdata import image_dataset, split_images
@@ -68,7 +68,7 @@ def parse_unfreeze(value: str | int | float, total: int) -> int:
 
 def unfreeze_top(backbone, count: int) -> int:
     """Make the top ``count`` layers trainable, BatchNormalization excepted; returns how many."""
-    _, keras = import_keras()
+    keras = import_keras()
     layers = [layer for layer in leaf_layers(backbone) if not isinstance(layer, keras.layers.InputLayer)]
     backbone.trainable = True
     cut = len(layers) - count
@@ -89,9 +89,12 @@ def fine_tune(
     output: str | os.PathLike | None = None,
     patience: int = 3,
     seed: int = 0,
+    backend: str | None = None,
     verbose: int = 0,
 ) -> FineTuneReport:
-    """Fine-tune ``head`` (a fitted Head or its folder) with its backbone and save a .keras model."""
+    """Fine-tune ``head`` (a fitted Head or its folder) with its backbone and save a .keras model.
+
+    ``backend`` is the Keras backend to train on (default ``$KERAS_BACKEND``, else tensorflow)."""
     from featx.heads.store import load_head
 
     started = time.perf_counter()
@@ -102,7 +105,7 @@ def fine_tune(
     if learning_rate <= 0:
         raise OptionError(f"{{param}} must be above 0; got {learning_rate!r}.", param="learning_rate")
     parse_unfreeze(unfreeze, 1)  # a bad value is reported before anything is built
-    tf, keras = import_keras()
+    keras = import_keras(backend)
     config = head.embed_config()
     model_path = Path(output) if output else _default_output(head)
     if model_path.suffix != ".keras":
@@ -112,7 +115,7 @@ def fine_tune(
     if len(images["train"]) == 0:
         raise FeatxError(f"head {head.name} has no training images to fine-tune on.")
 
-    keras.utils.set_random_seed(seed)
+    set_random_seed(seed)
     model, backbone, feature_model = build_classifier(head, config)
     total = len([l for l in leaf_layers(backbone) if not isinstance(l, keras.layers.InputLayer)])
     unfrozen = unfreeze_top(backbone, parse_unfreeze(unfreeze, total))

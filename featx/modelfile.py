@@ -8,7 +8,7 @@ import os
 import zipfile
 from pathlib import Path
 
-from featx._tf import import_keras
+from featx.backend import import_keras
 from featx.config import EmbedConfig
 from featx.convert import head_network
 from featx.errors import FeatxError
@@ -24,7 +24,7 @@ def build_classifier(head, config: EmbedConfig):
     The backbone is called with ``training=False``, so BatchNormalization stays in inference mode
     even where its layers are unfrozen; the head's own Dropout still trains.
     """
-    _, keras = import_keras()
+    keras = import_keras()
     backbone = build_backbone(config)
     size = config.input_size
     inputs = keras.Input((size, size, 3), name="image")
@@ -60,7 +60,7 @@ def read_metadata(path: str | os.PathLike) -> dict:
 
 def load_model_file(path: str | os.PathLike):
     """Load a featx ``.keras`` model safely (no code from the file runs) with its metadata."""
-    _, keras = import_keras()
+    keras = import_keras()
     metadata = read_metadata(path)
     try:
         model = keras.saving.load_model(Path(path), compile=False, safe_mode=True)

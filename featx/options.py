@@ -15,6 +15,7 @@ import zipfile
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from featx.backend import DEFAULT_BACKEND, check_backend, resolve_backend
 from featx.backbones import DEFAULT_BACKBONE, PREPROCESSING_MODES, get_backbone
 from featx.cache.segments import STORAGE_DTYPES
 from featx.config import EmbedConfig, sha256_once
@@ -53,11 +54,13 @@ class RunOptions:
     # since the backbone computes the same vectors; recorded in the cache, which refuses another.
     # None: the cache's own, float32 for a new cache.
     dtype: str | None = None
+    backend: str | None = None  # Keras backend: tensorflow, jax or torch; None: KERAS_BACKEND, else tensorflow
 
     def __post_init__(self) -> None:
         check_positive("batch_size", self.batch_size)
         if self.dtype is not None:
             check_choice("dtype", self.dtype, STORAGE_DTYPES)
+        check_backend(self.backend)
         if self.workers is not None:
             check_positive("workers", self.workers)
         check_positive("max_pixels", self.max_pixels)
@@ -129,8 +132,9 @@ class EmbedOptions(RunOptions):
         if weights == "imagenet":
             # Keras pins each ImageNet file by hash when it downloads it, so the name identifies it.
             return "imagenet", None
-        if weights == "none":
-            return f"none:seed={self.seed}", None
+        if weights == "none":  # random weights differ between backends (each has its own generator)
+            backend = resolve_backend(self.backend)
+            return f"none:seed={self.seed}" + ("" if backend == DEFAULT_BACKEND else f":backend={backend}"), None
         path = Path(weights).expanduser()
         if not path.is_file():
             raise OptionError(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from featx._tf import import_keras
+from featx.backend import import_keras
 from featx.backbones import PREPROCESSING_MODES
 from featx.errors import OptionError
 
@@ -23,7 +23,7 @@ CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
 
 def preprocessing_layers(mode: str) -> list:
     """Layers equal to ``keras.applications`` preprocess_input of ``mode`` on raw 0–255 RGB."""
-    _, keras = import_keras()
+    keras = import_keras()
     if mode == "none":
         return []
     if mode == "tf":
@@ -54,7 +54,7 @@ def preprocess(layers: list, images):
 def resize_layer(size: int | tuple[int, int], mode: str):
     """A Keras layer resizing any image to ``size`` (square, or (height, width)) as featx does:
     bilinear, with ``mode`` stretch, crop (centre, to the aspect ratio) or pad (zero borders)."""
-    _, keras = import_keras()
+    keras = import_keras()
     height, width = (size, size) if isinstance(size, int) else size
     return keras.layers.Resizing(
         height, width, interpolation="bilinear", crop_to_aspect_ratio=mode == "crop",

@@ -1,4 +1,4 @@
-"""The images behind a head's split, as a tf.data pipeline for fine-tuning.
+"""The images behind a head's split, as a Keras ``PyDataset`` for fine-tuning on any backend.
 
 Images are found through the content ids the head recorded for each split: in the dataset its
 cache was built from, or in another folder (``--data``) holding the same files. Every image goes
@@ -16,6 +16,7 @@ import numpy as np
 from featx.config import EmbedConfig
 from featx.datasets import SPLITS
 from featx.errors import FeatxError
+from featx.images import load_image
 
 AUGMENT_MARGIN = 1.125  # training images are read this much larger, then randomly cropped
 
@@ -77,33 +78,57 @@ def _from_folder(head, data):
 
 def image_dataset(images: SplitImages, config: EmbedConfig, batch_size: int, *, shuffle: bool, augment: bool,
                   seed: int = 0):
-    """A tf.data pipeline of (image batch, labels); decoding runs in threads, ahead of training."""
-    from featx._tf import import_keras
-    from featx.options import default_workers
-    from featx.streaming import decode_stream
+    """A Keras ``PyDataset`` of (image batch, labels) on any backend (no tf.data, no TensorFlow).
 
-    tf, _ = import_keras()
+    Batches decode in threads, ahead of training; each epoch's order and augmentation (a random
+    crop from images read ``AUGMENT_MARGIN`` larger, and a random flip) come from ``seed`` and the epoch.
+    """
+    from featx.backend import import_keras
+    from featx.options import default_workers
+
+    keras = import_keras()
     size = config.input_size
     load_size = round(size * AUGMENT_MARGIN) if augment else size
-    epoch = iter(range(1 << 30))
 
-    def generate():
-        order = np.arange(len(images))
-        if shuffle:
-            np.random.default_rng(seed + next(epoch)).shuffle(order)
-        items = ((int(i), Path(images.paths[i])) for i in order)
-        for index, pixels in decode_stream(items, load_size, config.resize, default_workers(), ahead=2 * batch_size):
-            if isinstance(pixels, Exception):
-                raise FeatxError(f"{images.paths[index]}: {pixels}")
-            yield pixels, images.labels[index]
+    class ImageBatches(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__(workers=default_workers(), use_multiprocessing=False, max_queue_size=2)
+            self.epoch = 0
+            self.order = self._order()
 
-    spec = (tf.TensorSpec((load_size, load_size, 3), tf.float32), tf.TensorSpec((), tf.int64))
-    dataset = tf.data.Dataset.from_generator(generate, output_signature=spec)
-    dataset = dataset.apply(tf.data.experimental.assert_cardinality(len(images)))
-    if augment:
-        def jitter(image, label):
-            image = tf.image.random_crop(image, (size, size, 3), seed=seed)
-            return tf.image.random_flip_left_right(image, seed=seed), label
+        def _order(self) -> np.ndarray:
+            order = np.arange(len(images))
+            if shuffle:
+                np.random.default_rng(seed + self.epoch).shuffle(order)
+            return order
 
-        dataset = dataset.map(jitter)
-    return dataset.batch(batch_size).prefetch(2)
+        def __len__(self) -> int:
+            return -(-len(images) // batch_size)
+
+        def __getitem__(self, index: int):
+            rows = self.order[index * batch_size:(index + 1) * batch_size]
+            batch = np.stack([self._load(int(row)) for row in rows])
+            if augment:
+                rng = np.random.default_rng([seed, self.epoch, index])
+                batch = np.stack([_jitter(image, size, rng) for image in batch])
+            return batch, images.labels[rows]
+
+        def _load(self, row: int) -> np.ndarray:
+            try:
+                return load_image(images.paths[row], (load_size, load_size), config.resize)
+            except (OSError, ValueError) as exc:
+                raise FeatxError(f"{images.paths[row]}: {exc}") from None
+
+        def on_epoch_end(self) -> None:
+            self.epoch += 1
+            self.order = self._order()
+
+    return ImageBatches()
+
+
+def _jitter(image: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    """A random ``size`` crop of ``image``, flipped left-right half of the time."""
+    top = rng.integers(0, image.shape[0] - size + 1)
+    left = rng.integers(0, image.shape[1] - size + 1)
+    crop = image[top:top + size, left:left + size]
+    return crop[:, ::-1] if rng.random() < 0.5 else crop

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from featx._tf import keras_cache_dir
+from featx.backend import keras_cache_dir
 from featx.backbones import get_backbone, list_backbones
 from featx.errors import FeatxError, MissingFileError
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -229,6 +230,79 @@ def test_exported_model_equals_featx_predict(workspace, kind):
         np.testing.assert_allclose(np.asarray(model.predict(raw, verbose=0))[0], proba, atol=1e-4)
 
 
+@pytest.mark.parametrize("kind", ["keras", "svm"])
+def test_onnx_export_equals_featx_predict(workspace, kind):
+    onnxruntime = pytest.importorskip("onnxruntime", reason="the onnx extra: pip install 'featx[onnx]'")
+    from featx.exporter import class_names, export
+    from featx.heads import predict_images
+    from featx.images import decode_rgb
+
+    root, data, _, heads = workspace
+    path = export(heads[kind], root / f"export-{kind}.onnx", format="onnx")
+    assert class_names(path) == ["blue", "red"]
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    images = sorted(str(p) for p in (data / "test").rglob("*.png"))
+    predicted = predict_images(heads[kind], images)
+    for file, proba in zip(predicted.paths, predicted.proba):
+        raw = decode_rgb(file)[None].astype(np.float32)  # its own size: resizing happens inside the model
+        np.testing.assert_allclose(session.run(None, {name: raw})[0][0], proba, atol=1e-4)
+
+
+_ON_ANOTHER_BACKEND = """
+import sys
+import keras
+import numpy as np
+import featx
+from featx.errors import OptionError
+from featx.exporter import export
+from featx.finetune import fine_tune
+from featx.heads import fit_head, load_head
+from featx.images import decode_rgb, load_image
+
+backend, head_path, image, root = sys.argv[1:]
+head = load_head(head_path)
+report = fine_tune(head, epochs=1, unfreeze=2, output=f"{root}/ft.keras", backend=backend)
+exported = keras.saving.load_model(export(report.model_path, f"{root}/ft-export.keras"), safe_mode=True)
+tuned = keras.saving.load_model(report.model_path, safe_mode=True)
+size = head.embed_config().input_size
+expected = keras.ops.convert_to_numpy(tuned(load_image(image, (size, size))[None]))
+raw = decode_rgb(image)[None].astype(np.float32)
+np.testing.assert_allclose(keras.ops.convert_to_numpy(exported(raw)), expected, atol=1e-4)
+keras_head = fit_head(featx.load_features(head.cache_path), head="keras", epochs=2, patience=2, units=8)
+try:
+    export(head, f"{root}/x.tflite", format="tflite")
+except OptionError as error:
+    print(error)
+try:  # ONNX from this backend's own converter (jax2onnx on JAX), equal to featx predict
+    import onnxruntime
+    session = onnxruntime.InferenceSession(export(head, f"{root}/head.onnx", format="onnx"))
+    proba = featx.heads.predict_images(head, [image]).proba
+    np.testing.assert_allclose(session.run(None, {session.get_inputs()[0].name: raw})[0], proba, atol=1e-4)
+    print("onnx ok")
+except ImportError as error:
+    print(error)
+print("ok", report.epochs_run, keras_head.estimator.n_iter_)
+assert "tensorflow" not in sys.modules, "TensorFlow was imported on " + backend
+"""
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_fine_tune_and_export_on_another_backend_without_tensorflow(workspace, tmp_path, backend):
+    pytest.importorskip(backend, reason=f"pip install 'featx[{backend}]'")
+    root, data, _, heads = workspace
+    image = sorted((data / "val").rglob("*.png"))[0]
+    env = {**os.environ, "KERAS_BACKEND": backend, "FEATX_CACHE_DIR": str(root / "cache")}
+    done = subprocess.run([sys.executable, "-c", _ON_ANOTHER_BACKEND, backend, str(heads["logreg"].path), str(image),
+                           str(tmp_path)], env=env, capture_output=True, text=True, timeout=280)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "ok 1 2" in done.stdout
+    if importlib.util.find_spec("onnxruntime"):
+        assert "onnx ok" in done.stdout or (backend == "jax" and "pip install jax2onnx" in done.stdout), done.stdout
+    assert (f"The 'format' parameter tflite is a TensorFlow format and needs Keras on TensorFlow (this run is on "
+            f"{backend})") in done.stdout
+
+
 @pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated:UserWarning")
 def test_export_of_a_fine_tuned_model_and_other_formats(workspace):
     import keras
@@ -277,5 +351,5 @@ def test_cli_fine_tune_and_export_errors(workspace):
     assert result.exit_code == 1 and "knn head, which has no equivalent Keras layer" in result.stderr
     result = CliRunner().invoke(app, ["fine-tune", str(root / "knn-head"), "--unfreeze", "lots"])
     assert result.exit_code == 2 and "--unfreeze must be" in result.stderr
-    result = CliRunner().invoke(app, ["export", str(root / "knn-head"), "-o", "x.onnx", "--format", "onnx"])
-    assert result.exit_code == 2 and "--format must be one of keras, savedmodel, tflite" in result.stderr
+    result = CliRunner().invoke(app, ["export", str(root / "knn-head"), "-o", "x.pb", "--format", "pb"])
+    assert result.exit_code == 2 and "--format must be one of keras, onnx, savedmodel, tflite" in result.stderr

@@ -37,6 +37,7 @@ class StandInBackbone:
 
     batch_size = RUN.batch_size
     feature_dim = WIDTH
+    backend = "stand-in"
 
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
         return pixels.reshape(len(pixels), -1)[:, :WIDTH].astype(np.float32) / 255.0

@@ -98,9 +98,9 @@ def test_table_is_the_file_keras_asks_for(name, size, monkeypatch):
     """Build the backbone as featx does with ImageNet weights and catch Keras' call to get_file."""
     from keras.src.utils import file_utils  # a test may read Keras' private API; featx may not
 
-    from featx._tf import import_keras
+    from featx.backend import import_keras
 
-    _, keras = import_keras()
+    keras = import_keras()
     calls = []
 
     class Asked(Exception):
@@ -275,9 +275,9 @@ def test_imported_file_makes_imagenet_work_offline(models, tmp_path):
     import h5py
     from keras.src.legacy.saving import legacy_h5_format  # the format of Keras' application files
 
-    from featx._tf import import_keras
+    from featx.backend import import_keras
 
-    _, keras = import_keras()
+    keras = import_keras()
     model = keras.applications.MobileNet(include_top=False, weights=None, input_shape=(128, 128, 3), pooling="avg")
     source = tmp_path / weights_file("MobileNet", 128).file_name
     with h5py.File(source, "w") as handle:

@@ -32,9 +32,9 @@ def network_layers(n_classes: int, *, units: int, dropout: float, seed: int | No
     seeded by ``seed``; :mod:`featx.heads.layers` rebuilds it with the fitted ``weights``
     (``[w1, b1, w2, b2]``) for fine-tuning and export. Keras is imported here, when called.
     """
-    from featx._tf import import_keras
+    from featx.backend import import_keras
 
-    _, keras = import_keras()
+    keras = import_keras()
 
     def glorot(offset: int):
         return keras.initializers.GlorotUniform(seed=None if seed is None else seed + offset)
@@ -48,6 +48,30 @@ def network_layers(n_classes: int, *, units: int, dropout: float, seed: int | No
         output.build((None, units))
         output.set_weights([w2, b2])
     return [hidden, keras.layers.Dropout(dropout, seed=seed), output]
+
+
+def _rows(keras, X, y, weights, batch_size: int, seed: int | None = None):
+    """Batches of (X, y[, sample weights]) as a Keras ``PyDataset`` (any backend, no tf.data);
+    with a ``seed``, the rows are reshuffled every epoch from it."""
+
+    class Rows(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__()
+            self.rng = None if seed is None else np.random.default_rng(seed)
+            self.columns = [np.asarray(X, np.float32), np.asarray(y)] + ([] if weights is None else [weights])
+            self.on_epoch_end()
+
+        def __len__(self) -> int:
+            return -(-len(X) // batch_size)
+
+        def __getitem__(self, index: int):
+            rows = self.order[index * batch_size:(index + 1) * batch_size]
+            return tuple(column[rows] for column in self.columns)
+
+        def on_epoch_end(self) -> None:
+            self.order = np.arange(len(X)) if self.rng is None else self.rng.permutation(len(X))
+
+    return Rows()
 
 
 class KerasHead(ClassifierMixin, BaseEstimator):
@@ -140,9 +164,9 @@ class KerasHead(ClassifierMixin, BaseEstimator):
         return self
 
     def _train(self, X, y, X_val, y_val, per_class, seed):
-        from featx._tf import import_keras
+        from featx.backend import import_keras
 
-        tf, keras = import_keras()
+        keras = import_keras()
         inputs = keras.Input((X.shape[1],))
         outputs = inputs
         for layer in network_layers(len(self.classes_), units=self.units, dropout=self.dropout, seed=seed):
@@ -151,12 +175,11 @@ class KerasHead(ClassifierMixin, BaseEstimator):
         model.compile(optimizer=keras.optimizers.Adam(self.learning_rate),
                       loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 
-        def rows(X, y):
-            columns = (X.astype(np.float32), y) if per_class is None else (X.astype(np.float32), y, per_class[y])
-            return tf.data.Dataset.from_tensor_slices(columns)
+        def weights(labels):
+            return None if per_class is None else per_class[labels]
 
-        train = rows(X, y).shuffle(len(X), seed=seed, reshuffle_each_iteration=True).batch(self.batch_size)
-        val = None if X_val is None else rows(X_val, y_val).batch(max(self.batch_size, 256))
+        train = _rows(keras, X, y, weights(y), self.batch_size, seed=seed)
+        val = None if X_val is None else _rows(keras, X_val, y_val, weights(y_val), max(self.batch_size, 256))
         stop = keras.callbacks.EarlyStopping(monitor=self.monitor_, patience=self.patience, restore_best_weights=True)
         history = model.fit(train, validation_data=val, epochs=self.epochs, callbacks=[stop],
                             shuffle=False, verbose=self.verbose)  # the dataset shuffles, seeded

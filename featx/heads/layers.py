@@ -48,7 +48,7 @@ def svm_layers(head) -> list:
             f"head {head.name} is an svm head with kernel={kernel_name!r}, which has no equivalent Keras layer; "
             "fine-tune and export need kernel='linear': featx fit-head --head svm --param kernel=linear"
         )
-    _, keras = _keras()
+    keras = _keras()
     mean, scale, model = _unscale(head.estimator)
     calibrated = model.calibrated_classifiers_[0]
     svc = calibrated.estimator
@@ -70,7 +70,7 @@ def svm_layers(head) -> list:
 
 
 def _keras():
-    from featx._tf import import_keras
+    from featx.backend import import_keras
 
     return import_keras()
 
@@ -108,7 +108,7 @@ def _widen(kernel: np.ndarray, bias: np.ndarray, present: np.ndarray, n_classes:
 
 def _dense(kernel: np.ndarray, bias: np.ndarray, activation: str | None, name: str):
     """A built Dense layer holding ``kernel`` and ``bias``."""
-    _, keras = _keras()
+    keras = _keras()
     layer = keras.layers.Dense(kernel.shape[1], activation=activation, name=name)
     layer.build((None, kernel.shape[0]))
     layer.set_weights([kernel.astype(np.float32), bias.astype(np.float32)])

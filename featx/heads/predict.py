@@ -54,19 +54,19 @@ class Predictions:
 
 
 def predict_images(head: Head, inputs: Sequence[str | os.PathLike], *, cache_dir: str | os.PathLike | None = None,
-                   batch_size: int = 32, progress=None) -> Predictions:
+                   batch_size: int = 32, backend: str | None = None, progress=None) -> Predictions:
     """Predict image files and folders (searched recursively) with ``head``.
 
     Images are embedded with the head's own backbone configuration through the content-addressed
     cache in ``cache_dir`` (default ``$FEATX_CACHE_DIR`` or ``.featx``), so files seen before are
-    not embedded again. Images that cannot be decoded are listed in ``skipped``, not raised.
+    not embedded again. ``backend`` is the Keras backend (default ``$KERAS_BACKEND``, else tensorflow). Images that cannot be decoded are listed in ``skipped``, not raised.
     """
     from featx.api import embed_files
     from featx.datasets import collect_image_files
     from featx.options import RunOptions
 
     files = collect_image_files(inputs)
-    embedded = embed_files(files, head.embed_config(), RunOptions(batch_size=batch_size), cache=cache_dir,
+    embedded = embed_files(files, head.embed_config(), RunOptions(batch_size=batch_size, backend=backend), cache=cache_dir,
                            progress=progress)
     paths = [os.path.abspath(f) for f, ok in zip(files, embedded.ok) if ok]
     proba = head.predict_proba(embedded.X) if len(paths) else np.zeros((0, len(head.classes)))
