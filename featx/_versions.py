@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from importlib import metadata
 
-RECORDED_PACKAGES = ("featx", "keras", "tensorflow")
+RECORDED_PACKAGES = ("featx", "keras", "tensorflow", "jax", "torch")  # each Keras backend's library
 
 
 def package_version(name: str) -> str:
