@@ -88,7 +88,7 @@ def fit_head_command(
 
     chosen = choose_cache(cache, backbone)
     info(chosen.note(_flag))
-    fitted = fit_head(chosen.path, head, test_size=test_size, seed=seed, class_weight=class_weight,
+    fitted = fit_head(chosen.path, head, test_size=test_size, seed=seed, class_weight=class_weight, note=info,
                       **parse_params(param or []))
     fitted.save(path)
     if as_json:
@@ -132,7 +132,7 @@ def compare_command(
         info(choice.note(_flag))
     rows = compare_heads([c.path for c in chosen], names, params=params_per_head(param or [], names), cv=cv,
                          test_size=test_size, seed=seed, class_weight=class_weight,
-                         progress=lambda backbone, head: info(f"fitting {head} on {backbone}..."))
+                         progress=lambda backbone, head: info(f"fitting {head} on {backbone}..."), note=info)
     if as_json:
         print_json(rows)
         return

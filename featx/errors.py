@@ -81,3 +81,7 @@ class WeightsUnavailableError(FeatxError, OSError):
 
 class MissingDependencyError(FeatxError, ImportError):
     """An optional extra is not installed; the message says what to ``pip install``."""
+
+
+class MemoryUseWarning(UserWarning):
+    """A head is about to load more vectors into memory than a quarter of this machine's RAM."""

@@ -36,7 +36,7 @@ CONFIG = EmbedOptions("MobileNetV2", weights="none", image_size=32).resolve()
 # Tiny settings, so that the whole check suite runs in well under a minute; the Keras head's high
 # learning rate reaches in 5 epochs the accuracy the checks demand.
 CONTRACT = {"keras": {"units": 8, "epochs": 5, "learning_rate": 0.05, "random_state": 0},
-            "svm": {"calibration_cv": 2}}
+            "svm": {"calibration_cv": 2}, "sgd": {"random_state": 0}}  # SGD shuffles: seeded to repeat
 _PIPELINE = {
     # A Pipeline fits the estimators it was given in place: scikit-learn's own Pipeline does the same.
     "check_estimators_overwrite_params": "a Pipeline fits its steps in place, as scikit-learn's own does",
@@ -183,7 +183,7 @@ def test_head_parameters_reach_the_estimator(blobs):
 
 
 def test_unknown_head_and_parameters_are_named(blobs):
-    with pytest.raises(OptionError, match=r"unknown head 'svn'.*logreg, svm, knn, keras.*'svm'"):
+    with pytest.raises(OptionError, match=r"unknown head 'svn'.*logreg, svm, sgd, knn, keras.*'svm'"):
         fit_head(blobs, "svn")
     with pytest.raises(OptionError, match=r"unknown parameter 'unit' for the keras head; allowed: units, .*'units'"):
         fit_head(blobs, "keras", unit=3)

@@ -5,25 +5,56 @@ from __future__ import annotations
 import inspect
 import os
 import time
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime, timezone
 
 import numpy as np
 
 from featx._versions import featx_version
 from featx.datasets import SPLITS
-from featx.errors import FeatxError, OptionError
-from featx.features import Features, load_features
+from featx.errors import FeatxError, MemoryUseWarning, OptionError
+from featx.features import Features, LazyVectors, load_features
 from featx.heads.evaluate import summary_scores
 from featx.heads.head import Head
 from featx.heads.registry import HeadSpec, get_head_spec, list_heads
 from featx.heads.split import split_features
 
 CLASS_WEIGHTS = ("balanced", "none")  # the class_weight values a head takes by name (or None)
+STREAM_BATCH = 8192  # rows per mini-batch of a head that streams a lazy cache
+RAM_SHARE = 0.25  # loading more than this share of the machine's RAM warns (MemoryUseWarning)
 
 
 def as_features(features: Features | str | os.PathLike) -> Features:
-    return features if isinstance(features, Features) else load_features(features)
+    """Features as given, or a cache's read lazily (its vectors stay on disk until a head asks)."""
+    return features if isinstance(features, Features) else load_features(features, lazy=True)
+
+
+def physical_memory() -> int | None:
+    """This machine's RAM in bytes, or None where the OS does not say."""
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def in_memory(features: Features, head: str, note: Callable[[str], None] | None = None) -> Features:
+    """``features`` with every vector in memory; a lazy X is announced first (``note``, and a
+    :class:`MemoryUseWarning` above a quarter of the RAM), then read."""
+    X = features.X
+    if not isinstance(X, LazyVectors):
+        return features
+    message = f"loading {len(X)} vectors ({X.nbytes / 1e6:.1f} MB) into memory for the {head} head"
+    if note is not None:
+        note(message)
+    ram = physical_memory()
+    if ram and X.nbytes > RAM_SHARE * ram:
+        warnings.warn(f"{message}: more than {RAM_SHARE:.0%} of this machine's {ram / 1e9:.1f} GB of RAM; "
+                      "the sgd head trains in mini-batches instead.", MemoryUseWarning, stacklevel=3)
+    if features.cache_path is not None and len(X) == len(features.y):  # the whole cache: load it checked
+        return load_features(features.cache_path, dtype=str(X.dtype))
+    return replace(features, X=np.asarray(X))
 
 
 def check_class_weight(class_weight: str | None) -> str | None:
@@ -51,7 +82,8 @@ def head_params(spec: HeadSpec, params: dict, *, seed: int, class_weight: str | 
 
 
 def fit_head(features: Features | str | os.PathLike, head: str = "logreg", *, test_size: float = 0.2,
-             seed: int = 0, class_weight: str | None = None, **params) -> Head:
+             seed: int = 0, class_weight: str | None = None, note: Callable[[str], None] | None = None,
+             **params) -> Head:
     """Fit head ``head`` (see :func:`list_heads`) on cached features; ``params`` are its parameters.
 
     Trains on the cache's train split (or a stratified hold-out of ``1 - test_size``, drawn with
@@ -59,10 +91,16 @@ def fit_head(features: Features | str | os.PathLike, head: str = "logreg", *, te
     records the split, the metrics and the backbone configuration in the returned :class:`Head`,
     named ``<head>-<backbone>``. ``class_weight="balanced"`` weighs rare classes up.
 
+    A cache path is read lazily: a head that streams (``sgd``) trains in mini-batches and never
+    holds all vectors; any other first says how much it loads (``note(line)``, and a
+    :class:`~featx.errors.MemoryUseWarning` above a quarter of the RAM).
+
     >>> head = fit_head(features, head="svm", C=10)  # doctest: +SKIP
     """
     features = as_features(features)
     spec = get_head_spec(head)
+    if not spec.streams:
+        features = in_memory(features, spec.name, note)
     params = head_params(spec, params, seed=seed, class_weight=class_weight)
     estimator = spec.make(**params)
     takes_validation = "validation_data" in inspect.signature(estimator.fit).parameters
@@ -73,7 +111,10 @@ def fit_head(features: Features | str | os.PathLike, head: str = "logreg", *, te
         raise FeatxError(f"the training split of {features.cache_path} holds a single class; a head needs two or more.")
 
     fit_kwargs = {"validation_data": (X[split.val], y[split.val])} if takes_validation and len(split.val) else {}
-    seconds = _timed_fit(spec, estimator, X[split.train], y[split.train], **fit_kwargs)
+    if isinstance(X, LazyVectors):
+        seconds = _timed_fit(spec, estimator, X[split.train], y[split.train], stream_seed=seed)
+    else:
+        seconds = _timed_fit(spec, estimator, X[split.train], y[split.train], **fit_kwargs)
     fitted = Head(
         kind=spec.name, estimator=estimator, params=params, classes=tuple(features.classes),
         config=dict(features.config), sources=dict(features.sources), fingerprint=features.fingerprint,
@@ -81,15 +122,41 @@ def fit_head(features: Features | str | os.PathLike, head: str = "logreg", *, te
         cache_path=str(os.path.abspath(features.cache_path)) if features.cache_path else None,
         featx_version=featx_version(), created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
-    fitted.metrics = {name: summary_scores(y[split.rows(name)], fitted.predict_proba(X[split.rows(name)]))
+    fitted.metrics = {name: summary_scores(y[split.rows(name)], _proba(fitted, X[split.rows(name)]))
                       for name in SPLITS if len(split.rows(name))}
     return fitted
 
 
-def _timed_fit(spec: HeadSpec, estimator, X, y, **fit_kwargs) -> float:
+def _proba(head: Head, X) -> np.ndarray:
+    if not isinstance(X, LazyVectors):
+        return head.predict_proba(X)
+    return np.concatenate([head.predict_proba(batch) for batch in X.batches(STREAM_BATCH)] or
+                          [np.zeros((0, len(head.classes)))])
+
+
+def stream_fit(estimator, X: LazyVectors, y: np.ndarray, *, seed: int = 0, batch_size: int | None = None) -> None:
+    """Fit an (optionally scaled) ``partial_fit`` classifier from lazy vectors, one batch in memory:
+    the scaler in one pass, then ``max_iter`` epochs of the classifier, rows shuffled per epoch."""
+    batch_size = batch_size or STREAM_BATCH
+    scaler, model = (estimator[0], estimator[-1]) if hasattr(estimator, "steps") else (None, estimator)
+    if scaler is not None:
+        for batch in X.batches(batch_size):
+            scaler.partial_fit(batch)
+    classes, rng = np.unique(y), np.random.default_rng(seed)
+    for _ in range(int(model.max_iter)):
+        order = rng.permutation(len(y))
+        for start, batch in zip(range(0, len(y), batch_size), X[order].batches(batch_size)):
+            model.partial_fit(batch if scaler is None else scaler.transform(batch),
+                              y[order[start:start + batch_size]], classes=classes)
+
+
+def _timed_fit(spec: HeadSpec, estimator, X, y, stream_seed: int | None = None, **fit_kwargs) -> float:
     started = time.perf_counter()
     try:
-        estimator.fit(X, y, **fit_kwargs)
+        if stream_seed is not None:
+            stream_fit(estimator, X, y, seed=stream_seed)
+        else:
+            estimator.fit(X, y, **fit_kwargs)
     except (ValueError, TypeError) as exc:  # scikit-learn's parameter and data checks
         raise FeatxError(f"{spec.name} head: {str(exc).splitlines()[0]}") from exc
     return time.perf_counter() - started
@@ -97,27 +164,33 @@ def _timed_fit(spec: HeadSpec, estimator, X, y, **fit_kwargs) -> float:
 
 def compare_heads(caches: Sequence[Features | str | os.PathLike], heads: Sequence[str] | None = None,
                   *, params: dict[str, dict] | None = None, cv: int | None = None, test_size: float = 0.2,
-                  seed: int = 0, class_weight: str | None = None, progress=None) -> list[dict]:
+                  seed: int = 0, class_weight: str | None = None, progress=None,
+                  note: Callable[[str], None] | None = None) -> list[dict]:
     """A leaderboard: every head (default: every registered head) on every cache, best accuracy first.
 
     Without ``cv`` each head is fitted on the train split and scored on the test split (the same
     images for every head, and for every cache of the same images). With ``cv=K`` the scores are
     means over a stratified K-fold of the labelled images outside the cache's test split.
-    ``progress(backbone, head)`` is called before each head is fitted.
+    ``progress(backbone, head)`` is called before each head is fitted. Caches are read lazily and
+    loaded into memory once, by the first head that needs them (announced through ``note``).
     """
     heads = list_heads() if heads is None else heads
     rows = []
     for cache in caches:
-        features = as_features(cache)
+        lazy, loaded = as_features(cache), None
         for name in heads:
             spec = get_head_spec(name)
+            if spec.streams and not cv:
+                features = lazy
+            else:
+                loaded = features = loaded if loaded is not None else in_memory(lazy, spec.name, note)
             head_kwargs = head_params(spec, (params or {}).get(name, {}), seed=seed, class_weight=class_weight)
             if progress is not None:
                 progress(features.embed_config().display_name, name)
             if cv:
                 scores = _cross_validate(features, spec, head_kwargs, cv, seed)
             else:
-                head = fit_head(features, name, test_size=test_size, seed=seed, **head_kwargs)
+                head = fit_head(features, name, test_size=test_size, seed=seed, note=note, **head_kwargs)
                 if "test" not in head.metrics:
                     raise FeatxError("compare needs test images: set {param} above 0, or cross-validate (cv).",
                                      param="test_size")

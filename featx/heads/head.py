@@ -36,7 +36,7 @@ class Head:
     its folder name is what the CLI and :func:`~featx.heads.store.load_head` take to find it.
     """
 
-    kind: str  # the registry name: "logreg", "svm", "knn", "keras"
+    kind: str  # the registry name: "logreg", "svm", "sgd", "knn", "keras"
     estimator: object  # fitted scikit-learn estimator; labels are indices into `classes`
     params: dict
     classes: tuple[str, ...]

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from sklearn.base import BaseEstimator
 from sklearn.calibration import CalibratedClassifierCV
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, SGDClassifier
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -58,6 +58,17 @@ def knn(*, n_neighbors=5, weights="uniform", scale=False):
     return _scaled(KNeighborsClassifier(n_neighbors=n_neighbors, weights=weights, metric="cosine"), scale)
 
 
+def sgd(*, alpha=0.0001, epochs=20, scale=True, random_state=None):
+    """StandardScaler + SGDClassifier (logistic loss), trained in mini-batches from a lazy cache.
+
+    Its fit streams the training vectors (scaler's ``partial_fit``, then ``epochs`` passes of the
+    classifier's), so memory holds one batch: for caches bigger than RAM. A linear model, it
+    converts into a Keras Dense layer like logreg.
+    """
+    return _scaled(SGDClassifier(loss="log_loss", alpha=alpha, max_iter=epochs, tol=None,
+                                 random_state=random_state), scale)
+
+
 @dataclass(frozen=True)
 class HeadSpec:
     """One kind of head: how to build it, which types its saved file may hold, how it becomes Keras."""
@@ -71,6 +82,9 @@ class HeadSpec:
     # fine-tuning and export; None when the head has no Keras equivalent. A converter may refuse
     # some parameters (an svm converts only with kernel='linear') with a one-line FeatxError.
     to_keras: Callable[..., list] | None = None
+    # Trains from a lazy cache in mini-batches (featx.heads.fit streams it with partial_fit); the
+    # other heads load every training vector into memory first.
+    streams: bool = False
 
     @property
     def summary(self) -> str:
@@ -106,6 +120,7 @@ HEADS: dict[str, HeadSpec] = {
     # (deprecated in 1.9); its fitted state holds two helper classes, trusted by name.
     "svm": HeadSpec("svm", svm, _SCALED + (CalibratedClassifierCV, SVC, LinearSVC, "sklearn.calibration._CalibratedClassifier",
                                            "sklearn.calibration._SigmoidCalibration"), to_keras=svm_layers),
+    "sgd": HeadSpec("sgd", sgd, _SCALED + (SGDClassifier,), to_keras=logreg_layers, streams=True),
     "knn": HeadSpec("knn", knn, _SCALED + (KNeighborsClassifier,)),
     "keras": HeadSpec("keras", KerasHead, (KerasHead,), to_keras=keras_layers),
 }
