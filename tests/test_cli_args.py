@@ -57,8 +57,11 @@ def test_fit_head_arguments(calls, tmp_path):
                     "-o", tmp_path / "out", "--json")
     assert result.exit_code == 0, result.output
     assert calls["choose_cache"] == (tmp_path, "ResNet50")
-    assert calls["fit_head"] == (Path("chosen.h5"), "svm", {"test_size": 0.3, "seed": 4, "class_weight": "balanced",
-                                                             "C": 10, "kernel": "linear"})
+    features, head, kwargs = calls["fit_head"]
+    note = kwargs.pop("note")  # how the library tells the CLI what it loads into memory (printed on stderr)
+    assert callable(note)
+    assert (features, head, kwargs) == (Path("chosen.h5"), "svm", {"test_size": 0.3, "seed": 4,
+                                                                   "class_weight": "balanced", "C": 10, "kernel": "linear"})
     assert calls["save"] == tmp_path / "out" and json.loads(result.stdout) == {"head": "svm"}
 
 
