@@ -77,7 +77,6 @@ def part2(args) -> None:
     from tests.imagegen import make_class_folder
 
     keras = import_keras("tensorflow")
-    import tensorflow as tf
     n_classes = 3
     per_class = args.images // n_classes
     with tempfile.TemporaryDirectory() as tmp:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from featx.cache.schema import has_checksums, open_cache, read
+from featx.cache.schema import has_checksums, open_cache
 from featx.cache.shards import list_shards
 from featx.cache.segments import MAX_MAGNITUDE, check_blocks
 from featx.cache.store import CacheIndex
