@@ -14,7 +14,6 @@ from featx.cache.tables import ID_DTYPE, ImageTable, id_column, str_column
 from featx.config import sha256_file
 from featx.datasets import ImageRecord
 
-CHUNK = 256  # files per thread task
 
 
 def os_reason(exc: OSError) -> str:
@@ -26,6 +25,12 @@ def os_reason(exc: OSError) -> str:
     if isinstance(exc, IsADirectoryError):
         return "is a folder, not a file"
     return f"cannot read file ({exc.strerror or exc})"
+
+
+def _unreadable(exc: OSError, path: str) -> str:
+    if isinstance(exc, FileNotFoundError) and os.path.islink(path):
+        return "broken symbolic link"
+    return os_reason(exc)
 
 
 def index_files(
@@ -40,32 +45,40 @@ def index_files(
     read again, which is what makes a rerun on an unchanged folder fast.
     """
     known: dict[str, tuple[int, int, bytes]] = {}
-    if previous is not None:
-        known = {
-            p: (int(s), int(m), i)
-            for p, s, m, i in zip(previous.path, previous.size, previous.mtime_ns, previous.id)
-        }
+    if previous is not None:  # tolist(): Python values at C speed, not one numpy scalar at a time
+        known = dict(zip(previous.path.tolist(),
+                         zip(previous.size.tolist(), previous.mtime_ns.tolist(), previous.id.tolist())))
+    prefix = str(root).rstrip(os.sep) + os.sep
 
-    def one(record: ImageRecord) -> tuple[int, int, bytes] | str:
-        path = os.path.join(root, record.path)
+    def look(record: ImageRecord) -> tuple[int, int, bytes] | tuple[int, int, str] | str:
+        """The known id of an unchanged file, else (size, mtime, full path) to hash, else a reason."""
+        path = record.path if os.path.isabs(record.path) else prefix + record.path
         try:
             stat = os.stat(path)
-            if not S_ISREG(stat.st_mode):
-                return "not a regular file"
-            seen = known.get(record.path)
-            if seen is not None and seen[0] == stat.st_size and seen[1] == stat.st_mtime_ns:
-                return seen
-            return stat.st_size, stat.st_mtime_ns, sha256_file(Path(path)).encode()
         except OSError as exc:
-            if isinstance(exc, FileNotFoundError) and os.path.islink(path):
-                return "broken symbolic link"
-            return os_reason(exc)
+            return _unreadable(exc, path)
+        if not S_ISREG(stat.st_mode):
+            return "not a regular file"
+        seen = known.get(record.path)
+        if seen is not None and seen[0] == stat.st_size and seen[1] == stat.st_mtime_ns:
+            return seen
+        return stat.st_size, stat.st_mtime_ns, path
 
-    def some(start: int) -> list[tuple[int, int, bytes] | str]:  # one task per chunk: few futures
-        return [one(record) for record in records[start : start + CHUNK]]
+    def digest(found: tuple[int, int, str]) -> tuple[int, int, bytes] | str:
+        size, mtime_ns, path = found
+        try:
+            return size, mtime_ns, sha256_file(Path(path)).encode()
+        except OSError as exc:
+            return _unreadable(exc, path)
 
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        results = [result for chunk in pool.map(some, range(0, len(records), CHUNK)) for result in chunk]
+    # A stat per file in this thread (threads only add overhead there), then the files that are new
+    # or changed are hashed in ``workers`` threads (hashlib releases the GIL).
+    results = [look(record) for record in records]
+    to_hash = [row for row, res in enumerate(results) if not isinstance(res, str) and isinstance(res[2], str)]
+    if to_hash:
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            for row, res in zip(to_hash, pool.map(digest, [results[row] for row in to_hash])):
+                results[row] = res
 
     ok = [(r, res) for r, res in zip(records, results) if not isinstance(res, str)]
     failed = [(r.path, res) for r, res in zip(records, results) if isinstance(res, str)]
