@@ -33,7 +33,7 @@ from featx.errors import CacheError, FeatxError
 from featx.features import SkippedImage
 from featx.fileindex import index_files
 from featx.options import EmbedOptions, RunOptions
-from featx.streaming import NotAsPlannedError, batched_pixels, decode_stream
+from featx.streaming import DecodeSpec, NotAsPlannedError, decode_batches
 
 ProgressCallback = Callable[[int], None]
 
@@ -260,10 +260,10 @@ def _embed(
     extractor, todo: dict[bytes, Path], config: EmbedConfig, run: RunOptions
 ) -> Iterator[tuple[list[bytes], np.ndarray, list[tuple[bytes, str]]]]:
     """(content ids, their vectors, (id, reason) of images that failed to decode), batch by batch."""
-    ahead = 2 * extractor.batch_size
-    stream = decode_stream(todo.items(), config.input_size, config.resize, run.decode_workers, ahead,
-                           run.max_pixels, sha256=lambda content_id: content_id)
-    for ids, pixels, failures in batched_pixels(stream, extractor.batch_size, config.input_size):
+    spec = DecodeSpec(config.input_size, config.resize, run.max_pixels, config.jpeg_draft)
+    batches = decode_batches(list(todo.items()), spec, run.decode_workers, extractor.batch_size,
+                             sha256=lambda content_id: content_id)
+    for ids, pixels, failures in batches:
         vectors = extractor(pixels) if ids else np.zeros((0, extractor.feature_dim), np.float32)
         yield ids, vectors, failures
 
