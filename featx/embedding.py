@@ -263,9 +263,15 @@ def _embed(
     spec = DecodeSpec(config.input_size, config.resize, run.max_pixels, config.jpeg_draft)
     batches = decode_batches(list(todo.items()), spec, run.decode_workers, extractor.batch_size,
                              sha256=lambda content_id: content_id)
-    for ids, pixels, failures in batches:
-        vectors = extractor(pixels) if ids else np.zeros((0, extractor.feature_dim), np.float32)
+    # A FeatureExtractor's stream copies the next batch to the GPU while this one computes; any
+    # callable that maps a batch to vectors will also do (tests pass stand-ins).
+    stream = getattr(extractor, "stream", None) or (lambda pairs: ((key, _vectors(extractor, x)) for key, x in pairs))
+    for (ids, failures), vectors in stream(((ids, failures), pixels) for ids, pixels, failures in batches):
         yield ids, vectors, failures
+
+
+def _vectors(extractor, pixels: np.ndarray) -> np.ndarray:
+    return extractor(pixels) if len(pixels) else np.zeros((0, extractor.feature_dim), np.float32)
 
 
 def _changed(index: CacheIndex | None, plan: SegmentPlan, cache_path: Path, images: ImageTable, skipped: SkipTable,
