@@ -33,7 +33,7 @@ from featx.errors import CacheError, FeatxError
 from featx.features import SkippedImage
 from featx.fileindex import index_files
 from featx.options import EmbedOptions, RunOptions
-from featx.streaming import DecodeSpec, NotAsPlannedError, decode_batches
+from featx.streaming import PROCESS_MIN_IMAGES, DecodeSpec, NotAsPlannedError, decode_batches, start_workers
 
 ProgressCallback = Callable[[int], None]
 
@@ -142,6 +142,8 @@ def _update(dataset: Dataset, config: EmbedConfig, cache_path: Path, run: RunOpt
     embedded: set[bytes] = set()
     if todo:
         advance = progress(len(todo)) if progress else None
+        if len(todo) >= PROCESS_MIN_IMAGES:
+            start_workers(run.decode_workers)  # they start while the backbone is built
         if extractor is None:
             from featx.extractor import FeatureExtractor  # imports TensorFlow: only when needed
 
