@@ -43,6 +43,7 @@ SLOTS = 3  # batches in flight: one with the backbone, two being decoded
 PROCESS_MIN_IMAGES = 256
 _READY = "ready"
 _MAP = "map"
+_UNMAP = "unmap"
 
 
 class NotAsPlannedError(ImageDecodeError):
@@ -375,6 +376,12 @@ class _Workers:
             except DecodeWorkerError:
                 clean = False
         if clean and _idle is None:
+            try:
+                for connection in self._send:
+                    connection.send((_UNMAP,))  # the run's buffer is freed with the last mapping
+            except OSError:
+                clean = False
+        if clean and _idle is None:
             _idle = self  # nothing in flight: the next run may use them
         else:
             self.close()
@@ -402,7 +409,9 @@ def _serve() -> None:
     try:
         while True:
             message = receive.recv()
-            if message[0] == _MAP:
+            if message[0] == _UNMAP:
+                array = None
+            elif message[0] == _MAP:
                 _, buffer, shape, spec = message
                 with open(buffer, "r+b") as handle:
                     array = np.ndarray(shape, np.float32, mmap.mmap(handle.fileno(), 0))
