@@ -266,6 +266,8 @@ def _worker_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k.startswith("FEATX_")}
 
 
+# Workers find this featx through PYTHONPATH, not through the working folder (-P: Python 3.11+).
+_SAFE_PATH = ("-P",) if sys.version_info >= (3, 11) else ()
 _idle: "_Workers | None" = None  # workers kept between runs of this process (starting them costs ~0.3 s)
 
 
@@ -289,9 +291,10 @@ class _Workers:
         path = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
         try:
             for _ in range(count):
-                process = subprocess.Popen([sys.executable, "-P", "-c", "from featx.streaming import _serve; _serve()"],
-                                           stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                           env={**os.environ, "PYTHONPATH": path})
+                process = subprocess.Popen(
+                    [sys.executable, *_SAFE_PATH, "-c", "from featx.streaming import _serve; _serve()"],
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": path},
+                )
                 self.processes.append(process)
                 self._send.append(Connection(os.dup(process.stdin.fileno()), readable=False))
                 self._receive.append(Connection(os.dup(process.stdout.fileno()), writable=False))
