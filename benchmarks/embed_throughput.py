@@ -95,7 +95,7 @@ def main() -> None:
     parser.add_argument("--backend", default=None, help="Keras backend (default: $KERAS_BACKEND, else tensorflow)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--decoder", choices=("auto", "processes", "threads"), default="auto",
-                        help="featx's run: worker processes or threads regardless of the run's size (A/B)")
+                        help="featx's run: worker processes or threads, whatever featx would choose (A/B)")
     parser.add_argument("--photos", type=Path, default=None, help="folder for the JPEGs, reused when it has them")
     parser.add_argument("--decode-only", action="store_true",
                         help="only the decode capacity (and --scaling, also with threads), no backbone")
@@ -108,10 +108,8 @@ def main() -> None:
     from featx.streaming import DecodeSpec, decode_batches
 
     workers = args.workers or default_workers()
-    if args.decoder != "auto":  # the size threshold featx uses to choose; overridden for an A/B comparison
-        import featx.streaming
-
-        featx.streaming.PROCESS_MIN_IMAGES = 0 if args.decoder == "processes" else 10**12
+    if args.decoder != "auto":  # featx's own choice (featx.streaming.use_processes), overridden for an A/B
+        os.environ["FEATX_DECODER"] = args.decoder
     photo = tuple(int(v) for v in args.photo.lower().split("x"))
     work = Path(tempfile.mkdtemp(prefix="featx-bench-"))
     data = write_photos(args.photos or work / "photos", args.images, photo)

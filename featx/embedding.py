@@ -28,12 +28,13 @@ from featx.cache.shards import list_shards, read_shards, shard_backends, shard_w
 from featx.cache.store import CacheIndex, remove_stale_temporaries
 from featx.cache.tables import ID_DTYPE, ImageTable, SkipTable, id_column, str_column
 from featx.config import EmbedConfig
+from featx.backend import resolve_backend
 from featx.datasets import LOOSE_FILES, Dataset, scan_dataset
 from featx.errors import CacheError, FeatxError
 from featx.features import SkippedImage
 from featx.fileindex import index_files
 from featx.options import EmbedOptions, RunOptions
-from featx.streaming import PROCESS_MIN_IMAGES, DecodeSpec, NotAsPlannedError, decode_batches, start_workers
+from featx.streaming import DecodeSpec, NotAsPlannedError, decode_batches, start_workers, use_processes
 
 ProgressCallback = Callable[[int], None]
 
@@ -142,11 +143,11 @@ def _update(dataset: Dataset, config: EmbedConfig, cache_path: Path, run: RunOpt
     embedded: set[bytes] = set()
     if todo:
         advance = progress(len(todo)) if progress else None
-        if len(todo) >= PROCESS_MIN_IMAGES:
-            start_workers(run.decode_workers)  # they start while the backbone is built
         if extractor is None:
-            from featx.extractor import FeatureExtractor  # imports TensorFlow: only when needed
+            from featx.extractor import FeatureExtractor, on_accelerator  # imports TensorFlow: only when needed
 
+            if use_processes(len(todo), backbone_on_cpu=not on_accelerator(resolve_backend(run.backend))):
+                start_workers(run.decode_workers)  # they start while the backbone is built
             extractor = FeatureExtractor(config, batch_size=run.batch_size, backend=run.backend)
         feature_dim = extractor.feature_dim
         for ids, vectors, failures in _embed(extractor, todo, config, run):
@@ -263,8 +264,9 @@ def _embed(
 ) -> Iterator[tuple[list[bytes], np.ndarray, list[tuple[bytes, str]]]]:
     """(content ids, their vectors, (id, reason) of images that failed to decode), batch by batch."""
     spec = DecodeSpec(config.input_size, config.resize, run.max_pixels, config.jpeg_draft)
+    processes = use_processes(len(todo), backbone_on_cpu=not getattr(extractor, "on_accelerator", False))
     batches = decode_batches(list(todo.items()), spec, run.decode_workers, extractor.batch_size,
-                             sha256=lambda content_id: content_id)
+                             sha256=lambda content_id: content_id, processes=processes)
     # A FeatureExtractor's stream copies the next batch to the GPU while this one computes; any
     # callable that maps a batch to vectors will also do (tests pass stand-ins).
     stream = getattr(extractor, "stream", None) or (lambda pairs: ((key, _vectors(extractor, x)) for key, x in pairs))

@@ -129,6 +129,7 @@ def is_out_of_memory(exc: BaseException) -> bool:
 
 def on_accelerator(backend: str) -> bool:
     """Whether Keras on ``backend`` computes on a GPU (or another accelerator) rather than the CPU."""
+    import_keras(backend)  # the one door: the backend chosen, and imported quietly, first
     if backend == "jax":
         import jax
 
@@ -137,7 +138,7 @@ def on_accelerator(backend: str) -> bool:
         import torch
 
         return torch.cuda.is_available()
-    import tensorflow as tf
+    import tensorflow as tf  # loaded by Keras above
 
     return bool(tf.config.list_logical_devices("GPU"))
 

@@ -41,6 +41,7 @@ CHANGED = "changed during the run (rerun to embed it)"
 SLOTS = 3  # batches in flight: one with the backbone, two being decoded
 # Starting a worker process costs about what decoding 100 small images does: smaller runs use threads.
 PROCESS_MIN_IMAGES = 256
+DECODER_ENV = "FEATX_DECODER"  # "processes" or "threads" overrides use_processes (benchmarks, tests)
 _READY = "ready"
 _MAP = "map"
 _UNMAP = "unmap"
@@ -86,6 +87,20 @@ class _Batch(Generic[T]):
     remaining: int = 0
 
 
+def use_processes(images: int, backbone_on_cpu: bool) -> bool:
+    """Whether a run of ``images`` decodes in worker processes rather than threads.
+
+    Processes when the backbone runs on a GPU (the cores have nothing else to do, and threads stop
+    scaling at about four) and the run repays starting them. When the backbone runs on the CPU it
+    is the bottleneck and needs the cores itself: workers decoding at full speed beside it slowed
+    a 2-core run by a quarter, while GIL-bound threads keep up with it (README, Speed).
+    ``$FEATX_DECODER`` (processes or threads) overrides the choice."""
+    forced = os.environ.get(DECODER_ENV, "")
+    if forced in ("processes", "threads"):
+        return forced == "processes"
+    return images >= PROCESS_MIN_IMAGES and not backbone_on_cpu
+
+
 def decode_batches(
     items: Sequence[tuple[T, Path]],
     spec: DecodeSpec,
@@ -99,8 +114,8 @@ def decode_batches(
 
     ``pixels`` is a (n, size, size, 3) float32 view of the shared buffer holding the keys that
     decoded; it stays valid until the next batch is asked for. ``failures`` are ``(key, error)``.
-    ``processes`` (default: for runs of :data:`PROCESS_MIN_IMAGES` images or more) decodes in
-    ``workers`` processes, else in as many threads of this process.
+    ``processes`` (default: :func:`use_processes` for a GPU backbone) decodes in ``workers``
+    processes, else in as many threads of this process.
     With ``sha256`` (the hex digest, as bytes, each key's file must have) a file is read once and
     decoded from those bytes only if they hash to it; else its error is a :class:`NotAsPlannedError`.
     """
@@ -111,7 +126,7 @@ def decode_batches(
     shape = (slots, batch_size, spec.size, spec.size, 3)
     chunk = max(1, min(16, batch_size // (2 * workers)))  # files per message: a few per worker per batch
     if processes is None:
-        processes = len(items) >= PROCESS_MIN_IMAGES
+        processes = use_processes(len(items), backbone_on_cpu=False)
     with _SharedBuffer(shape, shared=processes) as shared, (
         _borrow_workers(workers, shared.path, shape, spec) if processes else _Threads(workers, shared.array, spec)
     ) as pool:

@@ -117,13 +117,15 @@ def test_cli_a_killed_worker_fails_the_run_in_one_line_and_a_rerun_resumes(tmp_p
     data = make_class_folder(tmp_path / "data", per_class=150, size=(20, 16))  # 300: worker processes
     command = [sys.executable, "-m", "featx", "embed", str(data), "--weights", "none", "--image-size", "32",
                "--batch-size", "32", "--workers", "2", "--cache", str(tmp_path / "cache"), "--json"]
-    env = {**os.environ, "FEATX_CRASH_AT": "decoding:100"}  # a worker dies past its 100th file
+    env = {**os.environ, "FEATX_CRASH_AT": "decoding:100",  # a worker dies past its 100th file
+           "FEATX_DECODER": "processes"}  # what a GPU run uses; on a CPU featx decodes in threads
     killed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert killed.returncode == 1, killed.stderr
     lines = killed.stderr.strip().splitlines()
     assert len(lines) == 1 and "decoding worker process was killed by signal 9" in lines[0], killed.stderr
     assert "--workers" in lines[0]
-    rerun = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    rerun = subprocess.run(command, env={**os.environ, "FEATX_DECODER": "processes"}, capture_output=True,
+                           text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
     report = json.loads(rerun.stdout)
     assert report["embedded"] + report["reused"] == 300 and report["skipped"] == []
