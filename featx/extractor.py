@@ -56,22 +56,21 @@ class FeatureExtractor:
         compiler = _COMPILERS[self.backend]
 
         def compiled(batch: int):
-            forward = compiler(network, (batch, size, size, 3))
-            forward(np.zeros((batch, size, size, 3), np.float32))  # traces it; on a GPU, allocates its memory
-            return forward
+            dispatch, to_host = compiler(network, (batch, size, size, 3))
+            to_host(dispatch(np.zeros((batch, size, size, 3), np.float32)))  # traces it; on a GPU, takes its memory
+            return dispatch, to_host
 
         if batch_size is None and self.on_accelerator:
-            self.batch_size, self._forward = choose_batch_size(compiled)
+            self.batch_size, (self._dispatch, self._to_host) = choose_batch_size(compiled)
         else:
             self.batch_size = batch_size or CPU_BATCH_SIZE
-            self._forward = compiler(network, (self.batch_size, size, size, 3))
+            self._dispatch, self._to_host = compiler(network, (self.batch_size, size, size, 3))
         self._put = _DEVICE_PUT[self.backend] if self.on_accelerator else None
         self.feature_dim = int(self.model.output_shape[-1])
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         """Vectors (n, feature_dim) float32 for ``n <= batch_size`` images (n, H, W, 3) in 0–255."""
-        count = len(images)
-        return self._forward(self._padded(images))[:count].astype(np.float32, copy=False)
+        return self._vectors(len(images), self._dispatch(self._padded(images)))
 
     def stream(self, batches: Iterable[tuple[T, np.ndarray]]) -> Iterator[tuple[T, np.ndarray]]:
         """``(key, vectors)`` for each ``(key, images)``, in order. On a GPU the next batch is copied to
@@ -83,15 +82,16 @@ class FeatureExtractor:
         in_flight: tuple[T, int, object] | None = None
         for key, images in batches:
             on_device = self._put(self._padded(images))  # a copy: ``images`` may now be overwritten
+            result = self._dispatch(on_device)  # asynchronous: computes while the next batch is copied
             if in_flight is not None:
-                yield in_flight[0], self._fetch(in_flight)
-            in_flight = (key, len(images), on_device)
+                yield in_flight[0], self._vectors(*in_flight[1:])
+            in_flight = (key, len(images), result)
         if in_flight is not None:
-            yield in_flight[0], self._fetch(in_flight)
+            yield in_flight[0], self._vectors(*in_flight[1:])
 
-    def _fetch(self, in_flight) -> np.ndarray:
-        _, count, on_device = in_flight
-        return self._forward(on_device)[:count].astype(np.float32, copy=False)
+    def _vectors(self, count: int, result) -> np.ndarray:
+        """The first ``count`` rows of a dispatched batch's result, on the host (waits for it)."""
+        return np.asarray(self._to_host(result))[:count].astype(np.float32, copy=False)
 
     def _padded(self, images: np.ndarray) -> np.ndarray:
         count = len(images)
@@ -143,12 +143,13 @@ def on_accelerator(backend: str) -> bool:
     return bool(tf.config.list_logical_devices("GPU"))
 
 
+# Each backend's compiled forward pass: (dispatch(images) -> result on the device, to_host(result)).
 def _tensorflow_forward(model, shape):
     import tensorflow as tf  # already loaded: Keras runs on it
 
     compiled = tf.function(lambda images: model(images, training=False),
                            input_signature=[tf.TensorSpec(shape, tf.float32)], reduce_retracing=True)
-    return lambda images: compiled(images).numpy()
+    return compiled, lambda result: result.numpy()
 
 
 def _jax_forward(model, shape):
@@ -157,7 +158,7 @@ def _jax_forward(model, shape):
     state = ([v.value for v in model.trainable_variables], [v.value for v in model.non_trainable_variables])
     compiled = jax.jit(lambda trainable, frozen, images: model.stateless_call(
         trainable, frozen, images, training=False)[0])
-    return lambda images: np.asarray(compiled(*state, images))
+    return (lambda images: compiled(*state, images)), np.asarray
 
 
 def _torch_forward(model, shape):
@@ -168,9 +169,9 @@ def _torch_forward(model, shape):
 
     def forward(images):
         with torch.inference_mode():
-            return ops.convert_to_numpy(model(ops.convert_to_tensor(images), training=False))
+            return model(ops.convert_to_tensor(images), training=False)
 
-    return forward
+    return forward, ops.convert_to_numpy
 
 
 _COMPILERS = {"tensorflow": _tensorflow_forward, "jax": _jax_forward, "torch": _torch_forward}

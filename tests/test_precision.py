@@ -53,7 +53,8 @@ def _fake_extractor(put):
     """The real stream and padding logic, with a stand-in forward pass and device copy."""
     extractor = FeatureExtractor.__new__(FeatureExtractor)
     extractor.batch_size = 4
-    extractor._forward = lambda images: np.asarray(images)[:, 0, 0, :].copy()
+    extractor._dispatch = lambda images: np.asarray(images)[:, 0, 0, :].copy()
+    extractor._to_host = np.asarray
     extractor._put = put
     return extractor
 
