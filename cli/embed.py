@@ -59,7 +59,10 @@ def embed_command(
         Path | None,
         typer.Option(help="Cache folder, or a .h5 cache file (default: $FEATX_CACHE_DIR or .featx)."),
     ] = None,
-    workers: Annotated[int | None, typer.Option(help="Decoding processes (default: one per core).")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="Decoding workers: processes for a GPU backbone, else threads (default: one per core)."),
+    ] = None,
     max_pixels: Annotated[
         int, typer.Option("--max-pixels", help="Skip images with more pixels than this (decompression bombs).")
     ] = DEFAULT_MAX_PIXELS,

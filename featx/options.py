@@ -49,7 +49,7 @@ class RunOptions:
     """How an embed run is carried out; none of these change the vectors the backbone computes."""
 
     batch_size: int | None = None  # images per backbone call; None: 32 on a CPU, the largest that fits on a GPU
-    workers: int | None = None  # decoding processes; None: one per core (at least two)
+    workers: int | None = None  # decoding workers (processes for a GPU backbone, else threads); None: one per core
     max_pixels: int = DEFAULT_MAX_PIXELS  # larger images are skipped undecoded (decompression bombs)
     # How the cache stores vectors (float16: half the bytes, within 1e-3); not in the fingerprint,
     # since the backbone computes the same vectors; recorded in the cache, which refuses another.
