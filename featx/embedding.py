@@ -21,6 +21,7 @@ import numpy as np
 from featx._faults import crash_point
 from featx._versions import recorded_versions
 from featx.backbones import get_backbone
+from featx.backend import resolve_backend
 from featx.cache.locate import cache_path_for
 from featx.cache.lock import cache_lock
 from featx.cache.append import SegmentPlan, commit, plan_segments
@@ -28,7 +29,6 @@ from featx.cache.shards import list_shards, read_shards, shard_backends, shard_w
 from featx.cache.store import CacheIndex, remove_stale_temporaries
 from featx.cache.tables import ID_DTYPE, ImageTable, SkipTable, id_column, str_column
 from featx.config import EmbedConfig
-from featx.backend import resolve_backend
 from featx.datasets import LOOSE_FILES, Dataset, scan_dataset
 from featx.errors import CacheError, FeatxError
 from featx.features import SkippedImage
