@@ -43,12 +43,26 @@ def embed_command(
         str | None,
         typer.Option(help="For a .keras backbone: caffe, tf, torch or none (raw 0-255 RGB, default)."),
     ] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Images per backbone call.")] = 32,
+    jpeg_draft: Annotated[
+        bool, typer.Option("--jpeg-draft", help="Decode JPEGs of twice the input size or more at reduced scale "
+                           "(several times faster for photos; slightly different vectors, a separate cache).")
+    ] = False,
+    precision: Annotated[
+        str, typer.Option(help="Backbone compute dtype: float32, bfloat16 or float16 (mixed precision: faster on "
+                          "GPUs, vectors within ~1e-2; a separate cache).")
+    ] = "float32",
+    batch_size: Annotated[
+        int | None, typer.Option("--batch-size", help="Images per backbone call (default: 32 on a CPU, the "
+                                 "largest that fits on a GPU).")
+    ] = None,
     cache: Annotated[
         Path | None,
         typer.Option(help="Cache folder, or a .h5 cache file (default: $FEATX_CACHE_DIR or .featx)."),
     ] = None,
-    workers: Annotated[int | None, typer.Option(help="Decoding threads (default: one per core).")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="Decoding workers: processes for a GPU backbone, else threads (default: one per core)."),
+    ] = None,
     max_pixels: Annotated[
         int, typer.Option("--max-pixels", help="Skip images with more pixels than this (decompression bombs).")
     ] = DEFAULT_MAX_PIXELS,
@@ -68,7 +82,8 @@ def embed_command(
     """Embed every image of DATA once into the feature cache; reruns embed only what changed."""
     options = EmbedOptions(
         backbone=backbone, weights=weights, seed=seed, image_size=image_size, resize=resize, pooling=pooling,
-        preprocess=preprocess, batch_size=batch_size, workers=workers, max_pixels=max_pixels, dtype=dtype,
+        preprocess=preprocess, jpeg_draft=jpeg_draft, precision=precision, batch_size=batch_size, workers=workers,
+        max_pixels=max_pixels, dtype=dtype,
         backend=backend,
     )
     with progress_bar(enabled=not (quiet or as_json)) as progress:

@@ -29,7 +29,9 @@ def embed(
     pooling: str = "avg",
     preprocess: str | None = None,
     seed: int = 0,
-    batch_size: int = 32,
+    jpeg_draft: bool = False,
+    precision: str = "float32",
+    batch_size: int | None = None,
     workers: int | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     dtype: str | None = None,
@@ -52,7 +54,8 @@ def embed(
     """
     options = EmbedOptions(
         backbone=backbone, weights=weights, image_size=image_size, resize=resize, pooling=pooling,
-        preprocess=preprocess, seed=seed, batch_size=batch_size, workers=workers, max_pixels=max_pixels,
+        preprocess=preprocess, seed=seed, jpeg_draft=jpeg_draft, precision=precision, batch_size=batch_size,
+        workers=workers, max_pixels=max_pixels,
         dtype=dtype,
         backend=backend,
     )

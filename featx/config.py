@@ -27,6 +27,8 @@ class EmbedConfig:
     resize: str
     pooling: str
     preprocessing: str
+    jpeg_draft: bool = False  # large JPEGs decoded at reduced scale (featx.images.decode_rgb)
+    precision: str = "float32"  # the backbone's compute dtype (Keras dtype policy)
     # Where to load from; not part of the identity (the sha256 above is).
     model_path: str | None = field(default=None, compare=False)
     weights_path: str | None = field(default=None, compare=False)
@@ -37,6 +39,9 @@ class EmbedConfig:
         data = asdict(self)
         for key in ("model_path", "weights_path", "seed"):
             data.pop(key)
+        for key, default in _NEW_AT_DEFAULT.items():  # so caches made before these existed still match
+            if data[key] == default:
+                data.pop(key)
         return data
 
     def sources(self) -> dict[str, object]:
@@ -77,6 +82,11 @@ class EmbedConfig:
     def display_name(self) -> str:
         """A short name for file names and messages."""
         return Path(self.model_path).stem if self.model_path else self.backbone
+
+
+# Fields added after caches existed: left out of the identity at their default, which is what the
+# caches made before them computed, so their fingerprints stay the same.
+_NEW_AT_DEFAULT = {"jpeg_draft": False, "precision": "float32"}
 
 
 def fingerprint_of(identity: dict[str, object]) -> str:

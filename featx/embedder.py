@@ -35,7 +35,9 @@ class Embedder(TransformerMixin, BaseEstimator):
         pooling: str = "avg",
         preprocess: str | None = None,
         seed: int = 0,
-        batch_size: int = 32,
+        jpeg_draft: bool = False,
+        precision: str = "float32",
+        batch_size: int | None = None,
         workers: int | None = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         dtype: str | None = None,
@@ -49,6 +51,8 @@ class Embedder(TransformerMixin, BaseEstimator):
         self.pooling = pooling
         self.preprocess = preprocess
         self.seed = seed
+        self.jpeg_draft = jpeg_draft
+        self.precision = precision
         self.batch_size = batch_size
         self.workers = workers
         self.max_pixels = max_pixels

@@ -21,6 +21,7 @@ import numpy as np
 from featx._faults import crash_point
 from featx._versions import recorded_versions
 from featx.backbones import get_backbone
+from featx.backend import resolve_backend
 from featx.cache.locate import cache_path_for
 from featx.cache.lock import cache_lock
 from featx.cache.append import SegmentPlan, commit, plan_segments
@@ -33,7 +34,7 @@ from featx.errors import CacheError, FeatxError
 from featx.features import SkippedImage
 from featx.fileindex import index_files
 from featx.options import EmbedOptions, RunOptions
-from featx.streaming import NotAsPlannedError, batched_pixels, decode_stream
+from featx.streaming import DecodeSpec, NotAsPlannedError, decode_batches, start_workers, use_processes
 
 ProgressCallback = Callable[[int], None]
 
@@ -143,8 +144,10 @@ def _update(dataset: Dataset, config: EmbedConfig, cache_path: Path, run: RunOpt
     if todo:
         advance = progress(len(todo)) if progress else None
         if extractor is None:
-            from featx.extractor import FeatureExtractor  # imports TensorFlow: only when needed
+            from featx.extractor import FeatureExtractor, on_accelerator  # imports TensorFlow: only when needed
 
+            if use_processes(len(todo), backbone_on_cpu=not on_accelerator(resolve_backend(run.backend))):
+                start_workers(run.decode_workers)  # they start while the backbone is built
             extractor = FeatureExtractor(config, batch_size=run.batch_size, backend=run.backend)
         feature_dim = extractor.feature_dim
         for ids, vectors, failures in _embed(extractor, todo, config, run):
@@ -260,12 +263,19 @@ def _embed(
     extractor, todo: dict[bytes, Path], config: EmbedConfig, run: RunOptions
 ) -> Iterator[tuple[list[bytes], np.ndarray, list[tuple[bytes, str]]]]:
     """(content ids, their vectors, (id, reason) of images that failed to decode), batch by batch."""
-    ahead = 2 * extractor.batch_size
-    stream = decode_stream(todo.items(), config.input_size, config.resize, run.decode_workers, ahead,
-                           run.max_pixels, sha256=lambda content_id: content_id)
-    for ids, pixels, failures in batched_pixels(stream, extractor.batch_size, config.input_size):
-        vectors = extractor(pixels) if ids else np.zeros((0, extractor.feature_dim), np.float32)
+    spec = DecodeSpec(config.input_size, config.resize, run.max_pixels, config.jpeg_draft)
+    processes = use_processes(len(todo), backbone_on_cpu=not getattr(extractor, "on_accelerator", False))
+    batches = decode_batches(list(todo.items()), spec, run.decode_workers, extractor.batch_size,
+                             sha256=lambda content_id: content_id, processes=processes)
+    # A FeatureExtractor's stream copies the next batch to the GPU while this one computes; any
+    # callable that maps a batch to vectors will also do (tests pass stand-ins).
+    stream = getattr(extractor, "stream", None) or (lambda pairs: ((key, _vectors(extractor, x)) for key, x in pairs))
+    for (ids, failures), vectors in stream(((ids, failures), pixels) for ids, pixels, failures in batches):
         yield ids, vectors, failures
+
+
+def _vectors(extractor, pixels: np.ndarray) -> np.ndarray:
+    return extractor(pixels) if len(pixels) else np.zeros((0, extractor.feature_dim), np.float32)
 
 
 def _changed(index: CacheIndex | None, plan: SegmentPlan, cache_path: Path, images: ImageTable, skipped: SkipTable,

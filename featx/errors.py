@@ -55,6 +55,10 @@ class ImageDecodeError(FeatxError, ValueError):
     """An image file could not be turned into RGB pixels; the message is the reason, for a skip list."""
 
 
+class DecodeWorkerError(FeatxError, RuntimeError):
+    """A decoding worker process died mid-run (killed, out of memory); committed batches are kept."""
+
+
 class CacheError(FeatxError, ValueError):
     """A feature-cache or head file is foreign, damaged, of another configuration or schema version."""
 

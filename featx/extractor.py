@@ -4,6 +4,11 @@ The family's ``preprocess_input`` (as the layers of :mod:`featx.preprocessing`) 
 compiled function, so no caller can forget it or apply it twice. Batches always have the same
 shape (the last one is padded), so the function is traced once; ``model.predict`` in a loop would
 pay its per-call overhead on every batch. Each Keras backend compiles in its own way (below).
+
+On a GPU the batch size, when not given, is the largest that fits (from :data:`MAX_BATCH_SIZE`
+down, halving on out-of-memory), and :meth:`FeatureExtractor.stream` copies the next batch to the
+device while the current one computes. The backbone runs at the configuration's ``precision``
+(a Keras dtype policy, only while it is built); its vectors are always returned as float32.
 """
 
 from __future__ import annotations
@@ -11,7 +16,8 @@ from __future__ import annotations
 import contextlib
 import random
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import TypeVar
 
 import numpy as np
 
@@ -22,6 +28,10 @@ from featx.errors import FeatxError, OptionError, WeightsUnavailableError
 from featx.options import check_positive
 from featx.preprocessing import preprocess, preprocessing_layers
 
+T = TypeVar("T")
+CPU_BATCH_SIZE = 32  # on a CPU a larger batch is not faster, only uses more memory
+MAX_BATCH_SIZE = 512  # on a GPU: past this the backbone is no faster per image, the buffers only larger
+
 
 class FeatureExtractor:
     """Builds the backbone of an :class:`EmbedConfig` once and maps image batches to vectors.
@@ -31,37 +41,115 @@ class FeatureExtractor:
     over the model's ``stateless_call`` on JAX, an eager call without autograd on PyTorch.
     """
 
-    def __init__(self, config: EmbedConfig, batch_size: int = 32, backend: str | None = None):
-        check_positive("batch_size", batch_size)
+    def __init__(self, config: EmbedConfig, batch_size: int | None = None, backend: str | None = None):
+        if batch_size is not None:
+            check_positive("batch_size", batch_size)
         self.config = config
-        self.batch_size = batch_size
         self.backend = resolve_backend(backend)
         keras = import_keras(self.backend)
         self.model = build_backbone(config, self.backend)
         size = config.input_size
-        inputs = keras.Input((size, size, 3), batch_size=batch_size)
+        inputs = keras.Input((size, size, 3))
         outputs = self.model(preprocess(preprocessing_layers(config.preprocessing), inputs), training=False)
-        self._forward = _COMPILERS[self.backend](keras.Model(inputs, outputs), (batch_size, size, size, 3))
+        network = keras.Model(inputs, keras.ops.cast(outputs, "float32"))
+        self.on_accelerator = on_accelerator(self.backend)
+        compiler = _COMPILERS[self.backend]
+
+        def compiled(batch: int):
+            dispatch, to_host = compiler(network, (batch, size, size, 3))
+            to_host(dispatch(np.zeros((batch, size, size, 3), np.float32)))  # traces it; on a GPU, takes its memory
+            return dispatch, to_host
+
+        if batch_size is None and self.on_accelerator:
+            self.batch_size, (self._dispatch, self._to_host) = choose_batch_size(compiled)
+        else:
+            self.batch_size = batch_size or CPU_BATCH_SIZE
+            self._dispatch, self._to_host = compiler(network, (self.batch_size, size, size, 3))
+        self._put = _DEVICE_PUT[self.backend] if self.on_accelerator else None
         self.feature_dim = int(self.model.output_shape[-1])
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         """Vectors (n, feature_dim) float32 for ``n <= batch_size`` images (n, H, W, 3) in 0–255."""
+        return self._vectors(len(images), self._dispatch(self._padded(images)))
+
+    def stream(self, batches: Iterable[tuple[T, np.ndarray]]) -> Iterator[tuple[T, np.ndarray]]:
+        """``(key, vectors)`` for each ``(key, images)``, in order. On a GPU the next batch is copied to
+        the device while this one computes; each ``images`` may be reused once the next is asked for."""
+        if self._put is None:
+            for key, images in batches:
+                yield key, self(images)
+            return
+        in_flight: tuple[T, int, object] | None = None
+        for key, images in batches:
+            on_device = self._put(self._padded(images))  # a copy: ``images`` may now be overwritten
+            result = self._dispatch(on_device)  # asynchronous: computes while the next batch is copied
+            if in_flight is not None:
+                yield in_flight[0], self._vectors(*in_flight[1:])
+            in_flight = (key, len(images), result)
+        if in_flight is not None:
+            yield in_flight[0], self._vectors(*in_flight[1:])
+
+    def _vectors(self, count: int, result) -> np.ndarray:
+        """The first ``count`` rows of a dispatched batch's result, on the host (waits for it)."""
+        return np.asarray(self._to_host(result))[:count].astype(np.float32, copy=False)
+
+    def _padded(self, images: np.ndarray) -> np.ndarray:
         count = len(images)
         if count > self.batch_size:
             raise ValueError(f"got {count} images for a batch of {self.batch_size}")
         if count < self.batch_size:
             padding = np.zeros((self.batch_size - count, *images.shape[1:]), np.float32)
             images = np.concatenate([images, padding])
-        vectors = self._forward(np.asarray(images, np.float32))
-        return vectors[:count].astype(np.float32, copy=False)
+        return np.asarray(images, np.float32)
 
 
+def choose_batch_size(compiled: Callable[[int], T], largest: int = MAX_BATCH_SIZE) -> tuple[int, T]:
+    """The largest batch size from ``largest`` down (halving) for which ``compiled(size)`` does not run
+    out of device memory, and what it returned; any other error is raised as it is."""
+    size = largest
+    while True:
+        try:
+            return size, compiled(size)
+        except Exception as exc:  # noqa: BLE001 - each backend has its own out-of-memory error
+            if not is_out_of_memory(exc):
+                raise
+            if size == 1:
+                raise FeatxError("The backbone does not fit in the device's memory even one image at a time; "
+                                 "use a smaller {param} or another device.", param="image_size") from exc
+            size //= 2
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is a backend's out-of-device-memory error (TensorFlow, XLA/JAX, PyTorch)."""
+    if type(exc).__name__ in ("ResourceExhaustedError", "OutOfMemoryError"):
+        return True
+    text = str(exc)
+    return "RESOURCE_EXHAUSTED" in text or "out of memory" in text.lower()
+
+
+def on_accelerator(backend: str) -> bool:
+    """Whether Keras on ``backend`` computes on a GPU (or another accelerator) rather than the CPU."""
+    import_keras(backend)  # the one door: the backend chosen, and imported quietly, first
+    if backend == "jax":
+        import jax
+
+        return jax.default_backend() != "cpu"
+    if backend == "torch":
+        import torch
+
+        return torch.cuda.is_available()
+    import tensorflow as tf  # loaded by Keras above
+
+    return bool(tf.config.list_logical_devices("GPU"))
+
+
+# Each backend's compiled forward pass: (dispatch(images) -> result on the device, to_host(result)).
 def _tensorflow_forward(model, shape):
     import tensorflow as tf  # already loaded: Keras runs on it
 
     compiled = tf.function(lambda images: model(images, training=False),
                            input_signature=[tf.TensorSpec(shape, tf.float32)], reduce_retracing=True)
-    return lambda images: compiled(images).numpy()
+    return compiled, lambda result: result.numpy()
 
 
 def _jax_forward(model, shape):
@@ -70,7 +158,7 @@ def _jax_forward(model, shape):
     state = ([v.value for v in model.trainable_variables], [v.value for v in model.non_trainable_variables])
     compiled = jax.jit(lambda trainable, frozen, images: model.stateless_call(
         trainable, frozen, images, training=False)[0])
-    return lambda images: np.asarray(compiled(*state, images))
+    return (lambda images: compiled(*state, images)), np.asarray
 
 
 def _torch_forward(model, shape):
@@ -81,12 +169,34 @@ def _torch_forward(model, shape):
 
     def forward(images):
         with torch.inference_mode():
-            return ops.convert_to_numpy(model(ops.convert_to_tensor(images), training=False))
+            return model(ops.convert_to_tensor(images), training=False)
 
-    return forward
+    return forward, ops.convert_to_numpy
 
 
 _COMPILERS = {"tensorflow": _tensorflow_forward, "jax": _jax_forward, "torch": _torch_forward}
+
+
+def _jax_put(images):
+    import jax
+
+    return jax.device_put(images).block_until_ready()  # copied: the host buffer may be reused
+
+
+def _tensorflow_put(images):
+    import tensorflow as tf
+
+    with tf.device("GPU:0"):
+        return tf.identity(tf.constant(images))
+
+
+def _torch_put(images):
+    import torch
+
+    return torch.from_numpy(images).to("cuda", non_blocking=False)
+
+
+_DEVICE_PUT = {"tensorflow": _tensorflow_put, "jax": _jax_put, "torch": _torch_put}
 
 
 def build_backbone(config: EmbedConfig, backend: str | None = None):
@@ -111,7 +221,7 @@ def build_backbone(config: EmbedConfig, backend: str | None = None):
         input_shape=(config.input_size, config.input_size, 3),
         pooling=config.pooling,
     )
-    with _seeded(config.seed):
+    with _seeded(config.seed), _dtype_policy(keras, config.precision):
         try:
             model = constructor(**kwargs)
         except ValueError as exc:  # Keras validates input sizes and weight files this way
@@ -172,6 +282,21 @@ def _load_custom(config: EmbedConfig):
     wrapped = keras.Model(inputs, outputs, name=f"featx_{model.name}")
     wrapped.trainable = False
     return wrapped
+
+
+@contextlib.contextmanager
+def _dtype_policy(keras, precision: str) -> Iterator[None]:
+    """Layers built inside compute in ``precision`` (Keras mixed precision: float32 variables),
+    then Keras' global policy is restored."""
+    if precision == "float32":
+        yield
+        return
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(f"mixed_{precision}")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 @contextlib.contextmanager

@@ -22,6 +22,7 @@ IMAGE_EXTENSIONS: frozenset[str] = frozenset(
 )
 RESIZE_MODES = ("stretch", "crop", "pad")
 
+_ORIENTATION = 0x0112  # the EXIF tag
 _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
 
 
@@ -39,8 +40,13 @@ def is_image_name(base: str) -> bool:
 DEFAULT_MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485  # Pillow's own decompression-bomb limit
 
 
-def decode_rgb(path: str | os.PathLike | bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+def decode_rgb(path: str | os.PathLike | bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
+               draft: int | None = None) -> np.ndarray:
     """Read an image file (or its bytes, already read) as uint8 pixels of shape (height, width, 3).
+
+    With ``draft`` (a side in pixels), a JPEG at least twice that size on both sides is decoded
+    at 1/2, 1/4 or 1/8 scale in the DCT domain (Pillow's draft mode), still at least ``draft`` on
+    both sides: several times faster for large photos, with slightly different (smoother) pixels.
 
     Grey, palette, CMYK and 1-bit images are converted, alpha is dropped, 16-bit images are
     scaled to 8 bits, the EXIF orientation is applied and animations give their first frame.
@@ -63,6 +69,8 @@ def decode_rgb(path: str | os.PathLike | bytes, max_pixels: int = DEFAULT_MAX_PI
                 raise ImageDecodeError(
                     f"image too large ({img.width}x{img.height} pixels, limit {max_pixels}; see --max-pixels)"
                 )
+            if draft is not None and img.format == "JPEG":
+                img.draft(img.mode, (draft, draft))  # a no-op unless the image is 2x larger or more
             img.load()  # decode now, inside the try, so truncated data is reported here
             return _to_rgb_array(_upright(img))
     except ImageDecodeError:
@@ -95,6 +103,8 @@ def _reason(exc: Exception) -> str:
 def _upright(img: Image.Image) -> Image.Image:
     """The image turned as its EXIF orientation says; unreadable EXIF leaves it as stored."""
     try:
+        if img.getexif().get(_ORIENTATION, 1) == 1:
+            return img  # upright already: no copy (exif_transpose would copy it)
         turned = ImageOps.exif_transpose(img)
     except Exception:  # a broken EXIF block should not cost an otherwise good image
         return img
@@ -110,7 +120,8 @@ def _to_rgb_array(img: Image.Image) -> np.ndarray:
         return np.repeat(grey[:, :, None], 3, axis=2)
     if img.mode != "RGB":
         img = img.convert("RGB")
-    return np.array(img, dtype=np.uint8)
+    # Through raw bytes: 3x faster than np.array(img), whose array interface copies element-wise.
+    return np.frombuffer(bytearray(img.tobytes()), np.uint8).reshape(img.height, img.width, 3)
 
 
 def resize_image(image: np.ndarray, size: tuple[int, int], mode: str = "stretch") -> np.ndarray:
@@ -141,10 +152,15 @@ def resize_image(image: np.ndarray, size: tuple[int, int], mode: str = "stretch"
 
 
 def load_image(
-    path: str | os.PathLike | bytes, size: tuple[int, int], mode: str = "stretch", max_pixels: int = DEFAULT_MAX_PIXELS
+    path: str | os.PathLike | bytes, size: tuple[int, int], mode: str = "stretch", max_pixels: int = DEFAULT_MAX_PIXELS,
+    *, jpeg_draft: bool = False,
 ) -> np.ndarray:
-    """Decode an image file (or its bytes) and resize it: the one way featx turns a file into model input."""
-    return resize_image(decode_rgb(path, max_pixels), size, mode)
+    """Decode an image file (or its bytes) and resize it: the one way featx turns a file into model input.
+
+    ``jpeg_draft`` decodes large JPEGs in draft mode (see :func:`decode_rgb`) before the exact resize.
+    """
+    draft = max(_check_size(size)) if jpeg_draft else None
+    return resize_image(decode_rgb(path, max_pixels, draft), size, mode)
 
 
 def _check_size(size: tuple[int, int]) -> tuple[int, int]:

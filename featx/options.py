@@ -23,6 +23,7 @@ from featx.errors import MissingFileError, OptionError
 from featx.images import DEFAULT_MAX_PIXELS, RESIZE_MODES
 
 POOLING_MODES = ("avg", "max")
+PRECISIONS = ("float32", "bfloat16", "float16")  # the backbone's compute dtype (Keras mixed precision)
 CUSTOM_MODEL_SUFFIX = ".keras"
 
 
@@ -39,7 +40,7 @@ def check_positive(param: str, value: object, what: str = "a positive integer") 
 
 
 def default_workers() -> int:
-    """Decoding threads: one per core, at least two so decoding overlaps the backbone."""
+    """Decoding workers: one per core, at least two so decoding overlaps the backbone."""
     return max(2, os.cpu_count() or 2)
 
 
@@ -47,8 +48,8 @@ def default_workers() -> int:
 class RunOptions:
     """How an embed run is carried out; none of these change the vectors the backbone computes."""
 
-    batch_size: int = 32  # images per backbone call
-    workers: int | None = None  # decoding threads; None: one per core (at least two)
+    batch_size: int | None = None  # images per backbone call; None: 32 on a CPU, the largest that fits on a GPU
+    workers: int | None = None  # decoding workers (processes for a GPU backbone, else threads); None: one per core
     max_pixels: int = DEFAULT_MAX_PIXELS  # larger images are skipped undecoded (decompression bombs)
     # How the cache stores vectors (float16: half the bytes, within 1e-3); not in the fingerprint,
     # since the backbone computes the same vectors; recorded in the cache, which refuses another.
@@ -57,7 +58,8 @@ class RunOptions:
     backend: str | None = None  # Keras backend: tensorflow, jax or torch; None: KERAS_BACKEND, else tensorflow
 
     def __post_init__(self) -> None:
-        check_positive("batch_size", self.batch_size)
+        if self.batch_size is not None:
+            check_positive("batch_size", self.batch_size)
         if self.dtype is not None:
             check_choice("dtype", self.dtype, STORAGE_DTYPES)
         check_backend(self.backend)
@@ -83,7 +85,10 @@ class EmbedOptions(RunOptions):
     ``weights`` is ``"imagenet"`` (default for registry backbones), ``"none"`` (random, from
     ``seed``) or a weights file; ``image_size`` overrides the backbone's input size; ``resize``
     is stretch, crop or pad; ``pooling`` avg or max; ``preprocess`` (custom backbones only) one of
-    caffe, tf, torch, none. :meth:`resolve` validates them into an :class:`EmbedConfig`.
+    caffe, tf, torch, none; ``jpeg_draft`` decodes JPEGs of at least twice the input size at
+    reduced scale (faster, slightly different vectors); ``precision`` is the backbone's compute
+    dtype (float32, or bfloat16/float16 mixed precision: faster on GPUs, vectors move by ~1e-3).
+    :meth:`resolve` validates them into an :class:`EmbedConfig`.
     """
 
     backbone: str = DEFAULT_BACKBONE
@@ -93,9 +98,14 @@ class EmbedOptions(RunOptions):
     pooling: str = "avg"
     preprocess: str | None = None
     seed: int = 0
+    jpeg_draft: bool = False
+    precision: str = "float32"
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        check_choice("precision", self.precision, PRECISIONS)
+        if not isinstance(self.jpeg_draft, bool):
+            raise OptionError(f"{{param}} must be True or False; got {self.jpeg_draft!r}.", param="jpeg_draft")
         check_choice("resize", self.resize, RESIZE_MODES)
         check_choice("pooling", self.pooling, POOLING_MODES)
         if self.preprocess is not None:
@@ -125,6 +135,7 @@ class EmbedOptions(RunOptions):
         return EmbedConfig(
             backbone=spec.name, weights=weights_id, input_size=size, resize=self.resize, pooling=self.pooling,
             preprocessing=spec.preprocessing, weights_path=weights_path, seed=self.seed,
+            jpeg_draft=self.jpeg_draft, precision=self.precision,
         )
 
     def _weights_identity(self) -> tuple[str, str | None]:
@@ -151,11 +162,16 @@ class EmbedOptions(RunOptions):
             raise OptionError(
                 "{param} does not apply to a custom .keras backbone: its weights are in the file.", param="weights"
             )
+        if self.precision != "float32":
+            raise OptionError(
+                "{param} applies to registry backbones only: a custom .keras backbone keeps the dtypes saved "
+                "in the file. Drop {param}.", param="precision",
+            )
         size = self.image_size or _keras_file_input_size(path)
         return EmbedConfig(
             backbone=f"custom:{path.name}:sha256:{sha256_once(path)}", weights="embedded", input_size=size,
             resize=self.resize, pooling=self.pooling, preprocessing=self.preprocess or "none",
-            model_path=str(path.resolve()),
+            model_path=str(path.resolve()), jpeg_draft=self.jpeg_draft,
         )
 
 

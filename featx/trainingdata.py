@@ -115,7 +115,7 @@ def image_dataset(images: SplitImages, config: EmbedConfig, batch_size: int, *, 
 
         def _load(self, row: int) -> np.ndarray:
             try:
-                return load_image(images.paths[row], (load_size, load_size), config.resize)
+                return load_image(images.paths[row], (load_size, load_size), config.resize, jpeg_draft=config.jpeg_draft)
             except (OSError, ValueError) as exc:
                 raise FeatxError(f"{images.paths[row]}: {exc}") from None
 
