@@ -38,7 +38,11 @@ def embed_command(
         int | None, typer.Option("--image-size", help="Input size in pixels (default: the backbone's own).")
     ] = None,
     resize: Annotated[str, typer.Option(help="stretch, crop (centre) or pad, to the input size.")] = "stretch",
-    pooling: Annotated[str, typer.Option(help="avg or max pooling of the last feature map.")] = "avg",
+    pooling: Annotated[
+        str | None,
+        typer.Option(help="avg or max of the last feature map; for transformers cls, avg (patch tokens), cls+avg "
+                     "or pooled. Default: avg, or the transformer family's own (see 'featx backbones')."),
+    ] = None,
     preprocess: Annotated[
         str | None,
         typer.Option(help="For a .keras backbone: caffe, tf, torch or none (raw 0-255 RGB, default)."),

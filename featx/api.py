@@ -26,7 +26,7 @@ def embed(
     weights: str | None = None,
     image_size: int | None = None,
     resize: str = "stretch",
-    pooling: str = "avg",
+    pooling: str | None = None,
     preprocess: str | None = None,
     seed: int = 0,
     batch_size: int = 32,

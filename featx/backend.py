@@ -99,6 +99,34 @@ def set_random_seed(seed: int) -> None:
         del sys.modules["tensorflow"]
 
 
+def import_keras_hub(backend: str | None = None) -> ModuleType:
+    """keras-hub on the Keras of ``backend``; a one-line error naming the extra without it.
+
+    keras-hub imports TensorFlow (and tensorflow-text) whenever they are installed; on JAX or
+    PyTorch featx hides them for that import, as in :func:`set_random_seed`, so the transformer
+    backbones also keep TensorFlow out of those processes (keras-hub treats it as absent).
+    """
+    keras = import_keras(backend)
+    if "keras_hub" in sys.modules:
+        return sys.modules["keras_hub"]
+    if importlib.util.find_spec("keras_hub") is None:
+        raise MissingDependencyError(
+            '{param}: transformer backbones need keras-hub, which is not installed: pip install "featx[hub]".',
+            param="backbone",
+        )
+    hidden = () if keras.backend.backend() == "tensorflow" or "tensorflow" in sys.modules else (
+        "tensorflow", "tensorflow_text")
+    for name in hidden:
+        sys.modules[name] = None  # an import of it raises ImportError: keras-hub takes it as absent
+    try:
+        with _stderr_silenced():
+            import keras_hub
+    finally:
+        for name in hidden:
+            del sys.modules[name]
+    return keras_hub
+
+
 def import_tensorflow(what: str) -> ModuleType:
     """TensorFlow, for ``what`` (e.g. "SavedModel export") that only it can do; a one-line error without it."""
     if importlib.util.find_spec("tensorflow") is None:

@@ -92,6 +92,10 @@ _COMPILERS = {"tensorflow": _tensorflow_forward, "jax": _jax_forward, "torch": _
 def build_backbone(config: EmbedConfig, backend: str | None = None):
     """The headless Keras model of ``config`` whose output is the pooled (batch, D) vector, on ``backend``."""
     keras = import_keras(backend)
+    if config.is_hub:
+        from featx.hubmodel import build_hub_backbone
+
+        return build_hub_backbone(config)
     if config.is_custom:
         return _load_custom(config)
     spec = get_backbone(config.backbone)
