@@ -170,7 +170,7 @@ class HubBackboneSpec:
     handle: str  # the pinned Kaggle handle keras-hub downloads the preset from
     input_size: int  # the size the weights were trained (and linear-probed) at, a multiple of the patch
     width: int  # token width: feature width of cls and avg (cls+avg is twice that)
-    params: int  # parameters of the image encoder as featx builds it at input_size (checked by the tests)
+    params: int  # parameters of the model featx builds at input_size with the default pooling (checked by the tests)
     arch: tuple[tuple[str, object], ...]  # keras-hub constructor arguments, for random weights (--weights none)
     pooled_width: int | None = None  # width of the model's own pooled embedding (SigLIP, CLIP)
 
@@ -196,26 +196,26 @@ def _kaggle(family: str, name: str, version: int = 1) -> str:
 
 _DINOV2_POS = {"position_embedding_shape": (518, 518)}
 _HUB_BACKBONES: list[HubBackboneSpec] = [
-    HubBackboneSpec("dinov2_small", "dinov2", _kaggle("dinov2", "dinov2_small"), 224, 384, 0,
+    HubBackboneSpec("dinov2_small", "dinov2", _kaggle("dinov2", "dinov2_small"), 224, 384, 22_155_264,
                     _vit(14, 12, 384, 6, 1536, **_DINOV2_POS)),
-    HubBackboneSpec("dinov2_base", "dinov2", _kaggle("dinov2", "dinov2_base"), 224, 768, 0,
+    HubBackboneSpec("dinov2_base", "dinov2", _kaggle("dinov2", "dinov2_base"), 224, 768, 86_777_856,
                     _vit(14, 12, 768, 12, 3072, **_DINOV2_POS)),
-    HubBackboneSpec("dinov2_large", "dinov2", _kaggle("dinov2", "dinov2_large"), 224, 1024, 0,
+    HubBackboneSpec("dinov2_large", "dinov2", _kaggle("dinov2", "dinov2_large"), 224, 1024, 304_631_808,
                     _vit(14, 24, 1024, 16, 4096, **_DINOV2_POS)),
     HubBackboneSpec("dinov2_with_registers_small", "dinov2", _kaggle("dinov2", "dinov2_with_registers_small"), 224,
-                    384, 0, _vit(14, 12, 384, 6, 1536, num_register_tokens=4, **_DINOV2_POS)),
+                    384, 22_156_800, _vit(14, 12, 384, 6, 1536, num_register_tokens=4, **_DINOV2_POS)),
     HubBackboneSpec("dinov2_with_registers_base", "dinov2", _kaggle("dinov2", "dinov2_with_registers_base"), 224,
-                    768, 0, _vit(14, 12, 768, 12, 3072, num_register_tokens=4, **_DINOV2_POS)),
+                    768, 86_780_928, _vit(14, 12, 768, 12, 3072, num_register_tokens=4, **_DINOV2_POS)),
     HubBackboneSpec("dinov2_with_registers_large", "dinov2", _kaggle("dinov2", "dinov2_with_registers_large"), 224,
-                    1024, 0, _vit(14, 24, 1024, 16, 4096, num_register_tokens=4, **_DINOV2_POS)),
+                    1024, 304_635_904, _vit(14, 24, 1024, 16, 4096, num_register_tokens=4, **_DINOV2_POS)),
     HubBackboneSpec("dinov3_vit_small_lvd1689m", "dinov3", _kaggle("dinov3", "dinov3_vit_small_lvd1689m"), 224,
-                    384, 0, _vit(16, 12, 384, 6, 1536, num_register_tokens=4, use_key_bias=False)),
+                    384, 21_596_544, _vit(16, 12, 384, 6, 1536, num_register_tokens=4, use_key_bias=False)),
     HubBackboneSpec("dinov3_vit_base_lvd1689m", "dinov3", _kaggle("dinov3", "dinov3_vit_base_lvd1689m"), 224,
-                    768, 0, _vit(16, 12, 768, 12, 3072, num_register_tokens=4, use_key_bias=False)),
+                    768, 85_660_416, _vit(16, 12, 768, 12, 3072, num_register_tokens=4, use_key_bias=False)),
     HubBackboneSpec("siglip_base_patch16_224", "siglip", _kaggle("siglip", "siglip_base_patch16_224"), 224,
-                    768, 0, _vit(16, 12, 768, 12, 3072), pooled_width=768),
+                    768, 92_884_420, _vit(16, 12, 768, 12, 3072), pooled_width=768),
     HubBackboneSpec("clip_vit_base_patch16", "clip", _kaggle("clip", "clip_vit_base_patch16", 3), 224,
-                    768, 0, _vit(16, 12, 768, 12, 3072), pooled_width=512),
+                    768, 86_192_837, _vit(16, 12, 768, 12, 3072), pooled_width=512),
 ]
 
 HUB_BACKBONES: dict[str, HubBackboneSpec] = {spec.name: spec for spec in _HUB_BACKBONES}
