@@ -114,17 +114,27 @@ def import_keras_hub(backend: str | None = None) -> ModuleType:
             '{param}: transformer backbones need keras-hub, which is not installed: pip install "featx[hub]".',
             param="backbone",
         )
-    hidden = () if keras.backend.backend() == "tensorflow" or "tensorflow" in sys.modules else (
-        "tensorflow", "tensorflow_text")
+    with tensorflow_hidden(), _stderr_silenced():
+        import keras_hub
+    return keras_hub
+
+
+@contextlib.contextmanager
+def tensorflow_hidden():
+    """On JAX or PyTorch, while TensorFlow is not imported: ``import tensorflow`` (and tensorflow-text)
+    fails inside this block, so a library that uses TensorFlow whenever it is installed (keras-hub,
+    also when it loads a preset) takes it as absent. On TensorFlow it does nothing."""
+    keras = sys.modules.get("keras")
+    on_tensorflow = keras is None or not hasattr(keras, "backend") or keras.backend.backend() == "tensorflow"
+    hidden = [] if on_tensorflow or "tensorflow" in sys.modules else [
+        name for name in ("tensorflow", "tensorflow_text") if name not in sys.modules]
     for name in hidden:
-        sys.modules[name] = None  # an import of it raises ImportError: keras-hub takes it as absent
+        sys.modules[name] = None  # an import of it raises ImportError
     try:
-        with _stderr_silenced():
-            import keras_hub
+        yield
     finally:
         for name in hidden:
-            del sys.modules[name]
-    return keras_hub
+            sys.modules.pop(name, None)
 
 
 def import_tensorflow(what: str) -> ModuleType:

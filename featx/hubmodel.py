@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from featx.backbones import HUB_FAMILIES, get_hub_backbone
-from featx.backend import import_keras, import_keras_hub
+from featx.backend import import_keras, import_keras_hub, tensorflow_hidden
 from featx.config import EmbedConfig
 from featx.errors import FeatxError, OptionError
 from featx.hub import Snapshot, short_name, verified_folder
@@ -32,6 +32,11 @@ def build_hub_backbone(config: EmbedConfig):
     """The frozen Keras model of a ``hub:`` configuration: (batch, size, size, 3) normalised → (batch, D)."""
     keras = import_keras()
     keras_hub = import_keras_hub()
+    with tensorflow_hidden():  # keras-hub imports TensorFlow to load a preset, when it is installed
+        return _build(keras, keras_hub, config)
+
+
+def _build(keras, keras_hub, config: EmbedConfig):
     size = config.input_size
     if config.model_path is None:  # random weights (--weights none) of a curated entry
         from featx.extractor import _seeded
