@@ -1,0 +1,37 @@
+"""Every curated keras-hub row builds (random weights, ``--weights none``) with the documented
+feature width of its default pooling and the documented parameter count, as the Keras rows are checked."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+
+from featx.backbones import HUB_BACKBONES
+from featx.options import EmbedOptions
+
+GIANT_PARAMS = 40_000_000  # as tests/test_backbones.py: larger ones run with --run-slow
+
+
+def _cases():
+    for name, spec in HUB_BACKBONES.items():
+        yield pytest.param(name, marks=[pytest.mark.slow] if spec.params > GIANT_PARAMS else [])
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(importlib.util.find_spec("keras_hub") is None, reason='pip install "featx[hub]"')
+@pytest.mark.parametrize("name", list(_cases()))
+def test_every_hub_backbone_builds_with_documented_widths_and_parameters(name):
+    import keras
+
+    from featx.extractor import build_backbone
+
+    spec = HUB_BACKBONES[name]
+    try:  # one build, at the default pooling (the others' widths: tests/test_hub_fidelity.py)
+        model = build_backbone(EmbedOptions(name, weights="none").resolve())
+        assert model.output_shape == (None, spec.feature_dims[spec.default_pooling])
+        assert model.input_shape == (None, spec.input_size, spec.input_size, 3)
+        assert model.count_params() == spec.params
+        assert not model.trainable
+    finally:
+        keras.backend.clear_session()
