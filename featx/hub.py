@@ -276,3 +276,15 @@ def short_name(label: str) -> str:
     while len(parts) > 1 and parts[-1].isdigit():  # kaggle handles end in a version
         parts.pop()
     return re.sub(r"[^\w.-]+", "_", parts[-1] if parts else label)
+
+
+def uses_keras_hub(keras_file: str | Path) -> bool:
+    """Whether a ``.keras`` file holds keras-hub layers (a fine-tuned or exported transformer):
+    keras-hub must be imported before loading it, so that its classes are known."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(keras_file) as archive:
+            return b'"keras_hub' in archive.read("config.json")
+    except (OSError, KeyError, zipfile.BadZipFile):
+        return False

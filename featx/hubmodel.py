@@ -74,7 +74,7 @@ def _load(keras_hub, snapshot: Snapshot, size: int):
         text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise FeatxError(f"{{param}}: keras-hub could not load {folder}: {text}", param="backbone") from exc
     if snapshot.family == "dinov2" and not backbone.antialias_in_interpolation:
-        _resize_position_embeddings_like_torch(backbone)
+        return _resize_position_embeddings_like_torch(backbone)
     return backbone
 
 
@@ -90,21 +90,30 @@ def _vit_prefixed(folder: Path, work: Path) -> str:
     return str(work)
 
 
-def _resize_position_embeddings_like_torch(backbone) -> None:
-    """Resize DINOv2's patch position embeddings to the input's patch grid as transformers does
-    (``torch.nn.functional.interpolate``, bicubic with a = -0.75, half-pixel centres, no antialiasing)."""
+def _resize_position_embeddings_like_torch(backbone):
+    """DINOv2 with its patch position embeddings resized to the input's patch grid as transformers
+    resizes them (``torch.nn.functional.interpolate``, bicubic with a = -0.75, half-pixel centres,
+    no antialiasing), rebuilt with that grid as its own: keras-hub then resizes nothing, and a saved
+    model reloads with the same table (keras-hub re-derives a resized table on load, with its kernel)."""
     embeddings = backbone.embeddings
-    table = np.asarray(embeddings.position_embeddings.numpy() if hasattr(embeddings.position_embeddings, "numpy")
-                       else embeddings.position_embeddings)
-    target = embeddings.interpolated_position_embeddings
+    table = np.asarray(embeddings.position_embeddings.numpy())
     source_grid = math.isqrt(table.shape[1] - 1)
-    target_grid = math.isqrt(target.shape[1] - 1)
+    target_grid = math.isqrt(embeddings.interpolated_position_embeddings.shape[1] - 1)
     if source_grid == target_grid:
-        return
+        return backbone
     patches = table[0, 1:].reshape(source_grid, source_grid, -1).astype(np.float64)
     weights = _bicubic_matrix(source_grid, target_grid)
     resized = np.einsum("ih,hwd,jw->ijd", weights, patches, weights).reshape(1, -1, table.shape[-1])
-    target.assign(np.concatenate([table[:, :1], resized], axis=1).astype(np.float32))
+    resized = np.concatenate([table[:, :1], resized], axis=1).astype(np.float32)
+    config = backbone.get_config()
+    config["position_embedding_shape"] = tuple(config["image_shape"][:2])
+    rebuilt = type(backbone).from_config(config)
+    for source, target in zip(backbone.weights, rebuilt.weights):
+        if target.path.endswith("position_embeddings"):  # the table and its resized copy: now the same
+            target.assign(resized)
+        else:
+            target.assign(source)
+    return rebuilt
 
 
 def _bicubic_matrix(size_in: int, size_out: int, a: float = -0.75) -> np.ndarray:
@@ -174,3 +183,38 @@ def _image_shape(encoder) -> tuple:
     shape = encoder.input_shape
     shape = next(iter(shape.values())) if isinstance(shape, dict) else shape
     return tuple(shape[1:])
+
+
+_BLOCKS = ("DINOV2Layer", "DINOV3Layer", "ViTEncoderBlock", "SigLIPEncoderLayer", "CLIPEncoderLayer")
+
+
+def _leaves(model) -> list:
+    """The layers of ``model`` input to output, nested models and ViT's encoder opened up."""
+    from featx.modelfile import leaf_layers
+
+    found = []
+    for layer in leaf_layers(model):
+        if hasattr(layer, "encoder_layers") and hasattr(layer, "layer_norm"):  # ViTEncoder: blocks + final norm
+            found.extend([*layer.encoder_layers, layer.layer_norm])
+        else:
+            found.append(layer)
+    return found
+
+
+def transformer_blocks(model) -> list:
+    """The transformer blocks of a hub backbone model, input to output."""
+    return [layer for layer in _leaves(model) if type(layer).__name__ in _BLOCKS]
+
+
+def unfreeze_top_blocks(model, count: int) -> int:
+    """Make the top ``count`` transformer blocks trainable, and with them everything above the last
+    block (the final LayerNorm, SigLIP's attention pooling, CLIP's projection); the rest stays frozen."""
+    leaves = _leaves(model)
+    blocks = [i for i, layer in enumerate(leaves) if type(layer).__name__ in _BLOCKS]
+    count = min(count, len(blocks))
+    chosen = [leaves[i] for i in blocks[len(blocks) - count:]] + (leaves[blocks[-1] + 1:] if count else [])
+    trainable = {id(v) for layer in chosen for v in layer.weights}
+    model.trainable = True
+    for variable in model.weights:
+        variable.trainable = id(variable) in trainable
+    return count

@@ -184,11 +184,27 @@ def test_a_siglip_keras_hub_preset_pools_as_keras_hub_computes(tmp_path):
     assert featx.embed(tmp_path / "images", str(folder), cache=tmp_path / "cache").config["pooling"] == "pooled"
 
 
-def test_a_head_fits_and_predicts_on_a_transformer_cache(snapshots, tmp_path):
+def test_a_head_fits_predicts_exports_and_fine_tunes_on_a_transformer_cache(snapshots, tmp_path):
+    import keras
+
     root, images, found = snapshots
-    folder = str(found["dinov2_with_registers"][0])
+    folder = str(found["dinov2"][0])  # position embeddings resized as transformers does: must survive saving
     features = featx.embed(root / "images", folder, cache=tmp_path / "cache")
     assert features.config["pooling"] == "cls+avg" and features.X.shape == (6, 64)
     head = featx.fit_head(features, "logreg", test_size=0.5)
-    predictions = featx.predict_images(head, [images[0], images[-1]], cache_dir=tmp_path / "cache")
-    assert len(predictions.labels) == 2 and set(predictions.labels) <= {"cat", "dog"}
+    predictions = featx.predict_images(head, images, cache_dir=tmp_path / "cache")
+    assert set(predictions.labels) <= {"cat", "dog"}
+
+    exported = featx.export(head, tmp_path / "model.keras")
+    import keras_hub  # noqa: F401 - what a user of the file does: registers the keras-hub classes
+
+    model = keras.saving.load_model(exported, compile=False, safe_mode=True)
+    pixels = np.stack([np.asarray(Image.open(p).convert("RGB"), np.float32) for p in predictions.paths])
+    assert np.abs(keras.ops.convert_to_numpy(model(pixels)) - predictions.proba).max() <= 1e-5
+
+    report = featx.fine_tune(head, data=root / "images", output=tmp_path / "tuned.keras", epochs=1, unfreeze=1,
+                             batch_size=6, learning_rate=1e-3, augment=False)
+    assert report.unfrozen_layers == 1  # of the 2 transformer blocks; the final LayerNorm came with it
+    tuned = featx.embed(root / "images", str(report.backbone_path), cache=tmp_path / "cache")
+    before, after = features.X[np.argsort(features.paths)], tuned.X[np.argsort(tuned.paths)]
+    assert after.shape == (6, 64) and not np.allclose(after, before, atol=1e-4)  # the top block trained
