@@ -70,7 +70,8 @@ class Snapshot:
             return _read_transformers(folder, config)
         if "architecture" in config:
             raise OptionError(f"{{param}}: {folder} is a timm snapshot; featx reads keras-hub presets and Hugging Face "
-                              "transformers snapshots (dinov2, dinov2_with_registers, dinov3_vit, vit).", param="backbone")
+                              "transformers snapshots (dinov2, dinov2_with_registers, dinov3_vit, vit).",
+                              param="backbone")
         raise OptionError(f"{{param}}: {folder}/config.json is neither a keras-hub preset nor a transformers config "
                           "(no 'registered_name' or 'model_type').", param="backbone")
 
@@ -243,8 +244,9 @@ def resolve_hub(backbone: str, *, weights: str | None, image_size: int | None, r
     snapshot = Snapshot.read(folder)
     default_mean, default_std = _defaults(snapshot.family)
     mode = normalization_mode(snapshot.mean or default_mean, snapshot.std or default_std)
-    return _config(label, snapshot.family, f"sha256:{tree_sha256(folder)}", str(folder), image_size or snapshot.input_size,
-                   snapshot.input_size, snapshot.patch_size, resize, pooling, mode, seed)
+    return _config(label, snapshot.family, f"sha256:{tree_sha256(folder)}", str(folder),
+                   image_size or snapshot.input_size, snapshot.input_size, snapshot.patch_size, resize, pooling, mode,
+                   seed)
 
 
 def _defaults(family: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
