@@ -1,13 +1,13 @@
 """Transformer backbones give the reference implementation's vectors, offline.
 
 Tiny random checkpoints are made here: transformers' ``save_pretrained`` for DINOv2, DINOv2 with
-registers and a backbone-only ViT (the snapshot keras-hub's converter cannot key), and a keras-hub
-``save_to_preset`` for SigLIP. Every parameter is perturbed (LayerNorms included, so leaving out the
+registers, DINOv3 and a backbone-only ViT (the snapshot keras-hub's converter cannot key), and
+keras-hub ``save_to_preset`` for SigLIP and CLIP. Every parameter is perturbed (LayerNorms included, so leaving out the
 final LayerNorm fails), the snapshots declare non-default normalisations (so ignoring them fails),
 and DINOv2's position embeddings are resized (config 35 pixels, run at 28). featx's vectors, through
 ``featx.embed`` and its cache, must equal transformers' (tokens after the final LayerNorm, pooled as
 the DINOv2 linear probe pools them) within 1e-4 relative, on TensorFlow here and on JAX and PyTorch
-in a subprocess each.
+in a subprocess each (DINOv3: TensorFlow only, to keep the suite short).
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ NORMALISATION = {  # what each snapshot's preprocessor_config.json declares
     "dinov2": ([0.45, 0.5, 0.4], [0.2, 0.3, 0.25]),
     "dinov2_with_registers": None,  # undeclared: the family default, ImageNet mean/std
     "vit": ([0.5, 0.5, 0.5], [0.5, 0.5, 0.5]),
+    "dinov3": ([0.5, 0.45, 0.4], [0.25, 0.2, 0.3]),
 }
 FAMILY_DEFAULT = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
 
@@ -52,6 +53,9 @@ def make_transformers_snapshot(folder: Path, kind: str) -> Path:
     common = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, patch_size=7)
     if kind == "vit":
         model = transformers.ViTModel(transformers.ViTConfig(**common, intermediate_size=64, image_size=SIZE))
+    elif kind == "dinov3":  # rotary positions, registers
+        model = transformers.DINOv3ViTModel(transformers.DINOv3ViTConfig(
+            **common, intermediate_size=64, image_size=SIZE, num_register_tokens=2))
     else:
         registers = {"num_register_tokens": 3} if kind == "dinov2_with_registers" else {}
         config_class = getattr(transformers, "Dinov2WithRegistersConfig" if registers else "Dinov2Config")
@@ -143,7 +147,7 @@ def test_vectors_equal_transformers_on_jax_and_pytorch(snapshots, tmp_path, back
     args = {"backend": backend, "data": str(root / "images"), "cache": str(tmp_path / "cache"), "out": str(tmp_path),
             # every snapshot on JAX; on PyTorch (slow to start) the one with registers and resized positions
             "folders": {kind: str(folder) for kind, (folder, _) in found.items()
-                        if backend == "jax" or kind == "dinov2_with_registers"},
+                        if (backend == "jax" and kind != "dinov3") or kind == "dinov2_with_registers"},
             "poolings": ["cls+avg"]}  # both poolings side by side (each alone: the TensorFlow test)
     done = subprocess.run([sys.executable, "-c", _EMBED_ELSEWHERE, json.dumps(args)], capture_output=True, text=True,
                           env={**os.environ, "KERAS_BACKEND": backend}, timeout=280)
@@ -182,6 +186,29 @@ def test_a_siglip_keras_hub_preset_pools_as_keras_hub_computes(tmp_path):
         assert features.config["preprocessing"] == "meanstd:0.4,0.5,0.6:0.3,0.2,0.4"
         assert _error(features.X[np.argsort(features.paths)], reference[pooling]) <= TOLERANCE, pooling
     assert featx.embed(tmp_path / "images", str(folder), cache=tmp_path / "cache").config["pooling"] == "pooled"
+
+
+def test_a_clip_keras_hub_preset_gives_its_projected_embedding_and_tokens(tmp_path):
+    import keras
+    import keras_hub
+
+    keras.utils.set_random_seed(5)
+    vision = keras_hub.models.CLIPVisionEncoder(patch_size=7, hidden_dim=16, num_layers=2, num_heads=2,
+                                                intermediate_dim=32, image_shape=(SIZE, SIZE, 3))
+    text = keras_hub.models.CLIPTextEncoder(vocabulary_size=50, embedding_dim=16, hidden_dim=16, num_layers=1,
+                                            num_heads=2, intermediate_dim=32, max_sequence_length=8)
+    clip = keras_hub.models.CLIPBackbone(vision, text, projection_dim=12)
+    clip.save_to_preset(str(tmp_path / "clip"))  # no image converter saved: CLIP's own mean/std
+    images = [write_image(tmp_path / "images" / f"{i}.png", size=(SIZE, SIZE), seed=i) for i in range(2)]
+    pixels = np.stack([np.asarray(Image.open(p).convert("RGB"), np.float32) for p in sorted(map(str, images))])
+    mean, std = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
+    normalised = ((pixels / 255 - np.asarray(mean)) / np.asarray(std)).astype(np.float32)
+    tokens = keras.ops.convert_to_numpy(vision({"images": normalised}))
+    reference = {"pooled": keras.ops.convert_to_numpy(clip.get_vision_embeddings(normalised)),
+                 "cls+avg": np.concatenate([tokens[:, 0], tokens[:, 1:].mean(axis=1)], axis=1)}
+    for pooling, expected in reference.items():
+        features = featx.embed(tmp_path / "images", str(tmp_path / "clip"), pooling=pooling, cache=tmp_path / "cache")
+        assert _error(features.X[np.argsort(features.paths)], expected) <= TOLERANCE, pooling
 
 
 def test_a_head_fits_predicts_exports_and_fine_tunes_on_a_transformer_cache(snapshots, tmp_path):
