@@ -235,6 +235,7 @@ def resolve_hub(backbone: str, *, weights: str | None, image_size: int | None, r
         raise OptionError(f"{{param}} {weights!r}: a transformer backbone brings its own weights; use pretrained "
                           "(default) or none.", param="weights")
     if spec is not None:
+        _pooling(spec.name, HUB_FAMILIES[spec.family], pooling)  # before a download, not after
         folder, label = fetch(spec.handle), spec.name
     elif text.startswith(HANDLE_SCHEMES):
         folder, label = fetch(text), text
@@ -260,16 +261,22 @@ def _patch(spec: HubBackboneSpec) -> int:
 def _config(label: str, family_name: str, weights: str, folder: str | None, size: int, native: int, patch: int,
             resize: str, pooling: str | None, mode: str, seed: int) -> EmbedConfig:
     family = HUB_FAMILIES[family_name]
-    pooling = pooling or family.default_pooling
-    if pooling not in family.poolings:
-        raise OptionError(f"{{param}} {pooling}: {label} ({family.name}) pools {', '.join(family.poolings)}.",
-                          param="pooling")
+    pooling = _pooling(label, family, pooling)
     if size % patch:
         raise OptionError(f"{{param}} {size} is not a multiple of {label}'s patch size {patch}.", param="image_size")
     if size != native and not family.interpolates:
         raise OptionError(f"{{param}} {size}: {label} runs at its native {native} pixels only.", param="image_size")
     return EmbedConfig(backbone=f"hub:{label}", weights=weights, input_size=size, resize=resize, pooling=pooling,
                        preprocessing=mode, model_path=folder, seed=seed)
+
+
+def _pooling(label: str, family, pooling: str | None) -> str:
+    """``pooling``, or the family's default; refused in one line if the family does not offer it."""
+    pooling = pooling or family.default_pooling
+    if pooling not in family.poolings:
+        raise OptionError(f"{{param}} {pooling}: {label} ({family.name}) pools {', '.join(family.poolings)}.",
+                          param="pooling")
+    return pooling
 
 
 def short_name(label: str) -> str:

@@ -121,6 +121,12 @@ def test_folders_and_options_that_cannot_work_fail_in_one_line(tmp_path, make, k
 
 
 @needs_hub
+def test_a_curated_name_checks_its_pooling_before_any_download():
+    with pytest.raises(OptionError, match="pooling' parameter pooled: dinov2_small \\(dinov2\\) pools cls, avg, cls\\+avg"):
+        EmbedOptions("dinov2_small", pooling="pooled").resolve()
+
+
+@needs_hub
 def test_a_keras_pooling_on_a_keras_application_is_refused_for_transformer_poolings():
     with pytest.raises(OptionError, match="pooling' parameter cls applies to transformer backbones"):
         EmbedOptions("MobileNetV2", weights="none", pooling="cls").resolve()
