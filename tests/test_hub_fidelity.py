@@ -7,7 +7,7 @@ final LayerNorm fails), the snapshots declare non-default normalisations (so ign
 and DINOv2's position embeddings are resized (config 35 pixels, run at 28). featx's vectors, through
 ``featx.embed`` and its cache, must equal transformers' (tokens after the final LayerNorm, pooled as
 the DINOv2 linear probe pools them) within 1e-4 relative, on TensorFlow here and on JAX and PyTorch
-in a subprocess each (DINOv3: TensorFlow only, to keep the suite short).
+in a subprocess each (one snapshot each, PyTorch under --run-slow, to keep the suite short).
 """
 
 from __future__ import annotations
@@ -139,15 +139,17 @@ print("tensorflow" in sys.modules)
 """
 
 
-@pytest.mark.parametrize("backend", ["jax", "torch"])
+# PyTorch starts slowly (~25 s on the CI machine): with the giant backbones, under --run-slow.
+@pytest.mark.parametrize("backend", ["jax", pytest.param("torch", marks=pytest.mark.slow)])
 def test_vectors_equal_transformers_on_jax_and_pytorch(snapshots, tmp_path, backend):
     if importlib.util.find_spec(backend) is None:
         pytest.skip(f"{backend} is not installed (pip install 'featx[{backend}]')")
     root, images, found = snapshots
     args = {"backend": backend, "data": str(root / "images"), "cache": str(tmp_path / "cache"), "out": str(tmp_path),
-            # every snapshot on JAX; on PyTorch (slow to start) the one with registers and resized positions
+            # one snapshot each, to keep the suite short (the others differ in what numpy does before Keras):
+            # the PyTorch-style position resize on JAX, registers on PyTorch
             "folders": {kind: str(folder) for kind, (folder, _) in found.items()
-                        if (backend == "jax" and kind != "dinov3") or kind == "dinov2_with_registers"},
+                        if kind == ("dinov2" if backend == "jax" else "dinov2_with_registers")},
             "poolings": ["cls+avg"]}  # both poolings side by side (each alone: the TensorFlow test)
     done = subprocess.run([sys.executable, "-c", _EMBED_ELSEWHERE, json.dumps(args)], capture_output=True, text=True,
                           env={**os.environ, "KERAS_BACKEND": backend}, timeout=280)
@@ -211,7 +213,7 @@ def test_a_clip_keras_hub_preset_gives_its_projected_embedding_and_tokens(tmp_pa
         assert _error(features.X[np.argsort(features.paths)], expected) <= TOLERANCE, pooling
 
 
-def test_a_head_fits_predicts_exports_and_fine_tunes_on_a_transformer_cache(snapshots, tmp_path):
+def test_a_head_fits_predicts_and_exports_on_a_transformer_cache(snapshots, tmp_path):
     import keras
 
     root, images, found = snapshots
@@ -229,6 +231,13 @@ def test_a_head_fits_predicts_exports_and_fine_tunes_on_a_transformer_cache(snap
     pixels = np.stack([np.asarray(Image.open(p).convert("RGB"), np.float32) for p in predictions.paths])
     assert np.abs(keras.ops.convert_to_numpy(model(pixels)) - predictions.proba).max() <= 1e-5
 
+
+@pytest.mark.slow  # a training run (~20 s on the CI machine): under --run-slow
+def test_fine_tune_trains_the_top_transformer_block_and_its_backbone_embeds_again(snapshots, tmp_path):
+    root, images, found = snapshots
+    folder = str(found["dinov2"][0])
+    features = featx.embed(root / "images", folder, cache=tmp_path / "cache")
+    head = featx.fit_head(features, "logreg", test_size=0.5)
     report = featx.fine_tune(head, data=root / "images", output=tmp_path / "tuned.keras", epochs=1, unfreeze=1,
                              batch_size=6, learning_rate=1e-3, augment=False)
     assert report.unfrozen_layers == 1  # of the 2 transformer blocks; the final LayerNorm came with it

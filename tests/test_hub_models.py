@@ -35,3 +35,18 @@ def test_every_hub_backbone_builds_with_documented_widths_and_parameters(name):
         assert not model.trainable
     finally:
         keras.backend.clear_session()
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(importlib.util.find_spec("keras_hub") is None, reason='pip install "featx[hub]"')
+def test_unfreezing_counts_transformer_blocks_and_brings_the_final_layernorm():
+    from featx.extractor import build_backbone
+    from featx.hubmodel import transformer_blocks, unfreeze_top_blocks
+
+    model = build_backbone(EmbedOptions("dinov2_small", weights="none", image_size=28).resolve())
+    blocks = transformer_blocks(model)
+    assert len(blocks) == 12 and not model.trainable_weights
+    assert unfreeze_top_blocks(model, 2) == 2
+    trainable = {id(v) for v in model.trainable_weights}
+    assert trainable == {id(v) for layer in blocks[-2:] for v in layer.weights} | {
+        id(v) for v in model.get_layer("dinov2_backbone").get_layer("layernorm").weights}
