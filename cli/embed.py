@@ -27,7 +27,8 @@ def embed_command(
         ),
     ],
     backbone: Annotated[
-        str, typer.Option("--backbone", "-b", help="A name from 'featx backbones' or a .keras model file.")
+        str, typer.Option("--backbone", "-b", help="A name from 'featx backbones', a .keras model file, or a "
+                          "transformer: hf://org/model, kaggle://..., or a snapshot folder (featx[hub]).")
     ] = DEFAULT_BACKBONE,
     weights: Annotated[
         str | None,

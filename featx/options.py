@@ -80,7 +80,9 @@ class RunOptions:
 class EmbedOptions(RunOptions):
     """A backbone configuration as the user names it, plus the :class:`RunOptions`.
 
-    ``backbone`` is a registry name (see ``featx.list_backbones()``) or a ``.keras`` model file;
+    ``backbone`` is a registry name (see ``featx.list_backbones()``), a ``.keras`` model file, or a
+    transformer through keras-hub (a curated name, ``hf://``/``kaggle://`` handle or snapshot folder:
+    :mod:`featx.hub`; ``weights`` then pretrained, the default, or none);
     ``weights`` is ``"imagenet"`` (default for registry backbones), ``"none"`` (random, from
     ``seed``) or a weights file; ``image_size`` overrides the backbone's input size; ``resize``
     is stretch, crop or pad; ``pooling`` avg or max (transformers from keras-hub: cls, avg,
