@@ -14,11 +14,12 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from featx.backbones import HUB_FAMILIES, HubBackboneSpec, get_hub_backbone
+from featx.backbones import HUB_BACKBONES, HUB_FAMILIES, HubBackboneSpec, get_hub_backbone, list_hub_backbones
 from featx.config import EmbedConfig, sha256_once
 from featx.errors import CacheError, MissingDependencyError, OptionError, WeightsUnavailableError
 
@@ -297,3 +298,21 @@ def uses_keras_hub(keras_file: str | Path) -> bool:
             return b'"keras_hub' in archive.read("config.json")
     except (OSError, KeyError, zipfile.BadZipFile):
         return False
+
+
+def kaggle_cache_folder(handle: str) -> Path:
+    """Where kagglehub keeps a versioned ``kaggle://owner/model/framework/variation/version`` download."""
+    root = Path(os.environ.get("KAGGLEHUB_CACHE") or Path.home() / ".cache" / "kagglehub")
+    return root / "models" / Path(*handle.removeprefix("kaggle://").split("/"))
+
+
+def list_hub_weights(pattern: str | None = None) -> list[dict]:
+    """One row per curated keras-hub backbone: its pinned handle, where kagglehub keeps it, and
+    whether it is there (``present``: a preset with config.json; else ``missing``)."""
+    rows = []
+    for name in list_hub_backbones(pattern):
+        spec = HUB_BACKBONES[name]
+        folder = kaggle_cache_folder(spec.handle)
+        rows.append({"backbone": name, "handle": spec.handle, "path": str(folder),
+                     "status": "present" if (folder / "config.json").is_file() else "missing"})
+    return rows

@@ -191,3 +191,21 @@ def test_importing_featx_hub_does_not_import_keras():
     code = "import sys, featx.hub, featx.backbones; print('keras' in sys.modules or 'tensorflow' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "False", done.stderr[-2000:]
+
+
+def test_featx_weights_hub_lists_the_pinned_downloads_and_what_the_cache_holds(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from featx.cli import app
+
+    monkeypatch.setenv("KAGGLEHUB_CACHE", str(tmp_path))
+    present = tmp_path / "models" / "keras" / "dinov2" / "keras" / "dinov2_small" / "1"
+    present.mkdir(parents=True)
+    (present / "config.json").write_text("{}")
+    rows = {r["backbone"]: r for r in json.loads(CliRunner().invoke(app, ["weights", "hub", "--json"]).output)}
+    assert set(rows) == set(HUB_BACKBONES)
+    assert rows["dinov2_small"] == {"backbone": "dinov2_small", "path": str(present), "status": "present",
+                                    "handle": "kaggle://keras/dinov2/keras/dinov2_small/1"}
+    assert rows["dinov2_base"]["status"] == "missing"
+    text = CliRunner().invoke(app, ["weights", "hub", "siglip"])
+    assert text.exit_code == 0 and "siglip_base_patch16_224" in text.output and "$KAGGLEHUB_CACHE" in text.output
