@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from featx.backbones import BACKBONES, list_backbones
+from featx.backbones import BACKBONES, HUB_BACKBONES, HUB_FAMILIES, list_backbones, list_hub_backbones
 from featx.cli.app import app, print_json
 
 
@@ -17,6 +17,7 @@ def backbones_command(
 ) -> None:
     """List the backbones: input size, feature width, preprocessing and parameter count."""
     specs = [BACKBONES[name] for name in list_backbones(pattern)]
+    hub = [HUB_BACKBONES[name] for name in list_hub_backbones(pattern)]
     if as_json:
         print_json(
             [
@@ -29,14 +30,37 @@ def backbones_command(
                 }
                 for s in specs
             ]
+            + [
+                {
+                    "name": s.name,
+                    "family": s.family,
+                    "input_size": s.input_size,
+                    "feature_dims": s.feature_dims,
+                    "pooling": s.default_pooling,
+                    "params": s.params,
+                    "handle": s.handle,
+                }
+                for s in hub
+            ]
         )
         return
-    typer.echo(f"{'name':<20} {'input':>5} {'features':>8}  {'preprocess':<10} {'params':>8}")
+    if specs:
+        typer.echo(f"{'name':<20} {'input':>5} {'features':>8}  {'preprocess':<10} {'params':>8}")
     for s in specs:
         typer.echo(
             f"{s.name:<20} {s.input_size:>5} {s.feature_dim:>8}  {s.preprocessing:<10} {s.params / 1e6:>7.1f}M"
         )
+    if hub:
+        typer.echo(f"\nTransformers through keras-hub (pip install \"featx[hub]\"); features per --pooling, "
+                   "the default first:")
+        typer.echo(f"{'name':<28} {'family':<7} {'input':>5}  {'pooling':<24} {'features':<16} {'params':>7}")
+    for s in hub:
+        poolings = [s.default_pooling] + [p for p in HUB_FAMILIES[s.family].poolings if p != s.default_pooling]
+        widths = "/".join(str(s.feature_dims[p]) for p in poolings)
+        typer.echo(f"{s.name:<28} {s.family:<7} {s.input_size:>5}  {'|'.join(poolings):<24} {widths:<16} "
+                   f"{s.params / 1e6:>6.1f}M")
     typer.echo(
         "\nAny .keras model taking an RGB image also works: featx embed --backbone model.keras "
-        "[--preprocess caffe|tf|torch|none]",
+        "[--preprocess caffe|tf|torch|none]; and any keras-hub preset or Hugging Face snapshot of DINOv2, "
+        "DINOv3 or ViT by handle (hf://org/model, kaggle://...) or folder.",
     )

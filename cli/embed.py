@@ -27,7 +27,8 @@ def embed_command(
         ),
     ],
     backbone: Annotated[
-        str, typer.Option("--backbone", "-b", help="A name from 'featx backbones' or a .keras model file.")
+        str, typer.Option("--backbone", "-b", help="A name from 'featx backbones', a .keras model file, or a "
+                          "transformer: hf://org/model, kaggle://..., or a snapshot folder (featx[hub]).")
     ] = DEFAULT_BACKBONE,
     weights: Annotated[
         str | None,
@@ -38,7 +39,11 @@ def embed_command(
         int | None, typer.Option("--image-size", help="Input size in pixels (default: the backbone's own).")
     ] = None,
     resize: Annotated[str, typer.Option(help="stretch, crop (centre) or pad, to the input size.")] = "stretch",
-    pooling: Annotated[str, typer.Option(help="avg or max pooling of the last feature map.")] = "avg",
+    pooling: Annotated[
+        str | None,
+        typer.Option(help="avg or max of the last feature map; for transformers cls, avg (patch tokens), cls+avg "
+                     "or pooled. Default: avg, or the transformer family's own (see 'featx backbones')."),
+    ] = None,
     preprocess: Annotated[
         str | None,
         typer.Option(help="For a .keras backbone: caffe, tf, torch or none (raw 0-255 RGB, default)."),

@@ -16,7 +16,9 @@ def fine_tune_command(
     head: Annotated[Path, typer.Argument(help="A head folder from 'featx fit-head', or the name of one in "
                                                "<cache dir>/heads (keras, logreg or linear svm).")],
     data: Annotated[Path | None, typer.Option(help="Where the images are, if not where the cache found them.")] = None,
-    unfreeze: Annotated[str, typer.Option(help="Top backbone layers to train: N, a FRACTION or 'all'.")] = "30",
+    unfreeze: Annotated[str, typer.Option(
+        help="Top backbone layers to train: N, a FRACTION or 'all' (transformers: N blocks, with the final LayerNorm).",
+    )] = "30",
     epochs: Annotated[int, typer.Option(help="Most epochs (early stopping on validation loss).")] = 10,
     learning_rate: Annotated[float, typer.Option("--learning-rate", help="Adam's learning rate.")] = 1e-5,
     batch_size: Annotated[int, typer.Option("--batch-size")] = 16,

@@ -56,6 +56,24 @@ def import_command(
         typer.echo(f"{d.path}  ({', '.join(d.backbones)}; {check})")
 
 
+@weights_app.command("hub")
+def hub_command(
+    pattern: Annotated[str | None, typer.Argument(help="Only backbones whose name contains this text.")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """List the keras-hub transformers' pinned downloads and whether kagglehub has them (offline use)."""
+    from featx.hub import list_hub_weights
+
+    rows = list_hub_weights(pattern)
+    if as_json:
+        print_json(rows)
+        return
+    for row in rows:
+        typer.echo(f"{row['backbone']:<28} {row['status']:<8} {row['handle']}\n{'':<38}{row['path']}")
+    info("kagglehub keeps downloads in $KAGGLEHUB_CACHE (default ~/.cache/kagglehub), Hugging Face in $HF_HOME. "
+         "Offline: copy a filled cache here, or pass a snapshot folder as --backbone.")
+
+
 @weights_app.command("path")
 def path_command() -> None:
     """Print the folder where Keras looks for weights files ($KERAS_HOME/models); creates nothing."""

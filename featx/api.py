@@ -26,7 +26,7 @@ def embed(
     weights: str | None = None,
     image_size: int | None = None,
     resize: str = "stretch",
-    pooling: str = "avg",
+    pooling: str | None = None,
     preprocess: str | None = None,
     seed: int = 0,
     jpeg_draft: bool = False,
@@ -44,7 +44,9 @@ def embed(
 
     ``data`` is a folder of class folders, of train/val/test folders, of plain images, or a CSV
     manifest ``path,label[,split]``. ``backbone`` is a name from :func:`featx.list_backbones` or
-    a ``.keras`` model file; the other options are those of :class:`featx.options.EmbedOptions`.
+    a ``.keras`` model file, or a transformer through keras-hub (a curated name such as
+    ``dinov2_small``, an ``hf://`` or ``kaggle://`` handle, a snapshot folder; ``pip install
+    "featx[hub]"``); the other options are those of :class:`featx.options.EmbedOptions`.
     ``backend`` is the Keras backend (tensorflow, jax or torch; default ``$KERAS_BACKEND`` or
     tensorflow): vectors agree across backends within 1e-4. Reruns embed only new or changed files;
     ``features.report`` says what this run did (embedded, reused, skipped). ``cache`` is a cache

@@ -99,6 +99,44 @@ def set_random_seed(seed: int) -> None:
         del sys.modules["tensorflow"]
 
 
+def import_keras_hub(backend: str | None = None) -> ModuleType:
+    """keras-hub on the Keras of ``backend``; a one-line error naming the extra without it.
+
+    keras-hub imports TensorFlow (and tensorflow-text) whenever they are installed; on JAX or
+    PyTorch featx hides them for that import, as in :func:`set_random_seed`, so the transformer
+    backbones also keep TensorFlow out of those processes (keras-hub treats it as absent).
+    """
+    keras = import_keras(backend)
+    if "keras_hub" in sys.modules:
+        return sys.modules["keras_hub"]
+    if importlib.util.find_spec("keras_hub") is None:
+        raise MissingDependencyError(
+            '{param}: transformer backbones need keras-hub, which is not installed: pip install "featx[hub]".',
+            param="backbone",
+        )
+    with tensorflow_hidden(), _stderr_silenced():
+        import keras_hub
+    return keras_hub
+
+
+@contextlib.contextmanager
+def tensorflow_hidden():
+    """On JAX or PyTorch, while TensorFlow is not imported: ``import tensorflow`` (and tensorflow-text)
+    fails inside this block, so a library that uses TensorFlow whenever it is installed (keras-hub,
+    also when it loads a preset) takes it as absent. On TensorFlow it does nothing."""
+    keras = sys.modules.get("keras")
+    on_tensorflow = keras is None or not hasattr(keras, "backend") or keras.backend.backend() == "tensorflow"
+    hidden = [] if on_tensorflow or "tensorflow" in sys.modules else [
+        name for name in ("tensorflow", "tensorflow_text") if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None  # an import of it raises ImportError
+    try:
+        yield
+    finally:
+        for name in hidden:
+            sys.modules.pop(name, None)
+
+
 def import_tensorflow(what: str) -> ModuleType:
     """TensorFlow, for ``what`` (e.g. "SavedModel export") that only it can do; a one-line error without it."""
     if importlib.util.find_spec("tensorflow") is None:

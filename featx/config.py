@@ -21,8 +21,10 @@ from featx.errors import CacheError, MissingFileError
 class EmbedConfig:
     """Everything that determines a feature vector, plus where the model comes from."""
 
-    backbone: str  # registry name, or "custom:<file name>:sha256:<hex>"
-    weights: str  # "imagenet", "none:seed=<n>[:backend=<b>]", "<file name>:sha256:<hex>" or "embedded"
+    backbone: str  # registry name, "custom:<file name>:sha256:<hex>" or "hub:<name, handle or folder name>"
+    # "imagenet", "none:seed=<n>[:backend=<b>]", "<file name>:sha256:<hex>", "embedded", or for a hub
+    # backbone "sha256:<hex>" (its snapshot's weights and configs, see featx.hub.tree_sha256)
+    weights: str
     input_size: int
     resize: str
     pooling: str
@@ -79,8 +81,17 @@ class EmbedConfig:
         return self.model_path is not None
 
     @property
+    def is_hub(self) -> bool:
+        """A keras-hub transformer (``hub:<name, handle or folder name>``), built by featx.hubmodel."""
+        return self.backbone.startswith("hub:")
+
+    @property
     def display_name(self) -> str:
         """A short name for file names and messages."""
+        if self.is_hub:
+            from featx.hub import short_name
+
+            return short_name(self.backbone.removeprefix("hub:"))
         return Path(self.model_path).stem if self.model_path else self.backbone
 
 

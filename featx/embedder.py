@@ -32,7 +32,7 @@ class Embedder(TransformerMixin, BaseEstimator):
         weights: str | None = None,
         image_size: int | None = None,
         resize: str = "stretch",
-        pooling: str = "avg",
+        pooling: str | None = None,
         preprocess: str | None = None,
         seed: int = 0,
         jpeg_draft: bool = False,
@@ -107,7 +107,7 @@ def _paths(X) -> list[str]:
 
 def _feature_dim(config) -> int:
     """The vector width: from the registry, or by loading a custom model (the one heavy case)."""
-    if not config.is_custom:
+    if not (config.is_custom or config.is_hub):
         return get_backbone(config.backbone).feature_dim
     from featx.extractor import build_backbone
 

@@ -221,7 +221,7 @@ def _check_same_dataset(index: CacheIndex | None, cache_path: Path, dataset: Dat
 def _known_width(index: CacheIndex | None, config: EmbedConfig, cache_path: Path) -> int:
     """The vector width, known without building the backbone: from the backbone table, the
     committed cache, or the shards a killed first run left (0 when only the backbone can tell)."""
-    if not config.is_custom:
+    if not (config.is_custom or config.is_hub):
         return get_backbone(config.backbone).feature_dim
     if index is not None and int(index.attrs.get("feature_dim", 0)) > 0:
         return int(index.attrs["feature_dim"])

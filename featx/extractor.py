@@ -21,10 +21,12 @@ from typing import TypeVar
 
 import numpy as np
 
-from featx.backend import BACKENDS, DEFAULT_BACKEND, import_keras, keras_cache_dir, resolve_backend, set_random_seed
+from featx.backend import (BACKENDS, DEFAULT_BACKEND, import_keras, import_keras_hub, keras_cache_dir, resolve_backend,
+                           set_random_seed, tensorflow_hidden)
 from featx.backbones import get_backbone
 from featx.config import EmbedConfig
 from featx.errors import FeatxError, OptionError, WeightsUnavailableError
+from featx.hub import uses_keras_hub
 from featx.options import check_positive
 from featx.preprocessing import preprocess, preprocessing_layers
 
@@ -202,6 +204,10 @@ _DEVICE_PUT = {"tensorflow": _tensorflow_put, "jax": _jax_put, "torch": _torch_p
 def build_backbone(config: EmbedConfig, backend: str | None = None):
     """The headless Keras model of ``config`` whose output is the pooled (batch, D) vector, on ``backend``."""
     keras = import_keras(backend)
+    if config.is_hub:
+        from featx.hubmodel import build_hub_backbone
+
+        return build_hub_backbone(config)
     if config.is_custom:
         return _load_custom(config)
     spec = get_backbone(config.backbone)
@@ -257,13 +263,22 @@ def _check_random_weights(identity: str, backend: str) -> None:
 def _load_custom(config: EmbedConfig):
     keras = import_keras()
     path = config.source_file()
+    hub = uses_keras_hub(path)  # a fine-tuned transformer: keras-hub brings its classes
+    if hub:
+        import_keras_hub()
     try:
-        model = keras.saving.load_model(path, compile=False, safe_mode=True)
+        with tensorflow_hidden() if hub else contextlib.nullcontext():
+            model = keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as exc:  # noqa: BLE001 - any loading failure is the file's fault here
         raise FeatxError(
             f"{{param}}: {config.model_path!r} could not be loaded as a Keras model: {_first_line(exc)}",
             param="backbone",
         ) from exc
+    return _wrap_custom(keras, model, config)
+
+
+def _wrap_custom(keras, model, config: EmbedConfig):
+    """A loaded custom model as a frozen (batch, D) feature model at the configuration's size."""
     if len(model.inputs) != 1 or model.inputs[0].shape[-1] != 3:
         raise FeatxError(
             f"{{param}}: {config.model_path!r} must take one RGB image input (..., 3); "

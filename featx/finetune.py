@@ -117,8 +117,13 @@ def fine_tune(
 
     set_random_seed(seed)
     model, backbone, feature_model = build_classifier(head, config)
-    total = len([l for l in leaf_layers(backbone) if not isinstance(l, keras.layers.InputLayer)])
-    unfrozen = unfreeze_top(backbone, parse_unfreeze(unfreeze, total))
+    if config.is_hub:  # a transformer: N counts its blocks (the final LayerNorm comes with them)
+        from featx.hubmodel import transformer_blocks, unfreeze_top_blocks
+
+        unfrozen = unfreeze_top_blocks(backbone, parse_unfreeze(unfreeze, len(transformer_blocks(backbone))))
+    else:
+        total = len([l for l in leaf_layers(backbone) if not isinstance(l, keras.layers.InputLayer)])
+        unfrozen = unfreeze_top(backbone, parse_unfreeze(unfreeze, total))
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
 

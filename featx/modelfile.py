@@ -8,7 +8,7 @@ import os
 import zipfile
 from pathlib import Path
 
-from featx.backend import import_keras
+from featx.backend import import_keras, import_keras_hub
 from featx.config import EmbedConfig
 from featx.convert import head_network
 from featx.errors import FeatxError
@@ -62,6 +62,8 @@ def load_model_file(path: str | os.PathLike):
     """Load a featx ``.keras`` model safely (no code from the file runs) with its metadata."""
     keras = import_keras()
     metadata = read_metadata(path)
+    if str(metadata.get("config", {}).get("backbone", "")).startswith("hub:"):
+        import_keras_hub()  # registers the keras-hub classes the file names
     try:
         model = keras.saving.load_model(Path(path), compile=False, safe_mode=True)
     except Exception as exc:  # noqa: BLE001 - a damaged or foreign file fails in many ways

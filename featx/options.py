@@ -9,20 +9,22 @@ other fields resolve into the configuration that does. Nothing here imports Tens
 
 from __future__ import annotations
 
+
 import json
 import os
 import zipfile
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from featx.backend import DEFAULT_BACKEND, check_backend, resolve_backend
-from featx.backbones import DEFAULT_BACKBONE, PREPROCESSING_MODES, get_backbone
+from featx.backbones import DEFAULT_BACKBONE, HUB_POOLINGS, PREPROCESSING_MODES, get_backbone
 from featx.cache.segments import STORAGE_DTYPES
 from featx.config import EmbedConfig, sha256_once
 from featx.errors import MissingFileError, OptionError
 from featx.images import DEFAULT_MAX_PIXELS, RESIZE_MODES
 
-POOLING_MODES = ("avg", "max")
+KERAS_POOLINGS = ("avg", "max")  # of a Keras application's (or custom model's) last feature map
+POOLING_MODES = KERAS_POOLINGS + tuple(p for p in HUB_POOLINGS if p not in KERAS_POOLINGS)
 PRECISIONS = ("float32", "bfloat16", "float16")  # the backbone's compute dtype (Keras mixed precision)
 CUSTOM_MODEL_SUFFIX = ".keras"
 
@@ -81,21 +83,24 @@ class RunOptions:
 class EmbedOptions(RunOptions):
     """A backbone configuration as the user names it, plus the :class:`RunOptions`.
 
-    ``backbone`` is a registry name (see ``featx.list_backbones()``) or a ``.keras`` model file;
+    ``backbone`` is a registry name (see ``featx.list_backbones()``), a ``.keras`` model file, or a
+    transformer through keras-hub (a curated name, ``hf://``/``kaggle://`` handle or snapshot folder:
+    :mod:`featx.hub`; ``weights`` then pretrained, the default, or none);
     ``weights`` is ``"imagenet"`` (default for registry backbones), ``"none"`` (random, from
     ``seed``) or a weights file; ``image_size`` overrides the backbone's input size; ``resize``
-    is stretch, crop or pad; ``pooling`` avg or max; ``preprocess`` (custom backbones only) one of
-    caffe, tf, torch, none; ``jpeg_draft`` decodes JPEGs of at least twice the input size at
-    reduced scale (faster, slightly different vectors); ``precision`` is the backbone's compute
-    dtype (float32, or bfloat16/float16 mixed precision: faster on GPUs, vectors move by ~1e-3).
-    :meth:`resolve` validates them into an :class:`EmbedConfig`.
+    is stretch, crop or pad; ``pooling`` avg or max (transformers from keras-hub: cls, avg,
+    cls+avg or pooled; see :mod:`featx.hub`), None for the backbone family's default;
+    ``preprocess`` (custom backbones only) one of caffe, tf, torch, none; ``jpeg_draft`` decodes
+    JPEGs of at least twice the input size at reduced scale (faster, slightly different vectors);
+    ``precision`` is the backbone's compute dtype (float32, or bfloat16/float16 mixed precision:
+    faster on GPUs, vectors move by ~1e-3). :meth:`resolve` validates them into an :class:`EmbedConfig`.
     """
 
     backbone: str = DEFAULT_BACKBONE
     weights: str | None = None
     image_size: int | None = None
     resize: str = "stretch"
-    pooling: str = "avg"
+    pooling: str | None = None
     preprocess: str | None = None
     seed: int = 0
     jpeg_draft: bool = False
@@ -107,7 +112,8 @@ class EmbedOptions(RunOptions):
         if not isinstance(self.jpeg_draft, bool):
             raise OptionError(f"{{param}} must be True or False; got {self.jpeg_draft!r}.", param="jpeg_draft")
         check_choice("resize", self.resize, RESIZE_MODES)
-        check_choice("pooling", self.pooling, POOLING_MODES)
+        if self.pooling is not None:
+            check_choice("pooling", self.pooling, POOLING_MODES)
         if self.preprocess is not None:
             check_choice("preprocess", self.preprocess, PREPROCESSING_MODES)
         if self.image_size is not None:
@@ -117,6 +123,14 @@ class EmbedOptions(RunOptions):
 
     def resolve(self) -> EmbedConfig:
         """The :class:`EmbedConfig` these options name; checks files and sizes (no TensorFlow)."""
+        from featx.hub import is_hub_backbone, resolve_hub
+
+        if is_hub_backbone(self.backbone):
+            config = resolve_hub(
+                self.backbone, weights=self.weights, image_size=self.image_size, resize=self.resize,
+                pooling=self.pooling, preprocess=self.preprocess, seed=self.seed, random_id=self._random_id(),
+            )
+            return replace(config, jpeg_draft=self.jpeg_draft, precision=self.precision)
         if _names_a_file(self.backbone):
             return self._custom_config(Path(self.backbone).expanduser())
         spec = get_backbone(self.backbone)
@@ -133,7 +147,7 @@ class EmbedOptions(RunOptions):
             )
         weights_id, weights_path = self._weights_identity()
         return EmbedConfig(
-            backbone=spec.name, weights=weights_id, input_size=size, resize=self.resize, pooling=self.pooling,
+            backbone=spec.name, weights=weights_id, input_size=size, resize=self.resize, pooling=self._map_pooling(),
             preprocessing=spec.preprocessing, weights_path=weights_path, seed=self.seed,
             jpeg_draft=self.jpeg_draft, precision=self.precision,
         )
@@ -143,15 +157,26 @@ class EmbedOptions(RunOptions):
         if weights == "imagenet":
             # Keras pins each ImageNet file by hash when it downloads it, so the name identifies it.
             return "imagenet", None
-        if weights == "none":  # random weights differ between backends (each has its own generator)
-            backend = resolve_backend(self.backend)
-            return f"none:seed={self.seed}" + ("" if backend == DEFAULT_BACKEND else f":backend={backend}"), None
+        if weights == "none":
+            return self._random_id(), None
         path = Path(weights).expanduser()
         if not path.is_file():
             raise OptionError(
                 f"{{param}} {weights!r} is neither 'imagenet', 'none' nor an existing weights file.", param="weights"
             )
         return f"{path.name}:sha256:{sha256_once(path)}", str(path.resolve())
+
+    def _random_id(self) -> str:
+        """The identity of random weights from ``seed``: they differ between backends (each has its own generator)."""
+        backend = resolve_backend(self.backend)
+        return f"none:seed={self.seed}" + ("" if backend == DEFAULT_BACKEND else f":backend={backend}")
+
+    def _map_pooling(self) -> str:
+        """The pooling of a feature map (Keras applications, .keras models): avg (default) or max."""
+        if self.pooling not in (None, *KERAS_POOLINGS):
+            raise OptionError(f"{{param}} {self.pooling} applies to transformer backbones (keras-hub); "
+                              f"{self.backbone} pools its feature map by avg or max.", param="pooling")
+        return self.pooling or "avg"
 
     def _custom_config(self, path: Path) -> EmbedConfig:
         if not path.is_file():
@@ -170,7 +195,7 @@ class EmbedOptions(RunOptions):
         size = self.image_size or _keras_file_input_size(path)
         return EmbedConfig(
             backbone=f"custom:{path.name}:sha256:{sha256_once(path)}", weights="embedded", input_size=size,
-            resize=self.resize, pooling=self.pooling, preprocessing=self.preprocess or "none",
+            resize=self.resize, pooling=self._map_pooling(), preprocessing=self.preprocess or "none",
             model_path=str(path.resolve()), jpeg_draft=self.jpeg_draft,
         )
 

@@ -21,11 +21,29 @@ TORCH_STD = (0.229, 0.224, 0.225)
 CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
 
 
+def normalization_mode(mean, std) -> str:
+    """The mode of "scale to [0, 1], then (x - mean) / std": tf or torch when it is theirs, else
+    ``meanstd:<mean>:<std>`` (three numbers each, as a transformer snapshot declares them)."""
+    mean, std = tuple(round(float(m), 8) for m in mean), tuple(round(float(s), 8) for s in std)
+    if mean == (0.5,) * 3 and std == (0.5,) * 3:
+        return "tf"  # x / 127.5 - 1
+    if mean == TORCH_MEAN and std == TORCH_STD:
+        return "torch"
+    return "meanstd:" + ",".join(f"{m:.8g}" for m in mean) + ":" + ",".join(f"{s:.8g}" for s in std)
+
+
 def preprocessing_layers(mode: str) -> list:
-    """Layers equal to ``keras.applications`` preprocess_input of ``mode`` on raw 0–255 RGB."""
+    """Layers equal to ``keras.applications`` preprocess_input of ``mode`` on raw 0–255 RGB
+    (or, for ``meanstd:...`` modes, to a transformer's declared normalisation)."""
     keras = import_keras()
     if mode == "none":
         return []
+    if mode.startswith("meanstd:"):
+        mean, std = ([float(v) for v in part.split(",")] for part in mode.split(":")[1:3])
+        return [
+            keras.layers.Rescaling(1 / 255.0, name="featx_preprocess_meanstd_scale"),
+            keras.layers.Normalization(mean=mean, variance=np.square(std), name="featx_preprocess_meanstd_normalize"),
+        ]
     if mode == "tf":
         return [keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="featx_preprocess_tf")]
     if mode == "torch":

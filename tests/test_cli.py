@@ -26,7 +26,7 @@ def test_backbones_table_and_json():
     assert result.exit_code == 0
     assert "Xception" in result.stdout and "299" in result.stdout
     rows = json.loads(invoke("backbones", "--json").stdout)
-    assert len(rows) == 40
+    assert len(rows) == 40 + 10  # the Keras applications, then the curated keras-hub transformers
     xception = next(r for r in rows if r["name"] == "Xception")
     assert xception == {"name": "Xception", "input_size": 299, "feature_dim": 2048,
                         "preprocessing": "tf", "params": 20_861_480}

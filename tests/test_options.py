@@ -44,7 +44,7 @@ def test_run_options_are_the_part_that_does_not_change_vectors():
 
 
 @pytest.mark.parametrize("kwargs,param,match", [
-    ({"pooling": "mean"}, "pooling", "The 'pooling' parameter must be one of avg, max; got 'mean'"),
+    ({"pooling": "mean"}, "pooling", "The 'pooling' parameter must be one of avg, max, cls, cls\\+avg, pooled; got 'mean'"),
     ({"resize": "zoom"}, "resize", "The 'resize' parameter must be one of stretch, crop, pad"),
     ({"batch_size": 0}, "batch_size", "The 'batch_size' parameter must be a positive integer; got 0"),
     ({"workers": -1}, "workers", "The 'workers' parameter must be a positive integer"),
