@@ -61,6 +61,15 @@ class CacheError(FeatxError, ValueError):
     """A feature-cache or head file is foreign, damaged, of another configuration or schema version."""
 
 
+class DamagedCacheError(CacheError):
+    """A feature cache whose index contradicts itself or lacks a part; ``problem`` says what (the
+    message adds what to do)."""
+
+    def __init__(self, message: str, *, problem: str = "", param: str | None = None):
+        self.problem = problem or message
+        super().__init__(message, param=param)
+
+
 class CacheNotFoundError(CacheError, FileNotFoundError):
     """No feature cache (or no cache of the asked backbone) where one was looked for."""
 
