@@ -32,7 +32,7 @@ from featx.datasets import LOOSE_FILES, Dataset, scan_dataset
 from featx.errors import CacheError, CacheWriteError, FeatxError
 from featx.features import SkippedImage
 from featx.fileindex import index_files
-from featx.options import EmbedOptions, RunOptions
+from featx.options import EmbedOptions, RunOptions, check_batch_memory
 from featx.streaming import NotAsPlannedError, batched_pixels, decode_stream
 
 ProgressCallback = Callable[[int], None]
@@ -106,6 +106,7 @@ def embed_into_cache(
     ``progress(total)`` is called once with the number of images to embed and returns a callback
     that receives the number of images finished after each batch.
     """
+    check_batch_memory(run.batch_size, config.input_size)  # refused before any pixel is allocated
     started = time.perf_counter()
     with cache_lock(cache_path, wait=wait, on_wait=on_wait, read_only_ok=True) as writable:
         if writable:
