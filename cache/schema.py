@@ -90,6 +90,8 @@ def open_cache(path: str | os.PathLike) -> Iterator[h5py.File]:
     """Open a committed cache read-only after checking its schema; bad files raise CacheError."""
     if not os.path.exists(path):
         raise CacheNotFoundError(f"No feature cache at {path}. Run 'featx embed' first, or check the cache path.")
+    if os.path.isdir(path):
+        raise CacheError(f"{path} is a folder; give a .h5 cache file in it.")
     try:
         h5 = h5py.File(path, "r")
     except OSError as exc:
