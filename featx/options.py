@@ -36,7 +36,7 @@ def check_positive(param: str, value: object, what: str = "a positive integer", 
     """Raise :class:`OptionError` naming ``param`` unless ``value`` is an integer of at least 1 (and
     at most ``maximum``: the message then says the range)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1 or (maximum is not None and value > maximum):
-        what = what if maximum is None else f"{what} from 1 to {maximum}"
+        what = what if maximum is None else f"{what.replace('a positive ', 'an ')} from 1 to {maximum}"
         raise OptionError(f"{{param}} must be {what}; got {value!r}.", param=param)
 
 
