@@ -178,6 +178,10 @@ def _strings(dataset: h5py.Dataset) -> np.ndarray:
 
 
 def _config(attrs: dict[str, object]) -> dict[str, object]:
+    """The backbone configuration; the JSON attributes beside it are checked here too."""
+    for key, kind in (("sources", dict), ("backends", list)):
+        if not isinstance(json.loads(str(attrs.get(key, "{}" if kind is dict else "[]"))), kind):
+            raise TypeError(f"the {key} attribute is not a JSON {'object' if kind is dict else 'list'}")
     config = json.loads(str(attrs.get("config", "{}")))
     if not isinstance(config, dict):
         raise TypeError("the config attribute is not a JSON object")
@@ -189,7 +193,7 @@ def read_failure(exc: Exception) -> str:
     if isinstance(exc, KeyError):
         return f"missing {exc.args[0] if exc.args else 'a table'}"
     if isinstance(exc, json.JSONDecodeError):
-        return "the config attribute is not JSON"
+        return "an attribute (config, sources or backends) is not JSON"
     return " ".join(str(exc).split())[:200] or type(exc).__name__
 
 
