@@ -101,6 +101,8 @@ def _summary(path: Path, h5: h5py.File) -> CacheSummary:
 
 
 def _read_summary(path: Path, h5: h5py.File) -> CacheSummary:
+    from featx.cache.store import config_attribute
+
     attrs = h5.attrs
     return CacheSummary(
         path=path,
@@ -112,7 +114,7 @@ def _read_summary(path: Path, h5: h5py.File) -> CacheSummary:
         skipped=len(h5["skipped/path"]),
         feature_dim=int(attrs.get("feature_dim", 0)),
         updated=str(attrs.get("updated", "")),
-        config=json.loads(attrs.get("config", "{}")),
+        config=config_attribute({key: attrs[key] for key in ("config", "sources", "backends") if key in attrs}),
         layout=str(attrs.get("layout", "")),
         backends=tuple(json.loads(attrs.get("backends", "[]"))),
     )

@@ -86,7 +86,7 @@ class CacheIndex:
                     segments=SegmentTable.read(h5["segments"]) if version >= 2 else SegmentTable.empty(),
                     version=version,
                     path=Path(path),
-                    config=_config(attrs),
+                    config=config_attribute(attrs),
                 )
         except CacheError:
             raise
@@ -177,7 +177,7 @@ def _strings(dataset: h5py.Dataset) -> np.ndarray:
     return read(dataset)
 
 
-def _config(attrs: dict[str, object]) -> dict[str, object]:
+def config_attribute(attrs: dict[str, object]) -> dict[str, object]:
     """The backbone configuration; the JSON attributes beside it are checked here too."""
     for key, kind in (("sources", dict), ("backends", list)):
         if not isinstance(json.loads(str(attrs.get(key, "{}" if kind is dict else "[]"))), kind):

@@ -9,6 +9,7 @@ import os
 import sys
 import typing
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
@@ -136,6 +137,13 @@ def handle_errors(command: F) -> F:
             raise fail(message, EXIT_USAGE if isinstance(error, OptionError) else EXIT_ERROR) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def path_argument(text: str) -> Path:
+    """A path argument as typed: an empty one is refused (Path("") would mean the current folder)."""
+    if not text:
+        raise typer.BadParameter("an empty path; give a file or folder ('.' for the current folder).")
+    return Path(text)
 
 
 def print_json(data: object) -> None:

@@ -29,7 +29,7 @@ from featx.cache.store import CacheIndex, remove_stale_temporaries
 from featx.cache.tables import ID_DTYPE, ImageTable, SkipTable, id_column, str_column
 from featx.config import EmbedConfig
 from featx.datasets import LOOSE_FILES, Dataset, scan_dataset
-from featx.errors import CacheError, CacheWriteError, FeatxError
+from featx.errors import CacheError, CacheWriteError, FeatxError, check_path
 from featx.features import SkippedImage
 from featx.fileindex import index_files
 from featx.options import EmbedOptions, RunOptions, check_batch_memory
@@ -78,6 +78,8 @@ def update_cache(
     What ``featx embed`` runs, and what :func:`featx.embed` runs before reading the cache back.
     ``cache`` is a cache folder or ``.h5`` file (default: :func:`featx.cache.locate.cache_folder`).
     """
+    check_path("data", data)
+    check_path("cache", cache, optional=True)
     dataset = scan_dataset(data)
     config = options.resolve()
     path = cache_path_for(cache, dataset.source, config.display_name, config.fingerprint)

@@ -44,6 +44,27 @@ class OptionError(FeatxError, ValueError):
     """An argument has an invalid value (the CLI exits 2, as for other usage errors)."""
 
 
+class OptionTypeError(OptionError, TypeError):
+    """An argument has the wrong type (a number where a path belongs, say); caught as TypeError too."""
+
+
+def check_path(param: str, value: object, *, optional: bool = False) -> None:
+    """Refuse, naming ``param``, a value that is not a path (``str`` or ``os.PathLike``), an empty
+    path (which would silently mean the current folder) or one holding a NUL byte."""
+    import os
+
+    if value is None and optional:
+        return
+    if not isinstance(value, (str, os.PathLike)):
+        raise OptionTypeError(f"{{param}} must be a path (str or os.PathLike); got {type(value).__name__} {value!r:.60}.",
+                              param=param)
+    text = os.fspath(value)
+    if isinstance(text, bytes) or not text:
+        raise OptionError("{param} is an empty path; give a file or folder ('.' for the current folder).", param=param)
+    if "\x00" in text:
+        raise OptionError("{param} holds a NUL byte (\\0); remove it.", param=param)
+
+
 class MissingFileError(FeatxError, FileNotFoundError):
     """A file or folder the user named does not exist."""
 

@@ -19,7 +19,7 @@ from featx.backend import DEFAULT_BACKEND, check_backend, resolve_backend
 from featx.backbones import DEFAULT_BACKBONE, PREPROCESSING_MODES, get_backbone
 from featx.cache.segments import STORAGE_DTYPES
 from featx.config import EmbedConfig, sha256_once
-from featx.errors import MissingFileError, OptionError
+from featx.errors import MissingFileError, OptionError, OptionTypeError
 from featx.images import DEFAULT_MAX_PIXELS, RESIZE_MODES
 
 POOLING_MODES = ("avg", "max")
@@ -146,6 +146,11 @@ class EmbedOptions(RunOptions):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if not isinstance(self.backbone, (str, os.PathLike)):
+            get_backbone(self.backbone)  # names the parameter and the type
+        if self.weights is not None and not isinstance(self.weights, (str, os.PathLike)):
+            raise OptionTypeError(f"{{param}} must be 'imagenet', 'none' or a weights file path; got {self.weights!r:.60}.",
+                                  param="weights")
         check_choice("resize", self.resize, RESIZE_MODES)
         check_choice("pooling", self.pooling, POOLING_MODES)
         if self.preprocess is not None:

@@ -14,7 +14,7 @@ import numpy as np
 
 from featx._versions import featx_version
 from featx.datasets import SPLITS
-from featx.errors import FeatxError, MemoryUseWarning, OptionError
+from featx.errors import FeatxError, MemoryUseWarning, OptionError, OptionTypeError, check_path
 from featx.features import Features, LazyVectors, load_features
 from featx.heads.evaluate import summary_scores
 from featx.heads.head import Head
@@ -29,7 +29,10 @@ RAM_SHARE = 0.25  # loading more than this share of the machine's RAM warns (Mem
 
 def as_features(features: Features | str | os.PathLike) -> Features:
     """Features as given, or a cache's read lazily (its vectors stay on disk until a head asks)."""
-    return features if isinstance(features, Features) else load_features(features, lazy=True)
+    if isinstance(features, Features):
+        return features
+    check_path("features", features)
+    return load_features(features, lazy=True)
 
 
 def in_memory(features: Features, head: str, note: Callable[[str], None] | None = None) -> Features:
@@ -173,6 +176,11 @@ def compare_heads(caches: Sequence[Features | str | os.PathLike], heads: Sequenc
     loaded into memory once, by the first head that needs them (announced through ``note``).
     """
     check_seed("seed", seed)
+    if isinstance(caches, (str, os.PathLike)) or not isinstance(caches, Sequence):
+        raise OptionTypeError(f"{{param}} must be a list of caches (paths or Features); got {caches!r:.60}.",
+                              param="caches")
+    if isinstance(heads, str):
+        raise OptionTypeError(f"{{param}} must be a list of head names; got the string {heads!r}.", param="heads")
     heads = list_heads() if heads is None else heads
     rows = []
     for cache in caches:

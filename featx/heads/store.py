@@ -11,7 +11,7 @@ from pathlib import Path
 
 from featx.cache.locate import cache_folder
 from featx.config import EmbedConfig, fingerprint_of
-from featx.errors import CacheError, FeatxError, MissingFileError
+from featx.errors import CacheError, FeatxError, MissingFileError, check_path
 from featx.heads.head import HEADS_FOLDER, Head
 from featx.heads.headfile import (
     META_FILE, aside_targets, is_head_folder, read_estimator, read_head_meta, recover_head_folder,
@@ -55,6 +55,8 @@ def load_head(head: str | os.PathLike, *, cache_dir: str | os.PathLike | None = 
 
     >>> load_head("logreg-Xception")  # doctest: +SKIP
     """
+    check_path("head", head)
+    check_path("cache_dir", cache_dir, optional=True)
     path = head_folder(head, cache_dir)
     meta = read_head_meta(path, HEADS)
     spec = HEADS[meta["head"]]
