@@ -331,3 +331,39 @@ def test_random_embed_option_values_are_one_line(tmp_path_factory, monkeypatch, 
     if "--weights" not in options:
         args += ["--weights", "none"]  # never a download
     check_run(invoke(*args))
+
+
+# ---- the same property in real processes, with the real backbone ------------------------------
+
+@pytest.mark.integration
+def test_random_bytes_of_every_extension_in_subprocesses_embed_and_predict(tmp_path):
+    """No crash of the process: exit codes, stderr and the cache as the property says, with Keras."""
+    import subprocess
+    import sys
+
+    from tests.imagegen import make_class_folder
+
+    data = make_class_folder(tmp_path / "data", per_class=3, size=(24, 20))
+    rng = np.random.default_rng(15)
+    for i, ext in enumerate(sorted(IMAGE_EXTENSIONS)):
+        header = HEADERS[i % len(HEADERS)]
+        (data / "cat" / f"junk{i}{ext}").write_bytes(header + rng.bytes(int(rng.integers(0, 400))))
+    env = {**os.environ, "FEATX_CACHE_DIR": str(tmp_path / "cache"), "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+    def featx_run(*args):
+        done = subprocess.run([sys.executable, "-m", "featx", *map(str, args)], env=env, capture_output=True,
+                              text=True, timeout=300)
+        assert done.returncode in (0, 1, 2) and "Traceback" not in done.stderr, done.stderr
+        errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+        assert len(errors) <= 1 and not any("unexpected" in line for line in errors), done.stderr
+        return done
+
+    embedded = featx_run("embed", data, "--weights", "none", "--image-size", "32", "--json")
+    report = json.loads(embedded.stdout)
+    assert embedded.returncode == 0 and report["embedded"] == 6 and len(report["skipped"]) == len(IMAGE_EXTENSIONS)
+    [cache] = (tmp_path / "cache").glob("*.h5")
+    before = fingerprint_files(cache)
+    assert featx_run("fit-head", "--cache", cache, "--output", tmp_path / "head").returncode == 0
+    predicted = featx_run("predict", tmp_path / "head", data / "cat", "--cache", tmp_path / "loose")
+    assert predicted.returncode == 0 and predicted.stdout.count("\n") == 1 + 3  # header + the 3 good cats
+    assert fingerprint_files(cache) == before
