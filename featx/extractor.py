@@ -160,7 +160,12 @@ def _load_custom(config: EmbedConfig):
             f"its inputs are {[tuple(i.shape) for i in model.inputs]}.", param="backbone",
         )
     inputs = keras.Input((config.input_size, config.input_size, 3))
-    outputs = model(inputs, training=False)
+    try:
+        outputs = model(inputs, training=False)
+    except ValueError as exc:  # a fixed input size other than the one asked
+        raise OptionError(f"{{param}} {config.input_size} does not fit {config.model_path!r}: "
+                          f"{_first_line(exc)[:200].rstrip('.')}. Give the size it takes, or omit {{param}}.",
+                          param="image_size") from None
     if len(outputs.shape) == 4:
         pool = keras.layers.GlobalAveragePooling2D if config.pooling == "avg" else keras.layers.GlobalMaxPooling2D
         outputs = pool()(outputs)
