@@ -15,12 +15,13 @@ from typing import Annotated, TypeVar
 import typer
 from typer._click.exceptions import ClickException, NoArgsIsHelpError  # Typer's own copy of click
 
-from featx.errors import FeatxError, OptionError, as_featx_error
+from featx.errors import OptionError, as_featx_error
 
 BackendOption = Annotated[
     str | None,
     typer.Option(help="Keras backend: tensorflow, jax or torch (default: $KERAS_BACKEND, else tensorflow)."),
 ]
+
 
 class OneLineUsageErrors(typer.core.TyperGroup):
     """The top-level command group; click's usage errors (an unknown option, a value of the wrong
