@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import random
 import re
+import warnings
 from collections.abc import Iterator
 
 import numpy as np
@@ -111,15 +112,19 @@ def build_backbone(config: EmbedConfig, backend: str | None = None):
         input_shape=(config.input_size, config.input_size, 3),
         pooling=config.pooling,
     )
-    with _seeded(config.seed):
+    with _seeded(config.seed), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         try:
             model = constructor(**kwargs)
         except ValueError as exc:  # Keras validates input sizes and weight files this way
+            # its warnings (one per layer of a weights file of another architecture) say no more
             raise FeatxError(f"Cannot build {spec.name}: {_first_line(exc)}") from exc
         except Exception as exc:  # Keras' get_file raises a bare Exception when a download fails
             if weights == "imagenet" and "URL fetch failure" in str(exc):
                 raise _download_error(spec.name, exc) from exc
             raise
+    for warning in caught:  # the build succeeded: its warnings are news
+        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     model.trainable = False
     return model
 
