@@ -84,6 +84,14 @@ def test_a_100000_character_path_is_one_line(args):
     assert result.exit_code != 0 and len(result.stderr) < 600
 
 
+def test_a_nul_byte_in_a_manifest_names_the_row(tmp_path):
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("path,label\na.png,cat\nb\x00.png,dog\n")
+    result = invoke("embed", manifest, "--weights", "none")
+    check_run(result, allow=(1,))
+    assert f"manifest {manifest} row 3: the path holds a NUL byte" in result.stderr
+
+
 def test_writing_into_a_missing_or_impossible_folder_is_one_line(valid, tmp_path):
     cache, head = valid
     (tmp_path / "file").write_text("not a folder")
