@@ -43,7 +43,7 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 FUZZ = settings.get_profile("featx-fuzz")
-# Cases per property (README: "Fuzz suite"): 340 in all, about 25 s on 2 cores.
+# Cases per property (README: "Fuzz suite"): 340 in all, 15-25 s on 2 cores.
 EXAMPLES = {"images": 200, "cache": 40, "head": 30, "options": 40, "embed_options": 30}
 
 CONFIG = EmbedOptions("MobileNetV2", weights="none", image_size=32).resolve()
