@@ -125,9 +125,13 @@ def commit(
             f"{shard_dir(cache_path)} were deleted during the run); the committed cache is unchanged: "
             "re-run 'featx embed' to embed them again."
         )
-    write_index(cache_path, attrs=attrs, classes=classes, images=images, skipped=skipped,
-                segments=SegmentTable.concat([kept, new]), vector_ids=np.concatenate([kept_ids, new_ids]),
-                feature_dim=feature_dim, dtype=dtype)
+    try:
+        write_index(cache_path, attrs=attrs, classes=classes, images=images, skipped=skipped,
+                    segments=SegmentTable.concat([kept, new]), vector_ids=np.concatenate([kept_ids, new_ids]),
+                    feature_dim=feature_dim, dtype=dtype)
+    except BaseException:  # no commit (a full disk, say): the new segment goes, the shards stay for a rerun
+        remove_files(segment_dir(cache_path) / name for name in new.name)
+        raise
     crash_point("committed")
     remove_shards(shards)
     remove_files(plan.dropped)

@@ -79,12 +79,30 @@ class CacheSummary:
 
 
 def summarize(path: str | os.PathLike) -> CacheSummary:
-    """The attributes and counts of the cache at ``path`` (CacheError if it is not one)."""
+    """The attributes and counts of the cache at ``path`` (CacheError if it is not one, or damaged:
+    the checks every reader makes on open)."""
+    from featx.cache.store import CacheIndex
+
+    CacheIndex.read(path)
     with open_cache(path) as h5:
         return _summary(Path(path), h5)
 
 
 def _summary(path: Path, h5: h5py.File) -> CacheSummary:
+    from featx.cache.store import damaged_cache, index_datasets, read_failure
+
+    missing = [name for name in index_datasets(h5) if name not in h5]
+    if missing:
+        raise damaged_cache(path, f"/{missing[0]} is missing")
+    try:
+        return _read_summary(path, h5)
+    except (KeyError, ValueError, TypeError, AttributeError) as exc:  # a part missing or retyped
+        raise damaged_cache(path, read_failure(exc)) from None
+
+
+def _read_summary(path: Path, h5: h5py.File) -> CacheSummary:
+    from featx.cache.store import config_attribute
+
     attrs = h5.attrs
     return CacheSummary(
         path=path,
@@ -96,7 +114,7 @@ def _summary(path: Path, h5: h5py.File) -> CacheSummary:
         skipped=len(h5["skipped/path"]),
         feature_dim=int(attrs.get("feature_dim", 0)),
         updated=str(attrs.get("updated", "")),
-        config=json.loads(attrs.get("config", "{}")),
+        config=config_attribute({key: attrs[key] for key in ("config", "sources", "backends") if key in attrs}),
         layout=str(attrs.get("layout", "")),
         backends=tuple(json.loads(attrs.get("backends", "[]"))),
     )

@@ -8,6 +8,7 @@ committed file, which writers only ever replace whole by a rename.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,15 +23,25 @@ def lock_path(cache_path: str | os.PathLike) -> Path:
     return cache_path.with_name(cache_path.name + ".lock")
 
 
+UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)  # what a read-only mount or folder answers
+
+
 @contextlib.contextmanager
 def cache_lock(
-    cache_path: str | os.PathLike, *, wait: bool = True, on_wait: Callable[[str], None] | None = None
-) -> Iterator[None]:
-    """Hold the cache's writer lock; wait for it (saying so through ``on_wait``) or fail at once."""
+    cache_path: str | os.PathLike, *, wait: bool = True, on_wait: Callable[[str], None] | None = None,
+    read_only_ok: bool = False,
+) -> Iterator[bool]:
+    """Hold the cache's writer lock; wait for it (saying so through ``on_wait``) or fail at once.
+
+    Yields True. With ``read_only_ok``, a place where the lock cannot be created because it is not
+    writable (a read-only mount or folder) yields False instead of failing: the caller may then
+    read the cache, but must write nothing (a run with nothing new needs no write access).
+    """
     path = lock_path(cache_path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(path))
+    writable = True
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(path))
         lock.acquire(timeout=0)
     except Timeout:
         message = f"another featx run is updating {cache_path}"
@@ -39,7 +50,14 @@ def cache_lock(
         if on_wait:
             on_wait(f"{message}; waiting for it to finish (Ctrl-C to stop; committed work is kept)")
         lock.acquire()
+    except OSError as exc:
+        if not (read_only_ok and exc.errno in UNWRITABLE):
+            raise
+        writable = False
+    if not writable:
+        yield False
+        return
     try:
-        yield
+        yield True
     finally:
         lock.release()

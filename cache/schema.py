@@ -66,7 +66,11 @@ def check_schema(h5: h5py.File, path: str | os.PathLike) -> None:
             f"{path} is not a featx cache (an HDF5 file of another kind). "
             "Give a file written by 'featx embed'."
         )
-    version = int(h5.attrs.get("encoding-version", -1))
+    try:
+        version = int(h5.attrs.get("encoding-version", -1))
+    except (TypeError, ValueError):
+        raise CacheError(f"{path} is a damaged featx cache (its encoding-version "
+                         f"{h5.attrs.get('encoding-version')!r} is not a number). Delete it and re-run 'featx embed'.") from None
     if version not in READABLE_VERSIONS:
         newer = version > ENCODING_VERSION
         raise CacheError(
@@ -86,6 +90,8 @@ def open_cache(path: str | os.PathLike) -> Iterator[h5py.File]:
     """Open a committed cache read-only after checking its schema; bad files raise CacheError."""
     if not os.path.exists(path):
         raise CacheNotFoundError(f"No feature cache at {path}. Run 'featx embed' first, or check the cache path.")
+    if os.path.isdir(path):
+        raise CacheError(f"{path} is a folder; give a .h5 cache file in it.")
     try:
         h5 = h5py.File(path, "r")
     except OSError as exc:
@@ -103,8 +109,12 @@ def write_errors(where: str | os.PathLike) -> Iterator[None]:
     """Turn a failed write (disk full, permissions, I/O error) into one clear CacheError."""
     try:
         yield
-    except OSError as exc:
-        reason = exc.strerror or str(exc).splitlines()[0]
+    except (OSError, RuntimeError) as exc:
+        if isinstance(exc, RuntimeError) and "write failed" not in str(exc):  # HDF5's own, after ENOSPC/EIO
+            raise
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).splitlines()[0]
+        if "errno = 28" in reason:
+            reason = "No space left on device"
         raise CacheWriteError(
             f"Could not write the feature cache in {where} ({reason}); the committed cache is "
             "unchanged. Free disk space or fix permissions, then rerun to continue."

@@ -10,8 +10,11 @@ trusts a segment on a ``stat`` and reads it whole only when the stat differs.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import os
+import shutil
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -59,6 +62,7 @@ def write_segment(cache_path: Path, fingerprint: str, blocks: Blocks, feature_di
     digest = _Digest()
     written: list[np.ndarray] = []
     attrs = {"fingerprint": fingerprint, **(attrs or {})}
+    room = _free_bytes(final.parent)
     with atomic_file(final, before_rename="segment-written") as tmp, h5py.File(tmp, "w") as h5:
         stamp(h5, SEGMENT_TYPE)
         for key, value in attrs.items():
@@ -72,6 +76,7 @@ def write_segment(cache_path: Path, fingerprint: str, blocks: Blocks, feature_di
             if len(block_ids) == 0:
                 continue
             block_ids, block = np.asarray(block_ids, ID_DTYPE), np.asarray(block, dtype)
+            _check_room(room, rows + len(block_ids), feature_dim, np.dtype(dtype).itemsize, final.parent)
             ids.resize((rows + len(block_ids),))
             features.resize((rows + len(block_ids), feature_dim))
             ids[rows:], features[rows:] = block_ids, block
@@ -86,6 +91,24 @@ def write_segment(cache_path: Path, fingerprint: str, blocks: Blocks, feature_di
                          size=np.asarray([stat.st_size], np.int64), mtime_ns=np.asarray([stat.st_mtime_ns], np.int64),
                          digest=str_column([digest.hexdigest()]), attrs=str_column([json.dumps(attrs, sort_keys=True)]))
     return table, np.concatenate(written)
+
+
+def _free_bytes(folder: Path) -> int | None:
+    """Free bytes where ``folder`` lives (None when the system cannot tell)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
+
+
+def _check_room(free: int | None, rows: int, width: int, itemsize: int, folder: Path) -> None:
+    """Refuse, as the system would (ENOSPC), a segment that cannot fit in the ``free`` bytes there
+    were when it started: HDF5 failing mid-write on a full disk can crash the process at exit."""
+    chunks = -(-rows // CHUNK_ROWS)
+    needed = chunks * CHUNK_ROWS * (width * itemsize + 64) + (64 << 10)  # whole chunks, ids, metadata
+    if free is not None and needed > free:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(folder))
 
 
 class _Digest:

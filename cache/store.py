@@ -8,6 +8,7 @@ them into a segment (the upgrade).
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from featx.cache.schema import checksum_options, open_cache, read, stamp
 from featx.cache.segments import (MAX_MAGNITUDE, CHUNK_ROWS, segment_dir, iter_blocks, read_rows,
                                   usable_rows)
 from featx.cache.tables import ID_DTYPE, STR, ImageTable, SegmentTable, SkipTable
-from featx.errors import CacheError
+from featx.errors import CacheError, DamagedCacheError
 
 __all__ = ["CHUNK_ROWS", "MAX_MAGNITUDE", "CacheIndex", "Source", "read_vectors", "usable_rows", "write_index"]
 
@@ -65,21 +66,36 @@ class CacheIndex:
         return str(self.attrs.get("dtype", "float32"))
 
     @classmethod
-    def read(cls, path: str | os.PathLike) -> "CacheIndex":
-        with open_cache(path) as h5:
-            attrs = {key: _plain(value) for key, value in h5.attrs.items()}
-            version = int(attrs.get("encoding-version", 1))
-            return cls(
-                attrs=attrs,
-                classes=list(read(h5["classes"])),
-                images=ImageTable.read(h5["images"]),
-                skipped=SkipTable.read(h5["skipped"]),
-                vector_ids=read(h5["vectors/id"]).astype(ID_DTYPE),
-                segments=SegmentTable.read(h5["segments"]) if version >= 2 else SegmentTable.empty(),
-                version=version,
-                path=Path(path),
-                config=json.loads(attrs.get("config", "{}")),
-            )
+    def read(cls, path: str | os.PathLike, *, check: bool = True) -> "CacheIndex":
+        """The index of the cache at ``path``. Every reader opens a cache here, so each gets the same
+        checks (:func:`index_problems`, no vector read) and the same one-line :class:`CacheError`
+        for a damaged one; ``check=False`` leaves the listing of problems to the caller (verify)."""
+        try:
+            with open_cache(path) as h5:
+                missing = [name for name in index_datasets(h5) if name not in h5]
+                if missing:
+                    raise damaged_cache(path, f"/{missing[0]} is missing")
+                attrs = {key: _plain(value) for key, value in h5.attrs.items()}
+                version = int(attrs.get("encoding-version", 1))
+                index = cls(
+                    attrs=attrs,
+                    classes=list(_strings(h5["classes"])),
+                    images=ImageTable.read(h5["images"]),
+                    skipped=SkipTable.read(h5["skipped"]),
+                    vector_ids=read(h5["vectors/id"]).astype(ID_DTYPE),
+                    segments=SegmentTable.read(h5["segments"]) if version >= 2 else SegmentTable.empty(),
+                    version=version,
+                    path=Path(path),
+                    config=config_attribute(attrs),
+                )
+        except CacheError:
+            raise
+        except (KeyError, ValueError, TypeError, AttributeError, OSError) as exc:  # a table missing or retyped
+            raise damaged_cache(path, read_failure(exc)) from None
+        problems = index_problems(index) if check else []
+        if problems:
+            raise damaged_cache(path, problems[0])
+        return index
 
     def sources(self) -> list[Source]:
         """Where each row of ``vector_ids`` is stored, segment by segment."""
@@ -90,6 +106,95 @@ class CacheIndex:
             out.append(Source(folder / name, "features", start, start + int(rows), i))
             start += int(rows)
         return out
+
+
+def damaged_cache(path: str | os.PathLike, problem: str) -> DamagedCacheError:
+    """The one line every reader gives for a damaged cache."""
+    return DamagedCacheError(f"damaged cache {path}: {problem}. Run 'featx cache verify' for every problem; delete "
+                             "the cache and re-run 'featx embed' to rebuild it.", problem=problem)
+
+
+def index_problems(index: CacheIndex) -> list[str]:
+    """What is inconsistent in an index, read without any vector: the columns and their types,
+    labels and splits, ids, the fingerprint of the stored configuration, segment rows. The checks
+    every reader makes on open (:meth:`CacheIndex.read`) and ``featx cache verify`` lists."""
+    from featx.config import fingerprint_of
+    from featx.datasets import SPLITS
+
+    problems = []
+    images, skipped, ids = index.images, index.skipped, index.vector_ids
+    try:
+        same = index.fingerprint == fingerprint_of(index.config)
+    except (TypeError, ValueError):
+        same = False
+    if not same:
+        problems.append("the fingerprint does not match the stored backbone configuration")
+    width = index.attrs.get("feature_dim", 0)
+    if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width < 0:
+        problems.append(f"the feature_dim attribute is {width!r}, not a number of floats")
+    if len(set(ids.tolist())) != len(ids):
+        problems.append("a content id appears twice in /vectors/id")
+    for name, table in (("images", images), ("skipped", skipped), ("segments", index.segments)):
+        lengths = {f: len(getattr(table, f)) for f in table.__dataclass_fields__}
+        if len(set(lengths.values())) > 1:
+            problems.append(f"/{name} columns have different lengths {lengths}")
+        kinds = {f: getattr(table, f).dtype.kind for f in table.__dataclass_fields__}
+        wrong = [f for f, kind in kinds.items() if kind not in _KINDS.get(f, "OSU")]
+        if wrong:
+            problems.append(f"/{name}/{wrong[0]} holds values of the wrong type ({getattr(table, wrong[0]).dtype})")
+    if problems:
+        return problems
+    if images.label.size and (images.label.min() < -1 or images.label.max() >= len(index.classes)):
+        problems.append(f"/images/label holds values outside -1..{len(index.classes) - 1}")
+    if set(images.split.tolist()) - {*SPLITS, ""}:
+        problems.append(f"/images/split holds values other than {sorted({*SPLITS, ''})}")
+    if index.version >= 2 and (index.segments.rows.size and index.segments.rows.min() < 0
+                               or int(index.segments.rows.sum()) != len(ids)):
+        problems.append(f"the segments hold {int(index.segments.rows.sum())} rows, /vectors/id {len(ids)}")
+    known = set(ids.tolist())
+    skipped_paths = set(skipped.path.tolist())
+    orphans = [p for p, i in zip(images.path, images.id.tolist()) if i not in known and p not in skipped_paths]
+    if orphans:
+        problems.append(f"{len(orphans)} image rows have no vector and no skip reason (e.g. {orphans[0]})")
+    return problems
+
+
+def index_datasets(h5: h5py.File) -> list[str]:
+    """Every dataset an index holds (the version's tables, their columns)."""
+    tables = [("images", ImageTable), ("skipped", SkipTable)]
+    if int(h5.attrs.get("encoding-version", 1)) >= 2:
+        tables.append(("segments", SegmentTable))
+    return ["classes", "vectors/id"] + [f"{group}/{f}" for group, table in tables for f in table.__dataclass_fields__]
+
+
+_KINDS = {"label": "i", "size": "iu", "mtime_ns": "i", "rows": "iu", "id": "S"}  # others: strings
+
+
+def _strings(dataset: h5py.Dataset) -> np.ndarray:
+    """A column of text (class names); anything else stored there is damage."""
+    if dataset.dtype.kind not in "OSU":
+        raise TypeError(f"{dataset.name} holds {dataset.dtype} values, not text")
+    return read(dataset)
+
+
+def config_attribute(attrs: dict[str, object]) -> dict[str, object]:
+    """The backbone configuration; the JSON attributes beside it are checked here too."""
+    for key, kind in (("sources", dict), ("backends", list)):
+        if not isinstance(json.loads(str(attrs.get(key, "{}" if kind is dict else "[]"))), kind):
+            raise TypeError(f"the {key} attribute is not a JSON {'object' if kind is dict else 'list'}")
+    config = json.loads(str(attrs.get("config", "{}")))
+    if not isinstance(config, dict):
+        raise TypeError("the config attribute is not a JSON object")
+    return config
+
+
+def read_failure(exc: Exception) -> str:
+    """The cause of a failed read, in a few words."""
+    if isinstance(exc, KeyError):
+        return f"missing {exc.args[0] if exc.args else 'a table'}"
+    if isinstance(exc, json.JSONDecodeError):
+        return "an attribute (config, sources or backends) is not JSON"
+    return " ".join(str(exc).split())[:200] or type(exc).__name__
 
 
 def _plain(value):
@@ -129,8 +234,14 @@ def write_index(
     feature_dim: int,
     dtype: str,
 ) -> None:
-    """Replace the index file at ``path`` atomically; it lists ``segments`` (already committed)."""
-    with atomic_file(path, before_rename="index-written") as tmp, h5py.File(tmp, "w") as h5:
+    """Replace the index file at ``path`` atomically; it lists ``segments`` (already committed).
+
+    The index is built in memory, then written as plain bytes: a full disk or an I/O error is then
+    a plain OSError (one line, the temporary removed, the committed index untouched), never HDF5
+    failing inside its own write, which can leave the process crashing at exit.
+    """
+    image = io.BytesIO()
+    with h5py.File(image, "w") as h5:
         for key, value in {**attrs, "feature_dim": feature_dim, "dtype": dtype}.items():
             if not key.startswith("encoding-"):
                 h5.attrs[key] = value
@@ -146,6 +257,8 @@ def write_index(
             group = h5.create_group(name)
             stamp(group)
             table.write(group)
+    with atomic_file(path, before_rename="index-written") as tmp:
+        tmp.write_bytes(image.getbuffer())
 
 
 def _virtual_features(group: h5py.Group, path: Path, segments: SegmentTable, width: int, dtype: str) -> None:

@@ -3,7 +3,6 @@ optionally, file hashes."""
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -12,20 +11,21 @@ import numpy as np
 from featx.cache.schema import has_checksums, open_cache
 from featx.cache.shards import list_shards
 from featx.cache.segments import MAX_MAGNITUDE, check_blocks
-from featx.cache.store import CacheIndex
-from featx.config import fingerprint_of, sha256_file
-from featx.datasets import SPLITS
-from featx.errors import CacheError
-
-SPLIT_VALUES = {*SPLITS, ""}
+from featx.cache.store import CacheIndex, index_problems
+from featx.config import sha256_file
+from featx.errors import CacheError, DamagedCacheError
 
 
 def verify_cache(path: str | os.PathLike, *, rehash: bool = False) -> tuple[list[str], list[str]]:
     """Return (problems, notes) for the cache at ``path``; no problems means it is sound."""
     notes = []
     try:
-        index = CacheIndex.read(path)  # reads every table: HDF5 checks their checksums
-        problems = _structure(index) + _vectors(path, index, notes)
+        index = CacheIndex.read(path, check=False)  # reads every table: HDF5 checks their checksums
+        problems = index_problems(index)
+        if not any(p.startswith("the segments hold") for p in problems):  # else rows cannot be told apart
+            problems += _vectors(path, index, notes)
+    except DamagedCacheError as exc:
+        return [exc.problem], []
     except CacheError as exc:
         return [str(exc)], []
     except (OSError, KeyError, ValueError, TypeError) as exc:
@@ -38,31 +38,6 @@ def verify_cache(path: str | os.PathLike, *, rehash: bool = False) -> tuple[list
     return problems, notes
 
 
-def _structure(index: CacheIndex) -> list[str]:
-    problems = []
-    images, skipped, ids = index.images, index.skipped, index.vector_ids
-    if index.fingerprint != fingerprint_of(json.loads(str(index.attrs.get("config", "{}")))):
-        problems.append("the fingerprint does not match the stored backbone configuration")
-    if len(set(ids.tolist())) != len(ids):
-        problems.append("a content id appears twice in /vectors/id")
-    for name, table in (("images", images), ("skipped", skipped)):
-        lengths = {f: len(getattr(table, f)) for f in table.__dataclass_fields__}
-        if len(set(lengths.values())) > 1:
-            problems.append(f"/{name} columns have different lengths {lengths}")
-    if problems:
-        return problems
-    if images.label.size and (images.label.min() < -1 or images.label.max() >= len(index.classes)):
-        problems.append(f"/images/label holds values outside -1..{len(index.classes) - 1}")
-    if set(images.split.tolist()) - SPLIT_VALUES:
-        problems.append(f"/images/split holds values other than {sorted(SPLIT_VALUES)}")
-    known = set(ids.tolist())
-    skipped_paths = set(skipped.path.tolist())
-    orphans = [p for p, i in zip(images.path, images.id.tolist()) if i not in known and p not in skipped_paths]
-    if orphans:
-        problems.append(f"{len(orphans)} image rows have no vector and no skip reason (e.g. {orphans[0]})")
-    return problems
-
-
 def _vectors(path: str | os.PathLike, index: CacheIndex, notes: list[str]) -> list[str]:
     """Problems of the vectors, every segment read whole (every chunk's checksum checked, its digest
     compared with the one the index recorded)."""
@@ -73,8 +48,6 @@ def _vectors(path: str | os.PathLike, index: CacheIndex, notes: list[str]) -> li
         with open_cache(path) as h5:
             if not has_checksums(h5["vectors/features"]):
                 notes.append("no checksums: written by an older featx; re-embed to add them")
-    if int(index.segments.rows.sum()) != len(index.vector_ids) and index.version >= 2:
-        return [f"the segments hold {int(index.segments.rows.sum())} rows, /vectors/id {len(index.vector_ids)}"]
     bad = 0
     for source in index.sources():
         ids = index.vector_ids[source.start : source.stop]

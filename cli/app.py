@@ -5,21 +5,50 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import os
 import sys
 import typing
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
+from typer._click.exceptions import ClickException, NoArgsIsHelpError  # Typer's own copy of click
 
-from featx.errors import FeatxError, OptionError
+from featx.errors import OptionError, as_featx_error
 
 BackendOption = Annotated[
     str | None,
     typer.Option(help="Keras backend: tensorflow, jax or torch (default: $KERAS_BACKEND, else tensorflow)."),
 ]
 
+
+class OneLineUsageErrors(typer.core.TyperGroup):
+    """The top-level command group; click's usage errors (an unknown option, a value of the wrong
+    type, a missing argument) become one line on stderr and exit 2, like featx's own option errors."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except NoArgsIsHelpError as exc:  # the help, which Typer's rich formatting printed already
+            if exc.format_message().strip():
+                typer.echo(exc.format_message(), err=True)
+            sys.exit(EXIT_USAGE)
+        except ClickException as exc:
+            command = exc.ctx.command_path if getattr(exc, "ctx", None) is not None else "featx"
+            message = " ".join(exc.format_message().split())
+            typer.echo(f"error: {message} (see '{command} --help')", err=True)
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            typer.echo("aborted.", err=True)
+            sys.exit(EXIT_ERROR)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
 app = typer.Typer(
+    cls=OneLineUsageErrors,
     name="featx",
     help="Transfer learning on images: embed once with a frozen Keras backbone, fit heads in seconds.",
     no_args_is_help=True,
@@ -81,21 +110,41 @@ def flag_names(command: Callable) -> dict[str, str]:
 
 def handle_errors(command: F) -> F:
     """Turn FeatxError into one line on stderr (its parameter named as this command's flag) and
-    exit 2 for a bad option value, 1 otherwise; Ctrl-C into exit 130; never a traceback."""
+    exit 2 for a bad option value, 1 otherwise; Ctrl-C into exit 130; never a traceback.
+
+    Failures of the system, HDF5 or NumPy (a read-only folder, a full disk, a name too long, memory
+    exhausted) become featx errors here (:func:`featx.errors.as_featx_error`), for every command;
+    anything else is a bug, told in one line too (``FEATX_DEBUG=1`` shows the traceback)."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
-        except FeatxError as exc:
-            flags = flag_names(command)
-            message = exc.render(lambda param: flags.get(param, "--" + param.replace("_", "-")))
-            raise fail(message, EXIT_USAGE if isinstance(exc, OptionError) else EXIT_ERROR) from None
+        except (typer.Exit, typer.Abort, ClickException):
+            raise
         except KeyboardInterrupt:
             typer.echo("interrupted; committed work is kept, rerun to continue.", err=True)
             raise typer.Exit(130) from None
+        except Exception as exc:
+            error = as_featx_error(exc)
+            if error is None:
+                if os.environ.get("FEATX_DEBUG"):
+                    raise
+                text = " ".join(str(exc).split())[:300]
+                raise fail(f"unexpected {type(exc).__name__}: {text} (a bug in featx: please report it; "
+                           "FEATX_DEBUG=1 shows where)") from None
+            flags = flag_names(command)
+            message = " ".join(error.render(lambda param: flags.get(param, "--" + param.replace("_", "-"))).split())
+            raise fail(message, EXIT_USAGE if isinstance(error, OptionError) else EXIT_ERROR) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def path_argument(text: str) -> Path:
+    """A path argument as typed: an empty one is refused (Path("") would mean the current folder)."""
+    if not text:
+        raise typer.BadParameter("an empty path; give a file or folder ('.' for the current folder).")
+    return Path(text)
 
 
 def print_json(data: object) -> None:

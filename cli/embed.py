@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from featx.backbones import DEFAULT_BACKBONE
-from featx.cli.app import BackendOption, app, fail, handle_errors, info, print_json
+from featx.cli.app import BackendOption, app, fail, handle_errors, info, path_argument, print_json
 from featx.cli.progress import progress_bar
 from featx.embedding import update_cache
 from featx.images import DEFAULT_MAX_PIXELS
@@ -23,7 +23,7 @@ def embed_command(
         typer.Argument(
             help="A folder of class folders, of train/val/test folders, of plain images, "
             "or a CSV manifest (path,label[,split]).",
-            show_default=False,
+            show_default=False, parser=path_argument,
         ),
     ],
     backbone: Annotated[

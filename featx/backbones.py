@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 
-from featx.errors import OptionError
+from featx.errors import OptionError, OptionTypeError
 
 DEFAULT_BACKBONE = "MobileNetV2"  # small, fast on a CPU, good features
 
@@ -114,6 +114,9 @@ def list_backbones(pattern: str | None = None) -> list[str]:
 
 def get_backbone(name: str) -> BackboneSpec:
     """The registry entry for ``name`` (case-insensitive); unknown names suggest close matches."""
+    if not isinstance(name, str):
+        raise OptionTypeError(f"{{param}} must be a backbone name or a .keras file path (str); got {name!r:.60}.",
+                              param="backbone")
     spec = _BY_LOWER.get(name.lower())
     if spec is not None:
         return spec

@@ -227,6 +227,8 @@ def _scan_manifest(source: Path) -> Dataset:
                              "allowed: train, val, validation, test or empty.")
         if not cell["path"]:
             raise FeatxError(f"manifest {source} row {line}: the path is empty.")
+        if "\x00" in cell["path"]:
+            raise FeatxError(f"manifest {source} row {line}: the path holds a NUL byte (\\0); remove it.")
         entries.append((root / cell["path"], cell.get("label", ""), split, line))
     classes = tuple(sorted({label for _, label, _, _ in entries if label}))
     labelled = [_Found(p, classes.index(label) if label else -1, split, line)

@@ -30,10 +30,10 @@ from featx.cache.store import CacheIndex, remove_stale_temporaries
 from featx.cache.tables import ID_DTYPE, ImageTable, SkipTable, id_column, str_column
 from featx.config import EmbedConfig
 from featx.datasets import LOOSE_FILES, Dataset, scan_dataset
-from featx.errors import CacheError, FeatxError
+from featx.errors import CacheError, CacheWriteError, FeatxError, check_path
 from featx.features import SkippedImage
 from featx.fileindex import index_files
-from featx.options import EmbedOptions, RunOptions
+from featx.options import EmbedOptions, RunOptions, check_batch_memory
 from featx.streaming import DecodeSpec, NotAsPlannedError, decode_batches, start_workers, use_processes
 
 ProgressCallback = Callable[[int], None]
@@ -79,6 +79,8 @@ def update_cache(
     What ``featx embed`` runs, and what :func:`featx.embed` runs before reading the cache back.
     ``cache`` is a cache folder or ``.h5`` file (default: :func:`featx.cache.locate.cache_folder`).
     """
+    check_path("data", data)
+    check_path("cache", cache, optional=True)
     dataset = scan_dataset(data)
     config = options.resolve()
     path = cache_path_for(cache, dataset.source, config.display_name, config.fingerprint)
@@ -107,15 +109,19 @@ def embed_into_cache(
     ``progress(total)`` is called once with the number of images to embed and returns a callback
     that receives the number of images finished after each batch.
     """
+    if run.batch_size is not None:  # (a GPU chooses its own, backing off on out-of-memory)
+        check_batch_memory(run.batch_size, config.input_size)  # refused before any pixel is allocated
     started = time.perf_counter()
-    with cache_lock(cache_path, wait=wait, on_wait=on_wait):
-        remove_stale_temporaries(cache_path)
-        report = _update(dataset, config, cache_path, run, progress, extractor)
+    with cache_lock(cache_path, wait=wait, on_wait=on_wait, read_only_ok=True) as writable:
+        if writable:
+            remove_stale_temporaries(cache_path)
+        report = _update(dataset, config, cache_path, run, progress, extractor, writable)
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _update(dataset: Dataset, config: EmbedConfig, cache_path: Path, run: RunOptions, progress, extractor) -> EmbedReport:
+def _update(dataset: Dataset, config: EmbedConfig, cache_path: Path, run: RunOptions, progress, extractor,
+            writable: bool = True) -> EmbedReport:
     fingerprint = config.fingerprint
     index = CacheIndex.read(cache_path) if cache_path.exists() else None
     if index is not None and index.fingerprint != fingerprint:
@@ -141,6 +147,8 @@ def _update(dataset: Dataset, config: EmbedConfig, cache_path: Path, run: RunOpt
     crash_point("planned")
 
     embedded: set[bytes] = set()
+    if todo and not writable:
+        raise _unwritable(cache_path, f"{len(todo)} image(s) need embedding")
     if todo:
         advance = progress(len(todo)) if progress else None
         if extractor is None:
@@ -192,10 +200,20 @@ def _update(dataset: Dataset, config: EmbedConfig, cache_path: Path, run: RunOpt
         reason=str_column(r for _, _, r in skipped_rows),
     )
     if _changed(index, plan, cache_path, images, skipped, dataset):
+        if not writable:
+            raise _unwritable(cache_path, "the dataset changed since the cache was written")
         attrs = {**_attrs(dataset, config, feature_dim), "backends": json.dumps(_backends(index, cache_path, config))}
         commit(cache_path, index, plan, attrs=attrs, classes=list(dataset.classes),
                images=images, skipped=skipped, feature_dim=feature_dim, dtype=dtype, embedded=embedded)
     return report
+
+
+def _unwritable(cache_path: Path, why: str) -> CacheWriteError:
+    """The error of a run that must write where it cannot (a read-only mount or folder)."""
+    return CacheWriteError(
+        f"{cache_path.parent} is not writable (read-only, or no permission) and {why}; nothing was written. "
+        "Choose a writable cache folder ({param}) or fix its permissions.", param="cache",
+    )
 
 
 def _backends(index: CacheIndex | None, cache_path: Path, config: EmbedConfig) -> list[str]:

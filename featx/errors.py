@@ -10,6 +10,9 @@ built-in exception a Python user expects to catch (``ValueError`` for a bad argu
 
 from __future__ import annotations
 
+import errno
+import os
+import re
 from collections.abc import Callable
 
 
@@ -42,6 +45,25 @@ class OptionError(FeatxError, ValueError):
     """An argument has an invalid value (the CLI exits 2, as for other usage errors)."""
 
 
+class OptionTypeError(OptionError, TypeError):
+    """An argument has the wrong type (a number where a path belongs, say); caught as TypeError too."""
+
+
+def check_path(param: str, value: object, *, optional: bool = False) -> None:
+    """Refuse, naming ``param``, a value that is not a path (``str`` or ``os.PathLike``), an empty
+    path (which would silently mean the current folder) or one holding a NUL byte."""
+    if value is None and optional:
+        return
+    if not isinstance(value, (str, os.PathLike)):
+        raise OptionTypeError(f"{{param}} must be a path (str or os.PathLike); got {type(value).__name__} {value!r:.60}.",
+                              param=param)
+    text = os.fspath(value)
+    if not text:
+        raise OptionError("{param} is an empty path; give a file or folder ('.' for the current folder).", param=param)
+    if ("\x00" if isinstance(text, str) else b"\x00") in text:
+        raise OptionError("{param} holds a NUL byte (\\0); remove it.", param=param)
+
+
 class MissingFileError(FeatxError, FileNotFoundError):
     """A file or folder the user named does not exist."""
 
@@ -61,6 +83,15 @@ class DecodeWorkerError(FeatxError, RuntimeError):
 
 class CacheError(FeatxError, ValueError):
     """A feature-cache or head file is foreign, damaged, of another configuration or schema version."""
+
+
+class DamagedCacheError(CacheError):
+    """A feature cache whose index contradicts itself or lacks a part; ``problem`` says what (the
+    message adds what to do)."""
+
+    def __init__(self, message: str, *, problem: str = "", param: str | None = None):
+        self.problem = problem or message
+        super().__init__(message, param=param)
 
 
 class CacheNotFoundError(CacheError, FileNotFoundError):
@@ -83,9 +114,83 @@ class WeightsUnavailableError(FeatxError, OSError):
         super().__init__(message, param=param)
 
 
+class FileSystemError(FeatxError, OSError):
+    """The system refused to read or write a file: permissions, a read-only or full disk, a name too
+    long, a missing folder. ``code`` is the refusal's errno (OSError's own ``errno`` stays unset, so
+    the message reads as featx wrote it)."""
+
+    def __init__(self, message: str, *, param: str | None = None, code: int | None = None):
+        super().__init__(message, param=param)
+        self.code = code
+
+
 class MissingDependencyError(FeatxError, ImportError):
     """An optional extra is not installed; the message says what to ``pip install``."""
 
 
 class MemoryUseWarning(UserWarning):
     """A head is about to load more vectors into memory than a quarter of this machine's RAM."""
+
+
+# What to do about each refusal of the system, by errno: the second half of the one line.
+_OS_ADVICE = {
+    errno.EACCES: "permission denied: fix its permissions or choose another place",
+    errno.EPERM: "operation not permitted: fix its permissions or choose another place",
+    errno.EROFS: "read-only file system: choose a writable place",
+    errno.ENOSPC: "no space left on device: free disk space or choose another disk",
+    errno.EDQUOT: "disk quota exceeded: free space or choose another disk",
+    errno.ENAMETOOLONG: "file name too long: give a shorter path",
+    errno.ENOENT: "no such file or folder: check the path (missing folders are not created here)",
+    errno.ENOTDIR: "a part of the path is not a folder: check the path",
+    errno.EISDIR: "is a folder, where a file is needed",
+    errno.ELOOP: "too many levels of symbolic links: check the path",
+    errno.EIO: "input/output error: the disk or file system failed",
+    errno.EMFILE: "too many open files: raise the limit (ulimit -n) or use fewer --workers",
+}
+_HDF5_ERRNO = re.compile(r"errno = (\d+)")
+MAX_SHOWN_PATH = 160  # a 100,000-character path is shortened in messages
+
+
+def shown_path(path: object) -> str:
+    """``path`` as a message shows it: whole, or its start and end around '...' when very long."""
+    text = str(path)
+    if len(text) <= MAX_SHOWN_PATH:
+        return text
+    half = MAX_SHOWN_PATH // 2
+    return f"{text[:half]}...{text[-half:]} ({len(text)} characters)"
+
+
+def as_featx_error(exc: BaseException) -> FeatxError | None:
+    """The featx error that says in one line what ``exc`` means, for an error the operating system,
+    HDF5 or NumPy raised outside featx's own checks (a full disk, a read-only folder, a name too
+    long, memory exhausted); None when nothing better than "unexpected error" can be said.
+
+    The one place such failures become featx errors: the CLI's :func:`~featx.cli.app.handle_errors`
+    calls it for every command, library code may call it where it adds context.
+    """
+    if isinstance(exc, FeatxError):
+        return exc
+    if isinstance(exc, MemoryError):
+        return FeatxError("out of memory: this machine cannot hold what the run needs; use a smaller batch size "
+                          "(--batch-size) or fewer workers, or free memory.")
+    if isinstance(exc, RecursionError):
+        return FeatxError("input nested too deeply to read (a damaged or hostile file); give a file featx wrote.")
+    if isinstance(exc, UnicodeError):
+        return FeatxError(f"text that is not valid UTF-8 ({exc}); give paths and files in UTF-8.")
+    if isinstance(exc, ValueError) and "null byte" in str(exc):
+        return OptionError("a path or text holds a NUL byte (\\0); remove it.")
+    if not isinstance(exc, OSError):
+        return None
+    code = exc.errno
+    if code is None:
+        found = _HDF5_ERRNO.search(str(exc))
+        code = int(found.group(1)) if found else None
+    advice = _OS_ADVICE.get(code) if code is not None else None
+    if advice is None:
+        reason = exc.strerror or " ".join(str(exc).split())[:200] or type(exc).__name__
+        advice = reason[:1].lower() + reason[1:]
+    where = exc.filename if exc.filename is not None else None
+    text = f"{shown_path(where)}: {advice}." if where is not None else f"{advice[:1].upper()}{advice[1:]}."
+    if code == errno.ENOENT:
+        return MissingFileError(text)
+    return FileSystemError(text, code=code)

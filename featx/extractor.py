@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import random
 import re
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
@@ -227,15 +228,19 @@ def build_backbone(config: EmbedConfig, backend: str | None = None):
         input_shape=(config.input_size, config.input_size, 3),
         pooling=config.pooling,
     )
-    with _seeded(config.seed), _dtype_policy(keras, config.precision):
+    with _seeded(config.seed), _dtype_policy(keras, config.precision), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         try:
             model = constructor(**kwargs)
         except ValueError as exc:  # Keras validates input sizes and weight files this way
+            # its warnings (one per layer of a weights file of another architecture) say no more
             raise FeatxError(f"Cannot build {spec.name}: {_first_line(exc)}") from exc
         except Exception as exc:  # Keras' get_file raises a bare Exception when a download fails
             if weights == "imagenet" and "URL fetch failure" in str(exc):
                 raise _download_error(spec.name, exc) from exc
             raise
+    for warning in caught:  # the build succeeded: its warnings are news
+        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     model.trainable = False
     return model
 
@@ -285,7 +290,12 @@ def _wrap_custom(keras, model, config: EmbedConfig):
             f"its inputs are {[tuple(i.shape) for i in model.inputs]}.", param="backbone",
         )
     inputs = keras.Input((config.input_size, config.input_size, 3))
-    outputs = model(inputs, training=False)
+    try:
+        outputs = model(inputs, training=False)
+    except ValueError as exc:  # a fixed input size other than the one asked
+        raise OptionError(f"{{param}} {config.input_size} does not fit {config.model_path!r}: "
+                          f"{_first_line(exc)[:200].rstrip('.')}. Give the size it takes, or omit {{param}}.",
+                          param="image_size") from None
     if len(outputs.shape) == 4:
         pool = keras.layers.GlobalAveragePooling2D if config.pooling == "avg" else keras.layers.GlobalMaxPooling2D
         outputs = pool()(outputs)

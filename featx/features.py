@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from featx.cache.segments import STORAGE_DTYPES
 from featx.cache.store import MAX_MAGNITUDE, CacheIndex, read_vectors, usable_rows
-from featx.errors import CacheError
+from featx.errors import CacheError, check_path
 from featx.config import EmbedConfig
 
 if TYPE_CHECKING:
@@ -122,6 +123,10 @@ def load_features(cache: str | os.PathLike, *, dtype: str = "float32", lazy: boo
     With ``lazy`` it is a :class:`LazyVectors` that reads rows when asked (the finiteness check is
     then left to the rows' reader: each segment's rows were checked when it was written).
     """
+    from featx.options import check_choice
+
+    check_path("cache", cache)
+    check_choice("dtype", dtype, STORAGE_DTYPES)
     index = CacheIndex.read(cache)
     root = Path(str(index.attrs.get("root", "")))
     images = index.images

@@ -174,6 +174,17 @@ def _check_size(size: tuple[int, int]) -> tuple[int, int]:
     return height, width
 
 
+MAX_RESIZE_BYTES = 1 << 30  # memory one image's resize may take; more is that image's skip, not the run's end
+
+
+def _check_allocation(nbytes: int, pixels: np.ndarray, what: str) -> None:
+    """Refuse, before allocating it, a resize step of one image that needs more than
+    :data:`MAX_RESIZE_BYTES` (a skip of that image, never an out-of-memory end of the run)."""
+    if nbytes > MAX_RESIZE_BYTES:
+        raise ImageDecodeError(f"image too large to {what} ({pixels.shape[1]}x{pixels.shape[0]} pixels would need "
+                               f"{nbytes / 2**30:.1f} GiB)")
+
+
 def _f32_div(numerator: int, denominator: int) -> int:
     """int(float32(numerator) / denominator), as Keras computes its crop and pad boxes."""
     return int(np.float32(numerator) / np.float32(denominator))
@@ -196,6 +207,7 @@ def _pad_to_aspect(pixels: np.ndarray, height: int, width: int) -> np.ndarray:
     top, left = _f32_div(pad_h - in_h, 2), _f32_div(pad_w - in_w, 2)
     if top == 0 and left == 0:
         return pixels
+    _check_allocation((in_h + 2 * top) * (in_w + 2 * left) * pixels.shape[2] * pixels.itemsize, pixels, "pad")
     # Keras adds the same border on both sides, so an odd difference loses one row or column.
     padded = np.zeros((in_h + 2 * top, in_w + 2 * left, pixels.shape[2]), dtype=pixels.dtype)
     padded[top : top + in_h, left : left + in_w] = pixels
@@ -218,6 +230,11 @@ def _bilinear(pixels: np.ndarray, height: int, width: int) -> np.ndarray:
     Separable: rows are interpolated first (only the source rows needed, converted to float32 once),
     then columns, in place where possible; about 3× faster than four 2-D gathers.
     """
+    rows_first = 2 * height * pixels.shape[1] * pixels.shape[2] * 4  # the two float32 row arrays below
+    if rows_first > MAX_RESIZE_BYTES:  # a very wide image (80,000,000x1): columns first costs far less
+        columns_first = 2 * pixels.shape[0] * width * pixels.shape[2] * 4
+        _check_allocation(columns_first, pixels, "resize")
+        return np.ascontiguousarray(_bilinear(pixels.transpose(1, 0, 2), width, height).transpose(1, 0, 2))
     y_lo, y_hi, y_lerp = _axis_weights(pixels.shape[0], height)
     x_lo, x_hi, x_lerp = _axis_weights(pixels.shape[1], width)
     rows = pixels[y_lo].astype(np.float32)

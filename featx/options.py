@@ -20,7 +20,7 @@ from featx.backend import DEFAULT_BACKEND, check_backend, resolve_backend
 from featx.backbones import DEFAULT_BACKBONE, HUB_POOLINGS, PREPROCESSING_MODES, get_backbone
 from featx.cache.segments import STORAGE_DTYPES
 from featx.config import EmbedConfig, sha256_once
-from featx.errors import MissingFileError, OptionError
+from featx.errors import MissingFileError, OptionError, OptionTypeError
 from featx.images import DEFAULT_MAX_PIXELS, RESIZE_MODES
 
 KERAS_POOLINGS = ("avg", "max")  # of a Keras application's (or custom model's) last feature map
@@ -35,10 +35,60 @@ def check_choice(param: str, value: object, allowed: tuple[str, ...]) -> None:
         raise OptionError(f"{{param}} must be one of {', '.join(allowed)}; got {value!r}.", param=param)
 
 
-def check_positive(param: str, value: object, what: str = "a positive integer") -> None:
-    """Raise :class:`OptionError` naming ``param`` unless ``value`` is an integer of at least 1."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+def check_positive(param: str, value: object, what: str = "a positive integer", maximum: int | None = None) -> None:
+    """Raise :class:`OptionError` naming ``param`` unless ``value`` is an integer of at least 1 (and
+    at most ``maximum``: the message then says the range)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1 or (maximum is not None and value > maximum):
+        what = what if maximum is None else f"{what.replace('a positive ', 'an ')} from 1 to {maximum}"
         raise OptionError(f"{{param}} must be {what}; got {value!r}.", param=param)
+
+
+MAX_SEED = 2**32 - 1  # what NumPy, scikit-learn and Keras all take as a seed
+
+
+def check_seed(param: str, value: object) -> None:
+    """Raise :class:`OptionError` naming ``param`` unless ``value`` is an integer seed, 0 to 2**32-1."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED:
+        raise OptionError(f"{{param}} must be an integer from 0 to {MAX_SEED}; got {value!r}.", param=param)
+
+
+MAX_BATCH_SIZE = 65_536  # images per backbone call; memory refuses most batches long before this
+MAX_WORKERS = 1024  # decoding threads
+MAX_INPUT_SIZE = 4096  # pixels per side of the backbone input, for any backbone
+BATCH_RAM_SHARE = 0.5  # a batch may take at most this share of the machine's RAM
+# A backbone's peak memory per batch, as a multiple of the batch's float32 input: MobileNetV2 on
+# TensorFlow peaked at ~26x (4 images of 1024x1024: 1.3 GB over the 0.9 GB baseline; README).
+ACTIVATION_FACTOR = 32
+
+
+def batch_bytes(batch_size: int, input_size: int) -> int:
+    """About what one batch takes in memory at its peak: float32 RGB inputs and the activations."""
+    return batch_size * input_size * input_size * 3 * 4 * ACTIVATION_FACTOR
+
+
+def check_batch_memory(batch_size: int, input_size: int, memory: int | None = None) -> None:
+    """Refuse, before anything is allocated, a batch that would take more than half this machine's
+    RAM (``memory``, default the physical memory): the message says the largest batch that fits."""
+    memory = memory if memory is not None else physical_memory()
+    if memory is None:
+        return
+    limit = int(BATCH_RAM_SHARE * memory)
+    if batch_bytes(batch_size, input_size) > limit:
+        fits = limit // batch_bytes(1, input_size)
+        advice = f"give at most {fits}" if fits else "give a smaller input size (image_size)"
+        raise OptionError(
+            f"{{param}} {batch_size} of {input_size}x{input_size} images needs about "
+            f"{batch_bytes(batch_size, input_size) / 2**30:.1f} GiB (inputs and the backbone's activations), more "
+            f"than half of this machine's {memory / 2**30:.1f} GiB of RAM; {advice}.", param="batch_size",
+        )
+
+
+def physical_memory() -> int | None:
+    """This machine's RAM in bytes, or None where the OS does not say."""
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):
+        return None
 
 
 def default_workers() -> int:
@@ -61,12 +111,12 @@ class RunOptions:
 
     def __post_init__(self) -> None:
         if self.batch_size is not None:
-            check_positive("batch_size", self.batch_size)
+            check_positive("batch_size", self.batch_size, maximum=MAX_BATCH_SIZE)
         if self.dtype is not None:
             check_choice("dtype", self.dtype, STORAGE_DTYPES)
         check_backend(self.backend)
         if self.workers is not None:
-            check_positive("workers", self.workers)
+            check_positive("workers", self.workers, maximum=MAX_WORKERS)
         check_positive("max_pixels", self.max_pixels)
 
     @property
@@ -111,15 +161,19 @@ class EmbedOptions(RunOptions):
         check_choice("precision", self.precision, PRECISIONS)
         if not isinstance(self.jpeg_draft, bool):
             raise OptionError(f"{{param}} must be True or False; got {self.jpeg_draft!r}.", param="jpeg_draft")
+        if not isinstance(self.backbone, (str, os.PathLike)):
+            get_backbone(self.backbone)  # names the parameter and the type
+        if self.weights is not None and not isinstance(self.weights, (str, os.PathLike)):
+            raise OptionTypeError(f"{{param}} must be 'imagenet', 'none' or a weights file path; got {self.weights!r:.60}.",
+                                  param="weights")
         check_choice("resize", self.resize, RESIZE_MODES)
         if self.pooling is not None:
             check_choice("pooling", self.pooling, POOLING_MODES)
         if self.preprocess is not None:
             check_choice("preprocess", self.preprocess, PREPROCESSING_MODES)
         if self.image_size is not None:
-            check_positive("image_size", self.image_size, "a positive number of pixels")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
-            raise OptionError(f"{{param}} must be an integer; got {self.seed!r}.", param="seed")
+            check_positive("image_size", self.image_size, "a number of pixels", maximum=MAX_INPUT_SIZE)
+        check_seed("seed", self.seed)
 
     def resolve(self) -> EmbedConfig:
         """The :class:`EmbedConfig` these options name; checks files and sizes (no TensorFlow)."""

@@ -174,7 +174,7 @@ def test_option_errors_name_the_flag_and_exit_2_before_any_work(tmp_path, monkey
     monkeypatch.setattr("featx.cli.embed.update_cache", lambda *a, **k: pytest.fail("must not run"))
     result = invoke("embed", tmp_path, "--batch-size", "0")
     assert result.exit_code == 2
-    assert result.stderr == "error: --batch-size must be a positive integer; got 0.\n"
+    assert result.stderr == "error: --batch-size must be an integer from 1 to 65536; got 0.\n"
 
 
 def test_version():

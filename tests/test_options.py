@@ -46,9 +46,13 @@ def test_run_options_are_the_part_that_does_not_change_vectors():
 @pytest.mark.parametrize("kwargs,param,match", [
     ({"pooling": "mean"}, "pooling", "The 'pooling' parameter must be one of avg, max, cls, cls\\+avg, pooled; got 'mean'"),
     ({"resize": "zoom"}, "resize", "The 'resize' parameter must be one of stretch, crop, pad"),
-    ({"batch_size": 0}, "batch_size", "The 'batch_size' parameter must be a positive integer; got 0"),
-    ({"workers": -1}, "workers", "The 'workers' parameter must be a positive integer"),
-    ({"image_size": 0}, "image_size", "The 'image_size' parameter must be a positive number of pixels"),
+    ({"batch_size": 0}, "batch_size", "The 'batch_size' parameter must be an integer from 1 to 65536; got 0"),
+    ({"batch_size": 10**12}, "batch_size", "The 'batch_size' parameter must be an integer from 1 to 65536"),
+    ({"workers": -1}, "workers", "The 'workers' parameter must be an integer from 1 to 1024"),
+    ({"image_size": 0}, "image_size", "The 'image_size' parameter must be a number of pixels from 1 to 4096"),
+    ({"image_size": 10000}, "image_size", "The 'image_size' parameter must be a number of pixels from 1 to 4096"),
+    ({"seed": -1}, "seed", "The 'seed' parameter must be an integer from 0 to 4294967295; got -1"),
+    ({"seed": 2**32}, "seed", "The 'seed' parameter must be an integer from 0 to 4294967295; got 4294967296"),
     ({"preprocess": "imagenet"}, "preprocess", "The 'preprocess' parameter must be one of caffe, tf, torch, none"),
 ])
 def test_bad_values_are_value_errors_naming_the_python_parameter(kwargs, param, match):

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from featx.datasets import SPLITS
-from featx.errors import FeatxError, MissingFileError, OptionError
+from featx.errors import FeatxError, MissingFileError, OptionError, OptionTypeError, check_path
 from featx.features import Features, load_features
 from featx.heads.head import Head
 
@@ -67,6 +67,10 @@ def evaluate_head(head: Head, features: Features | str | os.PathLike | None = No
     """
     from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
+    if not isinstance(head, Head):
+        raise OptionTypeError(f"{{param}} must be a Head (featx.load_head); got {type(head).__name__}.", param="head")
+    if not isinstance(features, Features):
+        check_path("features", features, optional=True)
     if split not in EVALUATION_SPLITS:
         raise OptionError(f"{{param}} must be one of {', '.join(EVALUATION_SPLITS)}; got {split!r}.", param="split")
     if features is None:

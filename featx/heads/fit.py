@@ -14,12 +14,13 @@ import numpy as np
 
 from featx._versions import featx_version
 from featx.datasets import SPLITS
-from featx.errors import FeatxError, MemoryUseWarning, OptionError
+from featx.errors import FeatxError, MemoryUseWarning, OptionError, OptionTypeError, check_path
 from featx.features import Features, LazyVectors, load_features
 from featx.heads.evaluate import summary_scores
 from featx.heads.head import Head
 from featx.heads.registry import HeadSpec, get_head_spec, list_heads
 from featx.heads.split import split_features
+from featx.options import check_seed, physical_memory
 
 CLASS_WEIGHTS = ("balanced", "none")  # the class_weight values a head takes by name (or None)
 STREAM_BATCH = 8192  # rows per mini-batch of a head that streams a lazy cache
@@ -28,15 +29,10 @@ RAM_SHARE = 0.25  # loading more than this share of the machine's RAM warns (Mem
 
 def as_features(features: Features | str | os.PathLike) -> Features:
     """Features as given, or a cache's read lazily (its vectors stay on disk until a head asks)."""
-    return features if isinstance(features, Features) else load_features(features, lazy=True)
-
-
-def physical_memory() -> int | None:
-    """This machine's RAM in bytes, or None where the OS does not say."""
-    try:
-        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
-    except (AttributeError, ValueError, OSError):
-        return None
+    if isinstance(features, Features):
+        return features
+    check_path("features", features)
+    return load_features(features, lazy=True)
 
 
 def in_memory(features: Features, head: str, note: Callable[[str], None] | None = None) -> Features:
@@ -97,6 +93,7 @@ def fit_head(features: Features | str | os.PathLike, head: str = "logreg", *, te
 
     >>> head = fit_head(features, head="svm", C=10)  # doctest: +SKIP
     """
+    check_seed("seed", seed)
     features = as_features(features)
     spec = get_head_spec(head)
     if not spec.streams:
@@ -109,6 +106,10 @@ def fit_head(features: Features | str | os.PathLike, head: str = "logreg", *, te
     X, y = features.X, features.y
     if len(np.unique(y[split.train])) < 2:
         raise FeatxError(f"the training split of {features.cache_path} holds a single class; a head needs two or more.")
+    neighbours = params.get("n_neighbors")
+    if isinstance(neighbours, int) and neighbours > len(split.train):
+        raise OptionError(f"n_neighbors={neighbours} of the {spec.name} head is more than the {len(split.train)} "
+                          f"vectors it trains on; give at most {len(split.train)}.")
 
     fit_kwargs = {"validation_data": (X[split.val], y[split.val])} if takes_validation and len(split.val) else {}
     if isinstance(X, LazyVectors):
@@ -174,6 +175,12 @@ def compare_heads(caches: Sequence[Features | str | os.PathLike], heads: Sequenc
     ``progress(backbone, head)`` is called before each head is fitted. Caches are read lazily and
     loaded into memory once, by the first head that needs them (announced through ``note``).
     """
+    check_seed("seed", seed)
+    if isinstance(caches, (str, os.PathLike)) or not isinstance(caches, Sequence):
+        raise OptionTypeError(f"{{param}} must be a list of caches (paths or Features); got {caches!r:.60}.",
+                              param="caches")
+    if isinstance(heads, str):
+        raise OptionTypeError(f"{{param}} must be a list of head names; got the string {heads!r}.", param="heads")
     heads = list_heads() if heads is None else heads
     rows = []
     for cache in caches:

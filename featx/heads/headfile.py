@@ -36,6 +36,16 @@ _TYPES = {"head": str, "params": dict, "classes": list, "config": dict, "sources
           "metrics": dict, "estimator": dict}
 _REQUIRED = ("head", "params", "classes", "config", "sources", "fingerprint", "feature_dim", "split",
              "metrics", "fit_seconds", "cache", "featx_version", "created", "estimator")
+_VALUES = {  # what each field must hold beyond its type, so a hand-edited head fails on load, not later
+    "feature_dim": lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0,
+    "fit_seconds": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "classes": lambda v: len(v) > 0 and all(isinstance(c, str) for c in v),
+    "fingerprint": lambda v: isinstance(v, str),
+    "featx_version": lambda v: isinstance(v, str),
+    "created": lambda v: isinstance(v, str),
+    "cache": lambda v: v is None or isinstance(v, str),
+    "name": lambda v: v is None or isinstance(v, str),
+}
 _ASIDE = ".replaced-"  # a head being replaced waits at .<name>.replaced-<pid> until the new one is in
 
 
@@ -121,6 +131,8 @@ def read_head_meta(path: Path, kinds: Iterable[str]) -> dict:
         meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CacheError(f"{path / META_FILE} is not a readable featx head file ({exc}).") from None
+    except RecursionError:
+        raise CacheError(f"{path / META_FILE} is not a readable featx head file (nested too deeply).") from None
     if not isinstance(meta, dict) or meta.get("format") != HEAD_FORMAT:
         raise CacheError(f"{path / META_FILE} is not a featx head file.")
     if meta.get("version") not in READABLE_VERSIONS:
@@ -130,10 +142,11 @@ def read_head_meta(path: Path, kinds: Iterable[str]) -> dict:
         )
     missing = [key for key in _REQUIRED + (("checksum",) if meta["version"] >= 2 else ()) if key not in meta]
     wrong = [key for key, kind in _TYPES.items() if key in meta and not isinstance(meta[key], kind)]
+    wrong += [key for key, check in _VALUES.items() if key in meta and key not in wrong and not check(meta[key])]
     if missing or wrong or meta["head"] not in kinds:
         detail = (f"missing {', '.join(missing)}" if missing else f"bad {', '.join(wrong)}" if wrong
                   else f"unknown head kind {meta['head']!r}")
-        raise CacheError(f"{path / META_FILE} is damaged ({detail}); refit the head.")
+        raise CacheError(f"{path / META_FILE} is damaged ({detail}); not a readable featx head: refit it.")
     if "checksum" in meta and meta["checksum"] != content_checksum(meta):
         raise CacheError(f"{path / META_FILE} was modified after the head was saved (its checksum does not match); "
                          "refusing to load it. Put the saved file back, or refit the head.")

@@ -65,6 +65,12 @@ def predict_images(head: Head, inputs: Sequence[str | os.PathLike], *, cache_dir
     from featx.datasets import collect_image_files
     from featx.options import RunOptions
 
+    from featx.errors import OptionTypeError, check_path
+
+    if not isinstance(head, Head):
+        raise OptionTypeError(f"{{param}} must be a Head (featx.load_head); got {type(head).__name__}.", param="head")
+    for item in [inputs] if isinstance(inputs, (str, os.PathLike)) else inputs if isinstance(inputs, Sequence) else [inputs]:
+        check_path("inputs", item)
     files = collect_image_files(inputs)
     embedded = embed_files(files, head.embed_config(), RunOptions(batch_size=batch_size, backend=backend), cache=cache_dir,
                            progress=progress)

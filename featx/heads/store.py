@@ -11,7 +11,7 @@ from pathlib import Path
 
 from featx.cache.locate import cache_folder
 from featx.config import EmbedConfig, fingerprint_of
-from featx.errors import CacheError, FeatxError, MissingFileError
+from featx.errors import CacheError, FeatxError, MissingFileError, check_path
 from featx.heads.head import HEADS_FOLDER, Head
 from featx.heads.headfile import (
     META_FILE, aside_targets, is_head_folder, read_estimator, read_head_meta, recover_head_folder,
@@ -55,6 +55,8 @@ def load_head(head: str | os.PathLike, *, cache_dir: str | os.PathLike | None = 
 
     >>> load_head("logreg-Xception")  # doctest: +SKIP
     """
+    check_path("head", head)
+    check_path("cache_dir", cache_dir, optional=True)
     path = head_folder(head, cache_dir)
     meta = read_head_meta(path, HEADS)
     spec = HEADS[meta["head"]]
@@ -65,6 +67,7 @@ def load_head(head: str | os.PathLike, *, cache_dir: str | os.PathLike | None = 
         raise CacheError(f"{path / META_FILE} is damaged ({exc}); refit the head.") from None
     if type(estimator) is not expected or not hasattr(estimator, "classes_"):
         raise CacheError(f"{path} does not hold a fitted {meta['head']} head; refusing to load it.")
+    _check_estimator_matches(path, estimator, meta)
     if fingerprint_of(meta["config"]) != meta["fingerprint"]:
         raise CacheError(f"{path / META_FILE} is inconsistent: its backbone configuration does not match its "
                          "fingerprint; refusing to load it.")
@@ -80,6 +83,24 @@ def load_head(head: str | os.PathLike, *, cache_dir: str | os.PathLike | None = 
         created=meta["created"], path=path,
         name=str(meta.get("name") or path.name),  # heads saved before names were stored: their folder's
     )
+
+
+def _check_estimator_matches(path: Path, estimator: object, meta: dict) -> None:
+    """Refuse a head.json whose classes or width do not fit its estimator (edited by hand)."""
+    import numpy as np
+
+    try:
+        labels = np.asarray(estimator.classes_, dtype=np.int64)
+    except (TypeError, ValueError):
+        labels = None
+    width = getattr(estimator, "n_features_in_", meta["feature_dim"])
+    if labels is None or (labels.size and (labels.min() < 0 or labels.max() >= len(meta["classes"]))):
+        problem = f"its {len(meta['classes'])} classes do not cover the estimator's labels"
+    elif width != meta["feature_dim"]:
+        problem = f"feature_dim {meta['feature_dim']} is not the estimator's {width}"
+    else:
+        return
+    raise CacheError(f"{path / META_FILE} is damaged ({problem}); not a readable featx head: refit it.")
 
 
 def find_heads(cache_dir: str | os.PathLike | None = None) -> list[Path]:
