@@ -48,7 +48,11 @@ def embed_command(
         Path | None,
         typer.Option(help="Cache folder, or a .h5 cache file (default: $FEATX_CACHE_DIR or .featx)."),
     ] = None,
-    workers: Annotated[int | None, typer.Option(help="Decoding threads (default: one per core).")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="Decoding threads (default: one per core); with --engine ray, embedding workers "
+                     "(default: as many as the cluster fits)."),
+    ] = None,
     max_pixels: Annotated[
         int, typer.Option("--max-pixels", help="Skip images with more pixels than this (decompression bombs).")
     ] = DEFAULT_MAX_PIXELS,
@@ -58,6 +62,16 @@ def embed_command(
                      "Default: the cache's own, float32 for a new cache."),
     ] = None,
     backend: BackendOption = None,
+    engine: Annotated[
+        str, typer.Option(help="local (this process) or ray (a Ray cluster; pip install \"featx[ray]\").")
+    ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option(help="--engine ray: the cluster, e.g. ray://head:10001 (default: $RAY_ADDRESS, else local Ray)."),
+    ] = None,
+    gpus_per_worker: Annotated[
+        float, typer.Option("--gpus-per-worker", help="--engine ray: GPUs each embedding worker holds.")
+    ] = 0,
     strict: Annotated[bool, typer.Option("--strict", help="Exit 1 when any image was skipped.")] = False,
     no_wait: Annotated[
         bool, typer.Option("--no-wait", help="Stop at once if another run is updating the same cache.")
@@ -69,7 +83,7 @@ def embed_command(
     options = EmbedOptions(
         backbone=backbone, weights=weights, seed=seed, image_size=image_size, resize=resize, pooling=pooling,
         preprocess=preprocess, batch_size=batch_size, workers=workers, max_pixels=max_pixels, dtype=dtype,
-        backend=backend,
+        backend=backend, engine=engine, address=address, gpus_per_worker=gpus_per_worker,
     )
     with progress_bar(enabled=not (quiet or as_json)) as progress:
         report = update_cache(data, options, cache=cache, progress=progress, wait=not no_wait, on_wait=info)

@@ -8,6 +8,8 @@ next run picks up the shards it left.
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import json
 import os
 import time
@@ -15,6 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -29,7 +32,7 @@ from featx.cache.store import CacheIndex, remove_stale_temporaries
 from featx.cache.tables import ID_DTYPE, ImageTable, SkipTable, id_column, str_column
 from featx.config import EmbedConfig
 from featx.datasets import LOOSE_FILES, Dataset, scan_dataset
-from featx.errors import CacheError, FeatxError
+from featx.errors import CacheError, FeatxError, ImageDecodeError
 from featx.features import SkippedImage
 from featx.fileindex import index_files
 from featx.options import EmbedOptions, RunOptions
@@ -93,6 +96,7 @@ def embed_into_cache(
     *,
     progress: Callable[[int], ProgressCallback] | None = None,
     extractor=None,
+    executor: Executor | None = None,
     wait: bool = True,
     on_wait: Callable[[str], None] | None = None,
 ) -> EmbedReport:
@@ -100,7 +104,8 @@ def embed_into_cache(
 
     A dataset's cache drops the vectors of files no longer in the dataset; a cache of loose files
     (:func:`featx.datasets.loose_files`) keeps every vector it ever computed. An ``extractor``
-    already built for ``config`` may be passed in to reuse it. One run at a time holds the cache's
+    already built for ``config`` may be passed in to reuse it, or an ``executor`` (by default the one
+``run.engine`` names: :class:`LocalExecutor`, or :class:`featx.ray_engine.RayExecutor`). One run at a time holds the cache's
     lock: with ``wait`` a second run waits (``on_wait`` is told), else it fails at once.
 
     ``progress(total)`` is called once with the number of images to embed and returns a callback
@@ -109,12 +114,13 @@ def embed_into_cache(
     started = time.perf_counter()
     with cache_lock(cache_path, wait=wait, on_wait=on_wait):
         remove_stale_temporaries(cache_path)
-        report = _update(dataset, config, cache_path, run, progress, extractor)
+        report = _update(dataset, config, cache_path, run, progress, extractor, executor)
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _update(dataset: Dataset, config: EmbedConfig, cache_path: Path, run: RunOptions, progress, extractor) -> EmbedReport:
+def _update(dataset: Dataset, config: EmbedConfig, cache_path: Path, run: RunOptions, progress, extractor,
+            executor) -> EmbedReport:
     fingerprint = config.fingerprint
     index = CacheIndex.read(cache_path) if cache_path.exists() else None
     if index is not None and index.fingerprint != fingerprint:
@@ -142,22 +148,21 @@ def _update(dataset: Dataset, config: EmbedConfig, cache_path: Path, run: RunOpt
     embedded: set[bytes] = set()
     if todo:
         advance = progress(len(todo)) if progress else None
-        if extractor is None:
-            from featx.extractor import FeatureExtractor  # imports TensorFlow: only when needed
-
-            extractor = FeatureExtractor(config, batch_size=run.batch_size, backend=run.backend)
-        feature_dim = extractor.feature_dim
-        for ids, vectors, failures in _embed(extractor, todo, config, run):
-            undecodable = [(i, str(e)) for i, e in failures if not isinstance(e, NotAsPlannedError)]
-            write_shard(cache_path, fingerprint, id_column(ids), vectors,
-                        id_column(i for i, _ in undecodable), [r for _, r in undecodable], backend=extractor.backend)
-            crash_point("shard-committed")
-            have.update(ids)
-            embedded.update(ids)
-            failed_ids.update(undecodable)
-            not_as_planned.update((i, str(e)) for i, e in failures if isinstance(e, NotAsPlannedError))
-            if advance:
-                advance(len(ids) + len(failures))
+        executor = executor or executor_for(config, run, extractor)
+        tell = _with_workers(advance, executor)
+        with contextlib.closing(executor.batches(todo)) as batches:
+            for ids, vectors, failures in batches:
+                undecodable = [(i, str(e)) for i, e in failures if not isinstance(e, NotAsPlannedError)]
+                write_shard(cache_path, fingerprint, id_column(ids), vectors, id_column(i for i, _ in undecodable),
+                            [r for _, r in undecodable], backend=executor.backend)
+                crash_point("shard-committed")
+                have.update(ids)
+                embedded.update(ids)
+                failed_ids.update(undecodable)
+                not_as_planned.update((i, str(e)) for i, e in failures if isinstance(e, NotAsPlannedError))
+                if tell:
+                    tell(len(ids) + len(failures))
+        feature_dim = executor.feature_dim
 
     warnings = dataset.warnings
     if index is not None and index.version < 2:
@@ -256,16 +261,66 @@ def _committed_work(
     return have, failed
 
 
-def _embed(
-    extractor, todo: dict[bytes, Path], config: EmbedConfig, run: RunOptions
-) -> Iterator[tuple[list[bytes], np.ndarray, list[tuple[bytes, str]]]]:
-    """(content ids, their vectors, (id, reason) of images that failed to decode), batch by batch."""
-    ahead = 2 * extractor.batch_size
-    stream = decode_stream(todo.items(), config.input_size, config.resize, run.decode_workers, ahead,
-                           run.max_pixels, sha256=lambda content_id: content_id)
-    for ids, pixels, failures in batched_pixels(stream, extractor.batch_size, config.input_size):
-        vectors = extractor(pixels) if ids else np.zeros((0, extractor.feature_dim), np.float32)
-        yield ids, vectors, failures
+Batch = tuple[list[bytes], np.ndarray, list[tuple[bytes, ImageDecodeError]]]
+
+
+class Executor(Protocol):
+    """Who decodes and embeds the planned images; the plan and the commits stay in :func:`_update`.
+
+    ``batches(todo)`` yields (content ids, their vectors, (id, decode error) of the images that
+    failed), batch by batch, each checked against its planned sha256 (else a
+    :class:`NotAsPlannedError`). ``backend`` is the Keras backend the vectors come from;
+    ``feature_dim`` their width (known at the latest once the batches are done); ``live_workers``
+    how many workers are embedding now, or None where that means nothing (one process).
+    """
+
+    backend: str
+    feature_dim: int
+    live_workers: int | None
+
+    def batches(self, todo: dict[bytes, Path]) -> Iterator[Batch]: ...
+
+
+class LocalExecutor:
+    """Decoding threads of this process feed one :class:`~featx.extractor.FeatureExtractor`."""
+
+    live_workers = None
+
+    def __init__(self, config: EmbedConfig, run: RunOptions, extractor=None):
+        if extractor is None:
+            from featx.extractor import FeatureExtractor  # imports TensorFlow: only when needed
+
+            extractor = FeatureExtractor(config, batch_size=run.batch_size, backend=run.backend)
+        self.extractor, self.config, self.run = extractor, config, run
+        self.backend, self.feature_dim = extractor.backend, extractor.feature_dim
+
+    def batches(self, todo: dict[bytes, Path]) -> Iterator[Batch]:
+        extractor, config = self.extractor, self.config
+        stream = decode_stream(todo.items(), config.input_size, config.resize, self.run.decode_workers,
+                               2 * extractor.batch_size, self.run.max_pixels, sha256=lambda content_id: content_id)
+        for ids, pixels, failures in batched_pixels(stream, extractor.batch_size, config.input_size):
+            vectors = extractor(pixels) if ids else np.zeros((0, extractor.feature_dim), np.float32)
+            yield ids, vectors, failures
+
+
+def executor_for(config: EmbedConfig, run: RunOptions, extractor=None) -> Executor:
+    """The executor ``run.engine`` names (an ``extractor`` already built means the local one)."""
+    if run.engine == "ray" and extractor is None:
+        from featx.ray_engine import RayExecutor  # imports Ray: only for this engine
+
+        return RayExecutor(config, run)
+    return LocalExecutor(config, run, extractor)
+
+
+def _with_workers(advance: ProgressCallback | None, executor: Executor) -> ProgressCallback | None:
+    """``advance``, told the number of live workers too when it takes a ``workers`` keyword."""
+    if advance is None or executor.live_workers is None:
+        return advance
+    try:
+        takes = "workers" in inspect.signature(advance).parameters
+    except (TypeError, ValueError):
+        takes = False
+    return (lambda count: advance(count, workers=executor.live_workers)) if takes else advance
 
 
 def _changed(index: CacheIndex | None, plan: SegmentPlan, cache_path: Path, images: ImageTable, skipped: SkipTable,

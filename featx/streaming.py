@@ -31,7 +31,10 @@ class NotAsPlannedError(ImageDecodeError):
     unreadable since it was hashed): this says nothing about the planned content."""
 
 
-def _load(path: Path, size: int, resize: str, max_pixels: int, sha256: bytes | None) -> np.ndarray | ImageDecodeError:
+def load_planned(path: Path | str, size: int, resize: str, max_pixels: int,
+                 sha256: bytes | None) -> np.ndarray | ImageDecodeError:
+    """Model input for one planned file, or why not: with ``sha256``, decoded from the very bytes that
+    hash to it (else a :class:`NotAsPlannedError`). Every engine decodes through here."""
     crash_point("decoding")
     source: Path | bytes = path
     if sha256 is not None:  # decode the very bytes whose hash is checked: never another content
@@ -68,7 +71,7 @@ def decode_stream(
         def submit_next() -> None:
             for key, path in iterator:
                 expected = sha256(key) if sha256 else None
-                pending.append((key, pool.submit(_load, path, size, resize, max_pixels, expected)))
+                pending.append((key, pool.submit(load_planned, path, size, resize, max_pixels, expected)))
                 return
 
         for _ in range(max(1, ahead)):

@@ -1,0 +1,249 @@
+"""The Ray engine: the local plan and commits, with decoding and embedding on a Ray cluster.
+
+The driver (this process) plans exactly as the local engine does (:mod:`featx.embedding`: list,
+hash, what is new) and commits every batch that comes back as a shard, alone, under the cache's
+lock. Ray Data does the rest: CPU tasks read and decode the planned files with featx's own
+:func:`featx.streaming.load_planned` (so the pixels, and the vectors, are the local engine's), an
+actor pool embeds them, one :class:`~featx.extractor.FeatureExtractor` built once per actor (on its
+GPU when it holds one), and the batches stream back through ``iter_batches``. A dead actor is
+restarted and its batch retried by Ray Data (its actor pools' own policy: restarts and retries
+without limit); a killed driver loses the batches not
+yet committed, and the rerun embeds only those. Install with ``pip install "featx[ray]"``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import numpy as np
+
+from featx._faults import crash_point
+from featx.backend import resolve_backend
+from featx.config import EmbedConfig
+from featx.embedding import Batch
+from featx.errors import ClusterError, FeatxError, ImageDecodeError, MissingDependencyError
+from featx.options import RunOptions
+from featx.streaming import NotAsPlannedError, load_planned
+
+LIVE_SECONDS = 30.0  # a worker is live while it delivered a batch this recently
+CONNECT_TIMEOUT = 5.0  # seconds to reach a cluster's address before saying it cannot be reached
+
+
+def import_ray():
+    """The ``ray`` module with Ray Data, or one line saying how to install it."""
+    try:
+        import ray
+        import ray.data  # noqa: F401  (Ray without its data extra cannot run this engine)
+    except ImportError:
+        raise MissingDependencyError(
+            '{param} is ray, which needs Ray Data (not installed): pip install "featx[ray]"', param="engine"
+        ) from None
+    return ray
+
+
+class RayExecutor:
+    """Decodes and embeds planned images on Ray (see the module docstring), for :func:`featx.embedding._update`.
+
+    ``run.address`` names the cluster (None: ``$RAY_ADDRESS``, else a new local instance; a Ray
+    already initialised in this process is used as it is). ``run.workers`` embedding actors
+    (default: one per GPU group when ``run.gpus_per_worker``, else one per two CPUs of the
+    cluster) of ``run.gpus_per_worker`` GPUs each. ``images_by_node`` counts where the work ran.
+    """
+
+    def __init__(self, config: EmbedConfig, run: RunOptions):
+        self.ray = import_ray()
+        self.config, self.run = config, run
+        self.backend = resolve_backend(run.backend)
+        self.feature_dim = 0  # known from the first batch back
+        self.images_by_node: Counter[str] = Counter()
+        self._seen: dict[str, float] = {}
+
+    @property
+    def live_workers(self) -> int:
+        """Workers that delivered a batch in the last :data:`LIVE_SECONDS`."""
+        now = time.monotonic()
+        return sum(1 for last in self._seen.values() if now - last <= LIVE_SECONDS)
+
+    def batches(self, todo: dict[bytes, Path]) -> Iterator[Batch]:
+        ray = self.ray
+        started = connect(ray, self.run.address)
+        try:
+            for batch in _stream(ray, self._dataset(todo), self.run.batch_size):
+                yield self._unpack(batch)
+        finally:
+            if started:
+                ray.shutdown()
+
+    def _dataset(self, todo: dict[bytes, Path]):
+        ray, run, config = self.ray, self.run, self.config
+        from ray.data import DataContext
+
+        context = DataContext.get_current()
+        context.enable_progress_bars = False  # featx draws its own
+        context.print_on_execution_start = False
+        logging.getLogger("ray.data").setLevel(logging.ERROR)  # its INFO lines, and a warning that the bars are off
+        items = [{"id": content_id, "path": str(path)} for content_id, path in todo.items()]
+        blocks = max(1, min(len(items) // run.batch_size, 200))
+        workers = run.workers or _default_workers(ray, run.gpus_per_worker)
+        return (
+            ray.data.from_items(items, override_num_blocks=blocks)
+            .map_batches(decode_batch, batch_size=run.batch_size, batch_format="numpy", num_cpus=1,
+                         fn_kwargs={"size": config.input_size, "resize": config.resize, "max_pixels": run.max_pixels},
+                         runtime_env=_runtime_env())
+            .map_batches(_worker_class(config, run.batch_size, self.backend), batch_size=run.batch_size,
+                         batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=workers),
+                         num_gpus=run.gpus_per_worker or None, runtime_env=_runtime_env())
+        )
+
+    def _unpack(self, batch: dict[str, np.ndarray]) -> Batch:
+        ids = [bytes(i) for i in batch["id"]]
+        reasons = [str(r) for r in batch["reason"]]
+        good = np.asarray([not r for r in reasons], dtype=bool)
+        vectors = np.asarray(batch["vector"], np.float32)
+        self.feature_dim = int(vectors.shape[1])
+        failures = [(i, (NotAsPlannedError if stale else ImageDecodeError)(r))
+                    for i, r, stale in zip(ids, reasons, batch["not_as_planned"]) if r]
+        now = time.monotonic()
+        for worker in set(batch["worker"].tolist()):
+            self._seen[worker] = now
+        self.images_by_node.update(batch["node"].tolist())
+        return [i for i, ok in zip(ids, good) if ok], vectors[good], failures
+
+
+def connect(ray, address: str | None) -> bool:
+    """Initialise Ray on ``address`` unless it already is; True when this call started it.
+
+    An address that does not answer within :data:`CONNECT_TIMEOUT` is one line naming it (Ray
+    itself would retry for minutes).
+    """
+    if ray.is_initialized():
+        return False
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address not in (None, "auto", "local"):
+        _check_reachable(address)
+    try:
+        ray.init(address=address, include_dashboard=False if address in (None, "local") else None,
+                 logging_level=logging.WARNING, log_to_driver=False, configure_logging=True)
+    except (ConnectionError, TimeoutError, RuntimeError) as exc:
+        raise ClusterError(f"Cannot reach the Ray cluster at {address or 'the local machine'} ({_first_line(exc)}); "
+                           "check {param}.", param="address") from None
+    return True
+
+
+def _check_reachable(address: str) -> None:
+    """Fail in one line unless something listens at ``address`` (``host:port`` or ``ray://host:port``)."""
+    parts = urlsplit(address if "://" in address else f"ray://{address}")
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        host = port = None
+    if not host or not port:
+        raise ClusterError(f"{{param}} {address!r} is not a Ray address (host:port or ray://host:port).",
+                           param="address")
+    try:
+        socket.create_connection((host, port), timeout=CONNECT_TIMEOUT).close()
+    except OSError as exc:
+        raise ClusterError(f"Cannot reach the Ray cluster at {address} ({exc.strerror or exc}); check {{param}}.",
+                           param="address") from None
+
+
+def _default_workers(ray, gpus_per_worker: float) -> int:
+    """One embedding actor per ``gpus_per_worker`` GPUs, else one per two CPUs (decoding needs the rest)."""
+    resources = ray.cluster_resources()
+    if gpus_per_worker:
+        return max(1, int(resources.get("GPU", 0) // gpus_per_worker))
+    return max(1, int(resources.get("CPU", 1)) // 2)
+
+
+def _stream(ray, dataset, batch_size: int) -> Iterator[dict[str, np.ndarray]]:
+    """The dataset's output in batches of ``batch_size`` rows (Ray packs several into a block); a featx
+    error raised on a worker is raised here as itself."""
+    try:
+        yield from dataset.iter_batches(batch_size=batch_size, batch_format="numpy", prefetch_batches=1)
+    except ray.exceptions.RayError as exc:
+        cause = _featx_cause(exc)
+        if cause is not None:
+            raise cause from None
+        raise FeatxError(f"The Ray engine failed: {_first_line(exc)}") from exc
+
+
+def _featx_cause(exc: BaseException) -> FeatxError | None:
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, FeatxError):
+            return exc
+        seen.add(id(exc))
+        exc = getattr(exc, "cause", None) or exc.__cause__
+    return None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _runtime_env() -> dict:
+    """The workers' environment: TensorFlow's C++ logs quiet, and the driver's fault-injection settings
+    (:mod:`featx._faults`), which reach its workers as they reach its threads."""
+    env = {k: v for k, v in os.environ.items() if k.startswith("FEATX_CRASH")}
+    return {"env_vars": {"TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"), **env}}
+
+
+def decode_batch(batch: dict[str, np.ndarray], *, size: int, resize: str, max_pixels: int) -> dict[str, np.ndarray]:
+    """A Ray Data task: the planned files of ``batch`` as pixels, or each one's reason (and whether
+    its bytes were not the planned ones) where it does not decode."""
+    count = len(batch["id"])
+    pixels = np.zeros((count, size, size, 3), np.float32)
+    reasons, stale = [""] * count, np.zeros(count, bool)
+    for row, (content_id, path) in enumerate(zip(batch["id"], batch["path"])):
+        result = load_planned(str(path), size, resize, max_pixels, bytes(content_id))
+        if isinstance(result, ImageDecodeError):
+            reasons[row], stale[row] = str(result), isinstance(result, NotAsPlannedError)
+        else:
+            pixels[row] = result
+    return {"id": batch["id"], "pixels": pixels, "reason": np.asarray(reasons, dtype=object), "not_as_planned": stale}
+
+
+class EmbedWorker:
+    """A Ray Data actor: builds the backbone of ``settings`` once, then embeds each batch's decoded images.
+
+    Ray Data builds it without arguments: :func:`_worker_class` gives the subclass that carries them.
+    """
+
+    settings: tuple[EmbedConfig, int, str]  # configuration, batch size, Keras backend
+
+    def __init__(self):
+        import ray
+
+        from featx.extractor import FeatureExtractor
+
+        config, batch_size, backend = self.settings
+        self.extractor = FeatureExtractor(config, batch_size=batch_size, backend=backend)
+        context = ray.get_runtime_context()
+        self.worker, self.node = context.get_actor_id() or str(os.getpid()), context.get_node_id()
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        crash_point("embedding-worker")
+        count, step = len(batch["id"]), self.extractor.batch_size
+        good = np.asarray([not r for r in batch["reason"]], dtype=bool)
+        vectors = np.zeros((count, self.extractor.feature_dim), np.float32)
+        rows = np.flatnonzero(good)
+        for start in range(0, len(rows), step):
+            chunk = rows[start : start + step]
+            vectors[chunk] = self.extractor(np.asarray(batch["pixels"][chunk], np.float32))
+        return {"id": batch["id"], "vector": vectors, "reason": batch["reason"],
+                "not_as_planned": batch["not_as_planned"], "worker": np.asarray([self.worker] * count, dtype=object),
+                "node": np.asarray([self.node] * count, dtype=object)}
+
+
+def _worker_class(config: EmbedConfig, batch_size: int, backend: str) -> type[EmbedWorker]:
+    """:class:`EmbedWorker` carrying its settings in the class, which Ray ships with the code
+    (constructor arguments would sit in the object store, where a restarted actor may miss them)."""
+    return type("EmbedWorker", (EmbedWorker,), {"settings": (config, batch_size, backend)})
