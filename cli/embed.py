@@ -19,10 +19,10 @@ from featx.options import EmbedOptions
 @handle_errors
 def embed_command(
     data: Annotated[
-        Path,
+        str,
         typer.Argument(
             help="A folder of class folders, of train/val/test folders, of plain images, "
-            "or a CSV manifest (path,label[,split]).",
+            "or a CSV manifest (path,label[,split]); or such a folder as a URL (s3://..., gs://...).",
             show_default=False,
         ),
     ],

@@ -35,6 +35,7 @@ from featx.datasets import LOOSE_FILES, Dataset, scan_dataset
 from featx.errors import CacheError, FeatxError, ImageDecodeError
 from featx.features import SkippedImage
 from featx.fileindex import index_files
+from featx.objectstore import ObjectFiles, is_url
 from featx.options import EmbedOptions, RunOptions
 from featx.streaming import NotAsPlannedError, batched_pixels, decode_stream
 
@@ -132,7 +133,7 @@ def _update(dataset: Dataset, config: EmbedConfig, cache_path: Path, run: RunOpt
     _check_same_dataset(index, cache_path, dataset)
     dtype = _dtype(index, run.dtype, cache_path)
     images, unreadable = index_files(dataset.root, dataset.records, index.images if index else None,
-                                     run.decode_workers)
+                                     run.decode_workers, files=_object_files(dataset, run))
     feature_dim = _known_width(index, config, cache_path)
     plan = plan_segments(index, feature_dim)
     have, failed_ids = _committed_work(index, plan, cache_path, fingerprint, feature_dim)
@@ -198,6 +199,19 @@ def _update(dataset: Dataset, config: EmbedConfig, cache_path: Path, run: RunOpt
         commit(cache_path, index, plan, attrs=attrs, classes=list(dataset.classes),
                images=images, skipped=skipped, feature_dim=feature_dim, dtype=dtype, embedded=embedded)
     return report
+
+
+def _object_files(dataset: Dataset, run: RunOptions):
+    """How the files of a URL dataset are stated and hashed (None: local files): the Ray engine hashes
+    them on its workers, so that their bytes never come to this process."""
+    if not is_url(dataset.root):
+        return None
+    hash_many = None
+    if run.engine == "ray":
+        from featx.ray_engine import hash_on_ray
+
+        hash_many = lambda urls: hash_on_ray(urls, run.address)  # noqa: E731
+    return ObjectFiles(dataset.root, hash_many, run.decode_workers)
 
 
 def _backends(index: CacheIndex | None, cache_path: Path, config: EmbedConfig) -> list[str]:

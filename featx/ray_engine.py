@@ -8,7 +8,9 @@ actor pool embeds them, one :class:`~featx.extractor.FeatureExtractor` built onc
 GPU when it holds one), and the batches stream back through ``iter_batches``. A dead actor is
 restarted and its batch retried by Ray Data (its actor pools' own policy: restarts and retries
 without limit); a killed driver loses the batches not
-yet committed, and the rerun embeds only those. Install with ``pip install "featx[ray]"``.
+yet committed, and the rerun embeds only those. A URL dataset (``s3://...``, :mod:`featx.objectstore`)
+is hashed by Ray tasks and read by the decoding tasks, so its bytes never pass through the driver.
+Install with ``pip install "featx[ray]"``.
 """
 
 from __future__ import annotations
@@ -72,14 +74,9 @@ class RayExecutor:
         return sum(1 for last in self._seen.values() if now - last <= LIVE_SECONDS)
 
     def batches(self, todo: dict[bytes, Path]) -> Iterator[Batch]:
-        ray = self.ray
-        started = connect(ray, self.run.address)
-        try:
-            for batch in _stream(ray, self._dataset(todo), self.run.batch_size):
-                yield self._unpack(batch)
-        finally:
-            if started:
-                ray.shutdown()
+        connect(self.ray, self.run.address)
+        for batch in _stream(self.ray, self._dataset(todo), self.run.batch_size):
+            yield self._unpack(batch)
 
     def _dataset(self, todo: dict[bytes, Path]):
         ray, run, config = self.ray, self.run, self.config
@@ -120,8 +117,8 @@ class RayExecutor:
 def connect(ray, address: str | None) -> bool:
     """Initialise Ray on ``address`` unless it already is; True when this call started it.
 
-    An address that does not answer within :data:`CONNECT_TIMEOUT` is one line naming it (Ray
-    itself would retry for minutes).
+    Ray stays up for the process's later runs (and shuts down at its exit). An address that does not
+    answer within :data:`CONNECT_TIMEOUT` is one line naming it (Ray itself would retry for minutes).
     """
     if ray.is_initialized():
         return False
@@ -194,6 +191,28 @@ def _runtime_env() -> dict:
     (:mod:`featx._faults`), which reach its workers as they reach its threads."""
     env = {k: v for k, v in os.environ.items() if k.startswith("FEATX_CRASH")}
     return {"env_vars": {"TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"), **env}}
+
+
+HASH_CHUNK = 64  # files per hashing task
+
+
+def hash_on_ray(urls: list[str], address: str | None) -> list[bytes | str]:
+    """The content id (hex sha256, as bytes) of each URL, or why it cannot be read, hashed by Ray
+    tasks where the data is (for the plan of a URL dataset: its bytes never come to the driver)."""
+    ray = import_ray()
+    connect(ray, address)
+    task = ray.remote(_hash_chunk).options(num_cpus=1, runtime_env=_runtime_env())
+    chunks = [task.remote(urls[start : start + HASH_CHUNK]) for start in range(0, len(urls), HASH_CHUNK)]
+    try:
+        return [digest for chunk in ray.get(chunks) for digest in chunk]
+    except ray.exceptions.RayError as exc:
+        raise _featx_cause(exc) or FeatxError(f"The Ray engine failed: {_first_line(exc)}") from None
+
+
+def _hash_chunk(urls: list[str]) -> list[bytes | str]:
+    from featx.objectstore import hash_urls
+
+    return hash_urls(urls, workers=4)
 
 
 def decode_batch(batch: dict[str, np.ndarray], *, size: int, resize: str, max_pixels: int) -> dict[str, np.ndarray]:

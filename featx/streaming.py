@@ -20,6 +20,7 @@ from featx.errors import ImageDecodeError
 from featx._faults import crash_point
 from featx.fileindex import os_reason
 from featx.images import DEFAULT_MAX_PIXELS, load_image
+from featx.objectstore import read_bytes
 
 T = TypeVar("T")
 
@@ -39,7 +40,7 @@ def load_planned(path: Path | str, size: int, resize: str, max_pixels: int,
     source: Path | bytes = path
     if sha256 is not None:  # decode the very bytes whose hash is checked: never another content
         try:
-            source = Path(path).read_bytes()
+            source = read_bytes(path)  # a local path or a URL
         except OSError as exc:
             return NotAsPlannedError(os_reason(exc))
         if hashlib.sha256(source).hexdigest().encode() != sha256:
