@@ -34,6 +34,9 @@ from featx.errors import ClusterError, FeatxError, ImageDecodeError, MissingDepe
 from featx.options import RunOptions
 from featx.streaming import NotAsPlannedError, load_planned
 
+# Not the embedding workers' 1: Ray Data fuses steps that ask for the same resources, and decoding
+# would then run inside the embedding actors, waiting for the backbone instead of running beside it.
+DECODE_CPUS = 0.5
 LIVE_SECONDS = 30.0  # a worker is live while it delivered a batch this recently
 CONNECT_TIMEOUT = 5.0  # seconds to reach a cluster's address before saying it cannot be reached
 
@@ -87,11 +90,11 @@ class RayExecutor:
         context.print_on_execution_start = False
         logging.getLogger("ray.data").setLevel(logging.ERROR)  # its INFO lines, and a warning that the bars are off
         items = [{"id": content_id, "path": str(path)} for content_id, path in todo.items()]
-        blocks = max(1, min(len(items) // run.batch_size, 200))
+        blocks = min(-(-len(items) // run.batch_size), 1000)  # a block per batch: each worker gets some
         workers = run.workers or _default_workers(ray, run.gpus_per_worker)
         return (
             ray.data.from_items(items, override_num_blocks=blocks)
-            .map_batches(decode_batch, batch_size=run.batch_size, batch_format="numpy", num_cpus=1,
+            .map_batches(decode_batch, batch_size=run.batch_size, batch_format="numpy", num_cpus=DECODE_CPUS,
                          fn_kwargs={"size": config.input_size, "resize": config.resize, "max_pixels": run.max_pixels},
                          runtime_env=_runtime_env())
             .map_batches(_worker_class(config, run.batch_size, self.backend), batch_size=run.batch_size,
