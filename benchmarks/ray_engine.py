@@ -39,7 +39,8 @@ def _embed_cli(data: Path, cache: Path, args, *extra: str) -> float:
 
 
 def _ray_start_stop() -> float:
-    code = ("import logging, ray; ray.init(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False);"
+    code = ("import logging, ray; ray.init(address='local', include_dashboard=False, logging_level=logging.ERROR, "
+            "log_to_driver=False);"
             " ray.shutdown()")
     started = time.perf_counter()
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
@@ -115,6 +116,18 @@ def spread(data: Path, work: Path, args) -> None:
                 node.wait(60)
             except subprocess.TimeoutExpired:
                 node.kill()
+        _forget_cluster(port)
+
+
+def _forget_cluster(port: int) -> None:
+    """Remove the note `ray start --head` leaves of this cluster (`ray stop` would, for every Ray process
+    on the machine), so that no later `ray.init()` tries to join the cluster that is gone."""
+    note = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"
+    try:
+        if note.read_text().strip().endswith(f":{port}"):
+            note.unlink()
+    except OSError:
+        pass
 
 
 def _wait_for(address: str, process: subprocess.Popen, seconds: float = 120) -> None:

@@ -50,7 +50,7 @@ class RunOptions:
     """How an embed run is carried out; none of these change the vectors the backbone computes."""
 
     batch_size: int = 32  # images per backbone call
-    workers: int | None = None  # decoding threads; None: one per core (at least two)
+    workers: int | None = None  # decoding threads; None: one per core (at least two); engine ray: embedding actors
     max_pixels: int = DEFAULT_MAX_PIXELS  # larger images are skipped undecoded (decompression bombs)
     # How the cache stores vectors (float16: half the bytes, within 1e-3); not in the fingerprint,
     # since the backbone computes the same vectors; recorded in the cache, which refuses another.

@@ -56,8 +56,8 @@ def import_ray():
 class RayExecutor:
     """Decodes and embeds planned images on Ray (see the module docstring), for :func:`featx.embedding._update`.
 
-    ``run.address`` names the cluster (None: ``$RAY_ADDRESS``, else a new local instance; a Ray
-    already initialised in this process is used as it is). ``run.workers`` embedding actors
+    ``run.address`` names the cluster (None: ``$RAY_ADDRESS``, else a new local instance; ``"auto"``:
+    the cluster started on this machine; a Ray already initialised in this process is used as it is). ``run.workers`` embedding actors
     (default: one per GPU group when ``run.gpus_per_worker``, else one per two CPUs of the
     cluster) of ``run.gpus_per_worker`` GPUs each. ``images_by_node`` counts where the work ran.
     """
@@ -125,14 +125,16 @@ def connect(ray, address: str | None) -> bool:
     """
     if ray.is_initialized():
         return False
-    address = address or os.environ.get("RAY_ADDRESS") or None
-    if address not in (None, "auto", "local"):
+    # No address: a new local instance, not whatever cluster a stale file under /tmp/ray names
+    # (which Ray's own default would try, and retry for minutes when it is gone); "auto" asks for that.
+    address = address or os.environ.get("RAY_ADDRESS") or "local"
+    if address not in ("auto", "local"):
         _check_reachable(address)
     try:
-        ray.init(address=address, include_dashboard=False if address in (None, "local") else None,
+        ray.init(address=address, include_dashboard=False if address == "local" else None,
                  logging_level=logging.WARNING, log_to_driver=False, configure_logging=True)
     except (ConnectionError, TimeoutError, RuntimeError) as exc:
-        raise ClusterError(f"Cannot reach the Ray cluster at {address or 'the local machine'} ({_first_line(exc)}); "
+        raise ClusterError(f"Cannot reach the Ray cluster at {address} ({_first_line(exc)}); "
                            "check {param}.", param="address") from None
     return True
 

@@ -30,7 +30,8 @@ CLI_OPTS = ["--weights", "none", "--image-size", "32", "--batch-size", "2", "-q"
 def ray_address():
     """One local Ray instance for the module (2 CPUs, no dashboard): its GCS address."""
     ray = pytest.importorskip("ray")
-    context = ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+    context = ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
+                       logging_level=logging.WARNING)
     try:
         yield context.address_info["gcs_address"]
     finally:
