@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
 import time
 from collections import Counter
@@ -30,6 +31,7 @@ from featx._faults import crash_point
 from featx.backend import resolve_backend
 from featx.config import EmbedConfig
 from featx.embedding import Batch
+from featx import errors
 from featx.errors import ClusterError, FeatxError, ImageDecodeError, MissingDependencyError
 from featx.options import RunOptions
 from featx.streaming import NotAsPlannedError, load_planned
@@ -88,7 +90,8 @@ class RayExecutor:
         context = DataContext.get_current()
         context.enable_progress_bars = False  # featx draws its own
         context.print_on_execution_start = False
-        logging.getLogger("ray.data").setLevel(logging.ERROR)  # its INFO lines, and a warning that the bars are off
+        if not os.environ.get("FEATX_DEBUG"):  # featx says what failed, in one line; FEATX_DEBUG=1 shows Ray's logs
+            logging.getLogger("ray.data").setLevel(logging.CRITICAL)
         items = [{"id": content_id, "path": str(path)} for content_id, path in todo.items()]
         blocks = min(-(-len(items) // run.batch_size), 1000)  # a block per batch: each worker gets some
         workers = run.workers or _default_workers(ray, run.gpus_per_worker)
@@ -130,9 +133,11 @@ def connect(ray, address: str | None) -> bool:
     address = address or os.environ.get("RAY_ADDRESS") or "local"
     if address not in ("auto", "local"):
         _check_reachable(address)
+    quiet = not os.environ.get("FEATX_DEBUG")  # FEATX_DEBUG=1: Ray's logs and its workers' output
     try:
         ray.init(address=address, include_dashboard=False if address == "local" else None,
-                 logging_level=logging.WARNING, log_to_driver=False, configure_logging=True)
+                 logging_level=logging.ERROR if quiet else logging.INFO, log_to_driver=not quiet,
+                 configure_logging=True)
     except (ConnectionError, TimeoutError, RuntimeError) as exc:
         raise ClusterError(f"Cannot reach the Ray cluster at {address} ({_first_line(exc)}); "
                            "check {param}.", param="address") from None
@@ -176,13 +181,23 @@ def _stream(ray, dataset, batch_size: int) -> Iterator[dict[str, np.ndarray]]:
         raise FeatxError(f"The Ray engine failed: {_first_line(exc)}") from exc
 
 
+_REMOTE_FEATX_ERROR = re.compile(r"^featx\.errors\.(\w+): (.+)$", re.MULTILINE)
+
+
 def _featx_cause(exc: BaseException) -> FeatxError | None:
-    seen: set[int] = set()
+    """The featx error a worker raised, from the exception chain or, when Ray kept only its text (an
+    actor that died in its constructor), from that text; None when it was not featx's."""
+    first, seen = exc, set()
     while exc is not None and id(exc) not in seen:
         if isinstance(exc, FeatxError):
             return exc
         seen.add(id(exc))
         exc = getattr(exc, "cause", None) or exc.__cause__
+    found = _REMOTE_FEATX_ERROR.findall(str(first))
+    if found:
+        name, message = found[-1]
+        kind = getattr(errors, name, FeatxError)
+        return (kind if isinstance(kind, type) and issubclass(kind, FeatxError) else FeatxError)(message.strip())
     return None
 
 

@@ -79,3 +79,18 @@ def test_the_engine_does_not_change_the_fingerprint():
     ray_options = EmbedOptions("MobileNetV2", weights="none", image_size=32, engine="local", workers=8)
     assert base.resolve().fingerprint == ray_options.resolve().fingerprint
     assert "engine" in {f for f in base.run_options().__dataclass_fields__}
+
+
+def test_a_featx_error_raised_on_a_worker_is_raised_as_itself():
+    # An actor that dies in its constructor reaches the driver as Ray's text only (ActorDiedError).
+    from featx.errors import WeightsUnavailableError
+    from featx.ray_engine import _featx_cause
+
+    died = RuntimeError("The actor died because of an error raised in its creation task\nTraceback (most recent "
+                        "call last):\n  ...\nfeatx.errors.WeightsUnavailableError: Could not download the weights.\n")
+    cause = _featx_cause(died)
+    assert isinstance(cause, WeightsUnavailableError) and str(cause) == "Could not download the weights."
+    wrapped = RuntimeError("task failed")
+    wrapped.cause = OptionError("{param} is wrong.", param="backend")
+    assert _featx_cause(wrapped) is wrapped.cause
+    assert _featx_cause(RuntimeError("a Ray failure of its own")) is None
