@@ -106,8 +106,9 @@ def embed_into_cache(
     A dataset's cache drops the vectors of files no longer in the dataset; a cache of loose files
     (:func:`featx.datasets.loose_files`) keeps every vector it ever computed. An ``extractor``
     already built for ``config`` may be passed in to reuse it, or an ``executor`` (by default the one
-``run.engine`` names: :class:`LocalExecutor`, or :class:`featx.ray_engine.RayExecutor`). One run at a time holds the cache's
-    lock: with ``wait`` a second run waits (``on_wait`` is told), else it fails at once.
+    ``run.engine`` names: :class:`LocalExecutor`, or :class:`featx.ray_engine.RayExecutor`). One run at
+    a time holds the cache's lock: with ``wait`` a second run waits (``on_wait`` is told), else it
+    fails at once.
 
     ``progress(total)`` is called once with the number of images to embed and returns a callback
     that receives the number of images finished after each batch.
