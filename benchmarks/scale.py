@@ -1,6 +1,6 @@
 """What featx costs as a cache grows: each run should cost what is new, not what is cached.
 
-    python benchmarks/scale.py [--sizes 10000 100000] [--dtype float32] [--work DIR]
+    python benchmarks/scale.py [--sizes 10000 100000] [--dtype float32] [--work DIR] [--repeat 3]
 
 For each size N: a folder of N generated 32-px PNGs (class folders), a tiny 32-px custom backbone
 that outputs 2,048-d vectors (weights in the .keras file: no download), then, each as the user runs
@@ -8,6 +8,11 @@ it (`featx embed` in a fresh process, wall time): the first embed, an unchanged 
 new images, adding a fixed 200, then `featx.load_features` (in a fresh process) and the cache's
 bytes per image. A plain walk + stat of the folder is the floor for a rerun. The last table gives
 the per-image cost ratio between consecutive sizes (1.0: linear; an append should stay flat).
+
+A run's time is dominated by start-up (importing TensorFlow: seconds, and more when the machine is
+busy), so one timing per size compares noise. ``--repeat K`` then adds 200 new images to each
+size's cache in turn, K rounds interleaved, and gives the median time per size and their ratio:
+the fair comparison on a shared machine.
 """
 
 from __future__ import annotations
@@ -51,6 +56,13 @@ def write_images(folder: Path, count: int, start: int = 0) -> None:
         target = folder / f"c{i % 10}" / f"img{i:07d}.png"
         target.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(pixels).save(target, compress_level=1)
+
+
+def remove_from(folder: Path, first: int) -> None:
+    """Delete the images numbered ``first`` and above (those written by later ``write_images``)."""
+    for path in folder.rglob("img*.png"):
+        if int(path.stem[3:]) >= first:
+            path.unlink()
 
 
 def walk_stat(folder: Path) -> float:
@@ -100,9 +112,23 @@ def measure(n: int, work: Path, model: Path, dtype: str) -> dict[str, float]:
     row["add 200"] = embed(data, cache, model, dtype)
     row["load"] = load(cache)
     row["bytes/image"] = cache_bytes(cache) / (n + extra + 200)
-    for path in sorted(data.rglob("img*.png"))[n:]:  # back to N images for a rerun of the script
-        path.unlink()
+    remove_from(data, n)  # back to N images for a rerun of the script
     return row
+
+
+def interleaved_adds(sizes: list[int], work: Path, model: Path, dtype: str, repeats: int) -> dict[int, float]:
+    """Median time to add 200 new images to each size's cache, the sizes taking turns ``repeats``
+    times; each round's images are removed again (untimed rerun) so every round adds new content."""
+    times: dict[int, list[float]] = {n: [] for n in sizes}
+    for round_ in range(repeats):
+        for n in sizes:
+            data, cache = work / f"data{n}", work / f"cache{n}-{dtype}.h5"
+            start = 10_000_000 * (round_ + 1)  # content never seen by this cache
+            write_images(data, 200, start=start)
+            times[n].append(embed(data, cache, model, dtype))
+            remove_from(data, start)
+            embed(data, cache, model, dtype)
+    return {n: float(np.median(t)) for n, t in times.items()}
 
 
 def main() -> None:
@@ -110,6 +136,8 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--work", type=Path, default=None, help="Keep images here between runs.")
+    parser.add_argument("--repeat", type=int, default=0,
+                        help="Then add 200 images to every size K times, interleaved (medians, ratio).")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="featx-scale-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -132,6 +160,13 @@ def main() -> None:
               "(1.0 = grows with the cache, 1/%.0f = flat):" % scale)
         for key in ("unchanged rerun", "add 200", "load"):
             print(f"  {key}: {large[key] / small[key] / scale:.2f} per image, {large[key] / small[key]:.2f}x in total")
+    if args.repeat:
+        medians = interleaved_adds(args.sizes, work, model, args.dtype, args.repeat)
+        print(f"\nadd 200 new images, median of {args.repeat} interleaved rounds: "
+              + ", ".join(f"{n:,} images {t:.2f} s" for n, t in medians.items()))
+        first = args.sizes[0]
+        for n in args.sizes[1:]:
+            print(f"  {n:,} vs {first:,}: {medians[n] / medians[first]:.2f}x")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from featx.errors import DatasetError, FeatxError, MissingFileError, OptionError
-from featx.images import IMAGE_EXTENSIONS, is_image_file
+from featx.images import IMAGE_EXTENSIONS, is_image_file, is_image_name
 
 SPLITS = ("train", "val", "test")  # the splits a dataset can have; "" is "no split given"
 LOOSE_FILES = "files"  # the layout of loose files: absolute paths, no labels, no split
@@ -92,7 +92,7 @@ def scan_dataset(data: str | os.PathLike) -> Dataset:
 class _Found(NamedTuple):
     """An image as a scan found it, before the checks of :func:`_dataset`."""
 
-    path: Path | str
+    path: Path | str  # str: found by a folder walk (absolute, normal); Path: from a manifest
     label: int
     split: str
     row: int = 0  # its line in a manifest (0 for folders), to name it in messages
@@ -244,7 +244,7 @@ def _dataset(root: Path, source: Path, layout: str, classes: tuple[str, ...],
              found: list[_Found], warnings: Sequence[str] = ()) -> Dataset:
     """A Dataset of one record per file, sorted by split (train, val, test, none) then path."""
     found, doubles = _one_per_file(root, source, classes, found)
-    records = [ImageRecord(_relative(f.path, root), f.label, f.split) for f in found]
+    records = [ImageRecord(path, f.label, f.split) for path, f in zip(_relatives(found, root), found)]
     records.sort(key=lambda r: (_SPLIT_ORDER[r.split], r.path))
     return Dataset(root, source, layout, classes, tuple(records), (*warnings, *doubles))
 
@@ -303,11 +303,12 @@ def _conflict(root: Path, source: Path, classes: tuple[str, ...], seen: _Found, 
 def _real_file(path: Path | str, real_dirs: dict[str, tuple[str, frozenset[str] | None]]) -> str:
     """The real path of ``path`` (links resolved), resolving each folder and listing its links only
     once (the listing says which names are links: no system call per file)."""
-    folder, name = os.path.split(os.path.abspath(path))
+    folder, name = os.path.split(path if isinstance(path, str) else os.path.abspath(path))
     if folder not in real_dirs:
-        real_dirs[folder] = (os.path.realpath(folder), _links_in(folder))
+        real = os.path.realpath(folder)
+        real_dirs[folder] = (real if real.endswith(os.sep) else real + os.sep, _links_in(folder))
     real, links = real_dirs[folder]
-    full = os.path.join(real, name)
+    full = real + name  # not os.path.join: this runs once per file of the dataset
     is_link = os.path.islink(full) if links is None else name in links
     return os.path.realpath(full) if is_link else full
 
@@ -333,6 +334,15 @@ def _relative(path: Path, root: Path) -> str:
     if relative == os.pardir or relative.startswith(os.pardir + os.sep):
         return Path(full).as_posix()
     return Path(relative).as_posix()
+
+
+def _relatives(found: list[_Found], root: Path) -> list[str]:
+    """:func:`_relative` of every path found; a walked path under ``root`` (a str, absolute and
+    normal) needs only a slice, which matters at millions of files."""
+    prefix = str(root).rstrip(os.sep) + os.sep
+    cut = len(prefix)
+    return [f.path[cut:] if os.sep == "/" and isinstance(f.path, str) and f.path.startswith(prefix)
+            and len(f.path) > cut else _relative(f.path, root) for f in found]
 
 
 def _image_subfolders(folder: Path) -> list[str]:
@@ -372,9 +382,10 @@ def _walk_images(folder: Path, fences: Sequence[str] = ()) -> Iterator[str]:
         with os.scandir(dirpath) as entries:  # an unreadable folder raises: never a silent gap
             entries = sorted(entries, key=lambda e: e.name)
         folders = [e.name for e in entries if not e.name.startswith(".") and _is_dir(e)]
+        prefix = dirpath if dirpath.endswith(os.sep) else dirpath + os.sep
         # the directory listing says what is a file or a link: no stat per regular file
-        yield from (os.path.join(dirpath, e.name) for e in entries
-                    if is_image_file(e.name) and not _is_dir(e) and (e.is_file() or e.is_symlink()))
+        yield from (prefix + e.name for e in entries
+                    if is_image_name(e.name) and not _is_dir(e) and (e.is_file() or e.is_symlink()))
         for name in folders:  # symlinked folders are followed (loops are not)
             yield from visit(os.path.join(dirpath, name))
 

@@ -15,8 +15,6 @@ from featx.cache.tables import ID_DTYPE, ImageTable, id_column, str_column
 from featx.config import sha256_file
 from featx.datasets import ImageRecord
 
-CHUNK = 256  # files per thread task
-
 
 def os_reason(exc: OSError) -> str:
     """A short reason, for a skip list, why a file could not be read."""
@@ -27,6 +25,12 @@ def os_reason(exc: OSError) -> str:
     if isinstance(exc, IsADirectoryError):
         return "is a folder, not a file"
     return f"cannot read file ({exc.strerror or exc})"
+
+
+def _unreadable(exc: OSError, path: str) -> str:
+    if isinstance(exc, FileNotFoundError) and os.path.islink(path):
+        return "broken symbolic link"
+    return os_reason(exc)
 
 
 def index_files(
@@ -40,26 +44,26 @@ def index_files(
 
     A file whose size and modification time match the previous table keeps its id without being
     read again, which is what makes a rerun on an unchanged folder fast. ``files`` stats and hashes
-    them: local files by default; :class:`featx.objectstore.ObjectFiles` for a URL dataset.
+    them: local files by default (:class:`LocalFiles`); :class:`featx.objectstore.ObjectFiles` for
+    a dataset named by URL.
     """
     files = files or LocalFiles(root, workers)
     known: dict[str, tuple[int, int, bytes]] = {}
-    if previous is not None:
-        known = {
-            p: (int(s), int(m), i)
-            for p, s, m, i in zip(previous.path, previous.size, previous.mtime_ns, previous.id)
-        }
+    if previous is not None:  # tolist(): Python values at C speed, not one numpy scalar at a time
+        known = dict(zip(previous.path.tolist(),
+                         zip(previous.size.tolist(), previous.mtime_ns.tolist(), previous.id.tolist())))
     paths = [record.path for record in records]
-    results: list[tuple[int, int, bytes] | str] = []
-    unknown: list[int] = []
+    results: list[tuple[int, int, bytes] | tuple[int, int] | str] = []
+    to_hash: list[int] = []
     for row, (path, stat) in enumerate(zip(paths, files.stat(paths))):
-        seen = known.get(path)
-        if isinstance(stat, str) or (seen is not None and seen[:2] == stat and stat[1] >= 0):
-            results.append(stat if isinstance(stat, str) else seen)
-        else:
-            results.append(stat)
-            unknown.append(row)
-    for row, digest in zip(unknown, files.sha256([paths[row] for row in unknown])):
+        seen = known.get(path) if not isinstance(stat, str) else None
+        if seen is not None and seen[0] == stat[0] and seen[1] == stat[1] and stat[1] >= 0:
+            results.append(seen)
+            continue
+        results.append(stat)
+        if not isinstance(stat, str):  # new or changed: hashed below
+            to_hash.append(row)
+    for row, digest in zip(to_hash, files.sha256([paths[row] for row in to_hash])):
         size, mtime_ns = results[row]
         results[row] = digest if isinstance(digest, str) else (size, mtime_ns, digest)
 
@@ -88,36 +92,37 @@ class Files(Protocol):
 
 
 class LocalFiles:
-    """Files under a local ``root``, stated and hashed by ``workers`` threads, a chunk per task."""
+    """Files under a local ``root`` (or absolute): a stat each in this thread (threads only add overhead
+    there), then the new or changed ones hashed in ``workers`` threads (hashlib releases the GIL)."""
 
     def __init__(self, root: Path, workers: int):
-        self.root, self.workers = root, workers
+        self.prefix = str(root).rstrip(os.sep) + os.sep
+        self.workers = workers
+
+    def _path(self, name: str) -> str:
+        return name if os.path.isabs(name) else self.prefix + name
 
     def stat(self, paths: Sequence[str]) -> list[tuple[int, int] | str]:
-        def one(name: str) -> tuple[int, int] | str:
-            path = os.path.join(self.root, name)
+        found: list[tuple[int, int] | str] = []
+        for name in paths:
+            path = self._path(name)
             try:
                 stat = os.stat(path)
             except OSError as exc:
-                if isinstance(exc, FileNotFoundError) and os.path.islink(path):
-                    return "broken symbolic link"
-                return os_reason(exc)
-            return (stat.st_size, stat.st_mtime_ns) if S_ISREG(stat.st_mode) else "not a regular file"
-
-        return self._map(one, paths)
+                found.append(_unreadable(exc, path))
+                continue
+            found.append((stat.st_size, stat.st_mtime_ns) if S_ISREG(stat.st_mode) else "not a regular file")
+        return found
 
     def sha256(self, paths: Sequence[str]) -> list[bytes | str]:
-        def one(name: str) -> bytes | str:
+        def digest(name: str) -> bytes | str:
+            path = self._path(name)
             try:
-                return sha256_file(Path(os.path.join(self.root, name))).encode()
+                return sha256_file(Path(path)).encode()
             except OSError as exc:
-                return os_reason(exc)
+                return _unreadable(exc, path)
 
-        return self._map(one, paths)
-
-    def _map(self, one, paths: Sequence[str]) -> list:
-        def some(start: int) -> list:  # one task per chunk: few futures
-            return [one(path) for path in paths[start : start + CHUNK]]
-
+        if not paths:
+            return []
         with ThreadPoolExecutor(max_workers=max(1, self.workers)) as pool:
-            return [result for chunk in pool.map(some, range(0, len(paths), CHUNK)) for result in chunk]
+            return list(pool.map(digest, paths))

@@ -27,8 +27,13 @@ _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
 
 def is_image_file(name: str) -> bool:
     """Whether a file name has an image extension (any case); hidden files are never images."""
-    base = os.path.basename(name)
-    return not base.startswith(".") and os.path.splitext(base)[1].lower() in IMAGE_EXTENSIONS
+    return is_image_name(os.path.basename(name))
+
+
+def is_image_name(base: str) -> bool:
+    """:func:`is_image_file` for a bare file name (no folder): what a folder walk asks per entry."""
+    dot = base.rfind(".")
+    return dot > 0 and base[0] != "." and base[dot:].lower() in IMAGE_EXTENSIONS
 
 
 DEFAULT_MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485  # Pillow's own decompression-bomb limit
