@@ -32,7 +32,8 @@ from embed_throughput import write_photos  # noqa: E402  (the same photo-like JP
 
 def _embed_cli(data: Path, cache: Path, args, *extra: str) -> float:
     command = [sys.executable, "-m", "featx", "embed", str(data), "-b", args.backbone, "--weights", "none",
-               "--image-size", str(args.size), "--batch-size", str(args.batch_size), "--cache", str(cache), "-q", *extra]
+               "--image-size", str(args.size), "--batch-size", str(args.batch_size), "--cache", str(cache),
+               "-q", *extra]
     started = time.perf_counter()
     subprocess.run(command, check=True)
     return time.perf_counter() - started

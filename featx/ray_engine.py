@@ -7,10 +7,10 @@ lock. Ray Data does the rest: CPU tasks read and decode the planned files with f
 actor pool embeds them, one :class:`~featx.extractor.FeatureExtractor` built once per actor (on its
 GPU when it holds one), and the batches stream back through ``iter_batches``. A dead actor is
 restarted and its batch retried by Ray Data (its actor pools' own policy: restarts and retries
-without limit); a killed driver loses the batches not
-yet committed, and the rerun embeds only those. A URL dataset (``s3://...``, :mod:`featx.objectstore`)
-is hashed by Ray tasks and read by the decoding tasks, so its bytes never pass through the driver.
-Install with ``pip install "featx[ray]"``.
+without limit); a killed driver loses the batches not yet committed, and the rerun embeds only
+those. A URL dataset (``s3://...``, :mod:`featx.objectstore`) is hashed by Ray tasks and read by
+the decoding tasks, so its bytes never pass through the driver. Install with
+``pip install "featx[ray]"``.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ import numpy as np
 from featx._faults import crash_point
 from featx.backend import resolve_backend
 from featx.config import EmbedConfig
-from featx.embedding import Batch
 from featx import errors
+from featx.embedding import Batch
 from featx.errors import ClusterError, FeatxError, ImageDecodeError, MissingDependencyError
 from featx.options import RunOptions
 from featx.streaming import NotAsPlannedError, load_planned
@@ -59,9 +59,11 @@ class RayExecutor:
     """Decodes and embeds planned images on Ray (see the module docstring), for :func:`featx.embedding._update`.
 
     ``run.address`` names the cluster (None: ``$RAY_ADDRESS``, else a new local instance; ``"auto"``:
-    the cluster started on this machine; a Ray already initialised in this process is used as it is). ``run.workers`` embedding actors
-    (default: one per GPU group when ``run.gpus_per_worker``, else one per two CPUs of the
-    cluster) of ``run.gpus_per_worker`` GPUs each. ``images_by_node`` counts where the work ran.
+    the cluster started on this machine; a Ray already initialised in this process is used as it
+    is). ``run.workers`` embedding actors (default: one per GPU group when ``run.gpus_per_worker``,
+    else one per two CPUs of the cluster) of ``run.gpus_per_worker`` GPUs each. ``images_by_node``
+    counts where the work ran. Ray Data's progress bars are turned off in this process (featx
+    draws its own).
     """
 
     def __init__(self, config: EmbedConfig, run: RunOptions):
@@ -90,7 +92,7 @@ class RayExecutor:
         context = DataContext.get_current()
         context.enable_progress_bars = False  # featx draws its own
         context.print_on_execution_start = False
-        if not os.environ.get("FEATX_DEBUG"):  # featx says what failed, in one line; FEATX_DEBUG=1 shows Ray's logs
+        if not os.environ.get("FEATX_DEBUG"):  # featx says what failed in one line; FEATX_DEBUG=1: Ray's logs
             logging.getLogger("ray.data").setLevel(logging.CRITICAL)
         items = [{"id": content_id, "path": str(path)} for content_id, path in todo.items()]
         blocks = min(-(-len(items) // run.batch_size), 1000)  # a block per batch: each worker gets some
