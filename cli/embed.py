@@ -19,10 +19,10 @@ from featx.options import EmbedOptions
 @handle_errors
 def embed_command(
     data: Annotated[
-        Path,
+        str,
         typer.Argument(
             help="A folder of class folders, of train/val/test folders, of plain images, "
-            "or a CSV manifest (path,label[,split]).",
+            "or a CSV manifest (path,label[,split]); or such a folder as a URL (s3://..., gs://...).",
             show_default=False, parser=path_argument,
         ),
     ],
@@ -66,7 +66,8 @@ def embed_command(
     ] = None,
     workers: Annotated[
         int | None,
-        typer.Option(help="Decoding workers: processes for a GPU backbone, else threads (default: one per core)."),
+        typer.Option(help="Decoding workers: processes for a GPU backbone, else threads (default: one per core); "
+                     "with --engine ray, embedding workers (default: as many as the cluster fits)."),
     ] = None,
     max_pixels: Annotated[
         int, typer.Option("--max-pixels", help="Skip images with more pixels than this (decompression bombs).")
@@ -77,6 +78,16 @@ def embed_command(
                      "Default: the cache's own, float32 for a new cache."),
     ] = None,
     backend: BackendOption = None,
+    engine: Annotated[
+        str, typer.Option(help="local (this process) or ray (a Ray cluster; pip install \"featx[ray]\").")
+    ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option(help="--engine ray: the cluster, e.g. ray://head:10001 (default: $RAY_ADDRESS, else local Ray)."),
+    ] = None,
+    gpus_per_worker: Annotated[
+        float, typer.Option("--gpus-per-worker", help="--engine ray: GPUs each embedding worker holds.")
+    ] = 0,
     strict: Annotated[bool, typer.Option("--strict", help="Exit 1 when any image was skipped.")] = False,
     no_wait: Annotated[
         bool, typer.Option("--no-wait", help="Stop at once if another run is updating the same cache.")
@@ -88,8 +99,8 @@ def embed_command(
     options = EmbedOptions(
         backbone=backbone, weights=weights, seed=seed, image_size=image_size, resize=resize, pooling=pooling,
         preprocess=preprocess, jpeg_draft=jpeg_draft, precision=precision, batch_size=batch_size, workers=workers,
-        max_pixels=max_pixels, dtype=dtype,
-        backend=backend,
+        max_pixels=max_pixels, dtype=dtype, backend=backend, engine=engine, address=address,
+        gpus_per_worker=gpus_per_worker,
     )
     with progress_bar(enabled=not (quiet or as_json)) as progress:
         report = update_cache(data, options, cache=cache, progress=progress, wait=not no_wait, on_wait=info)

@@ -1,4 +1,5 @@
-"""A progress bar with images/s and ETA on a terminal; nothing when output is not a terminal."""
+"""A progress bar with images/s and ETA on a terminal; nothing when output is not a terminal.
+On a cluster (``--engine ray``) it also shows how many workers are embedding."""
 
 from __future__ import annotations
 
@@ -22,16 +23,18 @@ def progress_bar(enabled: bool, label: str = "embedding") -> Iterator[Callable[[
         MofNCompleteColumn(),
         TextColumn("{task.fields[rate]} img/s"),
         TimeRemainingColumn(),
+        TextColumn("{task.fields[workers]}"),
     )
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
 
         def start(total: int) -> Callable[[int], None]:
-            task = bar.add_task(label, total=total, rate="-")
+            task = bar.add_task(label, total=total, rate="-", workers="")
 
-            def advance(count: int) -> None:
+            def advance(count: int, workers: int | None = None) -> None:
                 bar.advance(task, count)
                 speed = bar.tasks[task].speed
-                bar.update(task, rate=f"{speed:.1f}" if speed else "-")
+                bar.update(task, rate=f"{speed:.1f}" if speed else "-",
+                           workers="" if workers is None else f"{workers} workers")
 
             return advance
 

@@ -36,6 +36,9 @@ def embed(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     dtype: str | None = None,
     backend: str | None = None,
+    engine: str = "local",
+    address: str | None = None,
+    gpus_per_worker: float = 0,
     cache: str | os.PathLike | None = None,
     wait: bool = True,
     progress: Callable[[int], ProgressCallback] | None = None,
@@ -52,14 +55,16 @@ def embed(
     ``features.report`` says what this run did (embedded, reused, skipped). ``cache`` is a cache
     folder or ``.h5`` file (default ``$FEATX_CACHE_DIR`` or ``.featx``); ``wait=False`` fails at
     once when another run holds it. ``dtype="float16"`` stores the vectors at half the size; the
-    features returned are float32.
+    features returned are float32. ``engine="ray"`` decodes and embeds on a Ray cluster
+    (``pip install "featx[ray]"``; ``address`` names it, default a local instance; ``workers``
+    embedding workers of ``gpus_per_worker`` GPUs each) into the same cache; see
+    :mod:`featx.ray_engine`. ``data`` may then also be an object-store URL (``s3://...``).
     """
     options = EmbedOptions(
         backbone=backbone, weights=weights, image_size=image_size, resize=resize, pooling=pooling,
         preprocess=preprocess, seed=seed, jpeg_draft=jpeg_draft, precision=precision, batch_size=batch_size,
-        workers=workers, max_pixels=max_pixels,
-        dtype=dtype,
-        backend=backend,
+        workers=workers, max_pixels=max_pixels, dtype=dtype, backend=backend, engine=engine, address=address,
+        gpus_per_worker=gpus_per_worker,
     )
     report = update_cache(data, options, cache=cache, progress=progress, wait=wait)
     return replace(load_features(report.cache_path), report=report)

@@ -69,7 +69,13 @@ def loose_files(paths: Sequence[str | os.PathLike]) -> Dataset:
 
 
 def scan_dataset(data: str | os.PathLike) -> Dataset:
-    """Find the images and labels at `data`, a folder or a CSV manifest, in a stable order."""
+    """Find the images and labels at `data`, a folder or a CSV manifest, in a stable order; a URL
+    (``s3://...``) is listed through fsspec (:func:`featx.objectstore.scan_url`)."""
+    if isinstance(data, str) and "://" in data:
+        from featx.objectstore import is_url, scan_url
+
+        if is_url(data):
+            return scan_url(data)
     source = Path(os.path.abspath(os.path.expanduser(os.fspath(data))))
     if not source.exists():
         raise MissingFileError(f"{{param}}: {source} does not exist; {_EXPECTED}.", param="data")

@@ -42,6 +42,9 @@ class Embedder(TransformerMixin, BaseEstimator):
         max_pixels: int = DEFAULT_MAX_PIXELS,
         dtype: str | None = None,
         backend: str | None = None,
+        engine: str = "local",
+        address: str | None = None,
+        gpus_per_worker: float = 0,
         cache_dir: str | None = None,
     ):
         self.backbone = backbone
@@ -58,6 +61,9 @@ class Embedder(TransformerMixin, BaseEstimator):
         self.max_pixels = max_pixels
         self.dtype = dtype
         self.backend = backend
+        self.engine = engine
+        self.address = address
+        self.gpus_per_worker = gpus_per_worker
         self.cache_dir = cache_dir
 
     def fit(self, X, y=None) -> "Embedder":

@@ -8,6 +8,8 @@ next run picks up the shards it left.
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import json
 import os
 import time
@@ -15,6 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -30,9 +33,10 @@ from featx.cache.store import CacheIndex, remove_stale_temporaries
 from featx.cache.tables import ID_DTYPE, ImageTable, SkipTable, id_column, str_column
 from featx.config import EmbedConfig
 from featx.datasets import LOOSE_FILES, Dataset, scan_dataset
-from featx.errors import CacheError, CacheWriteError, FeatxError, check_path
+from featx.errors import CacheError, CacheWriteError, FeatxError, ImageDecodeError, check_path
 from featx.features import SkippedImage
 from featx.fileindex import index_files
+from featx.objectstore import ObjectFiles, is_url
 from featx.options import EmbedOptions, RunOptions, check_batch_memory
 from featx.streaming import DecodeSpec, NotAsPlannedError, decode_batches, start_workers, use_processes
 
@@ -96,6 +100,7 @@ def embed_into_cache(
     *,
     progress: Callable[[int], ProgressCallback] | None = None,
     extractor=None,
+    executor: Executor | None = None,
     wait: bool = True,
     on_wait: Callable[[str], None] | None = None,
 ) -> EmbedReport:
@@ -103,8 +108,10 @@ def embed_into_cache(
 
     A dataset's cache drops the vectors of files no longer in the dataset; a cache of loose files
     (:func:`featx.datasets.loose_files`) keeps every vector it ever computed. An ``extractor``
-    already built for ``config`` may be passed in to reuse it. One run at a time holds the cache's
-    lock: with ``wait`` a second run waits (``on_wait`` is told), else it fails at once.
+    already built for ``config`` may be passed in to reuse it, or an ``executor`` (by default the one
+    ``run.engine`` names: :class:`LocalExecutor`, or :class:`featx.ray_engine.RayExecutor`). One run at
+    a time holds the cache's lock: with ``wait`` a second run waits (``on_wait`` is told), else it
+    fails at once.
 
     ``progress(total)`` is called once with the number of images to embed and returns a callback
     that receives the number of images finished after each batch.
@@ -115,13 +122,13 @@ def embed_into_cache(
     with cache_lock(cache_path, wait=wait, on_wait=on_wait, read_only_ok=True) as writable:
         if writable:
             remove_stale_temporaries(cache_path)
-        report = _update(dataset, config, cache_path, run, progress, extractor, writable)
+        report = _update(dataset, config, cache_path, run, progress, extractor, executor, writable)
     report.seconds = time.perf_counter() - started
     return report
 
 
 def _update(dataset: Dataset, config: EmbedConfig, cache_path: Path, run: RunOptions, progress, extractor,
-            writable: bool = True) -> EmbedReport:
+            executor, writable: bool = True) -> EmbedReport:
     fingerprint = config.fingerprint
     index = CacheIndex.read(cache_path) if cache_path.exists() else None
     if index is not None and index.fingerprint != fingerprint:
@@ -133,7 +140,7 @@ def _update(dataset: Dataset, config: EmbedConfig, cache_path: Path, run: RunOpt
     _check_same_dataset(index, cache_path, dataset)
     dtype = _dtype(index, run.dtype, cache_path)
     images, unreadable = index_files(dataset.root, dataset.records, index.images if index else None,
-                                     run.decode_workers)
+                                     run.decode_workers, files=_object_files(dataset, run))
     feature_dim = _known_width(index, config, cache_path)
     plan = plan_segments(index, feature_dim)
     have, failed_ids = _committed_work(index, plan, cache_path, fingerprint, feature_dim)
@@ -151,24 +158,21 @@ def _update(dataset: Dataset, config: EmbedConfig, cache_path: Path, run: RunOpt
         raise _unwritable(cache_path, f"{len(todo)} image(s) need embedding")
     if todo:
         advance = progress(len(todo)) if progress else None
-        if extractor is None:
-            from featx.extractor import FeatureExtractor, on_accelerator  # imports TensorFlow: only when needed
-
-            if use_processes(len(todo), backbone_on_cpu=not on_accelerator(resolve_backend(run.backend))):
-                start_workers(run.decode_workers)  # they start while the backbone is built
-            extractor = FeatureExtractor(config, batch_size=run.batch_size, backend=run.backend)
-        feature_dim = extractor.feature_dim
-        for ids, vectors, failures in _embed(extractor, todo, config, run):
-            undecodable = [(i, str(e)) for i, e in failures if not isinstance(e, NotAsPlannedError)]
-            write_shard(cache_path, fingerprint, id_column(ids), vectors,
-                        id_column(i for i, _ in undecodable), [r for _, r in undecodable], backend=extractor.backend)
-            crash_point("shard-committed")
-            have.update(ids)
-            embedded.update(ids)
-            failed_ids.update(undecodable)
-            not_as_planned.update((i, str(e)) for i, e in failures if isinstance(e, NotAsPlannedError))
-            if advance:
-                advance(len(ids) + len(failures))
+        executor = executor or executor_for(config, run, extractor, planned=len(todo))
+        tell = _with_workers(advance, executor)
+        with contextlib.closing(executor.batches(todo)) as batches:
+            for ids, vectors, failures in batches:
+                undecodable = [(i, str(e)) for i, e in failures if not isinstance(e, NotAsPlannedError)]
+                write_shard(cache_path, fingerprint, id_column(ids), vectors, id_column(i for i, _ in undecodable),
+                            [r for _, r in undecodable], backend=executor.backend)
+                crash_point("shard-committed")
+                have.update(ids)
+                embedded.update(ids)
+                failed_ids.update(undecodable)
+                not_as_planned.update((i, str(e)) for i, e in failures if isinstance(e, NotAsPlannedError))
+                if tell:
+                    tell(len(ids) + len(failures))
+        feature_dim = executor.feature_dim
 
     warnings = dataset.warnings
     if index is not None and index.version < 2:
@@ -214,6 +218,19 @@ def _unwritable(cache_path: Path, why: str) -> CacheWriteError:
         f"{cache_path.parent} is not writable (read-only, or no permission) and {why}; nothing was written. "
         "Choose a writable cache folder ({param}) or fix its permissions.", param="cache",
     )
+
+
+def _object_files(dataset: Dataset, run: RunOptions):
+    """How the files of a URL dataset are stated and hashed (None: local files): the Ray engine hashes
+    them on its workers, so that their bytes never come to this process."""
+    if not is_url(dataset.root):
+        return None
+    hash_many = None
+    if run.engine == "ray":
+        from featx.ray_engine import hash_on_ray
+
+        hash_many = lambda urls: hash_on_ray(urls, run.address)  # noqa: E731
+    return ObjectFiles(dataset.root, hash_many, run.decode_workers)
 
 
 def _backends(index: CacheIndex | None, cache_path: Path, config: EmbedConfig) -> list[str]:
@@ -277,19 +294,75 @@ def _committed_work(
     return have, failed
 
 
-def _embed(
-    extractor, todo: dict[bytes, Path], config: EmbedConfig, run: RunOptions
-) -> Iterator[tuple[list[bytes], np.ndarray, list[tuple[bytes, str]]]]:
-    """(content ids, their vectors, (id, reason) of images that failed to decode), batch by batch."""
-    spec = DecodeSpec(config.input_size, config.resize, run.max_pixels, config.jpeg_draft)
-    processes = use_processes(len(todo), backbone_on_cpu=not getattr(extractor, "on_accelerator", False))
-    batches = decode_batches(list(todo.items()), spec, run.decode_workers, extractor.batch_size,
-                             sha256=lambda content_id: content_id, processes=processes)
-    # A FeatureExtractor's stream copies the next batch to the GPU while this one computes; any
-    # callable that maps a batch to vectors will also do (tests pass stand-ins).
-    stream = getattr(extractor, "stream", None) or (lambda pairs: ((key, _vectors(extractor, x)) for key, x in pairs))
-    for (ids, failures), vectors in stream(((ids, failures), pixels) for ids, pixels, failures in batches):
-        yield ids, vectors, failures
+Batch = tuple[list[bytes], np.ndarray, list[tuple[bytes, ImageDecodeError]]]
+
+
+class Executor(Protocol):
+    """Who decodes and embeds the planned images; the plan and the commits stay in :func:`_update`.
+
+    ``batches(todo)`` yields (content ids, their vectors, (id, decode error) of the images that
+    failed), batch by batch, each checked against its planned sha256 (else a
+    :class:`NotAsPlannedError`). ``backend`` is the Keras backend the vectors come from;
+    ``feature_dim`` their width (known at the latest once the batches are done); ``live_workers``
+    how many workers are embedding now, or None where that means nothing (one process).
+    """
+
+    backend: str
+    feature_dim: int
+    live_workers: int | None
+
+    def batches(self, todo: dict[bytes, Path]) -> Iterator[Batch]: ...
+
+
+class LocalExecutor:
+    """Decoding workers of this machine (featx.streaming: processes beside a GPU, else threads) feed
+    one :class:`~featx.extractor.FeatureExtractor`. ``planned`` images decide processes or threads."""
+
+    live_workers = None
+
+    def __init__(self, config: EmbedConfig, run: RunOptions, extractor=None, planned: int = 0):
+        if extractor is None:
+            from featx.extractor import FeatureExtractor, on_accelerator  # imports TensorFlow: only when needed
+
+            if use_processes(planned, backbone_on_cpu=not on_accelerator(resolve_backend(run.backend))):
+                start_workers(run.decode_workers)  # they start while the backbone is built
+            extractor = FeatureExtractor(config, batch_size=run.batch_size, backend=run.backend)
+        self.extractor, self.config, self.run = extractor, config, run
+        self.backend, self.feature_dim = extractor.backend, extractor.feature_dim
+
+    def batches(self, todo: dict[bytes, Path]) -> Iterator[Batch]:
+        """(content ids, their vectors, (id, error) of images that failed to decode), batch by batch."""
+        extractor, config, run = self.extractor, self.config, self.run
+        spec = DecodeSpec(config.input_size, config.resize, run.max_pixels, config.jpeg_draft)
+        processes = use_processes(len(todo), backbone_on_cpu=not getattr(extractor, "on_accelerator", False))
+        batches = decode_batches(list(todo.items()), spec, run.decode_workers, extractor.batch_size,
+                                 sha256=lambda content_id: content_id, processes=processes)
+        # A FeatureExtractor's stream copies the next batch to the GPU while this one computes; any
+        # callable that maps a batch to vectors will also do (tests pass stand-ins).
+        stream = getattr(extractor, "stream", None) or (
+            lambda pairs: ((key, _vectors(extractor, x)) for key, x in pairs))
+        for (ids, failures), vectors in stream(((ids, failures), pixels) for ids, pixels, failures in batches):
+            yield ids, vectors, failures
+
+
+def executor_for(config: EmbedConfig, run: RunOptions, extractor=None, planned: int = 0) -> Executor:
+    """The executor ``run.engine`` names (an ``extractor`` already built means the local one)."""
+    if run.engine == "ray" and extractor is None:
+        from featx.ray_engine import RayExecutor  # imports Ray: only for this engine
+
+        return RayExecutor(config, run)
+    return LocalExecutor(config, run, extractor, planned)
+
+
+def _with_workers(advance: ProgressCallback | None, executor: Executor) -> ProgressCallback | None:
+    """``advance``, told the number of live workers too when it takes a ``workers`` keyword."""
+    if advance is None or executor.live_workers is None:
+        return advance
+    try:
+        takes = "workers" in inspect.signature(advance).parameters
+    except (TypeError, ValueError):
+        takes = False
+    return (lambda count: advance(count, workers=executor.live_workers)) if takes else advance
 
 
 def _vectors(extractor, pixels: np.ndarray) -> np.ndarray:

@@ -128,6 +128,10 @@ class MissingDependencyError(FeatxError, ImportError):
     """An optional extra is not installed; the message says what to ``pip install``."""
 
 
+class ClusterError(FeatxError, ConnectionError):
+    """A compute cluster (Ray) cannot be reached at the address given, or refuses the run."""
+
+
 class MemoryUseWarning(UserWarning):
     """A head is about to load more vectors into memory than a quarter of this machine's RAM."""
 

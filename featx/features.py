@@ -128,7 +128,7 @@ def load_features(cache: str | os.PathLike, *, dtype: str = "float32", lazy: boo
     check_path("cache", cache)
     check_choice("dtype", dtype, STORAGE_DTYPES)
     index = CacheIndex.read(cache)
-    root = Path(str(index.attrs.get("root", "")))
+    root = str(index.attrs.get("root", ""))  # a folder, or a URL (which a Path would mangle)
     images = index.images
     row_of = {vid: row for row, vid in enumerate(index.vector_ids)}
     rows = np.asarray([row_of.get(i, -1) for i in images.id], dtype=np.int64)

@@ -7,13 +7,13 @@ from concurrent.futures import ThreadPoolExecutor
 import os
 from pathlib import Path
 from stat import S_ISREG
+from typing import Protocol
 
 import numpy as np
 
 from featx.cache.tables import ID_DTYPE, ImageTable, id_column, str_column
 from featx.config import sha256_file
 from featx.datasets import ImageRecord
-
 
 
 def os_reason(exc: OSError) -> str:
@@ -38,47 +38,34 @@ def index_files(
     records: Sequence[ImageRecord],
     previous: ImageTable | None,
     workers: int,
+    files: "Files | None" = None,
 ) -> tuple[ImageTable, list[tuple[str, str]]]:
     """An :class:`ImageTable` for ``records`` and the (path, reason) of files that cannot be read.
 
     A file whose size and modification time match the previous table keeps its id without being
-    read again, which is what makes a rerun on an unchanged folder fast.
+    read again, which is what makes a rerun on an unchanged folder fast. ``files`` stats and hashes
+    them: local files by default (:class:`LocalFiles`); :class:`featx.objectstore.ObjectFiles` for
+    a dataset named by URL.
     """
+    files = files or LocalFiles(root, workers)
     known: dict[str, tuple[int, int, bytes]] = {}
     if previous is not None:  # tolist(): Python values at C speed, not one numpy scalar at a time
         known = dict(zip(previous.path.tolist(),
                          zip(previous.size.tolist(), previous.mtime_ns.tolist(), previous.id.tolist())))
-    prefix = str(root).rstrip(os.sep) + os.sep
-
-    def look(record: ImageRecord) -> tuple[int, int, bytes] | tuple[int, int, str] | str:
-        """The known id of an unchanged file, else (size, mtime, full path) to hash, else a reason."""
-        path = record.path if os.path.isabs(record.path) else prefix + record.path
-        try:
-            stat = os.stat(path)
-        except OSError as exc:
-            return _unreadable(exc, path)
-        if not S_ISREG(stat.st_mode):
-            return "not a regular file"
-        seen = known.get(record.path)
-        if seen is not None and seen[0] == stat.st_size and seen[1] == stat.st_mtime_ns:
-            return seen
-        return stat.st_size, stat.st_mtime_ns, path
-
-    def digest(found: tuple[int, int, str]) -> tuple[int, int, bytes] | str:
-        size, mtime_ns, path = found
-        try:
-            return size, mtime_ns, sha256_file(Path(path)).encode()
-        except OSError as exc:
-            return _unreadable(exc, path)
-
-    # A stat per file in this thread (threads only add overhead there), then the files that are new
-    # or changed are hashed in ``workers`` threads (hashlib releases the GIL).
-    results = [look(record) for record in records]
-    to_hash = [row for row, res in enumerate(results) if not isinstance(res, str) and isinstance(res[2], str)]
-    if to_hash:
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            for row, res in zip(to_hash, pool.map(digest, [results[row] for row in to_hash])):
-                results[row] = res
+    paths = [record.path for record in records]
+    results: list[tuple[int, int, bytes] | tuple[int, int] | str] = []
+    to_hash: list[int] = []
+    for row, (path, stat) in enumerate(zip(paths, files.stat(paths))):
+        seen = known.get(path) if not isinstance(stat, str) else None
+        if seen is not None and seen[0] == stat[0] and seen[1] == stat[1] and stat[1] >= 0:
+            results.append(seen)
+            continue
+        results.append(stat)
+        if not isinstance(stat, str):  # new or changed: hashed below
+            to_hash.append(row)
+    for row, digest in zip(to_hash, files.sha256([paths[row] for row in to_hash])):
+        size, mtime_ns = results[row]
+        results[row] = digest if isinstance(digest, str) else (size, mtime_ns, digest)
 
     ok = [(r, res) for r, res in zip(records, results) if not isinstance(res, str)]
     failed = [(r.path, res) for r, res in zip(records, results) if isinstance(res, str)]
@@ -94,3 +81,48 @@ def index_files(
         table = ImageTable.empty()
     table.id = table.id.astype(ID_DTYPE)
     return table, failed
+
+
+class Files(Protocol):
+    """Where :func:`index_files` gets each file's (size, mtime_ns) and sha256 (hex, as bytes), or why not."""
+
+    def stat(self, paths: Sequence[str]) -> list[tuple[int, int] | str]: ...
+
+    def sha256(self, paths: Sequence[str]) -> list[bytes | str]: ...
+
+
+class LocalFiles:
+    """Files under a local ``root`` (or absolute): a stat each in this thread (threads only add overhead
+    there), then the new or changed ones hashed in ``workers`` threads (hashlib releases the GIL)."""
+
+    def __init__(self, root: Path, workers: int):
+        self.prefix = str(root).rstrip(os.sep) + os.sep
+        self.workers = workers
+
+    def _path(self, name: str) -> str:
+        return name if os.path.isabs(name) else self.prefix + name
+
+    def stat(self, paths: Sequence[str]) -> list[tuple[int, int] | str]:
+        found: list[tuple[int, int] | str] = []
+        for name in paths:
+            path = self._path(name)
+            try:
+                stat = os.stat(path)
+            except OSError as exc:
+                found.append(_unreadable(exc, path))
+                continue
+            found.append((stat.st_size, stat.st_mtime_ns) if S_ISREG(stat.st_mode) else "not a regular file")
+        return found
+
+    def sha256(self, paths: Sequence[str]) -> list[bytes | str]:
+        def digest(name: str) -> bytes | str:
+            path = self._path(name)
+            try:
+                return sha256_file(Path(path)).encode()
+            except OSError as exc:
+                return _unreadable(exc, path)
+
+        if not paths:
+            return []
+        with ThreadPoolExecutor(max_workers=max(1, self.workers)) as pool:
+            return list(pool.map(digest, paths))

@@ -9,7 +9,7 @@ other fields resolve into the configuration that does. Nothing here imports Tens
 
 from __future__ import annotations
 
-
+import importlib.util
 import json
 import os
 import zipfile
@@ -20,12 +20,13 @@ from featx.backend import DEFAULT_BACKEND, check_backend, resolve_backend
 from featx.backbones import DEFAULT_BACKBONE, HUB_POOLINGS, PREPROCESSING_MODES, get_backbone
 from featx.cache.segments import STORAGE_DTYPES
 from featx.config import EmbedConfig, sha256_once
-from featx.errors import MissingFileError, OptionError, OptionTypeError
+from featx.errors import MissingDependencyError, MissingFileError, OptionError, OptionTypeError
 from featx.images import DEFAULT_MAX_PIXELS, RESIZE_MODES
 
 KERAS_POOLINGS = ("avg", "max")  # of a Keras application's (or custom model's) last feature map
 POOLING_MODES = KERAS_POOLINGS + tuple(p for p in HUB_POOLINGS if p not in KERAS_POOLINGS)
 PRECISIONS = ("float32", "bfloat16", "float16")  # the backbone's compute dtype (Keras mixed precision)
+ENGINES = ("local", "ray")  # who decodes and embeds: this process, or a Ray cluster (featx.ray_engine)
 CUSTOM_MODEL_SUFFIX = ".keras"
 
 
@@ -101,17 +102,35 @@ class RunOptions:
     """How an embed run is carried out; none of these change the vectors the backbone computes."""
 
     batch_size: int | None = None  # images per backbone call; None: 32 on a CPU, the largest that fits on a GPU
-    workers: int | None = None  # decoding workers (processes for a GPU backbone, else threads); None: one per core
+    workers: int | None = None  # decoding workers (processes for a GPU backbone, else threads); None: one per
+    # core; engine ray: embedding actors
     max_pixels: int = DEFAULT_MAX_PIXELS  # larger images are skipped undecoded (decompression bombs)
     # How the cache stores vectors (float16: half the bytes, within 1e-3); not in the fingerprint,
     # since the backbone computes the same vectors; recorded in the cache, which refuses another.
     # None: the cache's own, float32 for a new cache.
     dtype: str | None = None
     backend: str | None = None  # Keras backend: tensorflow, jax or torch; None: KERAS_BACKEND, else tensorflow
+    # Ray engine only: the cluster (None: a local Ray instance, or the one RAY_ADDRESS / ray.init names)
+    # and the GPUs each embedding worker holds. With it, ``workers`` is the number of embedding workers.
+    engine: str = "local"
+    address: str | None = None
+    gpus_per_worker: float = 0
 
     def __post_init__(self) -> None:
         if self.batch_size is not None:
             check_positive("batch_size", self.batch_size, maximum=MAX_BATCH_SIZE)
+        check_choice("engine", self.engine, ENGINES)
+        if self.engine == "ray" and importlib.util.find_spec("ray") is None:  # said before any file is hashed
+            raise MissingDependencyError('{param} is ray, which needs Ray Data (not installed): pip install "featx[ray]"',
+                                         param="engine")
+        if isinstance(self.gpus_per_worker, bool) or not isinstance(self.gpus_per_worker, (int, float)) \
+                or not self.gpus_per_worker >= 0:
+            raise OptionError(f"{{param}} must be a number of GPUs, 0 or more; got {self.gpus_per_worker!r}.",
+                              param="gpus_per_worker")
+        for name, unset in (("address", None), ("gpus_per_worker", 0)):
+            if self.engine != "ray" and getattr(self, name) != unset:
+                raise OptionError("{param} applies to the Ray engine only; choose engine ray or drop {param}.",
+                                  param=name)
         if self.dtype is not None:
             check_choice("dtype", self.dtype, STORAGE_DTYPES)
         check_backend(self.backend)

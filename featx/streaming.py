@@ -33,7 +33,9 @@ import numpy as np
 from featx._faults import crash_point
 from featx.errors import DecodeWorkerError, ImageDecodeError
 from featx.fileindex import os_reason
+from featx.objectstore import read_bytes
 from featx.images import DEFAULT_MAX_PIXELS, load_image
+from featx.objectstore import read_bytes
 
 T = TypeVar("T")
 
@@ -52,13 +54,15 @@ class NotAsPlannedError(ImageDecodeError):
     unreadable since it was hashed): this says nothing about the planned content."""
 
 
-def _load(path: Path, size: int, resize: str, max_pixels: int, sha256: bytes | None,
-          jpeg_draft: bool = False) -> np.ndarray | ImageDecodeError:
+def load_planned(path: Path | str, size: int, resize: str, max_pixels: int, sha256: bytes | None,
+                 jpeg_draft: bool = False) -> np.ndarray | ImageDecodeError:
+    """Model input for one planned file, or why not: with ``sha256``, decoded from the very bytes that
+    hash to it (else a :class:`NotAsPlannedError`). Every engine and decoder decodes through here."""
     crash_point("decoding")
     source: Path | bytes = path
     if sha256 is not None:  # decode the very bytes whose hash is checked: never another content
         try:
-            source = Path(path).read_bytes()
+            source = read_bytes(path)  # a local path or a URL
         except OSError as exc:
             return NotAsPlannedError(os_reason(exc))
         if hashlib.sha256(source).hexdigest().encode() != sha256:
@@ -176,7 +180,7 @@ def _decode_chunk(array: np.ndarray, spec: DecodeSpec, slot: int, first: int, en
     return ``(slot, first, outcomes)``, each outcome None or ``(not as planned?, reason)``."""
     outcomes: list[tuple[bool, str] | None] = []
     for row, (path, expected) in enumerate(entries, start=first):
-        pixels = _load(path, spec.size, spec.resize, spec.max_pixels, expected, spec.jpeg_draft)
+        pixels = load_planned(path, spec.size, spec.resize, spec.max_pixels, expected, spec.jpeg_draft)
         if isinstance(pixels, ImageDecodeError):
             outcomes.append((isinstance(pixels, NotAsPlannedError), str(pixels)))
         else:
