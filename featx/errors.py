@@ -85,3 +85,7 @@ class MissingDependencyError(FeatxError, ImportError):
 
 class MemoryUseWarning(UserWarning):
     """A head is about to load more vectors into memory than a quarter of this machine's RAM."""
+
+
+class SlowFitWarning(UserWarning):
+    """A head is estimated to take long to fit on vectors of this size (said before it starts)."""

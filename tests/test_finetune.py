@@ -59,7 +59,7 @@ def test_a_knn_head_cannot_be_converted():
 def test_an_rbf_svm_head_cannot_be_converted():
     from featx.convert import head_network
 
-    head = fit_head(_features_from_blobs(2), head="svm", calibration_cv=2)
+    head = fit_head(_features_from_blobs(2), head="svm", kernel="rbf", n_components=20, calibration_cv=2)
     with pytest.raises(FeatxError, match="svm head with kernel='rbf', which has no equivalent Keras layer.*"
                                          "kernel=linear"):
         head_network(head)

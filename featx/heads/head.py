@@ -20,6 +20,7 @@ from featx.config import EmbedConfig
 from featx.datasets import SPLITS
 from featx.errors import FeatxError
 from featx.features import Features
+from featx.heads.fusion import SEPARATOR, display_name, is_fused, part_configs
 from featx.heads.headfile import recover_head_folder, write_head_folder
 
 HEADS_FOLDER = "heads"  # saved heads live in <cache folder>/heads/<folder>
@@ -64,11 +65,30 @@ class Head:
 
     @property
     def backbone_name(self) -> str:
-        return self.embed_config().display_name
+        return display_name(self.config, self.sources, self.fingerprint)
+
+    @property
+    def is_fused(self) -> bool:
+        """Fitted on the vectors of several backbones side by side (:mod:`featx.heads.fusion`)."""
+        return is_fused(self.config)
 
     def embed_config(self) -> EmbedConfig:
-        """The backbone configuration to embed new images with, exactly as for training."""
+        """The backbone configuration to embed new images with, exactly as for training.
+
+        A fused head has one per part (:meth:`embed_configs`); it has no single backbone to put under
+        it for fine-tuning and export, which refuse it here with one line.
+        """
+        if self.is_fused:
+            raise FeatxError(
+                f"head {self.name} was fitted on the fused vectors of {self.backbone_name}; fine-tune and export "
+                "need a head of one backbone: featx fit-head --backbone "
+                f"{self.backbone_name.split(SEPARATOR)[0]}"
+            )
         return EmbedConfig.from_record(self.config, self.sources, self.fingerprint)
+
+    def embed_configs(self) -> list[EmbedConfig]:
+        """The backbone configuration of each part of the head's vectors, in order (one unless fused)."""
+        return part_configs(self.config, self.sources) if self.is_fused else [self.embed_config()]
 
     def predict_proba(self, X) -> np.ndarray:
         """(n, len(classes)) probabilities; a class absent from training gets 0."""
@@ -95,6 +115,12 @@ class Head:
         if features.fingerprint == self.fingerprint:
             return
         where = features.cache_path or "the features"
+        if self.is_fused or is_fused(features.config):
+            raise FeatxError(
+                f"head {self.name} was fitted on {self.backbone_name} vectors; {where} holds "
+                f"{display_name(features.config, features.sources)} vectors. Evaluate a fused head on the caches it "
+                "was fitted on (no --cache), or fit a new head."
+            )
         diffs = [f"{key} {self.config.get(key)!r} vs {features.config.get(key)!r}" for key in IDENTITY_FIELDS
                  if self.config.get(key) != features.config.get(key)]
         raise FeatxError(
@@ -135,7 +161,7 @@ class Head:
             "head": self.kind,
             "params": self.params,
             "classes": list(self.classes),
-            "backbone": self.config.get("backbone"),
+            "backbone": self.config.get("backbone") or self.backbone_name,
             "config": self.config,
             "fingerprint": self.fingerprint,
             "feature_dim": self.feature_dim,
