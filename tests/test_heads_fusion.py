@@ -68,3 +68,38 @@ def test_caches_of_other_images_or_labels_are_not_fused(parts):
     relabelled = replace(second, y=np.where(second.y == 0, 1, second.y))
     with pytest.raises(FeatxError, match="images have other labels in one than in the other"):
         fuse_features([first, relabelled])
+
+
+@pytest.mark.integration  # embeds with two Keras backbones
+def test_fusion_from_the_command_line(tmp_path, monkeypatch):
+    import json
+
+    from typer.testing import CliRunner
+
+    from featx.cli import app
+
+    monkeypatch.setenv("FEATX_CACHE_DIR", str(tmp_path / ".featx"))
+    runner = CliRunner()
+
+    def run(*args, code=0):
+        done = runner.invoke(app, [str(a) for a in args])
+        assert done.exit_code == code, (done.stdout, done.stderr, done.exception)
+        return done
+
+    data = make_class_folder(tmp_path / "data", classes=("cat", "dog"), per_class=5, size=(40, 40))
+    for backbone in ("MobileNetV2", "MobileNetV3Small"):
+        run("embed", data, "--backbone", backbone, "--weights", "none", "--image-size", "32", "--quiet")
+    fused = json.loads(run("fit-head", "--backbone", "MobileNetV2+MobileNetV3Small", "--json").stdout)
+    assert fused["name"] == "logreg-MobileNetV2+MobileNetV3Small" and fused["feature_dim"] == 1280 + 576
+    rows = json.loads(run("compare", "--backbones", "MobileNetV2,MobileNetV3Small,MobileNetV2+MobileNetV3Small",
+                          "--heads", "logreg", "--json").stdout)
+    assert sorted(r["backbone"] for r in rows) == ["MobileNetV2", "MobileNetV2+MobileNetV3Small", "MobileNetV3Small"]
+    evaluation = json.loads(run("evaluate", fused["name"], "--json").stdout)
+    assert evaluation["n"] == 2 and " + " in evaluation["cache"]  # its test images, from both caches
+    predicted = run("predict", fused["name"], data / "cat").stdout.splitlines()
+    assert len(predicted) == 1 + 5 and predicted[0].startswith("path,label,confidence")
+    refused = run("export", fused["name"], "-o", tmp_path / "m.keras", code=1)
+    assert "fine-tune and export need a head of one backbone: featx fit-head --backbone MobileNetV2" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    refused = run("fine-tune", fused["name"], code=1)
+    assert "fine-tune and export need a head of one backbone" in refused.stderr

@@ -193,7 +193,7 @@ class Head:
 
     def _free_folder(self) -> Path:
         parent = (Path(self.cache_path).parent if self.cache_path else cache_folder()) / HEADS_FOLDER
-        stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.name)
+        stem = re.sub(r"[^A-Za-z0-9_.+-]+", "_", self.name)
         path, n = parent / stem, 1
         recover_head_folder(path)  # a head that a killed replace left aside is back, so its name is taken
         while path.exists():
