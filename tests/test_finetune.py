@@ -38,7 +38,8 @@ def _features_from_blobs(n_classes: int, dim: int = 12) -> Features:
 
 @pytest.mark.parametrize("n_classes", [2, 3])
 @pytest.mark.parametrize("kind,params", [("logreg", {}), ("logreg", {"scale": False}),
-                                         ("svm", {"kernel": "linear"}), ("keras", {"epochs": 3, "units": 8})])
+                                         ("svm", {}), ("svm", {"C": 1.0}), ("sgd", {}),
+                                         ("keras", {"epochs": 3, "units": 8})])
 def test_heads_convert_to_keras_layers_with_identical_probabilities(kind, params, n_classes):
     from featx.convert import head_network
 

@@ -22,6 +22,7 @@ from featx.errors import FeatxError
 from featx.features import Features
 from featx.heads.fusion import SEPARATOR, display_name, is_fused, part_configs
 from featx.heads.headfile import recover_head_folder, write_head_folder
+from featx.heads.registry import get_head_spec
 
 HEADS_FOLDER = "heads"  # saved heads live in <cache folder>/heads/<folder>
 
@@ -94,7 +95,8 @@ class Head:
         """(n, len(classes)) probabilities; a class absent from training gets 0."""
         X = self._check_vectors(X)
         proba = np.zeros((len(X), len(self.classes)))
-        proba[:, np.asarray(self.estimator.classes_, dtype=np.int64)] = self.estimator.predict_proba(X)
+        proba[:, np.asarray(self.estimator.classes_, dtype=np.int64)] = get_head_spec(self.kind).predict_proba(
+            self.estimator, X)
         return proba
 
     def predict(self, X) -> np.ndarray:

@@ -15,6 +15,7 @@ import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.kernel_approximation import Nystroem
@@ -96,6 +97,22 @@ def sgd(*, alpha=0.0001, epochs=20, scale=True, random_state=None):
                                  random_state=random_state), scale)
 
 
+def softmax_proba(estimator, X) -> np.ndarray:
+    """Softmax of the one-vs-rest decision values (binary: ``[0, d]``), columns in ``classes_`` order.
+
+    The sgd head's probabilities, and exactly what its Keras layer computes (:func:`logreg_layers`).
+    scikit-learn's own ``predict_proba`` of a one-vs-rest log-loss SGDClassifier normalises per-class
+    sigmoids, which saturate to exact ties at 1.0 once decision values pass ~37, as SGD's weights
+    often make them: the argmax of those ties is the first class, not the best one.
+    """
+    decision = np.asarray(estimator.decision_function(X), np.float64)
+    if decision.ndim == 1:
+        decision = np.column_stack([np.zeros_like(decision), decision])
+    decision -= decision.max(axis=1, keepdims=True)
+    proba = np.exp(decision)
+    return proba / proba.sum(axis=1, keepdims=True)
+
+
 @dataclass(frozen=True)
 class HeadSpec:
     """One kind of head: how to build it, which types its saved file may hold, how it becomes Keras."""
@@ -109,6 +126,9 @@ class HeadSpec:
     # fine-tuning and export; None when the head has no Keras equivalent. A converter may refuse
     # some parameters (an svm converts only with kernel='linear') with a one-line FeatxError.
     to_keras: Callable[..., list] | None = None
+    # (fitted estimator, X) -> probabilities, columns in estimator.classes_ order, when not the
+    # estimator's own predict_proba (the sgd head's: softmax_proba).
+    proba: Callable | None = None
     # (n, d, k, params) -> estimated seconds to fit and score on n vectors of d dimensions and k
     # classes (featx.heads.cost): a head estimated to take long says so before it starts.
     cost: Callable[[int, int, int, dict], float] | None = None
@@ -123,6 +143,10 @@ class HeadSpec:
     def defaults(self) -> dict[str, object]:
         """The head's parameters and their default values."""
         return {name: p.default for name, p in inspect.signature(self.build).parameters.items()}
+
+    def predict_proba(self, estimator, X) -> np.ndarray:
+        """Probabilities of a fitted estimator of this kind, columns in its ``classes_`` order."""
+        return estimator.predict_proba(X) if self.proba is None else self.proba(estimator, X)
 
     def estimate_seconds(self, n: int, d: int, k: int, params: dict) -> float:
         """Estimated seconds to fit and score this head on ``n`` x ``d`` vectors of ``k`` classes."""
@@ -159,7 +183,7 @@ HEADS: dict[str, HeadSpec] = {
                                            "sklearn.calibration._SigmoidCalibration"), to_keras=svm_layers,
                     cost=cost.svm_seconds),
     "sgd": HeadSpec("sgd", sgd, _SCALED + (SGDClassifier,), to_keras=logreg_layers, streams=True,
-                    cost=cost.sgd_seconds),
+                    proba=softmax_proba, cost=cost.sgd_seconds),
     "knn": HeadSpec("knn", knn, _SCALED + (KNeighborsClassifier,), cost=cost.knn_seconds),
     "keras": HeadSpec("keras", KerasHead, (KerasHead,), to_keras=keras_layers, cost=cost.keras_seconds),
 }
