@@ -9,10 +9,12 @@ decide a warning, never a result.
 
 from __future__ import annotations
 
-LONG_FIT_SECONDS = 30.0  # a head estimated to take longer says so before it starts
+LONG_FIT_SECONDS = 60.0  # a head estimated to take longer says so before it starts
 
 # Throughputs, in multiply-adds per second, measured by benchmarks/heads.py (10,000 x 2,048, 10 classes).
-_BLAS = 2e9  # dense matrix products (logreg's L-BFGS, Nystroem, knn distances, the Keras network)
+_BLAS = 4e9  # dense matrix products (logreg's L-BFGS, the Keras network)
+_DISTANCES = 1e10  # knn's cosine distances (one product, no gradients)
+_KERNEL_MAP = 1e9  # Nystroem's RBF kernel between the vectors and its components
 _SGD = 2e8  # scikit-learn's per-row SGD updates (the svm and sgd heads)
 _LIBLINEAR = 5e7  # liblinear's solver on dense vectors (the svm head with C set)
 _SCORED = 1.25  # fit_head scores train and test (and val) after fitting: rows predicted per training row
@@ -30,7 +32,7 @@ def svm_seconds(n: int, d: int, k: int, params: dict) -> float:
     width, seconds = d, 0.0
     if params.get("kernel") == "rbf":
         width = int(params.get("n_components") or 100)
-        seconds += n * _SCORED * width * d / _BLAS  # the map, for fitting and scoring
+        seconds += n * _SCORED * width * d / _KERNEL_MAP  # the map, for fitting and scoring
     classes = 1 if k == 2 else k
     if params.get("C") is not None:
         return seconds + 10 * rows * width * classes / _LIBLINEAR  # a few Newton steps, several passes each
@@ -44,7 +46,7 @@ def sgd_seconds(n: int, d: int, k: int, params: dict) -> float:
 
 def knn_seconds(n: int, d: int, k: int, params: dict) -> float:
     """Nothing to fit; scoring compares every scored row with every training row."""
-    return _SCORED * n * n * d / _BLAS
+    return _SCORED * n * n * d / _DISTANCES
 
 
 def keras_seconds(n: int, d: int, k: int, params: dict) -> float:
