@@ -1,7 +1,9 @@
 """How fast are heads on cached vectors? A script that prints figures, not a test.
 
 Part 1: fit time of every head on N × D synthetic cached vectors of K classes (default
-10,000 × 2,048, 10 classes: the size of a ResNet50/Xception cache of a small dataset).
+10,000 × 2,048, 10 classes: the size of a ResNet50/Xception cache of a small dataset; ``--large``
+adds 100,000 × 2,048), next to the estimate that decides the "may take long" warning, then
+``compare_heads`` with the default heads end to end (what ``featx compare`` runs).
 
 Part 2: a 10-epoch Keras-head experiment on cached vectors vs the classic frozen-backbone
 ``model.fit`` over the images for 10 epochs, on the same generated images (MobileNetV2,
@@ -9,6 +11,8 @@ random weights, 224 px). Both are measured; nothing is extrapolated.
 
     python benchmarks/heads.py                       # both parts
     python benchmarks/heads.py --skip-images         # part 1 only
+    python benchmarks/heads.py --skip-images --large --heads logreg,svm,sgd,keras   # and at 100,000 x 2,048
+    python benchmarks/heads.py --heads logreg,svm:C=1.0,svm:kernel=rbf,keras:batch_size=32 --skip-images
     python benchmarks/heads.py --heads logreg,keras --images 150
 """
 
@@ -47,20 +51,52 @@ def synthetic_features(n: int, dim: int, n_classes: int, seed: int = 0):
     )
 
 
-def part1(args) -> None:
-    from featx.heads import fit_head
+def head_and_params(text: str) -> tuple[str, dict]:
+    """``svm:C=1.0;kernel=linear`` → ("svm", {"C": 1.0, "kernel": "linear"})."""
+    from featx.heads.params import parse_params
 
-    features = synthetic_features(args.n, args.dim, args.classes)
-    print(f"## Part 1: fit_head on {args.n} x {args.dim} cached vectors, {args.classes} classes "
-          f"(80/20 stratified hold-out, default parameters)")
-    print(f"{'head':<8} {'fit s':>8} {'total s':>8} {'test acc':>9}   (total = split + fit + train/test metrics)")
-    for name in args.heads.split(","):
+    name, _, params = text.partition(":")
+    return name, parse_params([p for p in params.split(";") if p])
+
+
+def fit_times(n: int, args) -> None:
+    from featx.heads import fit_head, get_head_spec
+
+    features = synthetic_features(n, args.dim, args.classes)
+    train = int(n * 0.8)
+    print(f"\n## fit_head on {n} x {args.dim} cached vectors, {args.classes} classes "
+          f"(80/20 stratified hold-out, default parameters unless given)")
+    print(f"{'head':<22} {'fit s':>8} {'total s':>8} {'estimate s':>10} {'test acc':>9}   "
+          "(total = split + fit + train/test metrics)")
+    for text in args.heads.split(","):
+        name, params = head_and_params(text)
+        estimate = get_head_spec(name).estimate_seconds(train, args.dim, args.classes, params)
         started = time.perf_counter()
-        head = fit_head(features, name)
+        head = fit_head(features, name, note=lambda line: None, **params)
         total = time.perf_counter() - started
         extra = f"  epochs run: {head.estimator.n_iter_}" if name == "keras" else ""
-        print(f"{name:<8} {head.fit_seconds:>8.2f} {total:>8.2f} {head.metrics['test']['accuracy']:>9.3f}{extra}",
-              flush=True)
+        print(f"{text:<22} {head.fit_seconds:>8.2f} {total:>8.2f} {estimate:>10.1f} "
+              f"{head.metrics['test']['accuracy']:>9.3f}{extra}", flush=True)
+
+
+def compare_end_to_end(n: int, args) -> None:
+    from featx.heads import compare_heads, list_heads
+
+    features = synthetic_features(n, args.dim, args.classes)
+    print(f"\n## compare_heads, default heads ({', '.join(list_heads())}), on {n} x {args.dim} vectors")
+    started = time.perf_counter()
+    rows = compare_heads([features], note=lambda line: print("  note:", line))
+    took = time.perf_counter() - started
+    print("  " + ", ".join(f"{r['head']} {r['accuracy']:.3f} ({r['fit_seconds']:.1f} s fit)" for r in rows))
+    print(f"compare end to end: {took:.1f} s", flush=True)
+
+
+def part1(args) -> None:
+    fit_times(args.n, args)
+    if not args.skip_compare:
+        compare_end_to_end(args.n, args)
+    if args.large:
+        fit_times(100_000, args)
 
 
 def load_pixels(paths, size: int) -> np.ndarray:
@@ -124,7 +160,10 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=10_000)
     parser.add_argument("--dim", type=int, default=2048)
     parser.add_argument("--classes", type=int, default=10)
-    parser.add_argument("--heads", default="logreg,svm,knn,keras")
+    parser.add_argument("--heads", default="logreg,svm,sgd,knn,keras",
+                        help="comma-separated heads, each optionally name:key=value;key=value")
+    parser.add_argument("--large", action="store_true", help="also fit the heads on 100,000 vectors")
+    parser.add_argument("--skip-compare", action="store_true")
     parser.add_argument("--images", type=int, default=300)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--units", type=int, default=256)

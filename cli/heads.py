@@ -74,7 +74,8 @@ def fit_head_command(
     param: ParamOption = None,
     class_weight: ClassWeightOption = None,
     cache: CacheOption = None,
-    backbone: Annotated[str | None, typer.Option("--backbone", "-b", help="Use the latest cache of this backbone.")] = None,
+    backbone: Annotated[str | None, typer.Option("--backbone", "-b", help="Use the latest cache of this backbone; "
+                                                 "A+B: the vectors of two backbones' caches side by side.")] = None,
     test_size: TestSizeOption = 0.2,
     seed: SeedOption = 0,
     path: Annotated[Path | None, typer.Option("--output", "-o", help="Head folder to write "
@@ -82,13 +83,14 @@ def fit_head_command(
     as_json: JsonOption = False,
 ) -> None:
     """Fit a head on the cached vectors, print train/val/test metrics and save it."""
-    from featx.cache.locate import choose_cache
     from featx.heads import fit_head
+    from featx.heads.fusion import choose_features
     from featx.heads.params import parse_params
 
-    chosen = choose_cache(cache, backbone)
-    info(chosen.note(_flag))
-    fitted = fit_head(chosen.path, head, test_size=test_size, seed=seed, class_weight=class_weight, note=info,
+    features, chosen = choose_features(cache, backbone)
+    for choice in chosen:
+        info(choice.note(_flag))
+    fitted = fit_head(features, head, test_size=test_size, seed=seed, class_weight=class_weight, note=info,
                       **parse_params(param or []))
     fitted.save(path)
     if as_json:
@@ -109,7 +111,7 @@ def compare_command(
     caches: Annotated[list[Path] | None, typer.Option("--cache", help="A .h5 cache file (repeatable) or a "
                                                       "cache folder.")] = None,
     backbones: Annotated[str | None, typer.Option("--backbones", help="Comma-separated backbones: "
-                                                  "the latest cache of each.")] = None,
+                                                  "the latest cache of each; A+B fuses two.")] = None,
     cv: Annotated[int | None, typer.Option("--cv", help="Stratified K-fold instead of the test split.")] = None,
     param: ParamOption = None,
     class_weight: ClassWeightOption = None,
@@ -121,16 +123,16 @@ def compare_command(
 
     --param head.key=value sets one head's parameter; key=value every compared head that has it.
     """
-    from featx.cache.locate import choose_caches
     from featx.heads import compare_heads
+    from featx.heads.fusion import choose_compared
     from featx.heads.params import params_per_head
     from featx.heads.registry import get_head_spec, list_heads
 
     names = [get_head_spec(h).name for h in _items(heads)] or list_heads()
-    chosen = choose_caches(caches or [], _items(backbones))
+    sources, chosen = choose_compared(caches or [], _items(backbones))
     for choice in chosen:
         info(choice.note(_flag))
-    rows = compare_heads([c.path for c in chosen], names, params=params_per_head(param or [], names), cv=cv,
+    rows = compare_heads(sources, names, params=params_per_head(param or [], names), cv=cv,
                          test_size=test_size, seed=seed, class_weight=class_weight,
                          progress=lambda backbone, head: info(f"fitting {head} on {backbone}..."), note=info)
     if as_json:

@@ -136,6 +136,10 @@ class MemoryUseWarning(UserWarning):
     """A head is about to load more vectors into memory than a quarter of this machine's RAM."""
 
 
+class SlowFitWarning(UserWarning):
+    """A head is estimated to take long to fit on vectors of this size (said before it starts)."""
+
+
 # What to do about each refusal of the system, by errno: the second half of the one line.
 _OS_ADVICE = {
     errno.EACCES: "permission denied: fix its permissions or choose another place",

@@ -38,7 +38,8 @@ def _features_from_blobs(n_classes: int, dim: int = 12) -> Features:
 
 @pytest.mark.parametrize("n_classes", [2, 3])
 @pytest.mark.parametrize("kind,params", [("logreg", {}), ("logreg", {"scale": False}),
-                                         ("svm", {"kernel": "linear"}), ("keras", {"epochs": 3, "units": 8})])
+                                         ("svm", {}), ("svm", {"C": 1.0}), ("sgd", {}),
+                                         ("keras", {"epochs": 3, "units": 8})])
 def test_heads_convert_to_keras_layers_with_identical_probabilities(kind, params, n_classes):
     from featx.convert import head_network
 
@@ -59,7 +60,7 @@ def test_a_knn_head_cannot_be_converted():
 def test_an_rbf_svm_head_cannot_be_converted():
     from featx.convert import head_network
 
-    head = fit_head(_features_from_blobs(2), head="svm", calibration_cv=2)
+    head = fit_head(_features_from_blobs(2), head="svm", kernel="rbf", n_components=20, calibration_cv=2)
     with pytest.raises(FeatxError, match="svm head with kernel='rbf', which has no equivalent Keras layer.*"
                                          "kernel=linear"):
         head_network(head)

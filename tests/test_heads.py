@@ -36,7 +36,7 @@ CONFIG = EmbedOptions("MobileNetV2", weights="none", image_size=32).resolve()
 # Tiny settings, so that the whole check suite runs in well under a minute; the Keras head's high
 # learning rate reaches in 5 epochs the accuracy the checks demand.
 CONTRACT = {"keras": {"units": 8, "epochs": 5, "learning_rate": 0.05, "random_state": 0},
-            "svm": {"calibration_cv": 2}, "sgd": {"random_state": 0}}  # SGD shuffles: seeded to repeat
+            "svm": {"calibration_cv": 2, "random_state": 0}, "sgd": {"random_state": 0}}  # SGD shuffles: seeded
 _PIPELINE = {
     # A Pipeline fits the estimators it was given in place: scikit-learn's own Pipeline does the same.
     "check_estimators_overwrite_params": "a Pipeline fits its steps in place, as scikit-learn's own does",
@@ -54,9 +54,11 @@ def _trains_with_keras(name: str) -> bool:
 
 
 def _contract_estimators(keras: bool):
-    """Every registry entry's estimator as make_head builds it, and the linear svm (another estimator)."""
+    """Every registry entry's estimator as make_head builds it, and the svm's other estimators (liblinear's
+    exact solver, the approximate RBF kernel)."""
     built = [make_head(name, **CONTRACT.get(name, {})) for name in HEADS if _trains_with_keras(name) == keras]
-    return built if keras else built + [make_head("svm", kernel="linear", **CONTRACT["svm"])]
+    return built if keras else built + [make_head("svm", C=1.0, **CONTRACT["svm"]),
+                                        make_head("svm", kernel="rbf", n_components=20, **CONTRACT["svm"])]
 
 
 def _expected_failures(estimator) -> dict[str, str]:
@@ -159,8 +161,9 @@ def test_heads_are_plain_scikit_learn_pipelines(blobs):
     assert isinstance(logreg, Pipeline) and [type(s).__name__ for _, s in logreg.steps] == [
         "StandardScaler", "LogisticRegression"]
     assert logreg[-1].coef_.shape == (3, 16) and logreg[0].mean_.shape == (16,)
-    svm = fit_head(blobs, "svm", kernel="linear", calibration_cv=3).estimator
-    assert svm[-1].calibrated_classifiers_[0].estimator.coef_.shape[1] == 16
+    svm = fit_head(blobs, "svm", calibration_cv=3).estimator
+    assert [type(s).__name__ for _, s in svm.steps] == ["StandardScaler", "CalibratedClassifierCV"]
+    assert svm[-1].calibrated_classifiers_[0].estimator.coef_.shape == (3, 16)
     knn = fit_head(blobs, "knn").estimator
     assert knn.metric == "cosine" and not isinstance(knn, Pipeline)
     assert isinstance(make_head("knn", scale=True), Pipeline)
@@ -173,13 +176,41 @@ def test_grid_search_over_a_head(blobs):
 
 
 def test_head_parameters_reach_the_estimator(blobs):
-    head = fit_head(blobs, "svm", C=10, gamma=0.5, calibration_cv=3)
-    svc = head.estimator[-1].estimator
-    assert (svc.C, svc.kernel, svc.gamma) == (10, "rbf", 0.5)
-    assert head.params == {"C": 10, "gamma": 0.5, "calibration_cv": 3, "random_state": 0}
-    linear = fit_head(blobs, "svm", kernel="linear", calibration_cv=3).estimator[-1].estimator
-    assert type(linear).__name__ == "LinearSVC"  # one weight vector per class, for the Keras export
+    head = fit_head(blobs, "svm", alpha=1e-3, epochs=7, calibration_cv=3)
+    sgd = head.estimator[-1].estimator
+    assert (type(sgd).__name__, sgd.loss, sgd.alpha, sgd.max_iter, sgd.average) == ("SGDClassifier", "hinge", 1e-3, 7, True)
+    assert head.params == {"alpha": 1e-3, "epochs": 7, "calibration_cv": 3, "random_state": 0}
+    exact = fit_head(blobs, "svm", C=10, calibration_cv=3).estimator[-1].estimator
+    assert type(exact).__name__ == "LinearSVC" and exact.C == 10  # liblinear's exact solver
+    rbf = fit_head(blobs, "svm", kernel="rbf", gamma=0.5, n_components=40, calibration_cv=3)
+    assert [type(s).__name__ for _, s in rbf.estimator.steps] == ["StandardScaler", "Nystroem", "CalibratedClassifierCV"]
+    assert (rbf.estimator[1].gamma, rbf.estimator[1].n_components) == (0.5, 40)
+    assert rbf.metrics["test"]["accuracy"] >= 0.95
+    assert make_head("svm", kernel="rbf")[1].gamma is None  # 'scale' on standardised vectors: 1/n_features
+    with pytest.raises(OptionError, match="gamma='scale' needs standardised vectors"):
+        make_head("svm", kernel="rbf", scale=False)
     assert fit_head(blobs, "logreg", seed=7).params["random_state"] == 7
+
+
+def test_a_head_estimated_to_take_long_says_so_before_it_starts(blobs, monkeypatch):
+    import featx.heads.cost as cost
+    from featx.errors import SlowFitWarning
+    from featx.heads import get_head_spec
+
+    # The estimates grow with the vectors' size as the solvers do.
+    svm = get_head_spec("svm")
+    assert svm.estimate_seconds(100_000, 2048, 10, {}) > 9 * svm.estimate_seconds(10_000, 2048, 10, {})
+    assert svm.estimate_seconds(10_000, 2048, 10, {"C": 1.0}) > svm.estimate_seconds(10_000, 2048, 10, {})
+    knn = get_head_spec("knn")
+    assert knn.estimate_seconds(100_000, 2048, 10, {}) > 90 * knn.estimate_seconds(10_000, 2048, 10, {})
+    notes = []
+    fit_head(blobs, "logreg", note=notes.append)
+    assert notes == []  # 120 vectors: nothing to say
+    monkeypatch.setattr(cost, "LONG_FIT_SECONDS", 0.0)
+    fit_head(blobs, "logreg", note=notes.append)
+    assert len(notes) == 1 and notes[0].startswith("the logreg head on 120 x 16 vectors may take about 0 s")
+    with pytest.warns(SlowFitWarning, match="the knn head on 120 x 16 vectors may take"):
+        fit_head(blobs, "knn")
 
 
 def test_unknown_head_and_parameters_are_named(blobs):

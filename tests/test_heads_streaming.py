@@ -69,3 +69,19 @@ def test_compare_loads_a_lazy_cache_once(lazy_blobs):
     notes: list[str] = []
     rows = compare_heads([features], ["sgd", "logreg", "knn"], note=notes.append)
     assert {r["head"] for r in rows} == {"sgd", "logreg", "knn"} and len(notes) == 1
+
+
+def test_sgd_probabilities_never_saturate_into_ties():
+    """SGD's large weights push one-vs-rest decision values into the thousands, where scikit-learn's
+    normalised sigmoids are exact ties at 1.0; the head's softmax keeps the best class on top."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 5, 1000)
+    X = np.maximum(rng.normal(0.0, 0.3, (5, 256))[y] + rng.normal(0.0, 1.0, (1000, 256)), 0)
+    features = replace(blob_features(n=1000, dim=256), X=X.astype(np.float32), y=y,
+                       classes=tuple("abcde"))
+    head = fit_head(features, "sgd", alpha=1e-6, epochs=5)
+    X_test = features.X[np.isin(features.ids, head.split["test"])]
+    sklearn_proba = head.estimator.predict_proba(X_test)
+    assert np.mean((sklearn_proba == sklearn_proba.max(axis=1, keepdims=True)).sum(axis=1) > 1) > 0.1  # ties
+    assert np.array_equal(head.predict(X_test), np.asarray(head.classes)[head.estimator.predict(X_test)])
+    assert np.allclose(head.predict_proba(X_test).sum(axis=1), 1)

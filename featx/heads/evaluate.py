@@ -11,6 +11,7 @@ import numpy as np
 from featx.datasets import SPLITS
 from featx.errors import FeatxError, MissingFileError, OptionError, OptionTypeError, check_path
 from featx.features import Features, load_features
+from featx.heads.fusion import cache_label, fused_caches, load_fused
 from featx.heads.head import Head
 
 EVALUATION_SPLITS = (*SPLITS, "all")  # "all": every labelled image of the cache
@@ -90,7 +91,7 @@ def evaluate_head(head: Head, features: Features | str | os.PathLike | None = No
     wrong = np.flatnonzero(predicted != y)
     wrong = wrong[np.argsort(-proba[wrong, predicted[wrong]], kind="stable")][:misclassified]
     return Evaluation(
-        head=head.name, split=split, cache=str(features.cache_path), n=scores["n"], missing=missing,
+        head=head.name, split=split, cache=cache_label(features), n=scores["n"], missing=missing,
         accuracy=scores["accuracy"], macro_f1=scores["macro_f1"], top_k=k,
         top_k_accuracy=top_k_accuracy(y, proba, k), classes=head.classes,
         per_class=[{"class": c, "precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
@@ -103,6 +104,15 @@ def evaluate_head(head: Head, features: Features | str | os.PathLike | None = No
 
 
 def _fitted_cache(head: Head) -> Features:
+    if head.is_fused:
+        caches = fused_caches(head.sources)
+        gone = [c for c in caches if not Path(c).is_file()]
+        if gone or not caches:
+            raise MissingFileError(
+                f"the cache {', '.join(gone) or '(none recorded)'} head {head.name} was fitted on is gone; "
+                "refit the head on caches of the same backbones.", param="features"
+            )
+        return load_fused(caches)
     if not head.cache_path or not Path(head.cache_path).is_file():
         raise MissingFileError(
             f"the cache head {head.name} was fitted on ({head.cache_path}) is gone; pass {{param}}: "

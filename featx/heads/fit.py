@@ -14,9 +14,11 @@ import numpy as np
 
 from featx._versions import featx_version
 from featx.datasets import SPLITS
-from featx.errors import FeatxError, MemoryUseWarning, OptionError, OptionTypeError, check_path
+from featx.errors import FeatxError, MemoryUseWarning, OptionError, OptionTypeError, SlowFitWarning, check_path
 from featx.features import Features, LazyVectors, load_features
+from featx.heads.cost import long_fit_message
 from featx.heads.evaluate import summary_scores
+from featx.heads.fusion import cache_label, display_name
 from featx.heads.head import Head
 from featx.heads.registry import HeadSpec, get_head_spec, list_heads
 from featx.heads.split import split_features
@@ -111,6 +113,7 @@ def fit_head(features: Features | str | os.PathLike, head: str = "logreg", *, te
         raise OptionError(f"n_neighbors={neighbours} of the {spec.name} head is more than the {len(split.train)} "
                           f"vectors it trains on; give at most {len(split.train)}.")
 
+    announce_cost(spec, params, len(split.train), features.feature_dim, len(np.unique(y[split.train])), note)
     fit_kwargs = {"validation_data": (X[split.val], y[split.val])} if takes_validation and len(split.val) else {}
     if isinstance(X, LazyVectors):
         seconds = _timed_fit(spec, estimator, X[split.train], y[split.train], stream_seed=seed)
@@ -126,6 +129,19 @@ def fit_head(features: Features | str | os.PathLike, head: str = "logreg", *, te
     fitted.metrics = {name: summary_scores(y[split.rows(name)], _proba(fitted, X[split.rows(name)]))
                       for name in SPLITS if len(split.rows(name))}
     return fitted
+
+
+def announce_cost(spec: HeadSpec, params: dict, n: int, d: int, k: int, note: Callable[[str], None] | None,
+                  times: int = 1) -> None:
+    """Say before a fit that it may take long (``note(line)``, else a :class:`SlowFitWarning`), from
+    the registry's estimate for ``times`` fits on ``n`` x ``d`` vectors of ``k`` classes."""
+    message = long_fit_message(spec.name, n, d, times * spec.estimate_seconds(n, d, k, params))
+    if message is None:
+        return
+    if note is not None:
+        note(message)
+    else:
+        warnings.warn(message, SlowFitWarning, stacklevel=3)
 
 
 def _proba(head: Head, X) -> np.ndarray:
@@ -169,6 +185,8 @@ def compare_heads(caches: Sequence[Features | str | os.PathLike], heads: Sequenc
                   note: Callable[[str], None] | None = None) -> list[dict]:
     """A leaderboard: every head (default: every registered head) on every cache, best accuracy first.
 
+    ``caches`` are cache files or Features, fused ones too (:func:`featx.heads.fusion.fuse_features`).
+
     Without ``cv`` each head is fitted on the train split and scored on the test split (the same
     images for every head, and for every cache of the same images). With ``cv=K`` the scores are
     means over a stratified K-fold of the labelled images outside the cache's test split.
@@ -192,22 +210,23 @@ def compare_heads(caches: Sequence[Features | str | os.PathLike], heads: Sequenc
             else:
                 loaded = features = loaded if loaded is not None else in_memory(lazy, spec.name, note)
             head_kwargs = head_params(spec, (params or {}).get(name, {}), seed=seed, class_weight=class_weight)
+            backbone = display_name(features.config, features.sources, features.fingerprint)
             if progress is not None:
-                progress(features.embed_config().display_name, name)
+                progress(backbone, name)
             if cv:
-                scores = _cross_validate(features, spec, head_kwargs, cv, seed)
+                scores = _cross_validate(features, spec, head_kwargs, cv, seed, note)
             else:
                 head = fit_head(features, name, test_size=test_size, seed=seed, note=note, **head_kwargs)
                 if "test" not in head.metrics:
                     raise FeatxError("compare needs test images: set {param} above 0, or cross-validate (cv).",
                                      param="test_size")
                 scores = {**head.metrics["test"], "fit_seconds": head.fit_seconds}
-            rows.append({"backbone": features.embed_config().display_name, "head": name, **scores,
-                         "cache": str(features.cache_path)})
+            rows.append({"backbone": backbone, "head": name, **scores, "cache": cache_label(features)})
     return sorted(rows, key=lambda r: (-r["accuracy"], -r["macro_f1"], r["fit_seconds"]))
 
 
-def _cross_validate(features: Features, spec: HeadSpec, head_kwargs: dict, cv: int, seed: int) -> dict:
+def _cross_validate(features: Features, spec: HeadSpec, head_kwargs: dict, cv: int, seed: int,
+                    note: Callable[[str], None] | None = None) -> dict:
     from sklearn.model_selection import StratifiedKFold, cross_validate
 
     if cv < 2:
@@ -220,6 +239,8 @@ def _cross_validate(features: Features, spec: HeadSpec, head_kwargs: dict, cv: i
         raise FeatxError(f"{cv}-fold cross-validation needs at least {cv} labelled images of every class; the "
                          f"smallest class has {smallest}. Lower {{param}}.", param="cv")
     folds = StratifiedKFold(n_splits=cv, shuffle=True, random_state=seed)
+    announce_cost(spec, head_kwargs, len(rows) * (cv - 1) // cv, features.feature_dim, len(np.unique(y)), note,
+                  times=cv)
     try:
         result = cross_validate(spec.make(**head_kwargs), features.X[rows], y, cv=folds,
                                 scoring=("accuracy", "f1_macro"), error_score="raise")

@@ -20,7 +20,9 @@ from featx.config import EmbedConfig
 from featx.datasets import SPLITS
 from featx.errors import FeatxError
 from featx.features import Features
+from featx.heads.fusion import SEPARATOR, display_name, is_fused, part_configs
 from featx.heads.headfile import recover_head_folder, write_head_folder
+from featx.heads.registry import get_head_spec
 
 HEADS_FOLDER = "heads"  # saved heads live in <cache folder>/heads/<folder>
 
@@ -64,17 +66,37 @@ class Head:
 
     @property
     def backbone_name(self) -> str:
-        return self.embed_config().display_name
+        return display_name(self.config, self.sources, self.fingerprint)
+
+    @property
+    def is_fused(self) -> bool:
+        """Fitted on the vectors of several backbones side by side (:mod:`featx.heads.fusion`)."""
+        return is_fused(self.config)
 
     def embed_config(self) -> EmbedConfig:
-        """The backbone configuration to embed new images with, exactly as for training."""
+        """The backbone configuration to embed new images with, exactly as for training.
+
+        A fused head has one per part (:meth:`embed_configs`); it has no single backbone to put under
+        it for fine-tuning and export, which refuse it here with one line.
+        """
+        if self.is_fused:
+            raise FeatxError(
+                f"head {self.name} was fitted on the fused vectors of {self.backbone_name}; fine-tune and export "
+                "need a head of one backbone: featx fit-head --backbone "
+                f"{self.backbone_name.split(SEPARATOR)[0]}"
+            )
         return EmbedConfig.from_record(self.config, self.sources, self.fingerprint)
+
+    def embed_configs(self) -> list[EmbedConfig]:
+        """The backbone configuration of each part of the head's vectors, in order (one unless fused)."""
+        return part_configs(self.config, self.sources) if self.is_fused else [self.embed_config()]
 
     def predict_proba(self, X) -> np.ndarray:
         """(n, len(classes)) probabilities; a class absent from training gets 0."""
         X = self._check_vectors(X)
         proba = np.zeros((len(X), len(self.classes)))
-        proba[:, np.asarray(self.estimator.classes_, dtype=np.int64)] = self.estimator.predict_proba(X)
+        proba[:, np.asarray(self.estimator.classes_, dtype=np.int64)] = get_head_spec(self.kind).predict_proba(
+            self.estimator, X)
         return proba
 
     def predict(self, X) -> np.ndarray:
@@ -95,6 +117,12 @@ class Head:
         if features.fingerprint == self.fingerprint:
             return
         where = features.cache_path or "the features"
+        if self.is_fused or is_fused(features.config):
+            raise FeatxError(
+                f"head {self.name} was fitted on {self.backbone_name} vectors; {where} holds "
+                f"{display_name(features.config, features.sources)} vectors. Evaluate a fused head on the caches it "
+                "was fitted on (no --cache), or fit a new head."
+            )
         diffs = [f"{key} {self.config.get(key)!r} vs {features.config.get(key)!r}" for key in IDENTITY_FIELDS
                  if self.config.get(key) != features.config.get(key)]
         raise FeatxError(
@@ -135,7 +163,7 @@ class Head:
             "head": self.kind,
             "params": self.params,
             "classes": list(self.classes),
-            "backbone": self.config.get("backbone"),
+            "backbone": self.config.get("backbone") or self.backbone_name,
             "config": self.config,
             "fingerprint": self.fingerprint,
             "feature_dim": self.feature_dim,
@@ -167,7 +195,7 @@ class Head:
 
     def _free_folder(self) -> Path:
         parent = (Path(self.cache_path).parent if self.cache_path else cache_folder()) / HEADS_FOLDER
-        stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.name)
+        stem = re.sub(r"[^A-Za-z0-9_.+-]+", "_", self.name)
         path, n = parent / stem, 1
         recover_head_folder(path)  # a head that a killed replace left aside is back, so its name is taken
         while path.exists():

@@ -1,8 +1,10 @@
 """`KerasHead`: the classic transfer-learning head as a scikit-learn classifier.
 
-Dense(units, relu) → Dropout → Dense(n_classes, softmax), trained with Adam and early stopping on
-the validation loss. :func:`network_layers` is the one definition of that network, for training and
-for conversion to Keras layers. Keras is imported only when a network is built (``fit``); the
+Dense(units, relu) → Dropout → Dense(n_classes, softmax), trained with Adam in large batches
+(``batch_size="auto"``: a 32nd of the training rows, between 32 and 512, so an epoch is a few
+dozen compiled steps on large caches) and early stopping on the validation loss.
+:func:`network_layers` is the one definition of that network, for training and for conversion to
+Keras layers. Keras is imported only when a network is built (``fit``); the
 trained weights are kept as NumPy arrays, so predicting, pickling, cloning and saving a fitted head
 need no TensorFlow.
 """
@@ -91,7 +93,7 @@ class KerasHead(ClassifierMixin, BaseEstimator):
         units=256,
         dropout=0.5,
         epochs=50,
-        batch_size=32,
+        batch_size="auto",
         learning_rate=1e-3,
         patience=3,
         validation_fraction=0.1,
@@ -114,7 +116,8 @@ class KerasHead(ClassifierMixin, BaseEstimator):
         check_scalar(self.units, "units", numbers.Integral, min_val=1)
         check_scalar(self.dropout, "dropout", numbers.Real, min_val=0.0, max_val=1.0, include_boundaries="left")
         check_scalar(self.epochs, "epochs", numbers.Integral, min_val=1)
-        check_scalar(self.batch_size, "batch_size", numbers.Integral, min_val=1)
+        if self.batch_size != "auto":
+            check_scalar(self.batch_size, "batch_size", numbers.Integral, min_val=1)
         check_scalar(self.learning_rate, "learning_rate", numbers.Real, min_val=0.0, include_boundaries="neither")
         check_scalar(self.patience, "patience", numbers.Integral, min_val=0)
         if self.validation_fraction is not None:
@@ -178,12 +181,17 @@ class KerasHead(ClassifierMixin, BaseEstimator):
         def weights(labels):
             return None if per_class is None else per_class[labels]
 
-        train = _rows(keras, X, y, weights(y), self.batch_size, seed=seed)
-        val = None if X_val is None else _rows(keras, X_val, y_val, weights(y_val), max(self.batch_size, 256))
+        batch_size = self._batch_size(len(X))
+        train = _rows(keras, X, y, weights(y), batch_size, seed=seed)
+        val = None if X_val is None else _rows(keras, X_val, y_val, weights(y_val), max(batch_size, 256))
         stop = keras.callbacks.EarlyStopping(monitor=self.monitor_, patience=self.patience, restore_best_weights=True)
         history = model.fit(train, validation_data=val, epochs=self.epochs, callbacks=[stop],
                             shuffle=False, verbose=self.verbose)  # the dataset shuffles, seeded
         return model, history
+
+    def _batch_size(self, n: int) -> int:
+        """``batch_size``, or for "auto" a 32nd of the ``n`` training rows, between 32 and 512."""
+        return int(np.clip(n // 32, 32, 512)) if self.batch_size == "auto" else int(self.batch_size)
 
     def _encode(self, y) -> np.ndarray:
         index = np.searchsorted(self.classes_, y)

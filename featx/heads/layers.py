@@ -41,8 +41,8 @@ def logreg_layers(head) -> list:
 
 
 def svm_layers(head) -> list:
-    """A linear svm's decision function and Platt calibration; an rbf svm has no Keras equivalent."""
-    kernel_name = head.params.get("kernel", "rbf")
+    """A linear svm's decision function and Platt calibration; a kernel svm has no Keras equivalent."""
+    kernel_name = _svm_kernel(head.estimator)
     if kernel_name != "linear":
         raise FeatxError(
             f"head {head.name} is an svm head with kernel={kernel_name!r}, which has no equivalent Keras layer; "
@@ -67,6 +67,16 @@ def svm_layers(head) -> list:
         _dense(logits_kernel, logits_bias, None, "featx_svm_classes"),
         keras.layers.Activation("softmax", name="featx_svm_proba"),
     ]
+
+
+def _svm_kernel(estimator) -> str:
+    """The kernel of a fitted svm head, read from what was fitted (heads saved before the linear
+    default recorded no kernel): a kernel map step (Nystroem) or an SVC's own kernel; else linear."""
+    for step in getattr(estimator, "steps", [])[:-1]:
+        if hasattr(step[1], "kernel"):
+            return str(step[1].kernel)
+    final = estimator[-1] if hasattr(estimator, "steps") else estimator
+    return str(getattr(final.calibrated_classifiers_[0].estimator, "kernel", "linear"))
 
 
 def _keras():

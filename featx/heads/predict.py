@@ -59,7 +59,7 @@ def predict_images(head: Head, inputs: Sequence[str | os.PathLike], *, cache_dir
 
     Images are embedded with the head's own backbone configuration through the content-addressed
     cache in ``cache_dir`` (default ``$FEATX_CACHE_DIR`` or ``.featx``), so files seen before are
-    not embedded again. ``backend`` is the Keras backend (default ``$KERAS_BACKEND``, else tensorflow). Images that cannot be decoded are listed in ``skipped``, not raised.
+    not embedded again; a fused head embeds them with each of its backbones. ``backend`` is the Keras backend (default ``$KERAS_BACKEND``, else tensorflow). Images that cannot be decoded are listed in ``skipped``, not raised.
     """
     from featx.api import embed_files
     from featx.datasets import collect_image_files
@@ -72,8 +72,12 @@ def predict_images(head: Head, inputs: Sequence[str | os.PathLike], *, cache_dir
     for item in [inputs] if isinstance(inputs, (str, os.PathLike)) else inputs if isinstance(inputs, Sequence) else [inputs]:
         check_path("inputs", item)
     files = collect_image_files(inputs)
-    embedded = embed_files(files, head.embed_config(), RunOptions(batch_size=batch_size, backend=backend), cache=cache_dir,
-                           progress=progress)
-    paths = [os.path.abspath(f) for f, ok in zip(files, embedded.ok) if ok]
-    proba = head.predict_proba(embedded.X) if len(paths) else np.zeros((0, len(head.classes)))
-    return Predictions(classes=head.classes, paths=paths, proba=proba, skipped=list(embedded.skipped))
+    run = RunOptions(batch_size=batch_size, backend=backend)
+    # One embedding per backbone (a fused head has several), side by side; an image counts if every one worked.
+    parts = [embed_files(files, config, run, cache=cache_dir, progress=progress) for config in head.embed_configs()]
+    ok = np.logical_and.reduce([np.asarray(part.ok, bool) for part in parts])
+    paths = [os.path.abspath(f) for f, good in zip(files, ok) if good]
+    X = np.hstack([np.asarray(part.X)[ok[np.asarray(part.ok, bool)]] for part in parts]) if len(paths) else None
+    proba = head.predict_proba(X) if len(paths) else np.zeros((0, len(head.classes)))
+    skipped = {s.path: s for part in parts for s in part.skipped}
+    return Predictions(classes=head.classes, paths=paths, proba=proba, skipped=list(skipped.values()))

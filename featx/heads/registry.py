@@ -15,8 +15,10 @@ import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.calibration import CalibratedClassifierCV
+from sklearn.kernel_approximation import Nystroem
 from sklearn.linear_model import LogisticRegression, SGDClassifier
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline, make_pipeline
@@ -24,6 +26,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC, LinearSVC
 
 from featx.errors import OptionError
+from featx.heads import cost
 from featx.heads.keras_head import KerasHead
 from featx.heads.layers import keras_layers, logreg_layers, svm_layers
 
@@ -38,19 +41,44 @@ def logreg(*, C=1.0, max_iter=1000, class_weight=None, scale=True, random_state=
                                       random_state=random_state), scale)
 
 
-def svm(*, C=1.0, kernel="rbf", gamma="scale", class_weight=None, calibration_cv=5, scale=True, random_state=None):
-    """StandardScaler + SVC; probabilities by Platt scaling (CalibratedClassifierCV, ensemble=False).
+def svm(*, alpha=1e-4, epochs=5, C=None, kernel="linear", gamma="scale", n_components=1000, class_weight=None,
+        calibration_cv=3, scale=True, random_state=None):
+    """StandardScaler + a linear SVM (hinge loss, averaged SGD); Platt-calibrated probabilities.
 
-    ``kernel="linear"`` uses LinearSVC (one-vs-rest): one weight vector per class, so the head
-    converts exactly into a Keras Dense layer for fine-tuning and export, and fits much faster.
+    The SVM is trained by averaged stochastic gradient descent on the hinge loss with L2 penalty
+    ``alpha`` for at most ``epochs`` passes: its cost grows linearly with the vectors, so it fits
+    in seconds at 10,000 x 2,048 and stays practical at 100,000. ``C`` (a number) uses liblinear's
+    exact solver instead (``LinearSVC``, dual or primal by shape), which converges to the optimum but
+    is much slower on large dense vectors. Either way one weight vector per class: the head converts
+    exactly into Keras Dense layers for fine-tuning and export. ``kernel="rbf"`` first maps the
+    standardised vectors into ``n_components`` approximate RBF-kernel features (``Nystroem``,
+    ``gamma="scale"`` is 1/n_features on standardised vectors); such a head does not convert.
+    Probabilities come from a sigmoid per class fitted on ``calibration_cv`` out-of-fold decision
+    values (``CalibratedClassifierCV(ensemble=False)``).
     """
     if kernel not in ("linear", "rbf"):
         raise ValueError(f"The 'kernel' parameter of the svm head must be one of 'linear', 'rbf'. Got {kernel!r} instead.")
-    if kernel == "linear":
-        svc = LinearSVC(C=C, class_weight=class_weight, random_state=random_state)
+    if C is None:
+        svc = SGDClassifier(loss="hinge", alpha=alpha, max_iter=epochs, tol=None, average=True,
+                            class_weight=class_weight, random_state=random_state)
     else:
-        svc = SVC(C=C, kernel=kernel, gamma=gamma, class_weight=class_weight)
-    return _scaled(CalibratedClassifierCV(svc, cv=calibration_cv, ensemble=False), scale)
+        svc = LinearSVC(C=C, dual="auto", class_weight=class_weight, random_state=random_state)
+    steps = [StandardScaler()] if scale else []
+    if kernel == "rbf":
+        steps.append(Nystroem(kernel="rbf", gamma=_rbf_gamma(gamma, scale), n_components=n_components,
+                              random_state=random_state))
+    calibrated = CalibratedClassifierCV(svc, cv=calibration_cv, ensemble=False)
+    return make_pipeline(*steps, calibrated) if steps else calibrated
+
+
+def _rbf_gamma(gamma, scale: bool) -> float | None:
+    """Nystroem's gamma: None is 1/n_features, which is SVC's 'scale' on standardised vectors."""
+    if gamma == "auto" or (gamma == "scale" and scale):
+        return None
+    if gamma == "scale":
+        raise ValueError("gamma='scale' needs standardised vectors (scale=True); with scale=False give gamma "
+                         "as a number.")
+    return gamma
 
 
 def knn(*, n_neighbors=5, weights="uniform", scale=False):
@@ -69,6 +97,22 @@ def sgd(*, alpha=0.0001, epochs=20, scale=True, random_state=None):
                                  random_state=random_state), scale)
 
 
+def softmax_proba(estimator, X) -> np.ndarray:
+    """Softmax of the one-vs-rest decision values (binary: ``[0, d]``), columns in ``classes_`` order.
+
+    The sgd head's probabilities, and exactly what its Keras layer computes (:func:`logreg_layers`).
+    scikit-learn's own ``predict_proba`` of a one-vs-rest log-loss SGDClassifier normalises per-class
+    sigmoids, which saturate to exact ties at 1.0 once decision values pass ~37, as SGD's weights
+    often make them: the argmax of those ties is the first class, not the best one.
+    """
+    decision = np.asarray(estimator.decision_function(X), np.float64)
+    if decision.ndim == 1:
+        decision = np.column_stack([np.zeros_like(decision), decision])
+    decision -= decision.max(axis=1, keepdims=True)
+    proba = np.exp(decision)
+    return proba / proba.sum(axis=1, keepdims=True)
+
+
 @dataclass(frozen=True)
 class HeadSpec:
     """One kind of head: how to build it, which types its saved file may hold, how it becomes Keras."""
@@ -82,6 +126,12 @@ class HeadSpec:
     # fine-tuning and export; None when the head has no Keras equivalent. A converter may refuse
     # some parameters (an svm converts only with kernel='linear') with a one-line FeatxError.
     to_keras: Callable[..., list] | None = None
+    # (fitted estimator, X) -> probabilities, columns in estimator.classes_ order, when not the
+    # estimator's own predict_proba (the sgd head's: softmax_proba).
+    proba: Callable | None = None
+    # (n, d, k, params) -> estimated seconds to fit and score on n vectors of d dimensions and k
+    # classes (featx.heads.cost): a head estimated to take long says so before it starts.
+    cost: Callable[[int, int, int, dict], float] | None = None
     # Trains from a lazy cache in mini-batches (featx.heads.fit streams it with partial_fit); the
     # other heads load every training vector into memory first.
     streams: bool = False
@@ -93,6 +143,14 @@ class HeadSpec:
     def defaults(self) -> dict[str, object]:
         """The head's parameters and their default values."""
         return {name: p.default for name, p in inspect.signature(self.build).parameters.items()}
+
+    def predict_proba(self, estimator, X) -> np.ndarray:
+        """Probabilities of a fitted estimator of this kind, columns in its ``classes_`` order."""
+        return estimator.predict_proba(X) if self.proba is None else self.proba(estimator, X)
+
+    def estimate_seconds(self, n: int, d: int, k: int, params: dict) -> float:
+        """Estimated seconds to fit and score this head on ``n`` x ``d`` vectors of ``k`` classes."""
+        return 0.0 if self.cost is None else self.cost(n, d, k, {**self.defaults(), **params})
 
     def check_params(self, params: dict[str, object]) -> None:
         allowed = self.defaults()
@@ -115,14 +173,19 @@ class HeadSpec:
 
 _SCALED = (Pipeline, StandardScaler)
 HEADS: dict[str, HeadSpec] = {
-    "logreg": HeadSpec("logreg", logreg, _SCALED + (LogisticRegression,), to_keras=logreg_layers),
+    "logreg": HeadSpec("logreg", logreg, _SCALED + (LogisticRegression,), to_keras=logreg_layers,
+                      cost=cost.logreg_seconds),
     # CalibratedClassifierCV(ensemble=False) is scikit-learn's replacement for SVC(probability=True)
-    # (deprecated in 1.9); its fitted state holds two helper classes, trusted by name.
-    "svm": HeadSpec("svm", svm, _SCALED + (CalibratedClassifierCV, SVC, LinearSVC, "sklearn.calibration._CalibratedClassifier",
-                                           "sklearn.calibration._SigmoidCalibration"), to_keras=svm_layers),
-    "sgd": HeadSpec("sgd", sgd, _SCALED + (SGDClassifier,), to_keras=logreg_layers, streams=True),
-    "knn": HeadSpec("knn", knn, _SCALED + (KNeighborsClassifier,)),
-    "keras": HeadSpec("keras", KerasHead, (KerasHead,), to_keras=keras_layers),
+    # (deprecated in 1.9); its fitted state holds two helper classes, trusted by name. SVC stays
+    # trusted: svm heads saved before the linear solver (exact RBF kernel) still load.
+    "svm": HeadSpec("svm", svm, _SCALED + (CalibratedClassifierCV, SGDClassifier, LinearSVC, Nystroem, SVC,
+                                           "sklearn.calibration._CalibratedClassifier",
+                                           "sklearn.calibration._SigmoidCalibration"), to_keras=svm_layers,
+                    cost=cost.svm_seconds),
+    "sgd": HeadSpec("sgd", sgd, _SCALED + (SGDClassifier,), to_keras=logreg_layers, streams=True,
+                    proba=softmax_proba, cost=cost.sgd_seconds),
+    "knn": HeadSpec("knn", knn, _SCALED + (KNeighborsClassifier,), cost=cost.knn_seconds),
+    "keras": HeadSpec("keras", KerasHead, (KerasHead,), to_keras=keras_layers, cost=cost.keras_seconds),
 }
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from featx.cache.locate import cache_folder
 from featx.config import EmbedConfig, fingerprint_of
 from featx.errors import CacheError, FeatxError, MissingFileError, check_path
+from featx.heads.fusion import is_fused, part_configs
 from featx.heads.head import HEADS_FOLDER, Head
 from featx.heads.headfile import (
     META_FILE, aside_targets, is_head_folder, read_estimator, read_head_meta, recover_head_folder,
@@ -72,8 +73,11 @@ def load_head(head: str | os.PathLike, *, cache_dir: str | os.PathLike | None = 
         raise CacheError(f"{path / META_FILE} is inconsistent: its backbone configuration does not match its "
                          "fingerprint; refusing to load it.")
     try:
-        EmbedConfig.from_record(meta["config"], meta["sources"])
-    except TypeError as exc:
+        if is_fused(meta["config"]):
+            part_configs(meta["config"], meta["sources"])
+        else:
+            EmbedConfig.from_record(meta["config"], meta["sources"])
+    except (TypeError, KeyError, AttributeError) as exc:
         raise CacheError(f"{path / META_FILE} is damaged ({exc}); refit the head.") from None
     return Head(
         kind=meta["head"], estimator=estimator, params=meta["params"], classes=tuple(meta["classes"]),
