@@ -34,6 +34,7 @@ from featx.cache.tables import ID_DTYPE, ImageTable, SkipTable, id_column, str_c
 from featx.config import EmbedConfig
 from featx.datasets import LOOSE_FILES, Dataset, scan_dataset
 from featx.errors import CacheError, CacheWriteError, FeatxError, ImageDecodeError, check_path
+from featx.extractor import CPU_BATCH_SIZE  # (no Keras import)
 from featx.features import SkippedImage
 from featx.fileindex import index_files
 from featx.objectstore import ObjectFiles, is_url
@@ -116,8 +117,8 @@ def embed_into_cache(
     ``progress(total)`` is called once with the number of images to embed and returns a callback
     that receives the number of images finished after each batch.
     """
-    if run.batch_size is not None:  # (a GPU chooses its own, backing off on out-of-memory)
-        check_batch_memory(run.batch_size, config.input_size)  # refused before any pixel is allocated
+    # refused before any pixel is allocated (with no batch size given: the CPU default, the least a run uses)
+    check_batch_memory(run.batch_size or CPU_BATCH_SIZE, config.input_size)
     started = time.perf_counter()
     with cache_lock(cache_path, wait=wait, on_wait=on_wait, read_only_ok=True) as writable:
         if writable:
@@ -324,7 +325,9 @@ class LocalExecutor:
         if extractor is None:
             from featx.extractor import FeatureExtractor, on_accelerator  # imports TensorFlow: only when needed
 
-            if use_processes(planned, backbone_on_cpu=not on_accelerator(resolve_backend(run.backend))):
+            # processes only beside a GPU; asking Keras where it computes imports it: only when it matters
+            if use_processes(planned, backbone_on_cpu=False) and use_processes(
+                    planned, backbone_on_cpu=not on_accelerator(resolve_backend(run.backend))):
                 start_workers(run.decode_workers)  # they start while the backbone is built
             extractor = FeatureExtractor(config, batch_size=run.batch_size, backend=run.backend)
         self.extractor, self.config, self.run = extractor, config, run

@@ -297,7 +297,7 @@ class TinyExtractor:
     def __init__(self, config, batch_size=32, backend=None):
         from featx.backbones import get_backbone
 
-        self.batch_size, self.backend = batch_size, "tensorflow"
+        self.batch_size, self.backend = batch_size or 32, "tensorflow"  # None: the CPU default
         self.feature_dim = 4 if config.is_custom else get_backbone(config.backbone).feature_dim
 
     def __call__(self, pixels):
