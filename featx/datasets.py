@@ -357,8 +357,9 @@ def _image_subfolders(folder: Path) -> list[str]:
 def _image_names(folder: Path) -> list[str]:
     """Names of the image files lying directly in `folder`."""
     with os.scandir(folder) as entries:
-        # Broken symlinks are kept: the embedder reports them as skipped, with the reason.
-        return sorted(e.name for e in entries if is_image_file(e.name) and (e.is_file() or e.is_symlink()))
+        # Every image-named entry that is not a folder is kept (broken links, FIFOs, devices too): the
+        # embedder reports those as skipped with the reason, rather than the scan leaving them out unsaid.
+        return sorted(e.name for e in entries if is_image_file(e.name) and not _is_dir(e))
 
 
 def _walk_images(folder: Path, fences: Sequence[str] = ()) -> Iterator[str]:
@@ -387,7 +388,7 @@ def _walk_images(folder: Path, fences: Sequence[str] = ()) -> Iterator[str]:
         prefix = dirpath if dirpath.endswith(os.sep) else dirpath + os.sep
         # the directory listing says what is a file or a link: no stat per regular file
         yield from (prefix + e.name for e in entries
-                    if is_image_name(e.name) and not _is_dir(e) and (e.is_file() or e.is_symlink()))
+                    if is_image_name(e.name) and not _is_dir(e))  # not regular: skipped with its reason
         for name in folders:  # symlinked folders are followed (loops are not)
             yield from visit(os.path.join(dirpath, name))
 

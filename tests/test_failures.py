@@ -241,6 +241,28 @@ def test_misuse_from_python_names_the_parameter(call, param):
         assert isinstance(raised.value, (TypeError, OptionError))
 
 
+@pytest.mark.parametrize("top_k,misclassified,param", [(0, 10, "top_k"), (-3, 10, "top_k"), (5, -1, "misclassified")])
+def test_evaluate_head_refuses_a_top_k_below_one_and_negative_mistake_counts(valid, top_k, misclassified, param):
+    cache, head = valid
+    with pytest.raises(OptionError) as raised:
+        featx.evaluate_head(featx.load_head(head), cache, top_k=top_k, misclassified=misclassified)
+    assert raised.value.param == param
+    result = invoke("evaluate", head, "--cache", cache, "--top-k", "0")
+    check_run(result, allow=(2,))
+    assert "--top-k" in result.stderr
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this system")
+def test_a_fifo_named_like_an_image_is_listed_as_skipped_not_left_out(tmp_path, tiny_backbone):
+    data = make_class_folder(tmp_path / "data", per_class=2, size=(12, 10))
+    os.mkfifo(data / "cat" / "x.jpg")  # opening it would block: the run must only stat it
+    result = invoke("embed", data, "--weights", "none", "--image-size", "32", "--cache", tmp_path / "cache", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["embedded"] == 4
+    assert [(Path(s["path"]).name, s["reason"]) for s in report["skipped"]] == [("x.jpg", "not a regular file")]
+
+
 def test_wrong_types_are_type_errors_too():
     with pytest.raises(TypeError):
         featx.load_features(None)

@@ -13,6 +13,7 @@ from featx.errors import FeatxError, MissingFileError, OptionError, OptionTypeEr
 from featx.features import Features, load_features
 from featx.heads.fusion import cache_label, fused_caches, load_fused
 from featx.heads.head import Head
+from featx.options import check_positive
 
 EVALUATION_SPLITS = (*SPLITS, "all")  # "all": every labelled image of the cache
 
@@ -74,6 +75,9 @@ def evaluate_head(head: Head, features: Features | str | os.PathLike | None = No
         check_path("features", features, optional=True)
     if split not in EVALUATION_SPLITS:
         raise OptionError(f"{{param}} must be one of {', '.join(EVALUATION_SPLITS)}; got {split!r}.", param="split")
+    check_positive("top_k", top_k)
+    if isinstance(misclassified, bool) or not isinstance(misclassified, int) or misclassified < 0:
+        raise OptionError(f"{{param}} must be an integer, 0 or more; got {misclassified!r}.", param="misclassified")
     if features is None:
         features = _fitted_cache(head)
     elif not isinstance(features, Features):
