@@ -52,6 +52,29 @@ def cache_path_for(cache: str | os.PathLike | None, source: Path, display_name: 
     return folder / f"{_slug(name)}--{_slug(display_name)}--{key}{CACHE_SUFFIX}"
 
 
+VIEWS_SUFFIX = ".views"  # <cache>.h5.views/ holds the caches of its augmented views, one per recipe
+
+
+def views_dir(cache_path: str | os.PathLike) -> Path:
+    """The folder of the views caches of the cache at ``cache_path`` (featx.views)."""
+    cache_path = Path(cache_path)
+    return cache_path.with_name(cache_path.name + VIEWS_SUFFIX)
+
+
+def views_cache_path(cache_path: str | os.PathLike, augment: str, fingerprint: str) -> Path:
+    """Where the views of recipe ``augment`` (fingerprint ``fingerprint``) of a cache live."""
+    return views_dir(cache_path) / f"{_slug(augment.replace(',', '+'))}--{fingerprint}{CACHE_SUFFIX}"
+
+
+def views_caches(cache_path: str | os.PathLike) -> list[Path]:
+    """The views caches of the cache at ``cache_path``, most recently written first."""
+    folder = views_dir(cache_path)
+    if not folder.is_dir():
+        return []
+    return sorted((p for p in folder.glob(f"*{CACHE_SUFFIX}") if not p.name.startswith(".")),
+                  key=lambda p: p.stat().st_mtime_ns, reverse=True)
+
+
 @dataclass(frozen=True)
 class CacheSummary:
     """The attributes of one cache file, read without loading any vectors."""
@@ -216,9 +239,9 @@ def choose_caches(caches: Sequence[str | os.PathLike] = (), backbones: Sequence[
 
 
 def delete_cache(path: str | os.PathLike) -> None:
-    """Remove a featx cache with its segment and shard folders, temporaries and lock; ``path`` may
-    also name a folder or lock that a killed run left. Refuses (CacheError, nothing deleted)
-    anything that is not featx's, and a cache that a run is writing (CacheBusyError)."""
+    """Remove a featx cache with its segment and shard folders, temporaries and lock, and its views
+    caches; ``path`` may also name a folder or lock that a killed run left. Refuses (CacheError, nothing
+    deleted) anything that is not featx's, and a cache that a run is writing (CacheBusyError)."""
     from featx.cache.lock import cache_lock, lock_path
     from featx.cache.segments import SEGMENT_TYPE, segment_dir
     from featx.cache.shards import SHARD_TYPE, shard_dir
@@ -244,6 +267,18 @@ def delete_cache(path: str | os.PathLike) -> None:
                 with contextlib.suppress(OSError):  # a file put there since the check stays, with its folder
                     folder.rmdir()
     lock.unlink(missing_ok=True)
+    _delete_views(path)
+
+
+def _delete_views(path: Path) -> None:
+    """Delete the views caches of ``path`` (each as a cache: checked, under its lock), then their folder."""
+    folder = views_dir(path)
+    if not folder.is_dir():
+        return
+    for views in views_caches(path):
+        delete_cache(views)
+    with contextlib.suppress(OSError):  # anything else put there stays, with its folder
+        folder.rmdir()
 
 
 def _cache_named_by(path: Path) -> Path:

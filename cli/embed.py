@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from featx.augment import AUGMENTATIONS, DEFAULT_AUGMENT, ViewRecipe
 from featx.backbones import DEFAULT_BACKBONE
 from featx.cli.app import BackendOption, app, fail, handle_errors, info, path_argument, print_json
 from featx.cli.progress import progress_bar
@@ -88,6 +89,14 @@ def embed_command(
     gpus_per_worker: Annotated[
         float, typer.Option("--gpus-per-worker", help="--engine ray: GPUs each embedding worker holds.")
     ] = 0,
+    views: Annotated[
+        int, typer.Option(help="Also cache this many augmented views of each training image, for heads fitted "
+                          "with --views (flips, crops, colour jitter; seeded per image; the plain cache is unchanged).")
+    ] = 0,
+    augment: Annotated[
+        str, typer.Option(help=f"The augmentations of --views, comma-separated: {', '.join(AUGMENTATIONS)} "
+                          "(flips are wrong for text and digits: use crop,jitter there).")
+    ] = DEFAULT_AUGMENT,
     strict: Annotated[bool, typer.Option("--strict", help="Exit 1 when any image was skipped.")] = False,
     no_wait: Annotated[
         bool, typer.Option("--no-wait", help="Stop at once if another run is updating the same cache.")
@@ -102,8 +111,10 @@ def embed_command(
         max_pixels=max_pixels, dtype=dtype, backend=backend, engine=engine, address=address,
         gpus_per_worker=gpus_per_worker,
     )
+    recipe = ViewRecipe(views, augment)
     with progress_bar(enabled=not (quiet or as_json)) as progress:
-        report = update_cache(data, options, cache=cache, progress=progress, wait=not no_wait, on_wait=info)
+        report = update_cache(data, options, cache=cache, progress=progress, wait=not no_wait, on_wait=info,
+                              views=recipe)
     if as_json:
         print_json(report.to_dict())  # its "warnings" list carries them
     else:
@@ -128,3 +139,9 @@ def _print_summary(report) -> None:
     for skipped in report.skipped:
         typer.echo(f"  skipped {skipped.path}: {skipped.reason}")
     typer.echo(f"{report.embedded + report.reused} vectors of {report.feature_dim} floats in {report.cache_path}")
+    views = report.views
+    if views is not None:
+        typer.echo(f"{views.count} views ({views.augment}) of {views.images} training images: {views.embedded} "
+                   f"embedded, {views.reused} reused ({views.seconds:.1f} s) in {views.cache_path}")
+        for failed in views.failed:
+            typer.echo(f"  no views of {failed.path}: {failed.reason}")

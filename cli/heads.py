@@ -32,6 +32,10 @@ TestSizeOption = Annotated[
 ]
 SeedOption = Annotated[int, typer.Option(help="Seed of the hold-out split and of the head.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+ViewsOption = Annotated[bool, typer.Option("--views", help="Also train on the cached augmented views of the "
+                                           "training images ('featx embed --views K'); scores stay on plain vectors.")]
+AugmentOption = Annotated[str | None, typer.Option(help="With --views: the views of this recipe, e.g. crop,jitter "
+                                                   "(default: the recipe embedded last).")]
 HeadArgument = Annotated[
     Path, typer.Argument(help="A head folder, or the name of one in <cache dir>/heads.", show_default=False)
 ]
@@ -80,6 +84,8 @@ def fit_head_command(
     seed: SeedOption = 0,
     path: Annotated[Path | None, typer.Option("--output", "-o", help="Head folder to write "
                                               "(default: <cache dir>/heads/<head>-<backbone>).")] = None,
+    views: ViewsOption = False,
+    augment: AugmentOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Fit a head on the cached vectors, print train/val/test metrics and save it."""
@@ -87,18 +93,20 @@ def fit_head_command(
     from featx.heads.fusion import choose_features
     from featx.heads.params import parse_params
 
+    asked_views = _views(views, augment)
     features, chosen = choose_features(cache, backbone)
     for choice in chosen:
         info(choice.note(_flag))
     fitted = fit_head(features, head, test_size=test_size, seed=seed, class_weight=class_weight, note=info,
-                      **parse_params(param or []))
+                      views=asked_views, **parse_params(param or []))
     fitted.save(path)
     if as_json:
         print_json(fitted.describe())
         return
     train = fitted.metrics["train"]["n"]
-    typer.echo(f"fitted {fitted.kind} on {train} {fitted.backbone_name} vectors in {fitted.fit_seconds:.2f} s "
-               f"(split: {fitted.split['method']})")
+    with_views = f" and {fitted.views['rows']} views of them" if fitted.views else ""
+    typer.echo(f"fitted {fitted.kind} on {train} {fitted.backbone_name} vectors{with_views} in "
+               f"{fitted.fit_seconds:.2f} s (split: {fitted.split['method']})")
     for line in _metrics_table(fitted.metrics):
         typer.echo(line)
     typer.echo(f"saved {fitted.path}")
@@ -117,6 +125,8 @@ def compare_command(
     class_weight: ClassWeightOption = None,
     test_size: TestSizeOption = 0.2,
     seed: SeedOption = 0,
+    views: ViewsOption = False,
+    augment: AugmentOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Train several heads (on one or more backbones' caches) on the same split; print a leaderboard.
@@ -129,21 +139,25 @@ def compare_command(
     from featx.heads.registry import get_head_spec, list_heads
 
     names = [get_head_spec(h).name for h in _items(heads)] or list_heads()
+    asked_views = _views(views, augment)
     sources, chosen = choose_compared(caches or [], _items(backbones))
     for choice in chosen:
         info(choice.note(_flag))
     rows = compare_heads(sources, names, params=params_per_head(param or [], names), cv=cv,
-                         test_size=test_size, seed=seed, class_weight=class_weight,
+                         test_size=test_size, seed=seed, class_weight=class_weight, views=asked_views,
                          progress=lambda backbone, head: info(f"fitting {head} on {backbone}..."), note=info)
     if as_json:
         print_json(rows)
         return
-    typer.echo(f"{'rank':<4}  {'backbone':<20} {'head':<7} {'accuracy':>13} {'macro-F1':>13} {'fit s':>8}")
+    views_column = f" {'views':>5}" if views else ""
+    typer.echo(f"{'rank':<4}  {'backbone':<20} {'head':<7}{views_column} {'accuracy':>13} {'macro-F1':>13} {'fit s':>8}")
     for rank, row in enumerate(rows, start=1):
         acc, f1 = f"{row['accuracy']:.3f}", f"{row['macro_f1']:.3f}"
         if cv:
             acc, f1 = f"{acc}±{row['accuracy_std']:.3f}", f"{f1}±{row['macro_f1_std']:.3f}"
-        typer.echo(f"{rank:<4}  {row['backbone']:<20} {row['head']:<7} {acc:>13} {f1:>13} {row['fit_seconds']:>8.3f}")
+        count = f" {row['views'] or '-':>5}" if views else ""
+        typer.echo(f"{rank:<4}  {row['backbone']:<20} {row['head']:<7}{count} {acc:>13} {f1:>13} "
+                   f"{row['fit_seconds']:>8.3f}")
     typer.echo(f"{'mean of ' + str(cv) + ' stratified folds' if cv else 'on the test split'}, "
                f"{rows[0]['n']} images per {'fold set' if cv else 'test set'}" if rows else "nothing compared")
 
@@ -178,6 +192,13 @@ def evaluate_command(
     _print_evaluation(result)
     for path in written:
         typer.echo(f"wrote {path}")
+
+
+def _views(views: bool, augment: str | None) -> bool | str:
+    """fit_head's ``views``: the recipe --augment names, else True (the one embedded last), or False."""
+    if augment is not None and not views:
+        raise typer.BadParameter("applies with --views only; add --views.", param_hint="--augment")
+    return augment if views and augment is not None else views
 
 
 def _items(text: str | None) -> list[str]:

@@ -24,6 +24,7 @@ _LAZY = {
          "predict_images"),
         "featx.heads",
     ),
+    "load_views": "featx.views",
     "fine_tune": "featx.finetune",
     "export": "featx.exporter",
     "inspect": "featx.inspection",
@@ -49,6 +50,7 @@ __all__ = [
     # embed images into the feature cache, read it back
     "embed",
     "load_features",
+    "load_views",
     "Features",
     "Embedder",
     "list_backbones",

@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from featx.augment import DEFAULT_AUGMENT, ViewRecipe
 from featx.backbones import DEFAULT_BACKBONE
 from featx.cache.locate import cache_path_for
 from featx.cache.store import CacheIndex, read_vectors
@@ -42,6 +43,8 @@ def embed(
     cache: str | os.PathLike | None = None,
     wait: bool = True,
     progress: Callable[[int], ProgressCallback] | None = None,
+    views: int = 0,
+    augment: str = DEFAULT_AUGMENT,
 ) -> Features:
     """Embed every image of ``data`` once into its feature cache and return the features.
 
@@ -59,6 +62,9 @@ def embed(
     (``pip install "featx[ray]"``; ``address`` names it, default a local instance; ``workers``
     embedding workers of ``gpus_per_worker`` GPUs each) into the same cache; see
     :mod:`featx.ray_engine`. ``data`` may then also be an object-store URL (``s3://...``).
+    ``views=K`` also caches K augmented views of each training image (``augment``: the
+    augmentations, see :mod:`featx.augment`), for heads fitted with ``views=True``
+    (:func:`featx.load_views` reads them); the features returned are the plain ones.
     """
     options = EmbedOptions(
         backbone=backbone, weights=weights, image_size=image_size, resize=resize, pooling=pooling,
@@ -66,7 +72,8 @@ def embed(
         workers=workers, max_pixels=max_pixels, dtype=dtype, backend=backend, engine=engine, address=address,
         gpus_per_worker=gpus_per_worker,
     )
-    report = update_cache(data, options, cache=cache, progress=progress, wait=wait)
+    report = update_cache(data, options, cache=cache, progress=progress, wait=wait,
+                          views=ViewRecipe(views, augment))
     return replace(load_features(report.cache_path), report=report)
 
 

@@ -38,7 +38,9 @@ from featx.extractor import CPU_BATCH_SIZE  # (no Keras import)
 from featx.features import SkippedImage
 from featx.fileindex import index_files
 from featx.objectstore import ObjectFiles, is_url
+from featx.augment import ViewRecipe
 from featx.options import EmbedOptions, RunOptions, check_batch_memory
+from featx.views import ViewsReport, check_views_engine, update_views
 from featx.streaming import DecodeSpec, NotAsPlannedError, decode_batches, start_workers, use_processes
 
 ProgressCallback = Callable[[int], None]
@@ -56,9 +58,11 @@ class EmbedReport:
     feature_dim: int = 0
     seconds: float = 0.0
     warnings: tuple[str, ...] = ()  # what the dataset scan left out or merged (Dataset.warnings)
+    views: "ViewsReport | None" = None  # the augmented views' run (featx.views), when views were asked for
 
     def to_dict(self) -> dict[str, object]:
         return {
+            **({"views": self.views.to_dict()} if self.views is not None else {}),
             "cache": str(self.cache_path),
             "images": self.images,
             "embedded": self.embedded,
@@ -78,19 +82,27 @@ def update_cache(
     progress: Callable[[int], ProgressCallback] | None = None,
     wait: bool = True,
     on_wait: Callable[[str], None] | None = None,
+    views: ViewRecipe = ViewRecipe(),
 ) -> EmbedReport:
     """Bring the feature cache of the dataset at ``data`` up to date, without loading its vectors.
 
     What ``featx embed`` runs, and what :func:`featx.embed` runs before reading the cache back.
     ``cache`` is a cache folder or ``.h5`` file (default: :func:`featx.cache.locate.cache_folder`).
+    ``views`` (``views.count`` above 0) then brings the augmented views of the training images up to
+    date too (:mod:`featx.views`); ``report.views`` says what that did.
     """
     check_path("data", data)
     check_path("cache", cache, optional=True)
+    check_views_engine(views, options)
     dataset = scan_dataset(data)
     config = options.resolve()
     path = cache_path_for(cache, dataset.source, config.display_name, config.fingerprint)
-    return embed_into_cache(dataset, config, path, options.run_options(), progress=progress, wait=wait,
-                            on_wait=on_wait)
+    report = embed_into_cache(dataset, config, path, options.run_options(), progress=progress, wait=wait,
+                              on_wait=on_wait)
+    if views.count:
+        report.views = update_views(path, dataset.root, config, views, options.run_options(), progress=progress,
+                                    wait=wait, on_wait=on_wait)
+    return report
 
 
 def embed_into_cache(
@@ -144,7 +156,7 @@ def _update(dataset: Dataset, config: EmbedConfig, cache_path: Path, run: RunOpt
                                      run.decode_workers, files=_object_files(dataset, run))
     feature_dim = _known_width(index, config, cache_path)
     plan = plan_segments(index, feature_dim)
-    have, failed_ids = _committed_work(index, plan, cache_path, fingerprint, feature_dim)
+    have, failed_ids = committed_work(index, plan, cache_path, fingerprint, feature_dim)
     reused_ids = have.copy()
     not_as_planned: dict[bytes, str] = {}  # read but not decoded this run: says nothing of the content
 
@@ -156,7 +168,7 @@ def _update(dataset: Dataset, config: EmbedConfig, cache_path: Path, run: RunOpt
 
     embedded: set[bytes] = set()
     if todo and not writable:
-        raise _unwritable(cache_path, f"{len(todo)} image(s) need embedding")
+        raise unwritable(cache_path, f"{len(todo)} image(s) need embedding")
     if todo:
         advance = progress(len(todo)) if progress else None
         executor = executor or executor_for(config, run, extractor, planned=len(todo))
@@ -204,16 +216,16 @@ def _update(dataset: Dataset, config: EmbedConfig, cache_path: Path, run: RunOpt
         id=np.asarray([i for _, i, _ in skipped_rows], dtype=ID_DTYPE),
         reason=str_column(r for _, _, r in skipped_rows),
     )
-    if _changed(index, plan, cache_path, images, skipped, dataset):
+    if changed_index(index, plan, cache_path, images, skipped, list(dataset.classes), str(dataset.root)):
         if not writable:
-            raise _unwritable(cache_path, "the dataset changed since the cache was written")
+            raise unwritable(cache_path, "the dataset changed since the cache was written")
         attrs = {**_attrs(dataset, config, feature_dim), "backends": json.dumps(_backends(index, cache_path, config))}
         commit(cache_path, index, plan, attrs=attrs, classes=list(dataset.classes),
                images=images, skipped=skipped, feature_dim=feature_dim, dtype=dtype, embedded=embedded)
     return report
 
 
-def _unwritable(cache_path: Path, why: str) -> CacheWriteError:
+def unwritable(cache_path: Path, why: str) -> CacheWriteError:
     """The error of a run that must write where it cannot (a read-only mount or folder)."""
     return CacheWriteError(
         f"{cache_path.parent} is not writable (read-only, or no permission) and {why}; nothing was written. "
@@ -278,7 +290,7 @@ def _dtype(index: CacheIndex | None, asked: str | None, cache_path: Path) -> str
     return index.dtype
 
 
-def _committed_work(
+def committed_work(
     index: CacheIndex | None, plan: SegmentPlan, cache_path: Path, fingerprint: str, feature_dim: int
 ) -> tuple[set[bytes], dict[bytes, str]]:
     """Content ids that already have a usable vector, and those known not to decode (with reasons),
@@ -333,19 +345,38 @@ class LocalExecutor:
         self.extractor, self.config, self.run = extractor, config, run
         self.backend, self.feature_dim = extractor.backend, extractor.feature_dim
 
-    def batches(self, todo: dict[bytes, Path]) -> Iterator[Batch]:
-        """(content ids, their vectors, (id, error) of images that failed to decode), batch by batch."""
+    def batches(self, todo: dict[bytes, Path], expand: Expand | None = None, per_image: int = 1) -> Iterator[Batch]:
+        """(content ids, their vectors, (id, error) of images that failed to decode), batch by batch.
+
+        With ``expand`` (``(ids, pixels) -> (keys, pixels)``, at most ``per_image`` rows per image:
+        featx.views) each decoded batch becomes the rows it returns, and those are embedded instead.
+        """
         extractor, config, run = self.extractor, self.config, self.run
         spec = DecodeSpec(config.input_size, config.resize, run.max_pixels, config.jpeg_draft)
         processes = use_processes(len(todo), backbone_on_cpu=not getattr(extractor, "on_accelerator", False))
-        batches = decode_batches(list(todo.items()), spec, run.decode_workers, extractor.batch_size,
+        batches = decode_batches(list(todo.items()), spec, run.decode_workers, max(1, extractor.batch_size // per_image),
                                  sha256=lambda content_id: content_id, processes=processes)
+        pairs = (((ids, failures), pixels) for ids, pixels, failures in batches)
+        if expand is not None:
+            pairs = _expanded(pairs, expand, extractor.batch_size)
         # A FeatureExtractor's stream copies the next batch to the GPU while this one computes; any
         # callable that maps a batch to vectors will also do (tests pass stand-ins).
         stream = getattr(extractor, "stream", None) or (
             lambda pairs: ((key, _vectors(extractor, x)) for key, x in pairs))
-        for (ids, failures), vectors in stream(((ids, failures), pixels) for ids, pixels, failures in batches):
+        for (ids, failures), vectors in stream(pairs):
             yield ids, vectors, failures
+
+
+Expand = Callable[[list[bytes], np.ndarray], tuple[list[bytes], np.ndarray]]
+
+
+def _expanded(pairs, expand: Expand, batch_size: int):
+    """Each decoded batch replaced by the rows ``expand`` makes of it, at most ``batch_size`` a call
+    (an image's decode failure travels with the first of them)."""
+    for (ids, failures), pixels in pairs:
+        keys, rows = expand(ids, pixels)
+        for start in range(0, max(len(keys), 1), batch_size):
+            yield (keys[start : start + batch_size], failures if start == 0 else []), rows[start : start + batch_size]
 
 
 def executor_for(config: EmbedConfig, run: RunOptions, extractor=None, planned: int = 0) -> Executor:
@@ -372,11 +403,12 @@ def _vectors(extractor, pixels: np.ndarray) -> np.ndarray:
     return extractor(pixels) if len(pixels) else np.zeros((0, extractor.feature_dim), np.float32)
 
 
-def _changed(index: CacheIndex | None, plan: SegmentPlan, cache_path: Path, images: ImageTable, skipped: SkipTable,
-             dataset: Dataset) -> bool:
+def changed_index(index: CacheIndex | None, plan: SegmentPlan, cache_path: Path, images: ImageTable,
+                  skipped: SkipTable, classes: list[str], root: str) -> bool:
+    """Whether a run must commit a new index: new vectors, or tables, classes or root not as committed."""
     if index is None or index.version < 2 or plan.changes_index or list_shards(cache_path):
         return True
-    if list(index.classes) != list(dataset.classes) or str(index.attrs.get("root")) != str(dataset.root):
+    if list(index.classes) != list(classes) or str(index.attrs.get("root")) != root:
         return True
     for old, new in ((index.images, images), (index.skipped, skipped)):
         if len(old) != len(new):

@@ -102,7 +102,7 @@ def test_public_api_is_pinned_and_import_stays_light():
     import featx
 
     assert set(featx.__all__) == {
-        "__version__", "embed", "load_features", "Features", "Embedder", "list_backbones", "get_backbone",
+        "__version__", "embed", "load_features", "load_views", "Features", "Embedder", "list_backbones", "get_backbone",
         "list_heads", "make_head", "fit_head", "load_head", "compare_heads", "evaluate_head", "predict_images",
         "Head", "fine_tune", "export", "inspect", "FeatxError",
     }

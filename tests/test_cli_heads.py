@@ -204,3 +204,28 @@ assert not leaked, leaked
 """
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_views_from_embed_to_fit_head_and_compare(run, workspace):
+    data = workspace / "splits"
+    done = run("embed", data, *EMBED, "--views", "2", "--augment", "jitter,crop", "--json")
+    report = json.loads(done.stdout)
+    assert (report["embedded"], report["reused"]) == (0, 18)  # the plain vectors are reused as they are
+    views = report["views"]
+    assert (views["images"], views["embedded"], views["reused"], views["augment"]) == (6, 12, 0, "crop,jitter")
+    done = run("embed", data, *EMBED, "--views", "2", "--augment", "crop,jitter")
+    assert "2 views (crop,jitter) of 6 training images: 0 embedded, 12 reused" in done.stdout
+    splits_cache = next((workspace / ".featx").glob("splits--*.h5"))
+    done = run("fit-head", "--head", "logreg", "--cache", splits_cache, "--views", "--json")
+    fitted = json.loads(done.stdout)
+    assert fitted["views"]["rows"] == 12 and fitted["metrics"]["test"]["n"] == 6  # scored on plain vectors
+    assert "using 2 views (crop,jitter) per training image" in done.stderr
+    done = run("compare", "--heads", "logreg,knn", "--cache", splits_cache, "--views", "--augment", "crop,jitter")
+    lines = done.stdout.splitlines()
+    assert lines[0].split() == ["rank", "backbone", "head", "views", "accuracy", "macro-F1", "fit", "s"]
+    assert sorted(line.split()[2:4] for line in lines[1:5]) == [["knn", "-"], ["knn", "2"], ["logreg", "-"],
+                                                                ["logreg", "2"]]
+    done = run("fit-head", "--cache", splits_cache, "--augment", "crop", code=2)
+    assert done.stderr.count("\n") == 1 and "--augment" in done.stderr and "--views" in done.stderr
+    done = run("embed", data, *EMBED, "--views", "-1", code=2)
+    assert "--views must be a number of views per image from 0 to 64; got -1" in done.stderr

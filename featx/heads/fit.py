@@ -16,6 +16,7 @@ from featx._versions import featx_version
 from featx.datasets import SPLITS
 from featx.errors import FeatxError, MemoryUseWarning, OptionError, OptionTypeError, SlowFitWarning, check_path
 from featx.features import Features, LazyVectors, load_features
+from featx.heads.augmented import resolve_views, with_views
 from featx.heads.cost import long_fit_message
 from featx.heads.evaluate import summary_scores
 from featx.heads.fusion import cache_label, display_name
@@ -23,6 +24,7 @@ from featx.heads.head import Head
 from featx.heads.registry import HeadSpec, get_head_spec, list_heads
 from featx.heads.split import split_features
 from featx.options import check_seed, physical_memory
+from featx.views import Views
 
 CLASS_WEIGHTS = ("balanced", "none")  # the class_weight values a head takes by name (or None)
 STREAM_BATCH = 8192  # rows per mini-batch of a head that streams a lazy cache
@@ -80,14 +82,18 @@ def head_params(spec: HeadSpec, params: dict, *, seed: int, class_weight: str | 
 
 
 def fit_head(features: Features | str | os.PathLike, head: str = "logreg", *, test_size: float = 0.2,
-             seed: int = 0, class_weight: str | None = None, note: Callable[[str], None] | None = None,
-             **params) -> Head:
+             seed: int = 0, class_weight: str | None = None, views: bool | str | Views = False,
+             note: Callable[[str], None] | None = None, **params) -> Head:
     """Fit head ``head`` (see :func:`list_heads`) on cached features; ``params`` are its parameters.
 
     Trains on the cache's train split (or a stratified hold-out of ``1 - test_size``, drawn with
     ``seed``), validates the Keras head on the val split (or a stratified part of train), and
     records the split, the metrics and the backbone configuration in the returned :class:`Head`,
     named ``<head>-<backbone>``. ``class_weight="balanced"`` weighs rare classes up.
+
+    ``views=True`` also trains on the cached augmented views of the training images (``featx embed
+    --views K``; a recipe string such as ``"crop,jitter"`` picks one of several, or pass
+    :class:`~featx.views.Views`); validation and test scores stay on plain vectors.
 
     A cache path is read lazily: a head that streams (``sgd``) trains in mini-batches and never
     holds all vectors; any other first says how much it loads (``note(line)``, and a
@@ -98,7 +104,8 @@ def fit_head(features: Features | str | os.PathLike, head: str = "logreg", *, te
     check_seed("seed", seed)
     features = as_features(features)
     spec = get_head_spec(head)
-    if not spec.streams:
+    chosen_views = resolve_views(features, views, note)
+    if not spec.streams or chosen_views is not None:
         features = in_memory(features, spec.name, note)
     params = head_params(spec, params, seed=seed, class_weight=class_weight)
     estimator = spec.make(**params)
@@ -113,10 +120,15 @@ def fit_head(features: Features | str | os.PathLike, head: str = "logreg", *, te
         raise OptionError(f"n_neighbors={neighbours} of the {spec.name} head is more than the {len(split.train)} "
                           f"vectors it trains on; give at most {len(split.train)}.")
 
-    announce_cost(spec, params, len(split.train), features.feature_dim, len(np.unique(y[split.train])), note)
+    trained = len(split.train) * (1 + (chosen_views.count if chosen_views is not None else 0))
+    announce_cost(spec, params, trained, features.feature_dim, len(np.unique(y[split.train])), note)
     fit_kwargs = {"validation_data": (X[split.val], y[split.val])} if takes_validation and len(split.val) else {}
+    used_views: dict = {}
     if isinstance(X, LazyVectors):
         seconds = _timed_fit(spec, estimator, X[split.train], y[split.train], stream_seed=seed)
+    elif chosen_views is not None:
+        X_train, y_train, used_views = with_views(features, split.train, chosen_views, note)
+        seconds = _timed_fit(spec, estimator, X_train, y_train, **fit_kwargs)
     else:
         seconds = _timed_fit(spec, estimator, X[split.train], y[split.train], **fit_kwargs)
     fitted = Head(
@@ -125,6 +137,7 @@ def fit_head(features: Features | str | os.PathLike, head: str = "logreg", *, te
         feature_dim=features.feature_dim, split=split.record(features), fit_seconds=seconds,
         cache_path=str(os.path.abspath(features.cache_path)) if features.cache_path else None,
         featx_version=featx_version(), created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        views=used_views,
     )
     fitted.metrics = {name: summary_scores(y[split.rows(name)], _proba(fitted, X[split.rows(name)]))
                       for name in SPLITS if len(split.rows(name))}
@@ -181,7 +194,7 @@ def _timed_fit(spec: HeadSpec, estimator, X, y, stream_seed: int | None = None, 
 
 def compare_heads(caches: Sequence[Features | str | os.PathLike], heads: Sequence[str] | None = None,
                   *, params: dict[str, dict] | None = None, cv: int | None = None, test_size: float = 0.2,
-                  seed: int = 0, class_weight: str | None = None, progress=None,
+                  seed: int = 0, class_weight: str | None = None, views: bool | str = False, progress=None,
                   note: Callable[[str], None] | None = None) -> list[dict]:
     """A leaderboard: every head (default: every registered head) on every cache, best accuracy first.
 
@@ -190,8 +203,11 @@ def compare_heads(caches: Sequence[Features | str | os.PathLike], heads: Sequenc
     Without ``cv`` each head is fitted on the train split and scored on the test split (the same
     images for every head, and for every cache of the same images). With ``cv=K`` the scores are
     means over a stratified K-fold of the labelled images outside the cache's test split.
-    ``progress(backbone, head)`` is called before each head is fitted. Caches are read lazily and
-    loaded into memory once, by the first head that needs them (announced through ``note``).
+    ``views`` (True, or a recipe: see :func:`fit_head`) ranks every head twice, on plain vectors
+    and with the cached augmented views of its training images; a row's ``views`` says how many
+    views per image it trained with (0: none). ``progress(backbone, head)`` is called before each
+    fit. Caches are read lazily and loaded into memory once, by the first head that needs them
+    (announced through ``note``).
     """
     check_seed("seed", seed)
     if isinstance(caches, (str, os.PathLike)) or not isinstance(caches, Sequence):
@@ -203,31 +219,38 @@ def compare_heads(caches: Sequence[Features | str | os.PathLike], heads: Sequenc
     rows = []
     for cache in caches:
         lazy, loaded = as_features(cache), None
+        chosen_views = resolve_views(lazy, views, note)
         for name in heads:
             spec = get_head_spec(name)
-            if spec.streams and not cv:
+            if spec.streams and not cv and chosen_views is None:
                 features = lazy
             else:
                 loaded = features = loaded if loaded is not None else in_memory(lazy, spec.name, note)
             head_kwargs = head_params(spec, (params or {}).get(name, {}), seed=seed, class_weight=class_weight)
             backbone = display_name(features.config, features.sources, features.fingerprint)
-            if progress is not None:
-                progress(backbone, name)
-            if cv:
-                scores = _cross_validate(features, spec, head_kwargs, cv, seed, note)
-            else:
-                head = fit_head(features, name, test_size=test_size, seed=seed, note=note, **head_kwargs)
-                if "test" not in head.metrics:
-                    raise FeatxError("compare needs test images: set {param} above 0, or cross-validate (cv).",
-                                     param="test_size")
-                scores = {**head.metrics["test"], "fit_seconds": head.fit_seconds}
-            rows.append({"backbone": backbone, "head": name, **scores, "cache": cache_label(features)})
+            for trained_views in (None,) if chosen_views is None else (None, chosen_views):
+                if progress is not None:
+                    progress(backbone, name if trained_views is None else f"{name} with views")
+                if cv:
+                    scores = _cross_validate(features, spec, head_kwargs, cv, seed, note, trained_views)
+                else:
+                    head = fit_head(features, name, test_size=test_size, seed=seed, note=note,
+                                    views=trained_views if trained_views is not None else False, **head_kwargs)
+                    if "test" not in head.metrics:
+                        raise FeatxError("compare needs test images: set {param} above 0, or cross-validate (cv).",
+                                         param="test_size")
+                    scores = {**head.metrics["test"], "fit_seconds": head.fit_seconds}
+                rows.append({"backbone": backbone, "head": name, **scores, "cache": cache_label(features),
+                             "views": trained_views.count if trained_views is not None else 0})
     return sorted(rows, key=lambda r: (-r["accuracy"], -r["macro_f1"], r["fit_seconds"]))
 
 
 def _cross_validate(features: Features, spec: HeadSpec, head_kwargs: dict, cv: int, seed: int,
-                    note: Callable[[str], None] | None = None) -> dict:
-    from sklearn.model_selection import StratifiedKFold, cross_validate
+                    note: Callable[[str], None] | None = None, views: Views | None = None) -> dict:
+    """Mean and spread of test-fold scores over a stratified ``cv``-fold; each fold's head trains on
+    its training images (and their ``views``) and is scored on plain vectors of the held-out fold."""
+    from sklearn.metrics import accuracy_score, f1_score
+    from sklearn.model_selection import StratifiedKFold
 
     if cv < 2:
         raise OptionError(f"{{param}} must be at least 2 folds; got {cv}.", param="cv")
@@ -239,16 +262,22 @@ def _cross_validate(features: Features, spec: HeadSpec, head_kwargs: dict, cv: i
         raise FeatxError(f"{cv}-fold cross-validation needs at least {cv} labelled images of every class; the "
                          f"smallest class has {smallest}. Lower {{param}}.", param="cv")
     folds = StratifiedKFold(n_splits=cv, shuffle=True, random_state=seed)
-    announce_cost(spec, head_kwargs, len(rows) * (cv - 1) // cv, features.feature_dim, len(np.unique(y)), note,
-                  times=cv)
-    try:
-        result = cross_validate(spec.make(**head_kwargs), features.X[rows], y, cv=folds,
-                                scoring=("accuracy", "f1_macro"), error_score="raise")
-    except (ValueError, TypeError) as exc:
-        raise FeatxError(f"{spec.name} head: {str(exc).splitlines()[0]}") from exc
+    trained = len(rows) * (cv - 1) // cv * (1 + (views.count if views is not None else 0))
+    announce_cost(spec, head_kwargs, trained, features.feature_dim, len(np.unique(y)), note, times=cv)
+    accuracy, macro_f1, seconds = [], [], []
+    for train, test in folds.split(rows, y):
+        if views is not None:
+            X_train, y_train, _ = with_views(features, rows[train], views)
+        else:
+            X_train, y_train = features.X[rows[train]], y[train]
+        estimator = spec.make(**head_kwargs)
+        seconds.append(_timed_fit(spec, estimator, X_train, y_train))
+        predicted = estimator.predict(features.X[rows[test]])
+        accuracy.append(accuracy_score(y[test], predicted))
+        macro_f1.append(f1_score(y[test], predicted, average="macro"))
     return {
         "n": int(len(rows)), "folds": cv,
-        "accuracy": float(result["test_accuracy"].mean()), "accuracy_std": float(result["test_accuracy"].std()),
-        "macro_f1": float(result["test_f1_macro"].mean()), "macro_f1_std": float(result["test_f1_macro"].std()),
-        "fit_seconds": float(result["fit_time"].mean()),
+        "accuracy": float(np.mean(accuracy)), "accuracy_std": float(np.std(accuracy)),
+        "macro_f1": float(np.mean(macro_f1)), "macro_f1_std": float(np.std(macro_f1)),
+        "fit_seconds": float(np.mean(seconds)),
     }

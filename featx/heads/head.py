@@ -54,6 +54,9 @@ class Head:
     created: str = ""
     path: Path | None = None  # where it was last saved or loaded from
     name: str = ""  # fixed at fit time; "" means the default, <kind>-<backbone>
+    # The augmented views it also trained on (featx.views): views_per_image, augment, fingerprint,
+    # cache, rows, images; {} when none.
+    views: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -170,6 +173,7 @@ class Head:
             "split": {k: (len(v) if isinstance(v, list) else v) for k, v in self.split.items()},
             "metrics": self.metrics,
             "fit_seconds": round(self.fit_seconds, 4),
+            "views": self.views,
             "cache": self.cache_path,
             "featx_version": self.featx_version,
             "created": self.created,

@@ -33,7 +33,7 @@ META_FILE = "head.json"
 ESTIMATOR_FILE = "estimator.skops"
 
 _TYPES = {"head": str, "params": dict, "classes": list, "config": dict, "sources": dict, "split": dict,
-          "metrics": dict, "estimator": dict}
+          "metrics": dict, "estimator": dict, "views": dict}  # views: optional (heads of before views)
 _REQUIRED = ("head", "params", "classes", "config", "sources", "fingerprint", "feature_dim", "split",
              "metrics", "fit_seconds", "cache", "featx_version", "created", "estimator")
 _VALUES = {  # what each field must hold beyond its type, so a hand-edited head fails on load, not later

@@ -86,6 +86,7 @@ def load_head(head: str | os.PathLike, *, cache_dir: str | os.PathLike | None = 
         fit_seconds=float(meta["fit_seconds"]), cache_path=meta["cache"], featx_version=meta["featx_version"],
         created=meta["created"], path=path,
         name=str(meta.get("name") or path.name),  # heads saved before names were stored: their folder's
+        views=meta.get("views") or {},  # heads saved before views existed trained on plain vectors
     )
 
 

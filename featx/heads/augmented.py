@@ -1,0 +1,56 @@
+"""Training rows with augmented views: each training image's views join it, and nothing else does.
+
+Views (:mod:`featx.views`) belong to their image: a head trains on the views of the images in its
+training rows only (chosen per fit, per fold), never on those of its validation or test images,
+and every score is computed on plain vectors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from featx.errors import OptionError, OptionTypeError
+from featx.features import Features
+from featx.heads.fusion import is_fused
+from featx.views import Views, load_views
+
+
+def resolve_views(features: Features, views: bool | str | Views | None,
+                  note: Callable[[str], None] | None = None) -> Views | None:
+    """The views a fit asked for: None (``False``), those of the features' cache (``True``: the recipe
+    embedded last; a string: that recipe, e.g. ``"crop,jitter"``), or a :class:`Views` as given."""
+    if views is None or views is False:
+        return None
+    if is_fused(features.config):
+        raise OptionError("{param} apply to a head of one backbone; fit the fused head without {param}.",
+                          param="views")
+    if isinstance(views, Views):
+        chosen = views
+    elif views is True or isinstance(views, str):
+        chosen = load_views(features, None if views is True else views)
+        if note is not None:
+            note(f"using {chosen.count} views ({chosen.augment}) per training image from {chosen.cache_path} "
+                 f"({chosen.X.nbytes / 1e6:.1f} MB)")
+    else:
+        raise OptionTypeError(f"{{param}} must be True, False, a recipe such as 'crop,jitter', or Views; got "
+                              f"{views!r:.60}.", param="views")
+    if chosen.plain_fingerprint != features.fingerprint:
+        raise OptionError(f"{{param}} are views of other vectors (fingerprint {chosen.plain_fingerprint}, these "
+                          f"features {features.fingerprint}); load the views of this cache.", param="views")
+    return chosen
+
+
+def with_views(features: Features, rows: np.ndarray, views: Views,
+               note: Callable[[str], None] | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
+    """The training vectors and labels of ``rows`` followed by their images' views, and what was
+    used (``note`` says when some training images have no views yet)."""
+    X, y = np.asarray(features.X[rows]), features.y[rows]
+    view_rows, owners = views.rows_of(features.ids[rows])
+    covered = len(np.unique(owners))
+    if covered < len(rows) and note is not None:
+        note(f"{len(rows) - covered} of {len(rows)} training images have no views yet (embedded since the views "
+             f"were); 'featx embed --views {views.count}' adds theirs")
+    used = {**views.describe(), "rows": int(len(view_rows)), "images": int(covered)}
+    return np.concatenate([X, views.X[view_rows]]), np.concatenate([y, y[owners]]), used
