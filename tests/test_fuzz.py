@@ -252,9 +252,10 @@ NUMBER = st.one_of(st.integers(-2**63, 2**63).map(str), st.floats(allow_nan=True
 OPTIONS = {
     "fit-head": {"--head": TEXT | st.sampled_from(["logreg", "knn", "sgd", "svm"]), "--param": TEXT.map(lambda t: f"n_neighbors={t}")
                  | st.sampled_from(["C=-1", "C=0", "n_neighbors=1000", "max_iter=0", "x=1", "=", "C"]),
-                 "--class-weight": TEXT, "--test-size": NUMBER, "--seed": NUMBER, "--backbone": TEXT},
+                 "--class-weight": TEXT, "--test-size": NUMBER, "--seed": NUMBER, "--backbone": TEXT,
+                 "--views": st.none(), "--augment": TEXT | st.just("crop")},
     "compare": {"--heads": TEXT.filter(lambda t: "keras" not in t) | st.sampled_from(["logreg,knn", "knn", ","]), "--cv": NUMBER, "--test-size": NUMBER,
-                "--seed": NUMBER, "--backbones": TEXT, "--param": TEXT},
+                "--seed": NUMBER, "--backbones": TEXT, "--param": TEXT, "--views": st.none(), "--augment": TEXT},
     "evaluate": {"--split": TEXT | st.sampled_from(["all", "test", "train", "val"]), "--top-k": NUMBER},
     "cache info": {"--json": st.none()},
     "cache verify": {"--rehash": st.none(), "--json": st.none()},
@@ -310,7 +311,7 @@ EMBED_OPTIONS = {
     "--weights": TEXT | st.sampled_from(["none", "imagenet"]), "--seed": NUMBER, "--image-size": NUMBER,
     "--resize": TEXT | st.sampled_from(["crop", "pad"]), "--pooling": TEXT | st.just("max"), "--preprocess": TEXT,
     "--batch-size": NUMBER, "--workers": NUMBER, "--max-pixels": NUMBER, "--dtype": TEXT | st.just("float16"),
-    "--backend": TEXT,
+    "--backend": TEXT, "--views": NUMBER, "--augment": TEXT | st.sampled_from(["crop,jitter", "flip"]),
 }
 
 

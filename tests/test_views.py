@@ -284,3 +284,22 @@ def test_the_python_api_names_the_view_options():
     assert parameters["views"].default == 0 and parameters["augment"].default == ViewRecipe().augment
     assert "views" in inspect.signature(fit_head).parameters and "views" in inspect.signature(compare_heads).parameters
     assert featx.load_views is load_views
+
+
+def test_a_head_that_validates_while_it_trains_validates_on_plain_images_whose_views_it_never_sees(embedded):
+    from featx.heads.augmented import fit_inputs_with_views
+    from featx.heads.keras_head import KerasHead
+
+    features, views = load_features(embedded), load_views(embedded)
+    rows = np.arange(len(features))
+    X, y, kwargs, used = fit_inputs_with_views(features, rows, views, KerasHead(validation_fraction=0.2), seed=0)
+    X_val, y_val = kwargs["validation_data"]
+    validation = [i for i in rows if any(np.array_equal(features.X[i], x) for x in X_val)]
+    assert len(validation) == len(X_val) == 4  # a stratified fifth of the 20 images, plain vectors
+    assert used["images"] == len(rows) - 4 and len(X) == 4 * (len(rows) - 4)
+    val_views = views.X[views.rows_of(features.ids[validation])[0]]
+    assert not any(np.array_equal(v, x) for v in val_views for x in X)  # their views are not trained on
+    head = KerasHead(validation_fraction=0.2)
+    one_dog = np.concatenate([np.flatnonzero(features.y == 0)[:2], np.flatnonzero(features.y == 1)[:1]])
+    fit_inputs_with_views(features, one_dog, views, head, seed=0)  # a class of one image: nothing to hold out
+    assert head.validation_fraction is None  # so it watches its training loss, not views of its own images

@@ -7,6 +7,7 @@ and every score is computed on plain vectors.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 import numpy as np
@@ -14,6 +15,7 @@ import numpy as np
 from featx.errors import OptionError, OptionTypeError
 from featx.features import Features
 from featx.heads.fusion import is_fused
+from featx.heads.split import stratified_holdout
 from featx.views import Views, load_views
 
 
@@ -54,3 +56,27 @@ def with_views(features: Features, rows: np.ndarray, views: Views,
              f"were); 'featx embed --views {views.count}' adds theirs")
     used = {**views.describe(), "rows": int(len(view_rows)), "images": int(covered)}
     return np.concatenate([X, views.X[view_rows]]), np.concatenate([y, y[owners]]), used
+
+
+def fit_inputs_with_views(features: Features, rows: np.ndarray, views: Views, estimator, *, seed: int,
+                          validation: np.ndarray | None = None,
+                          note: Callable[[str], None] | None = None) -> tuple[np.ndarray, np.ndarray, dict, dict]:
+    """``(X, y, fit keyword arguments, views used)`` to fit ``estimator`` on ``rows`` and their views.
+
+    A head that validates while it trains (``fit(..., validation_data=)``: the keras head) is given
+    plain validation vectors: the ``validation`` rows, else a stratified share (its
+    ``validation_fraction``) of ``rows`` held out before the views are added; when none can be held
+    out it watches its training loss, since its own hold-out would take views of images it trains on.
+    """
+    fit_kwargs: dict = {}
+    if "validation_data" in inspect.signature(estimator.fit).parameters:
+        if validation is None or not len(validation):
+            fraction = estimator.get_params().get("validation_fraction")
+            held = stratified_holdout(features.y[rows], fraction, seed) if fraction else None
+            rows, validation = (rows[held[0]], rows[held[1]]) if held is not None else (rows, None)
+        if validation is not None:
+            fit_kwargs["validation_data"] = (np.asarray(features.X[validation]), features.y[validation])
+        else:
+            estimator.set_params(validation_fraction=None)
+    X, y, used = with_views(features, rows, views, note)
+    return X, y, fit_kwargs, used

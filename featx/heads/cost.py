@@ -3,19 +3,23 @@
 Each registry entry names one of these functions (``HeadSpec.cost``): ``(n, d, k, params)`` →
 seconds to fit on ``n`` training vectors of ``d`` dimensions and ``k`` classes, and to score the
 head's splits, with ``params`` its full parameters. The constants are operations per second read
-from ``benchmarks/heads.py`` on a busy 2-core machine, so the estimates err on the slow side; they
-decide a warning, never a result.
+from ``benchmarks/heads.py`` on a quiet 2-core machine (10,000 and 100,000 x 2,048), rounded so the
+estimates err on the slow side there (1.2-3x; the keras head's early stopping ends sooner on large
+caches); a busy machine is slower. They decide a warning, never a result.
 """
 
 from __future__ import annotations
 
 LONG_FIT_SECONDS = 60.0  # a head estimated to take longer says so before it starts
 
-# Throughputs, in multiply-adds per second, measured by benchmarks/heads.py (10,000 x 2,048, 10 classes).
-_BLAS = 4e9  # dense matrix products (logreg's L-BFGS, the Keras network)
-_DISTANCES = 1e10  # knn's cosine distances (one product, no gradients)
-_KERNEL_MAP = 1e9  # Nystroem's RBF kernel between the vectors and its components
-_SGD = 2e8  # scikit-learn's per-row SGD updates (the svm and sgd heads)
+# Throughputs, in multiply-adds per second, measured by benchmarks/heads.py (10 classes) on a quiet
+# 2-core machine; measured / estimated seconds there: logreg 0.60/0.82 (10k), 3.96/8.2 (100k); keras
+# 12.5/9.4 (10k, 19 epochs), 21.6/94 (100k, 8 epochs); svm 4.7/4.9, 46.6/49; sgd 4.0/6.6, 44/66;
+# svm rbf 3.5/4.4; knn scoring 4.3/5.5 (10k). liblinear: from the busy machine (not re-measured).
+_BLAS = 2e10  # dense matrix products (logreg's L-BFGS, the Keras network)
+_DISTANCES = 3e10  # knn's cosine distances (one product, no gradients)
+_KERNEL_MAP = 1e10  # Nystroem's RBF kernel between the vectors and its components
+_SGD = 5e8  # scikit-learn's per-row SGD updates (the svm and sgd heads)
 _LIBLINEAR = 5e7  # liblinear's solver on dense vectors (the svm head with C set)
 _SCORED = 1.25  # fit_head scores train and test (and val) after fitting: rows predicted per training row
 

@@ -16,7 +16,7 @@ from featx._versions import featx_version
 from featx.datasets import SPLITS
 from featx.errors import FeatxError, MemoryUseWarning, OptionError, OptionTypeError, SlowFitWarning, check_path
 from featx.features import Features, LazyVectors, load_features
-from featx.heads.augmented import resolve_views, with_views
+from featx.heads.augmented import fit_inputs_with_views, resolve_views
 from featx.heads.cost import long_fit_message
 from featx.heads.evaluate import summary_scores
 from featx.heads.fusion import cache_label, display_name
@@ -127,7 +127,8 @@ def fit_head(features: Features | str | os.PathLike, head: str = "logreg", *, te
     if isinstance(X, LazyVectors):
         seconds = _timed_fit(spec, estimator, X[split.train], y[split.train], stream_seed=seed)
     elif chosen_views is not None:
-        X_train, y_train, used_views = with_views(features, split.train, chosen_views, note)
+        X_train, y_train, fit_kwargs, used_views = fit_inputs_with_views(
+            features, split.train, chosen_views, estimator, seed=seed, validation=split.val, note=note)
         seconds = _timed_fit(spec, estimator, X_train, y_train, **fit_kwargs)
     else:
         seconds = _timed_fit(spec, estimator, X[split.train], y[split.train], **fit_kwargs)
@@ -266,12 +267,12 @@ def _cross_validate(features: Features, spec: HeadSpec, head_kwargs: dict, cv: i
     announce_cost(spec, head_kwargs, trained, features.feature_dim, len(np.unique(y)), note, times=cv)
     accuracy, macro_f1, seconds = [], [], []
     for train, test in folds.split(rows, y):
+        estimator, fit_kwargs = spec.make(**head_kwargs), {}
         if views is not None:
-            X_train, y_train, _ = with_views(features, rows[train], views)
+            X_train, y_train, fit_kwargs, _ = fit_inputs_with_views(features, rows[train], views, estimator, seed=seed)
         else:
             X_train, y_train = features.X[rows[train]], y[train]
-        estimator = spec.make(**head_kwargs)
-        seconds.append(_timed_fit(spec, estimator, X_train, y_train))
+        seconds.append(_timed_fit(spec, estimator, X_train, y_train, **fit_kwargs))
         predicted = estimator.predict(features.X[rows[test]])
         accuracy.append(accuracy_score(y[test], predicted))
         macro_f1.append(f1_score(y[test], predicted, average="macro"))
