@@ -135,7 +135,7 @@ def main() -> None:
             report = features.report
             timings.append((report.seconds, report.views.seconds if report.views else 0.0,
                             report.embedded, report.views.embedded if report.views else 0))
-            for row in compare_heads([features.cache_path], heads, views=True, seed=repeat):
+            for row in compare_heads([features.cache_path], heads, views=True, augment=args.augment, seed=repeat):
                 rows.append({"per_class": per_class, "repeat": repeat, "head": row["head"], "views": row["views"],
                              "accuracy": row["accuracy"], "macro_f1": row["macro_f1"],
                              "fit_seconds": row["fit_seconds"], "test_n": row["n"]})

@@ -67,12 +67,11 @@ def views_cache_path(cache_path: str | os.PathLike, augment: str, fingerprint: s
 
 
 def views_caches(cache_path: str | os.PathLike) -> list[Path]:
-    """The views caches of the cache at ``cache_path``, most recently written first."""
+    """The views caches of the cache at ``cache_path`` (one per recipe), by name."""
     folder = views_dir(cache_path)
     if not folder.is_dir():
         return []
-    return sorted((p for p in folder.glob(f"*{CACHE_SUFFIX}") if not p.name.startswith(".")),
-                  key=lambda p: p.stat().st_mtime_ns, reverse=True)
+    return sorted(p for p in folder.glob(f"*{CACHE_SUFFIX}") if not p.name.startswith("."))
 
 
 @dataclass(frozen=True)

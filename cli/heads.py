@@ -35,7 +35,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts
 ViewsOption = Annotated[bool, typer.Option("--views", help="Also train on the cached augmented views of the "
                                            "training images ('featx embed --views K'); scores stay on plain vectors.")]
 AugmentOption = Annotated[str | None, typer.Option(help="With --views: the views of this recipe, e.g. crop,jitter "
-                                                   "(default: the recipe embedded last).")]
+                                                   "(needed only when several recipes were embedded).")]
 HeadArgument = Annotated[
     Path, typer.Argument(help="A head folder, or the name of one in <cache dir>/heads.", show_default=False)
 ]
@@ -93,12 +93,11 @@ def fit_head_command(
     from featx.heads.fusion import choose_features
     from featx.heads.params import parse_params
 
-    asked_views = _views(views, augment)
     features, chosen = choose_features(cache, backbone)
     for choice in chosen:
         info(choice.note(_flag))
     fitted = fit_head(features, head, test_size=test_size, seed=seed, class_weight=class_weight, note=info,
-                      views=asked_views, **parse_params(param or []))
+                      views=views, augment=augment, **parse_params(param or []))
     fitted.save(path)
     if as_json:
         print_json(fitted.describe())
@@ -139,12 +138,12 @@ def compare_command(
     from featx.heads.registry import get_head_spec, list_heads
 
     names = [get_head_spec(h).name for h in _items(heads)] or list_heads()
-    asked_views = _views(views, augment)
     sources, chosen = choose_compared(caches or [], _items(backbones))
     for choice in chosen:
         info(choice.note(_flag))
     rows = compare_heads(sources, names, params=params_per_head(param or [], names), cv=cv,
-                         test_size=test_size, seed=seed, class_weight=class_weight, views=asked_views,
+                         test_size=test_size, seed=seed, class_weight=class_weight, views=views,
+                         augment=augment,
                          progress=lambda backbone, head: info(f"fitting {head} on {backbone}..."), note=info)
     if as_json:
         print_json(rows)
@@ -192,13 +191,6 @@ def evaluate_command(
     _print_evaluation(result)
     for path in written:
         typer.echo(f"wrote {path}")
-
-
-def _views(views: bool, augment: str | None) -> bool | str:
-    """fit_head's ``views``: the recipe --augment names, else True (the one embedded last), or False."""
-    if augment is not None and not views:
-        raise typer.BadParameter("applies with --views only; add --views.", param_hint="--augment")
-    return augment if views and augment is not None else views
 
 
 def _items(text: str | None) -> list[str]:

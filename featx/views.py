@@ -209,8 +209,8 @@ class Views:
 def load_views(cache: Features | str | os.PathLike, augment: str | None = None) -> Views:
     """The augmented views embedded for a cache (``featx embed --views K``), for its current vectors.
 
-    ``cache`` is the plain cache (or its :class:`Features`); ``augment`` picks the recipe when
-    several were embedded (default: the one embedded last).
+    ``cache`` is the plain cache (or its :class:`Features`); ``augment`` names the recipe, needed
+    when several were embedded (an :class:`OptionError` lists them).
     """
     plain_path = cache.cache_path if isinstance(cache, Features) else Path(cache)
     if plain_path is None:
@@ -238,7 +238,7 @@ def load_views(cache: Features | str | os.PathLike, augment: str | None = None) 
 
 
 def _views_path(plain_path: Path, plain: CacheIndex, augment: str | None) -> Path:
-    """The views cache of ``plain`` for recipe ``augment``, or the one embedded last."""
+    """The views cache of ``plain`` for recipe ``augment``, or its only one."""
     if augment is not None:
         recipe = ViewRecipe(augment=augment)
         path = views_cache_path(plain_path, recipe.augment, recipe.fingerprint(plain.fingerprint))
@@ -246,11 +246,18 @@ def _views_path(plain_path: Path, plain: CacheIndex, augment: str | None) -> Pat
             raise CacheNotFoundError(f"{plain_path} has no views made by {{param}} {recipe.augment}; embed them with "
                                      f"'featx embed --views K --augment {recipe.augment} DATA'.", param="augment")
         return path
+    found = {}
     for path in views_caches(plain_path):
         try:
-            if CacheIndex.read(path, check=False).attrs.get("views_of") == plain.fingerprint:
-                return path
+            index = CacheIndex.read(path, check=False)
         except CacheError:
             continue
-    raise CacheNotFoundError(f"{plain_path} has no augmented views; embed them with 'featx embed --views K DATA' "
-                             "(the plain vectors are reused), or drop {param}.", param="views")
+        if index.attrs.get("views_of") == plain.fingerprint:
+            found[str(index.attrs.get("augment", path.name))] = path
+    if len(found) > 1:  # never a silent pick: the recipe decides what the head learns
+        raise OptionError(f"{plain_path} has views of {len(found)} recipes ({'; '.join(sorted(found))}); choose one "
+                          "with {param}.", param="augment")
+    if not found:
+        raise CacheNotFoundError(f"{plain_path} has no augmented views; embed them with 'featx embed --views K DATA' "
+                                 "(the plain vectors are reused), or drop {param}.", param="views")
+    return next(iter(found.values()))

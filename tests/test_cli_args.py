@@ -60,7 +60,7 @@ def test_fit_head_arguments(calls, tmp_path):
     features, head, kwargs = calls["fit_head"]
     note = kwargs.pop("note")  # how the library tells the CLI what it loads into memory (printed on stderr)
     assert callable(note)
-    assert (features, head, kwargs) == (Path("chosen.h5"), "svm", {"test_size": 0.3, "seed": 4, "views": False,
+    assert (features, head, kwargs) == (Path("chosen.h5"), "svm", {"test_size": 0.3, "seed": 4, "views": False, "augment": None,
                                                                    "class_weight": "balanced", "C": 10, "kernel": "linear"})
     assert calls["save"] == tmp_path / "out" and json.loads(result.stdout) == {"head": "svm"}
 
@@ -75,9 +75,9 @@ def test_compare_arguments(calls, tmp_path):
     assert caches == [cache] and heads == ["logreg", "knn"] and kwargs["cv"] == 3
     assert kwargs["params"] == {"logreg": {"C": 2}, "knn": {"n_neighbors": 3}} and kwargs["views"] is False
     assert invoke("compare", "--cache", cache, "--views", "--json").exit_code == 0
-    assert calls["compare_heads"][2]["views"] is True  # the recipe embedded last
+    assert calls["compare_heads"][2]["views"] is True and calls["compare_heads"][2]["augment"] is None
     assert invoke("compare", "--cache", cache, "--views", "--augment", "crop", "--json").exit_code == 0
-    assert calls["compare_heads"][2]["views"] == "crop"
+    assert (calls["compare_heads"][2]["views"], calls["compare_heads"][2]["augment"]) == (True, "crop")
 
 
 def test_fine_tune_arguments(calls, tmp_path):

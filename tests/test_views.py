@@ -214,8 +214,12 @@ def test_recipes_live_side_by_side_and_deleting_the_cache_deletes_its_views(data
     _embed(data, cache_file)
     _embed(data, cache_file, recipe=ViewRecipe(1, "flip"))
     assert len(views_caches(cache_file)) == 2
-    assert load_views(cache_file).augment == "flip"  # the one embedded last
+    with pytest.raises(ValueError, match=r"has views of 2 recipes \(crop,jitter; flip\); choose one with the "
+                                         "'augment' parameter") as raised:
+        load_views(cache_file)  # never a silent pick
+    assert raised.value.param == "augment"
     assert load_views(cache_file, "jitter,crop").augment == "crop,jitter"
+    assert load_views(cache_file, "flip").augment == "flip"
     with pytest.raises(FileNotFoundError, match="has no views made by the 'augment' parameter vflip"):
         load_views(cache_file, "vflip")
     delete_cache(cache_file)
@@ -250,7 +254,7 @@ def test_a_head_trains_on_the_views_of_its_training_images_only_and_is_scored_on
 
 
 def test_the_head_records_its_views_and_keeps_them_when_saved(embedded, tmp_path):
-    head = fit_head(embedded, "logreg", views="crop,jitter")
+    head = fit_head(embedded, "logreg", views=True, augment="crop,jitter")
     loaded = load_head(head.save(tmp_path / "h"))
     assert loaded.views == head.views and loaded.views["views_per_image"] == 3
     assert json.loads((tmp_path / "h" / "head.json").read_text())["views"]["augment"] == "crop,jitter"
@@ -270,10 +274,13 @@ def test_asking_for_views_that_are_not_there_is_one_clear_error(data, tmp_path):
     embed_into_cache(dataset, CONFIG, tmp_path / "c.h5", RUN, extractor=StandInBackbone())
     with pytest.raises(CacheNotFoundError, match="has no augmented views; embed them with 'featx embed --views K"):
         fit_head(tmp_path / "c.h5", "logreg", views=True)
-    with pytest.raises(TypeError, match="The 'views' parameter must be True, False, a recipe"):
+    with pytest.raises(TypeError, match="The 'views' parameter must be True, False or Views; got 3"):
         fit_head(tmp_path / "c.h5", "logreg", views=3)
     with pytest.raises(ValueError, match="The 'augment' parameter must name one or more"):
-        fit_head(tmp_path / "c.h5", "logreg", views="rotate")
+        fit_head(tmp_path / "c.h5", "logreg", views=True, augment="rotate")
+    with pytest.raises(ValueError, match="The 'augment' parameter names the recipe of the cached views to train on; "
+                                         "ask for views too"):
+        fit_head(tmp_path / "c.h5", "logreg", augment="crop")
     assert issubclass(CacheNotFoundError, FeatxError) and issubclass(CacheNotFoundError, FileNotFoundError)
 
 

@@ -19,10 +19,13 @@ from featx.heads.split import stratified_holdout
 from featx.views import Views, load_views
 
 
-def resolve_views(features: Features, views: bool | str | Views | None,
+def resolve_views(features: Features, views: bool | Views, augment: str | None = None,
                   note: Callable[[str], None] | None = None) -> Views | None:
-    """The views a fit asked for: None (``False``), those of the features' cache (``True``: the recipe
-    embedded last; a string: that recipe, e.g. ``"crop,jitter"``), or a :class:`Views` as given."""
+    """The views a fit asked for: None (``views=False``), the views cached for the features' cache
+    (``True``; ``augment`` names the recipe when several were embedded), or a :class:`Views` as given."""
+    if augment is not None and views is not True:
+        raise OptionError("{param} names the recipe of the cached views to train on; ask for views too.",
+                          param="augment")
     if views is None or views is False:
         return None
     if is_fused(features.config):
@@ -30,14 +33,13 @@ def resolve_views(features: Features, views: bool | str | Views | None,
                           param="views")
     if isinstance(views, Views):
         chosen = views
-    elif views is True or isinstance(views, str):
-        chosen = load_views(features, None if views is True else views)
+    elif views is True:
+        chosen = load_views(features, augment)
         if note is not None:
             note(f"using {chosen.count} views ({chosen.augment}) per training image from {chosen.cache_path} "
                  f"({chosen.X.nbytes / 1e6:.1f} MB)")
     else:
-        raise OptionTypeError(f"{{param}} must be True, False, a recipe such as 'crop,jitter', or Views; got "
-                              f"{views!r:.60}.", param="views")
+        raise OptionTypeError(f"{{param}} must be True, False or Views; got {views!r:.60}.", param="views")
     if chosen.plain_fingerprint != features.fingerprint:
         raise OptionError(f"{{param}} are views of other vectors (fingerprint {chosen.plain_fingerprint}, these "
                           f"features {features.fingerprint}); load the views of this cache.", param="views")

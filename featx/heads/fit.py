@@ -82,8 +82,8 @@ def head_params(spec: HeadSpec, params: dict, *, seed: int, class_weight: str | 
 
 
 def fit_head(features: Features | str | os.PathLike, head: str = "logreg", *, test_size: float = 0.2,
-             seed: int = 0, class_weight: str | None = None, views: bool | str | Views = False,
-             note: Callable[[str], None] | None = None, **params) -> Head:
+             seed: int = 0, class_weight: str | None = None, views: bool | Views = False,
+             augment: str | None = None, note: Callable[[str], None] | None = None, **params) -> Head:
     """Fit head ``head`` (see :func:`list_heads`) on cached features; ``params`` are its parameters.
 
     Trains on the cache's train split (or a stratified hold-out of ``1 - test_size``, drawn with
@@ -92,7 +92,7 @@ def fit_head(features: Features | str | os.PathLike, head: str = "logreg", *, te
     named ``<head>-<backbone>``. ``class_weight="balanced"`` weighs rare classes up.
 
     ``views=True`` also trains on the cached augmented views of the training images (``featx embed
-    --views K``; a recipe string such as ``"crop,jitter"`` picks one of several, or pass
+    --views K``; ``augment="crop,jitter"`` picks the recipe when several were embedded; or pass
     :class:`~featx.views.Views`); validation and test scores stay on plain vectors.
 
     A cache path is read lazily: a head that streams (``sgd``) trains in mini-batches and never
@@ -104,7 +104,7 @@ def fit_head(features: Features | str | os.PathLike, head: str = "logreg", *, te
     check_seed("seed", seed)
     features = as_features(features)
     spec = get_head_spec(head)
-    chosen_views = resolve_views(features, views, note)
+    chosen_views = resolve_views(features, views, augment, note)
     if not spec.streams or chosen_views is not None:
         features = in_memory(features, spec.name, note)
     params = head_params(spec, params, seed=seed, class_weight=class_weight)
@@ -195,8 +195,8 @@ def _timed_fit(spec: HeadSpec, estimator, X, y, stream_seed: int | None = None, 
 
 def compare_heads(caches: Sequence[Features | str | os.PathLike], heads: Sequence[str] | None = None,
                   *, params: dict[str, dict] | None = None, cv: int | None = None, test_size: float = 0.2,
-                  seed: int = 0, class_weight: str | None = None, views: bool | str = False, progress=None,
-                  note: Callable[[str], None] | None = None) -> list[dict]:
+                  seed: int = 0, class_weight: str | None = None, views: bool = False, augment: str | None = None,
+                  progress=None, note: Callable[[str], None] | None = None) -> list[dict]:
     """A leaderboard: every head (default: every registered head) on every cache, best accuracy first.
 
     ``caches`` are cache files or Features, fused ones too (:func:`featx.heads.fusion.fuse_features`).
@@ -204,7 +204,7 @@ def compare_heads(caches: Sequence[Features | str | os.PathLike], heads: Sequenc
     Without ``cv`` each head is fitted on the train split and scored on the test split (the same
     images for every head, and for every cache of the same images). With ``cv=K`` the scores are
     means over a stratified K-fold of the labelled images outside the cache's test split.
-    ``views`` (True, or a recipe: see :func:`fit_head`) ranks every head twice, on plain vectors
+    ``views=True`` (and ``augment``: see :func:`fit_head`) ranks every head twice, on plain vectors
     and with the cached augmented views of its training images; a row's ``views`` says how many
     views per image it trained with (0: none). ``progress(backbone, head)`` is called before each
     fit. Caches are read lazily and loaded into memory once, by the first head that needs them
@@ -220,7 +220,7 @@ def compare_heads(caches: Sequence[Features | str | os.PathLike], heads: Sequenc
     rows = []
     for cache in caches:
         lazy, loaded = as_features(cache), None
-        chosen_views = resolve_views(lazy, views, note)
+        chosen_views = resolve_views(lazy, views, augment, note)
         for name in heads:
             spec = get_head_spec(name)
             if spec.streams and not cv and chosen_views is None:
