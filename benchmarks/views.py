@@ -139,7 +139,7 @@ def main() -> None:
                 rows.append({"per_class": per_class, "repeat": repeat, "head": row["head"], "views": row["views"],
                              "accuracy": row["accuracy"], "macro_f1": row["macro_f1"],
                              "fit_seconds": row["fit_seconds"], "test_n": row["n"]})
-            print(f"  {per_class}/class draw {repeat}: embedded in {time.perf_counter() - started:.1f} s", flush=True)
+            print(f"  {per_class}/class draw {repeat}: embedded and compared in {time.perf_counter() - started:.1f} s", flush=True)
 
     print(f"\nviews: {args.views} per training image ({args.augment}); backbone {Path(backbone).name}; "
           f"{args.repeats} draws per size; test = every other image of the digits 5-9 (plain vectors)")

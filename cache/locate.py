@@ -7,7 +7,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,6 +90,7 @@ class CacheSummary:
     config: dict
     layout: str = ""  # the dataset layout (featx.datasets), LOOSE_FILES for predict's and Embedder's
     backends: tuple[str, ...] = ()  # the Keras backends that computed its vectors (older caches: none recorded)
+    views: tuple[dict, ...] = ()  # its augmented views caches (featx.views): augment, views_per_image, vectors, path
 
     @property
     def is_loose_files(self) -> bool:
@@ -139,7 +140,20 @@ def _read_summary(path: Path, h5: h5py.File) -> CacheSummary:
         config=config_attribute({key: attrs[key] for key in ("config", "sources", "backends") if key in attrs}),
         layout=str(attrs.get("layout", "")),
         backends=tuple(json.loads(attrs.get("backends", "[]"))),
+        views=tuple(_views_summaries(path)),
     )
+
+
+def _views_summaries(path: Path) -> Iterator[dict]:
+    """What each views cache of ``path`` holds, from its attributes (an unreadable one is skipped:
+    ``featx cache verify`` on its file says why)."""
+    for views in views_caches(path):
+        try:
+            with h5py.File(views, "r") as h5:
+                yield {"augment": str(h5.attrs.get("augment", "")), "views_per_image": int(h5.attrs.get("views", 0)),
+                       "vectors": len(h5["vectors/id"]), "path": str(views)}
+        except (OSError, KeyError, ValueError, TypeError):
+            continue
 
 
 def _featx_summary(path: Path) -> CacheSummary | None:

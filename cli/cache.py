@@ -44,6 +44,9 @@ def info_command(
         typer.echo(
             f"  images    {s.images} files, {s.skipped} skipped, {s.vectors} vectors of {s.feature_dim} floats"
         )
+        for views in s.views:
+            typer.echo(f"  views     {views['views_per_image']} per training image ({views['augment']}): "
+                       f"{views['vectors']} vectors in {views['path']}")
 
 
 @cache_app.command("ls")

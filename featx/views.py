@@ -17,6 +17,7 @@ import json
 import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -121,14 +122,16 @@ def update_views(cache_path: Path, root: str | os.PathLike, config: EmbedConfig,
         if todo:
             advance = progress(sum(map(len, needs.values()))) if progress else None
             executor = LocalExecutor(config, run, extractor, planned=len(todo))
-            batches = executor.batches(todo, expand=lambda ids, pixels: _views_of(ids, pixels, needs, recipe),
-                                       per_image=max(map(len, needs.values())))
-            for ids, vectors, failures in batches:
-                write_shard(path, fingerprint, id_column(ids), vectors, backend=executor.backend)
-                have.update(ids)
-                failed.update((i, str(e)) for i, e in failures)
-                if advance:
-                    advance(len(ids) + sum(len(needs[i]) for i, _ in failures))
+            with ThreadPoolExecutor(run.decode_workers) as pool:  # NumPy releases the GIL: views scale with cores
+                batches = executor.batches(
+                    todo, expand=lambda ids, pixels: _views_of(ids, pixels, needs, recipe, pool.map),
+                    per_image=max(map(len, needs.values())))
+                for ids, vectors, failures in batches:
+                    write_shard(path, fingerprint, id_column(ids), vectors, backend=executor.backend)
+                    have.update(ids)
+                    failed.update((i, str(e)) for i, e in failures)
+                    if advance:
+                        advance(len(ids) + sum(len(needs[i]) for i, _ in failures))
         present = np.asarray([vid in have for vid in wanted.id.tolist()], dtype=bool)
         table = wanted.take(present)
         report.embedded = int(sum(vid not in reused for vid in table.id.tolist()))
@@ -145,12 +148,12 @@ def update_views(cache_path: Path, root: str | os.PathLike, config: EmbedConfig,
     return report
 
 
-def _views_of(ids: list[bytes], pixels: np.ndarray, needs: dict[bytes, list[bytes]],
-              recipe: ViewRecipe) -> tuple[list[bytes], np.ndarray]:
-    """The views each decoded image still needs, as (view ids, their pixels)."""
-    out_ids = [vid for content_id in ids for vid in needs[content_id]]
-    views = [make_view(image, recipe, vid) for content_id, image in zip(ids, pixels) for vid in needs[content_id]]
-    return out_ids, (np.stack(views) if views else np.zeros((0, *pixels.shape[1:]), np.float32))
+def _views_of(ids: list[bytes], pixels: np.ndarray, needs: dict[bytes, list[bytes]], recipe: ViewRecipe,
+              map_: Callable = map) -> tuple[list[bytes], np.ndarray]:
+    """The views each decoded image still needs, as (view ids, their pixels), made by ``map_``."""
+    jobs = [(row, vid) for row, content_id in enumerate(ids) for vid in needs[content_id]]
+    views = list(map_(lambda job: make_view(pixels[job[0]], recipe, job[1]), jobs))
+    return [vid for _, vid in jobs], (np.stack(views) if views else np.zeros((0, *pixels.shape[1:]), np.float32))
 
 
 def _attrs(plain: CacheIndex, recipe: ViewRecipe, fingerprint: str, width: int) -> dict[str, object]:

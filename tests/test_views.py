@@ -12,7 +12,7 @@ import pytest
 
 import featx
 from featx.augment import AUGMENTATIONS, ViewRecipe, make_view, view_id
-from featx.cache.locate import delete_cache, views_caches, views_dir
+from featx.cache.locate import delete_cache, summarize, views_caches, views_dir
 from featx.cache.store import CacheIndex
 from featx.cache.verify import verify_cache
 from featx.datasets import scan_dataset
@@ -220,6 +220,9 @@ def test_recipes_live_side_by_side_and_deleting_the_cache_deletes_its_views(data
     assert raised.value.param == "augment"
     assert load_views(cache_file, "jitter,crop").augment == "crop,jitter"
     assert load_views(cache_file, "flip").augment == "flip"
+    listed = summarize(cache_file).views  # what `featx cache info` shows
+    assert sorted((v["augment"], v["views_per_image"], v["vectors"]) for v in listed) == [
+        ("crop,jitter", 2, 16), ("flip", 1, 8)]
     with pytest.raises(FileNotFoundError, match="has no views made by the 'augment' parameter vflip"):
         load_views(cache_file, "vflip")
     delete_cache(cache_file)
