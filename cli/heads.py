@@ -49,6 +49,8 @@ def _flag(param: str) -> str:
 def _metrics_table(metrics: dict) -> list[str]:
     lines = [f"{'split':<6} {'images':>6} {'accuracy':>9} {'macro-F1':>9}"]
     lines += [f"{name:<6} {m['n']:>6} {m['accuracy']:>9.3f} {m['macro_f1']:>9.3f}" for name, m in metrics.items()]
+    lines += [f"({name}: scored on a seeded sample of {m['n']} of its {m['sampled_from']} images)"
+              for name, m in metrics.items() if "sampled_from" in m]
     return lines
 
 
@@ -102,7 +104,7 @@ def fit_head_command(
     if as_json:
         print_json(fitted.describe())
         return
-    train = fitted.metrics["train"]["n"]
+    train = len(fitted.split["train"])
     with_views = f" and {fitted.views['rows']} views of them" if fitted.views else ""
     typer.echo(f"fitted {fitted.kind} on {train} {fitted.backbone_name} vectors{with_views} in "
                f"{fitted.fit_seconds:.2f} s (split: {fitted.split['method']})")

@@ -23,6 +23,7 @@ import numpy as np
 
 from featx._faults import crash_point
 from featx._versions import recorded_versions
+from featx.augment import ViewRecipe
 from featx.backbones import get_backbone
 from featx.backend import resolve_backend
 from featx.cache.locate import cache_path_for
@@ -38,10 +39,9 @@ from featx.extractor import CPU_BATCH_SIZE  # (no Keras import)
 from featx.features import SkippedImage
 from featx.fileindex import index_files
 from featx.objectstore import ObjectFiles, is_url
-from featx.augment import ViewRecipe
 from featx.options import EmbedOptions, RunOptions, check_batch_memory
-from featx.views import ViewsReport, check_views_engine, update_views
 from featx.streaming import DecodeSpec, NotAsPlannedError, decode_batches, start_workers, use_processes
+from featx.views import ViewsReport, check_views_engine, update_views
 
 ProgressCallback = Callable[[int], None]
 

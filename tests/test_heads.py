@@ -202,7 +202,8 @@ def test_a_head_estimated_to_take_long_says_so_before_it_starts(blobs, monkeypat
     assert svm.estimate_seconds(100_000, 2048, 10, {}) > 9 * svm.estimate_seconds(10_000, 2048, 10, {})
     assert svm.estimate_seconds(10_000, 2048, 10, {"C": 1.0}) > svm.estimate_seconds(10_000, 2048, 10, {})
     knn = get_head_spec("knn")
-    assert knn.estimate_seconds(100_000, 2048, 10, {}) > 90 * knn.estimate_seconds(10_000, 2048, 10, {})
+    # knn scores its test rows against every training row (n^2), its train rows on a sample of at most 10,000
+    assert knn.estimate_seconds(100_000, 2048, 10, {}) > 25 * knn.estimate_seconds(10_000, 2048, 10, {})
     notes = []
     fit_head(blobs, "logreg", note=notes.append)
     assert notes == []  # 120 vectors: nothing to say
@@ -495,3 +496,15 @@ def test_not_a_head_folder(tmp_path, saved):
         fit_head(blob_features(), "knn").save(tmp_path / "empty")
     shutil.copytree(saved, tmp_path / "copy")
     assert load_head(tmp_path / "copy" / "head.json").kind == "logreg"
+
+
+def test_train_scores_use_a_seeded_sample_of_a_large_training_set(blobs, monkeypatch):
+    # knn scores each row against every training row: scoring all of a 100k training set cost minutes
+    monkeypatch.setattr("featx.heads.fit.TRAIN_SCORE_ROWS", 50)
+    head = fit_head(blobs, "knn", seed=3)
+    train = head.metrics["train"]
+    assert (train["n"], train["sampled_from"], len(head.split["train"])) == (50, 120, 120)
+    assert "sampled_from" not in head.metrics["test"] and head.metrics["test"]["n"] == 30
+    assert fit_head(blobs, "knn", seed=3).metrics["train"] == train  # the same sample for the same seed
+    monkeypatch.setattr("featx.heads.fit.TRAIN_SCORE_ROWS", 10_000)
+    assert "sampled_from" not in fit_head(blobs, "knn", seed=3).metrics["train"]

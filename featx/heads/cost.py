@@ -22,6 +22,7 @@ _KERNEL_MAP = 1e10  # Nystroem's RBF kernel between the vectors and its componen
 _SGD = 5e8  # scikit-learn's per-row SGD updates (the svm and sgd heads)
 _LIBLINEAR = 5e7  # liblinear's solver on dense vectors (the svm head with C set)
 _SCORED = 1.25  # fit_head scores train and test (and val) after fitting: rows predicted per training row
+TRAIN_SCORE_ROWS = 10_000  # fit_head's train scores use at most this many training rows (a seeded sample)
 
 
 def logreg_seconds(n: int, d: int, k: int, params: dict) -> float:
@@ -49,8 +50,9 @@ def sgd_seconds(n: int, d: int, k: int, params: dict) -> float:
 
 
 def knn_seconds(n: int, d: int, k: int, params: dict) -> float:
-    """Nothing to fit; scoring compares every scored row with every training row."""
-    return _SCORED * n * n * d / _DISTANCES
+    """Nothing to fit; scoring compares every scored row (train, at most TRAIN_SCORE_ROWS of them, and
+    test) with every training row."""
+    return (min(n, TRAIN_SCORE_ROWS) + (_SCORED - 1) * n) * n * d / _DISTANCES
 
 
 def keras_seconds(n: int, d: int, k: int, params: dict) -> float:

@@ -17,7 +17,7 @@ from featx.datasets import SPLITS
 from featx.errors import FeatxError, MemoryUseWarning, OptionError, OptionTypeError, SlowFitWarning, check_path
 from featx.features import Features, LazyVectors, load_features
 from featx.heads.augmented import fit_inputs_with_views, resolve_views
-from featx.heads.cost import long_fit_message
+from featx.heads.cost import TRAIN_SCORE_ROWS, long_fit_message
 from featx.heads.evaluate import summary_scores
 from featx.heads.fusion import cache_label, display_name
 from featx.heads.head import Head
@@ -140,9 +140,20 @@ def fit_head(features: Features | str | os.PathLike, head: str = "logreg", *, te
         featx_version=featx_version(), created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         views=used_views,
     )
-    fitted.metrics = {name: summary_scores(y[split.rows(name)], _proba(fitted, X[split.rows(name)]))
+    fitted.metrics = {name: _scores(fitted, X, y, split.rows(name), seed, name == "train")
                       for name in SPLITS if len(split.rows(name))}
     return fitted
+
+
+def _scores(head: Head, X, y: np.ndarray, rows: np.ndarray, seed: int, sample: bool) -> dict:
+    """``summary_scores`` of ``rows``; with ``sample``, of at most TRAIN_SCORE_ROWS of them drawn with
+    ``seed`` (``sampled_from`` says of how many): train scores only show over-fitting, and scoring
+    every training row would cost knn the square of the training set."""
+    total = len(rows)
+    if sample and total > TRAIN_SCORE_ROWS:
+        rows = np.sort(np.random.default_rng(seed).choice(rows, TRAIN_SCORE_ROWS, replace=False))
+    scores = summary_scores(y[rows], _proba(head, X[rows]))
+    return scores if len(rows) == total else {**scores, "sampled_from": total}
 
 
 def announce_cost(spec: HeadSpec, params: dict, n: int, d: int, k: int, note: Callable[[str], None] | None,
