@@ -35,6 +35,7 @@ from featx.cache.tables import ImageTable, SkipTable, id_column
 from featx.config import EmbedConfig
 from featx.errors import CacheError, CacheNotFoundError, OptionError
 from featx.features import Features, SkippedImage
+from featx.objectstore import Url
 from featx.options import RunOptions
 
 VIEWS_KIND = "views"  # the ``kind`` attribute of a views cache (a plain cache has none)
@@ -82,11 +83,12 @@ def training_views(plain: CacheIndex, recipe: ViewRecipe) -> tuple[ImageTable, n
     return table, images.id[rows]
 
 
-def update_views(cache_path: Path, root: str | os.PathLike, config: EmbedConfig, recipe: ViewRecipe,
+def update_views(cache_path: Path, root: Path | Url, config: EmbedConfig, recipe: ViewRecipe,
                  run: RunOptions = RunOptions(), *, progress=None, extractor=None, wait: bool = True,
                  on_wait: Callable[[str], None] | None = None) -> ViewsReport:
     """Bring the views cache of ``recipe`` of the (just updated) cache at ``cache_path`` up to date:
-    embed the views its training images lack (files under ``root``), drop those of images gone."""
+    embed the views its training images lack (files under ``root``: the dataset's folder or URL),
+    drop those of images gone."""
     from featx.embedding import LocalExecutor, changed_index, committed_work, unwritable
 
     started = time.perf_counter()
@@ -115,7 +117,7 @@ def update_views(cache_path: Path, root: str | os.PathLike, config: EmbedConfig,
         for content_id, vid, relative in zip(image_ids.tolist(), wanted.id.tolist(), wanted.path):
             if vid not in have and vid not in needs.get(content_id, ()):
                 needs.setdefault(content_id, []).append(vid)
-                todo.setdefault(content_id, Path(os.path.join(root, relative)))
+                todo.setdefault(content_id, root / relative)
         if todo and not writable:
             raise unwritable(path, f"{sum(map(len, needs.values()))} view(s) need embedding")
         failed: dict[bytes, str] = {}

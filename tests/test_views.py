@@ -313,3 +313,21 @@ def test_a_head_that_validates_while_it_trains_validates_on_plain_images_whose_v
     one_dog = np.concatenate([np.flatnonzero(features.y == 0)[:2], np.flatnonzero(features.y == 1)[:1]])
     fit_inputs_with_views(features, one_dog, views, head, seed=0)  # a class of one image: nothing to hold out
     assert head.validation_fraction is None  # so it watches its training loss, not views of its own images
+
+
+def test_views_of_a_dataset_in_an_object_store(tmp_path):
+    import fsspec
+
+    data = make_class_folder(tmp_path / "data", per_class=2, size=(40, 32))
+    memory, url = fsspec.filesystem("memory"), f"memory://views-{tmp_path.name}/data"
+    for path in data.rglob("*.png"):
+        memory.pipe(f"/views-{tmp_path.name}/data/{path.relative_to(data).as_posix()}", path.read_bytes())
+    try:
+        _, remote = _embed(url, tmp_path / "remote.h5")
+        _embed(data, tmp_path / "local.h5")
+    finally:
+        memory.rm(f"/views-{tmp_path.name}", recursive=True)
+    assert (remote.images, remote.embedded) == (4, 8)
+    a, b = load_views(tmp_path / "remote.h5"), load_views(tmp_path / "local.h5")
+    order = lambda v: np.lexsort((v.view, v.image_ids.astype(str)))  # noqa: E731
+    assert np.array_equal(a.X[order(a)], b.X[order(b)])  # the same bytes: the same views, wherever they live
