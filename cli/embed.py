@@ -145,3 +145,6 @@ def _print_summary(report) -> None:
                    f"embedded, {views.reused} reused ({views.seconds:.1f} s) in {views.cache_path}")
         for failed in views.failed:
             typer.echo(f"  no views of {failed.path}: {failed.reason}")
+        if not views.images:
+            typer.echo("  no labelled training images to make views of (views need class folders or a label "
+                       "column; with a split, images of the train split)")
