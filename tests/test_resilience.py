@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -170,6 +171,30 @@ def test_sigkill_then_rerun_equals_an_uninterrupted_run(crash_matrix, backbone, 
     listed = set(CacheIndex.read(cache_file).segments.name.tolist())  # no orphan segment is left
     assert {p.name for p in segment_dir(cache_file).iterdir()} == listed
     assert verify_cache(cache_file) == ([], [])
+
+
+@pytest.mark.parametrize("point", ["shard-writing:2", "index-written"])
+def test_a_views_run_killed_then_rerun_equals_an_uninterrupted_one(tmp_path, reference, point):
+    # The plain vectors are committed first; the killed run is then the views run alone (10 images x
+    # 2 views in batches of 4): killed inside its second shard, or with its index written, not renamed.
+    data, _ = reference
+    views = ["--views", "2", "--augment", "crop,jitter"]
+    expected_cache, cache = tmp_path / "expected", tmp_path / "killed"
+    featx.embed(data, "MobileNetV2", cache=expected_cache, views=2, augment="crop,jitter", **OPTS)
+    featx.embed(data, "MobileNetV2", cache=cache, **OPTS)
+    killed = _embed_in_subprocess(data, cache, crash_at=point, extra=["--backbone", "MobileNetV2", *views])
+    assert killed.returncode == -9, killed.stderr
+    rerun = _embed_in_subprocess(data, cache, extra=["--backbone", "MobileNetV2", *views, "--json"], options=[
+        o for o in CLI_OPTS if o != "-q"])
+    assert rerun.returncode == 0, rerun.stderr
+    report = json.loads(rerun.stdout)["views"]
+    assert report["embedded"] + report["reused"] == 20 and (point != "index-written" or report["embedded"] == 0)
+    got, want = (featx.load_views(next(c.glob("*.h5"))) for c in (cache, expected_cache))
+    key = lambda v: {(i, int(k)): x for i, k, x in zip(v.image_ids, v.view, v.X)}  # noqa: E731
+    assert key(got).keys() == key(want).keys()
+    for view, vector in key(want).items():
+        np.testing.assert_array_equal(key(got)[view], vector)
+    assert verify_cache(got.cache_path) == ([], [])
 
 
 def test_a_second_run_waits_for_the_lock_or_stops_with_no_wait(tmp_path, monkeypatch, reference):
