@@ -97,10 +97,12 @@ def update_cache(
     dataset = scan_dataset(data)
     config = options.resolve()
     path = cache_path_for(cache, dataset.source, config.display_name, config.fingerprint)
-    report = embed_into_cache(dataset, config, path, options.run_options(), progress=progress, wait=wait,
+    run = options.run_options()
+    executor = SharedLocalExecutor(config, run) if views.count else None  # one backbone for both runs
+    report = embed_into_cache(dataset, config, path, run, progress=progress, executor=executor, wait=wait,
                               on_wait=on_wait)
     if views.count:
-        report.views = update_views(path, dataset.root, config, views, options.run_options(), progress=progress,
+        report.views = update_views(path, dataset.root, config, views, run, progress=progress, executor=executor,
                                     wait=wait, on_wait=on_wait)
     return report
 
@@ -365,6 +367,32 @@ class LocalExecutor:
             lambda pairs: ((key, _vectors(extractor, x)) for key, x in pairs))
         for (ids, failures), vectors in stream(pairs):
             yield ids, vectors, failures
+
+
+class SharedLocalExecutor:
+    """A :class:`LocalExecutor` built on first use and kept, so that the runs of one call (the plain
+    vectors, then the views) build the backbone once, and a run with nothing new builds none."""
+
+    live_workers = None
+
+    def __init__(self, config: EmbedConfig, run: RunOptions):
+        self.config, self.run, self._executor = config, run, None
+
+    def _built(self, planned: int = 0) -> LocalExecutor:
+        if self._executor is None:
+            self._executor = LocalExecutor(self.config, self.run, planned=planned)
+        return self._executor
+
+    @property
+    def backend(self) -> str:
+        return self._built().backend
+
+    @property
+    def feature_dim(self) -> int:
+        return self._built().feature_dim
+
+    def batches(self, todo: dict[bytes, Path], expand: Expand | None = None, per_image: int = 1) -> Iterator[Batch]:
+        return self._built(len(todo)).batches(todo, expand, per_image)
 
 
 Expand = Callable[[list[bytes], np.ndarray], tuple[list[bytes], np.ndarray]]

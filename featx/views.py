@@ -84,11 +84,12 @@ def training_views(plain: CacheIndex, recipe: ViewRecipe) -> tuple[ImageTable, n
 
 
 def update_views(cache_path: Path, root: Path | Url, config: EmbedConfig, recipe: ViewRecipe,
-                 run: RunOptions = RunOptions(), *, progress=None, extractor=None, wait: bool = True,
+                 run: RunOptions = RunOptions(), *, progress=None, extractor=None, executor=None, wait: bool = True,
                  on_wait: Callable[[str], None] | None = None) -> ViewsReport:
     """Bring the views cache of ``recipe`` of the (just updated) cache at ``cache_path`` up to date:
     embed the views its training images lack (files under ``root``: the dataset's folder or URL),
-    drop those of images gone."""
+    drop those of images gone. An ``executor`` (a :class:`featx.embedding.LocalExecutor`, or one
+    shared with the plain run) or an ``extractor`` already built may be passed in."""
     from featx.embedding import LocalExecutor, changed_index, committed_work, unwritable
 
     started = time.perf_counter()
@@ -123,7 +124,7 @@ def update_views(cache_path: Path, root: Path | Url, config: EmbedConfig, recipe
         failed: dict[bytes, str] = {}
         if todo:
             advance = progress(sum(map(len, needs.values()))) if progress else None
-            executor = LocalExecutor(config, run, extractor, planned=len(todo))
+            executor = executor or LocalExecutor(config, run, extractor, planned=len(todo))
             with ThreadPoolExecutor(run.decode_workers) as pool:  # NumPy releases the GIL: views scale with cores
                 batches = executor.batches(
                     todo, expand=lambda ids, pixels: _views_of(ids, pixels, needs, recipe, pool.map),

@@ -331,3 +331,22 @@ def test_views_of_a_dataset_in_an_object_store(tmp_path):
     a, b = load_views(tmp_path / "remote.h5"), load_views(tmp_path / "local.h5")
     order = lambda v: np.lexsort((v.view, v.image_ids.astype(str)))  # noqa: E731
     assert np.array_equal(a.X[order(a)], b.X[order(b)])  # the same bytes: the same views, wherever they live
+
+
+def test_one_embed_with_views_builds_the_backbone_once_and_a_rerun_builds_none(tmp_path, monkeypatch):
+    from featx.embedding import update_cache
+
+    built = []
+
+    class CountedBackbone(StandInBackbone):
+        def __init__(self, config, batch_size=None, backend=None):
+            super().__init__()
+            built.append(config.backbone)
+
+    monkeypatch.setattr("featx.extractor.FeatureExtractor", CountedBackbone)
+    data = make_class_folder(tmp_path / "data", per_class=2, size=(40, 32))
+    options = EmbedOptions("MobileNetV2", weights="none", image_size=32, batch_size=4, workers=2)
+    report = update_cache(data, options, cache=tmp_path / "cache", views=ViewRecipe(2, "crop"))
+    assert (report.embedded, report.views.embedded, built) == (4, 8, ["MobileNetV2"])  # plain and views: one build
+    report = update_cache(data, options, cache=tmp_path / "cache", views=ViewRecipe(2, "crop"))
+    assert (report.reused, report.views.reused, len(built)) == (4, 8, 1)  # nothing new: no backbone at all
