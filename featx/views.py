@@ -98,11 +98,11 @@ def update_views(cache_path: Path, root: Path | Url, config: EmbedConfig, recipe
     path = views_cache_path(cache_path, recipe.augment, fingerprint)
     wanted, image_ids = training_views(plain, recipe)
     report = ViewsReport(path, recipe.count, recipe.augment, images=len(set(image_ids.tolist())))
-    width, dtype = int(plain.attrs["feature_dim"]), plain.dtype
+    width = int(plain.attrs["feature_dim"])
     try:
         path.parent.mkdir(exist_ok=True)
-    except OSError:
-        pass  # the lock below says it in one line (read-only: fine while nothing is new)
+    except OSError as exc:
+        raise unwritable(path, f"the views need the folder {path.parent} ({exc.strerror or exc})") from None
     with cache_lock(path, wait=wait, on_wait=on_wait, read_only_ok=True) as writable:
         if writable:
             remove_stale_temporaries(path)
@@ -113,42 +113,58 @@ def update_views(cache_path: Path, root: Path | Url, config: EmbedConfig, recipe
         plan = plan_segments(index, width)
         have, _ = committed_work(index, plan, path, fingerprint, width)
         reused = have.copy()
-        needs: dict[bytes, list[bytes]] = {}
-        todo: dict[bytes, Path] = {}
-        for content_id, vid, relative in zip(image_ids.tolist(), wanted.id.tolist(), wanted.path):
-            if vid not in have and vid not in needs.get(content_id, ()):
-                needs.setdefault(content_id, []).append(vid)
-                todo.setdefault(content_id, root / relative)
+        needs, todo = _missing(wanted, image_ids, have, root)
         if todo and not writable:
             raise unwritable(path, f"{sum(map(len, needs.values()))} view(s) need embedding")
-        failed: dict[bytes, str] = {}
         if todo:
-            advance = progress(sum(map(len, needs.values()))) if progress else None
             executor = executor or LocalExecutor(config, run, extractor, planned=len(todo))
-            with ThreadPoolExecutor(run.decode_workers) as pool:  # NumPy releases the GIL: views scale with cores
-                batches = executor.batches(
-                    todo, expand=lambda ids, pixels: _views_of(ids, pixels, needs, recipe, pool.map),
-                    per_image=max(map(len, needs.values())))
-                for ids, vectors, failures in batches:
-                    write_shard(path, fingerprint, id_column(ids), vectors, backend=executor.backend)
-                    have.update(ids)
-                    failed.update((i, str(e)) for i, e in failures)
-                    if advance:
-                        advance(len(ids) + sum(len(needs[i]) for i, _ in failures))
-        present = np.asarray([vid in have for vid in wanted.id.tolist()], dtype=bool)
-        table = wanted.take(present)
+            done, failed = _embed_views(path, fingerprint, todo, needs, recipe, executor, run.decode_workers, progress)
+            have |= done
+            report.failed = [SkippedImage(str(todo[i]), reason) for i, reason in failed.items()]
+        table = wanted.take(np.asarray([vid in have for vid in wanted.id.tolist()], dtype=bool))
         report.embedded = int(sum(vid not in reused for vid in table.id.tolist()))
         report.reused = len(table) - report.embedded
-        report.failed = [SkippedImage(str(todo[i]), reason) for i, reason in failed.items()]
         skipped = SkipTable.empty()
         if changed_index(index, plan, path, table, skipped, plain.classes, str(plain.attrs.get("root", ""))):
             if not writable:
                 raise unwritable(path, "the training images changed since the views were embedded")
             commit(path, index, plan, attrs=_attrs(plain, recipe, fingerprint, width), classes=list(plain.classes),
-                   images=table, skipped=skipped, feature_dim=width, dtype=dtype,
+                   images=table, skipped=skipped, feature_dim=width, dtype=plain.dtype,
                    embedded=set(table.id.tolist()) - reused)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _missing(wanted: ImageTable, image_ids: np.ndarray, have: set[bytes],
+             root: Path | Url) -> tuple[dict[bytes, list[bytes]], dict[bytes, Path | Url]]:
+    """The view ids each image still needs (by content id), and the file to decode for each image."""
+    needs: dict[bytes, list[bytes]] = {}
+    todo: dict[bytes, Path | Url] = {}
+    for content_id, vid, relative in zip(image_ids.tolist(), wanted.id.tolist(), wanted.path):
+        if vid not in have and vid not in needs.get(content_id, ()):
+            needs.setdefault(content_id, []).append(vid)
+            todo.setdefault(content_id, root / relative)
+    return needs, todo
+
+
+def _embed_views(path: Path, fingerprint: str, todo: dict, needs: dict[bytes, list[bytes]], recipe: ViewRecipe,
+                 executor, workers: int, progress) -> tuple[set[bytes], dict[bytes, str]]:
+    """Decode each image of ``todo`` once, make the views it needs (in ``workers`` threads: NumPy
+    releases the GIL), embed them and commit each batch as a shard; returns the view ids embedded
+    and the images that failed (content id: reason)."""
+    advance = progress(sum(map(len, needs.values()))) if progress else None
+    done: set[bytes] = set()
+    failed: dict[bytes, str] = {}
+    with ThreadPoolExecutor(workers) as pool:
+        batches = executor.batches(todo, expand=lambda ids, pixels: _views_of(ids, pixels, needs, recipe, pool.map),
+                                   per_image=max(map(len, needs.values())))
+        for ids, vectors, failures in batches:
+            write_shard(path, fingerprint, id_column(ids), vectors, backend=executor.backend)
+            done.update(ids)
+            failed.update((i, str(e)) for i, e in failures)
+            if advance:
+                advance(len(ids) + sum(len(needs[i]) for i, _ in failures))
+    return done, failed
 
 
 def _views_of(ids: list[bytes], pixels: np.ndarray, needs: dict[bytes, list[bytes]], recipe: ViewRecipe,

@@ -350,3 +350,17 @@ def test_one_embed_with_views_builds_the_backbone_once_and_a_rerun_builds_none(t
     assert (report.embedded, report.views.embedded, built) == (4, 8, ["MobileNetV2"])  # plain and views: one build
     report = update_cache(data, options, cache=tmp_path / "cache", views=ViewRecipe(2, "crop"))
     assert (report.reused, report.views.reused, len(built)) == (4, 8, 1)  # nothing new: no backbone at all
+
+
+def test_an_image_changed_since_its_plain_vector_gets_no_views_until_it_is_embedded_again(data, tmp_path):
+    from featx.streaming import CHANGED
+
+    dataset = scan_dataset(data)
+    embed_into_cache(dataset, CONFIG, tmp_path / "c.h5", RUN, extractor=StandInBackbone())
+    changed = data / "cat" / "cat_1.png"
+    write_image(changed, size=(40, 32), seed=777)  # other bytes than the plain cache hashed
+    report = update_views(tmp_path / "c.h5", dataset.root, CONFIG, CROP_JITTER, RUN, extractor=StandInBackbone())
+    assert [(f.path, f.reason) for f in report.failed] == [(str(changed), CHANGED)]
+    assert (report.embedded, report.images) == (14, 8)  # never views of other bytes under the old content id
+    _, report = _embed(data, tmp_path / "c.h5")  # the plain run sees the change first, then its views are made
+    assert (report.failed, report.embedded, report.reused) == ([], 2, 14)
