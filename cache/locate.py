@@ -180,9 +180,11 @@ def find_caches(cache_dir: str | os.PathLike | None = None) -> list[CacheSummary
 
 
 def cache_files(path: str | os.PathLike | None = None) -> list[Path]:
-    """``path`` itself when it is a file; else the caches in that folder (default :func:`cache_folder`)."""
+    """``path`` itself when it is a file; else the caches in that folder (default :func:`cache_folder`);
+    each followed by its views caches (what ``cache verify`` and ``cache compact`` go through)."""
     target = cache_folder(path)
-    return [target] if target.is_file() else [summary.path for summary in find_caches(target)]
+    caches = [target] if target.is_file() else [summary.path for summary in find_caches(target)]
+    return [file for cache in caches for file in (cache, *views_caches(cache))]
 
 
 def latest_cache(cache_dir: str | os.PathLike | None = None, backbone: str | None = None) -> Path:

@@ -22,6 +22,10 @@ immutable segment files ``<name>.h5.segments/<uuid>.h5`` that hold the vectors:
     /images/size, mtime_ns (N,)  int64 file size and modification time, to skip rehashing
     /skipped/path, id, reason    files that could not be embedded, and why
 
+A views cache (``<name>.h5.views/<recipe>--<fingerprint>.h5``, featx.views) has this same layout,
+with attrs kind="views", views_of (the plain fingerprint), views (per image) and augment; its config
+is the recipe's, its /images rows are (image, view number) pairs whose id is the view id.
+
 A segment file: attrs encoding-type="featx-feature-segment", fingerprint; /id (R,) and /features
 (R, D) in the cache's dtype, chunked. Version 1 kept /vectors/features (float32) in the index file
 itself; it is read as one segment and the next embed moves it into one (the upgrade).
@@ -48,6 +52,7 @@ ENCODING_TYPE = "featx-feature-cache"
 ENCODING_VERSION = 2
 READABLE_VERSIONS = (1, 2)  # v1 (vectors inside this file) is read, and upgraded by the next embed
 GROUPS = ("vectors", "images", "skipped")
+VIEWS_KIND = "views"  # the ``kind`` attribute of a views cache (a plain cache has none)
 
 
 def stamp(node: h5py.Group, encoding_type: str = ENCODING_TYPE) -> None:

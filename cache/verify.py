@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from featx.cache.schema import has_checksums, open_cache
+from featx.cache.schema import VIEWS_KIND, has_checksums, open_cache
 from featx.cache.shards import list_shards
 from featx.cache.segments import MAX_MAGNITUDE, check_blocks
 from featx.cache.store import CacheIndex, index_problems
@@ -31,7 +31,10 @@ def verify_cache(path: str | os.PathLike, *, rehash: bool = False) -> tuple[list
     except (OSError, KeyError, ValueError, TypeError) as exc:
         return [f"{path} is damaged: {exc}. Delete it and re-run 'featx embed'."], []
     if rehash and not problems:
-        problems += _hashes(index)
+        if index.attrs.get("kind") == VIEWS_KIND:  # its ids are view ids: the plain cache's rehash checks the files
+            notes.append("a views cache: --rehash checks the image files through its plain cache")
+        else:
+            problems += _hashes(index)
     shards = list_shards(path)
     if shards:
         notes.append(f"{len(shards)} shard(s) of an interrupted run wait to be merged: rerun 'featx embed'.")

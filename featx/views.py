@@ -29,6 +29,7 @@ from featx.augment import ViewRecipe, make_view, view_id
 from featx.cache.append import commit, plan_segments
 from featx.cache.locate import views_cache_path, views_caches
 from featx.cache.lock import cache_lock
+from featx.cache.schema import VIEWS_KIND
 from featx.cache.shards import write_shard
 from featx.cache.store import CacheIndex, read_vectors, remove_stale_temporaries, usable_rows
 from featx.cache.tables import ImageTable, SkipTable, id_column
@@ -37,8 +38,6 @@ from featx.errors import CacheError, CacheNotFoundError, OptionError
 from featx.features import Features, SkippedImage
 from featx.objectstore import Url
 from featx.options import RunOptions
-
-VIEWS_KIND = "views"  # the ``kind`` attribute of a views cache (a plain cache has none)
 
 
 @dataclass

@@ -364,3 +364,20 @@ def test_an_image_changed_since_its_plain_vector_gets_no_views_until_it_is_embed
     assert (report.embedded, report.images) == (14, 8)  # never views of other bytes under the old content id
     _, report = _embed(data, tmp_path / "c.h5")  # the plain run sees the change first, then its views are made
     assert (report.failed, report.embedded, report.reused) == ([], 2, 14)
+
+
+def test_verify_and_compact_of_a_cache_go_through_its_views_too(data, tmp_path):
+    from featx.cache.append import compact_cache
+    from featx.cache.locate import cache_files
+
+    cache_file = tmp_path / "cache" / "c.h5"
+    cache_file.parent.mkdir()
+    _embed(data, cache_file, recipe=ViewRecipe(1, "crop"))
+    _embed(data, cache_file, recipe=ViewRecipe(2, "crop"))  # a second run: a second segment
+    views_file = views_caches(cache_file)[0]
+    assert cache_files(cache_file) == cache_files(cache_file.parent) == [cache_file, views_file]
+    assert verify_cache(views_file, rehash=True) == ([], ["a views cache: --rehash checks the image files "
+                                                          "through its plain cache"])
+    before = load_views(cache_file).X
+    assert compact_cache(views_file) == (2, 0)
+    assert np.array_equal(load_views(cache_file).X, before) and len(CacheIndex.read(views_file).segments) == 1
