@@ -8,7 +8,7 @@ at random (``--repeats`` draws), every other image of 5-9 as the test set. For e
 the plain vectors and K views, then ``compare_heads(..., views=True)`` fits every head with and
 without the views on the same split and scores both on the same plain test vectors.
 
-    python benchmarks/views.py                                    # 10 and 50 per class, 5 draws, K=4
+    python benchmarks/views.py                                    # 5, 20 and 100 per class, 5 draws, K=4
     python benchmarks/views.py --per-class 10 --repeats 3 --views 8 --augment crop,jitter
     python benchmarks/views.py --backbone MobileNetV2 --weights imagenet   # where the weights can be had
 
@@ -99,7 +99,7 @@ def write_manifest(path: Path, by_class: dict[int, list[Path]], per_class: int, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, default=None, help="Folder for images, backbone and caches (default: a temporary one).")
-    parser.add_argument("--per-class", default="10,50", help="Training images per class, comma-separated.")
+    parser.add_argument("--per-class", default="5,20,100", help="Training images per class, comma-separated.")
     parser.add_argument("--repeats", type=int, default=5, help="Random draws of the training images per size.")
     parser.add_argument("--views", type=int, default=4)
     parser.add_argument("--augment", default="crop,jitter")
