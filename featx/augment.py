@@ -2,8 +2,9 @@
 
 A view is the model input of an image (already decoded and resized to the backbone's input size,
 float32 RGB 0-255) transformed by every augmentation of a :class:`ViewRecipe`, in registry order,
-with random draws seeded by the view's id alone: view ``k`` of an image is the same pixels on any
-machine, in any batch, in any run. That is what lets a views cache grow with new images and new
+with random draws seeded by the view's id alone (the image's content id, the recipe, the view
+number): view ``k`` of an image is the same pixels on any machine, in any batch and run, under any
+backbone. That is what lets a views cache grow with new images and new
 views without recomputing the old ones. Nothing here imports Keras.
 """
 
@@ -100,6 +101,16 @@ class ViewRecipe:
         """What changes the pixels of a view (not how many views there are)."""
         return {"augment": list(self.names), "version": RECIPE_VERSION}
 
+    @property
+    def key(self) -> str:
+        """The fingerprint of what the recipe does to pixels. With an image's content id and a view
+        number it seeds that view: the same pixels whatever the backbone that embeds them."""
+        return fingerprint_of(self.identity())
+
+    def view_id(self, content_id: bytes, view: int) -> bytes:
+        """The id of view ``view`` of the image with ``content_id`` under this recipe."""
+        return view_id(content_id, self.key, view)
+
     def config(self, plain_fingerprint: str) -> dict[str, object]:
         """The configuration of the views of a cache whose plain vectors have ``plain_fingerprint``:
         what a views cache stores as its ``config``, and hashes into its fingerprint."""
@@ -110,9 +121,10 @@ class ViewRecipe:
         return fingerprint_of(self.config(plain_fingerprint))
 
 
-def view_id(content_id: bytes, views_fingerprint: str, view: int) -> bytes:
-    """The id of view ``view`` of the image with ``content_id`` (64 hex digits, like a content id)."""
-    return hashlib.sha256(b"%s:%s:%d" % (content_id, views_fingerprint.encode(), view)).hexdigest().encode()
+def view_id(content_id: bytes, recipe_key: str, view: int) -> bytes:
+    """The id of view ``view`` of the image with ``content_id`` under the recipe whose
+    :attr:`ViewRecipe.key` is ``recipe_key`` (64 hex digits, like a content id)."""
+    return hashlib.sha256(b"%s:%s:%d" % (content_id, recipe_key.encode(), view)).hexdigest().encode()
 
 
 def make_view(pixels: np.ndarray, recipe: ViewRecipe, seed_id: bytes) -> np.ndarray:

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from featx._versions import recorded_versions
-from featx.augment import ViewRecipe, make_view, view_id
+from featx.augment import ViewRecipe, make_view
 from featx.cache.append import commit, plan_segments
 from featx.cache.locate import views_cache_path, views_caches
 from featx.cache.lock import cache_lock
@@ -76,9 +76,8 @@ def training_views(plain: CacheIndex, recipe: ViewRecipe) -> tuple[ImageTable, n
     training = np.flatnonzero(embedded & (images.label >= 0) & ((images.split == "train") if has_split else True))
     rows = np.repeat(training, recipe.count)
     views = np.tile(np.arange(recipe.count), len(training))
-    fingerprint = recipe.fingerprint(plain.fingerprint)
     table = images.take(rows)
-    table.id = id_column(view_id(c, fingerprint, int(k)) for c, k in zip(table.id.tolist(), views))
+    table.id = id_column(recipe.view_id(c, int(k)) for c, k in zip(table.id.tolist(), views))
     return table, images.id[rows]
 
 
@@ -241,8 +240,8 @@ def load_views(cache: Features | str | os.PathLike, augment: str | None = None) 
     index = CacheIndex.read(path)
     if index.attrs.get("kind") != VIEWS_KIND or index.attrs.get("views_of") != plain.fingerprint:
         raise CacheError(f"{path} does not hold views of {plain_path}; delete it and re-run 'featx embed --views'.")
-    count = int(index.attrs.get("views", 0))
-    back = {view_id(c, index.fingerprint, k): (c, k) for c in set(plain.images.id.tolist()) for k in range(count)}
+    recipe = _stored_recipe(index, plain, path)
+    back = {recipe.view_id(c, k): (c, k) for c in set(plain.images.id.tolist()) for k in range(recipe.count)}
     listed = [vid for vid in index.images.id.tolist() if vid in back]  # an image gone since: its views unused
     row_of = {vid: row for row, vid in enumerate(index.vector_ids.tolist())}
     rows = np.asarray([row_of[vid] for vid in listed], np.int64)
@@ -253,9 +252,21 @@ def load_views(cache: Features | str | os.PathLike, augment: str | None = None) 
     return Views(
         X=X, image_ids=np.asarray([back[v][0].decode() for v in listed], dtype=object),
         view=np.asarray([back[v][1] for v in listed], np.int64),
-        count=count, augment=str(index.attrs.get("augment", "")), fingerprint=index.fingerprint,
+        count=recipe.count, augment=recipe.augment, fingerprint=index.fingerprint,
         plain_fingerprint=plain.fingerprint, cache_path=path,
     )
+
+
+def _stored_recipe(index: CacheIndex, plain: CacheIndex, path: Path) -> ViewRecipe:
+    """The recipe a views cache was made with, checked against its fingerprint."""
+    try:
+        recipe = ViewRecipe(int(index.attrs.get("views", 0)), str(index.attrs.get("augment", "")))
+    except (OptionError, TypeError, ValueError):
+        recipe = None
+    if recipe is None or recipe.fingerprint(plain.fingerprint) != index.fingerprint:
+        raise CacheError(f"{path} records another recipe than its fingerprint says; delete it and re-run "
+                         "'featx embed --views'.")
+    return recipe
 
 
 def _views_path(plain_path: Path, plain: CacheIndex, augment: str | None) -> Path:
