@@ -4,8 +4,8 @@ A view is the model input of an image (already decoded and resized to the backbo
 float32 RGB 0-255) transformed by every augmentation of a :class:`ViewRecipe`, in registry order,
 with random draws seeded by the view's id alone (the image's content id, the recipe, the view
 number): view ``k`` of an image is the same pixels on any machine, in any batch and run, under any
-backbone. That is what lets a views cache grow with new images and new
-views without recomputing the old ones. Nothing here imports Keras.
+backbone. That is what lets a views cache grow with new images and new views without recomputing
+the old ones. Nothing here imports Keras.
 """
 
 from __future__ import annotations

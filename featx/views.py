@@ -20,6 +20,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -208,12 +209,18 @@ class Views:
     def __len__(self) -> int:
         return len(self.X)
 
-    def rows_of(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """For images ``ids`` (repeats allowed): the view rows of each, and the position in ``ids``
-        each row belongs to; images without views contribute none."""
+    @cached_property
+    def _rows_by_image(self) -> dict[str, list[int]]:
+        """The view rows of each image, built once (compare fits every head on the same views)."""
         by_image: dict[str, list[int]] = {}
         for row, image in enumerate(self.image_ids.tolist()):
             by_image.setdefault(image, []).append(row)
+        return by_image
+
+    def rows_of(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For images ``ids`` (repeats allowed): the view rows of each, and the position in ``ids``
+        each row belongs to; images without views contribute none."""
+        by_image = self._rows_by_image
         rows, owners = [], []
         for position, image in enumerate(np.asarray(ids).tolist()):
             mine = by_image.get(image, ())
