@@ -27,7 +27,7 @@ def main() -> None:
     parser.add_argument("--backend", default=None, help="Keras backend (default: $KERAS_BACKEND, else tensorflow)")
     args = parser.parse_args()
 
-    from featx.extractor import FeatureExtractor
+    from featx.engine.extractor import FeatureExtractor
     from featx.options import EmbedOptions
 
     rng = np.random.default_rng(0)

@@ -33,7 +33,7 @@ from embed_throughput import write_photos  # noqa: E402
 def shards_in_memory():
     """Replace shard files by a list: the pipeline without crash safety."""
     import featx.cache.append as append
-    import featx.embedding as embedding
+    import featx.engine.run as embedding
 
     kept: list[tuple[np.ndarray, np.ndarray]] = []
 
@@ -53,9 +53,9 @@ def shards_in_memory():
 
 
 def overhead(args, work: Path) -> None:
-    from featx.datasets import scan_dataset
-    from featx.embedding import embed_into_cache
-    from featx.extractor import FeatureExtractor
+    from featx.data.layouts import scan_dataset
+    from featx.engine.run import embed_into_cache
+    from featx.engine.extractor import FeatureExtractor
     from featx.options import EmbedOptions, RunOptions
 
     data = write_photos(work / "photos", args.images)
@@ -98,7 +98,7 @@ def resume(args, work: Path) -> None:
     print(f"{args.resume_images}-image folder: first run SIGKILLed after {half} batches (exit {killed.returncode})")
 
     code = (
-        "import sys, time; t0 = time.perf_counter(); from featx.embedding import update_cache\n"
+        "import sys, time; t0 = time.perf_counter(); from featx.engine.run import update_cache\n"
         "from featx.options import EmbedOptions\n"
         "found = []\n"
         "def progress(total):\n"

@@ -35,7 +35,7 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2", help="worker counts to measure")
     args = parser.parse_args()
 
-    import featx.streaming as streaming
+    import featx.engine.decode as streaming
 
     photo = tuple(int(v) for v in args.photo.lower().split("x"))
     paths = sorted(write_photos(Path(tempfile.mkdtemp(prefix="featx-cost-")), args.images, photo).rglob("*.jpg"))

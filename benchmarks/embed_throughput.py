@@ -68,7 +68,7 @@ def _write_photo(job) -> None:
 
 def decode_capacity(items, spec, workers: int, batch_size: int, processes: bool = True) -> float:
     """Images per second through featx's decoder alone (worker processes, or threads; sha256 checked)."""
-    from featx.streaming import decode_batches
+    from featx.engine.decode import decode_batches
 
     started = time.perf_counter()
     count = 0
@@ -101,14 +101,15 @@ def main() -> None:
                         help="only the decode capacity (and --scaling, also with threads), no backbone")
     args = parser.parse_args()
 
-    from featx.datasets import scan_dataset
-    from featx.embedding import embed_into_cache
-    from featx.extractor import FeatureExtractor
+    from featx.data.layouts import scan_dataset
+    from featx.engine.run import embed_into_cache
+    from featx.engine.extractor import FeatureExtractor
     from featx.options import EmbedOptions, RunOptions, default_workers
-    from featx.streaming import DecodeSpec, decode_batches
+    from featx.engine.pixels import DecodeSpec
+    from featx.engine.decode import decode_batches
 
     workers = args.workers or default_workers()
-    if args.decoder != "auto":  # featx's own choice (featx.streaming.use_processes), overridden for an A/B
+    if args.decoder != "auto":  # featx's own choice (featx.engine.decode.use_processes), overridden for an A/B
         os.environ["FEATX_DECODER"] = args.decoder
     photo = tuple(int(v) for v in args.photo.lower().split("x"))
     work = Path(tempfile.mkdtemp(prefix="featx-bench-"))
@@ -202,8 +203,8 @@ def _first(dataset, count: int):
 
 def decode_only(args, data: Path, workers: int, photo) -> None:
     """Decode capacity with worker processes and, for comparison, threads, at each worker count."""
-    from featx.datasets import scan_dataset
-    from featx.streaming import DecodeSpec
+    from featx.data.layouts import scan_dataset
+    from featx.engine.pixels import DecodeSpec
 
     dataset = _first(scan_dataset(data), args.images)
     items = [(hashlib.sha256((dataset.root / r.path).read_bytes()).hexdigest().encode(), dataset.root / r.path)

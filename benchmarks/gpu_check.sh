@@ -47,7 +47,7 @@ CORES=$(nproc)
 
 $PY - <<'EOF' | tee "$OUT/env.txt"
 import os, jax, keras, featx
-from featx.extractor import on_accelerator
+from featx.engine.extractor import on_accelerator
 print("featx", featx.__file__, "keras", keras.__version__, "backend", keras.backend.backend(), "jax", jax.__version__)
 print("devices", jax.devices(), "cores", os.cpu_count(), "on_accelerator", on_accelerator("jax"))
 EOF

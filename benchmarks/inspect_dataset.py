@@ -89,7 +89,7 @@ class Planted(NamedTuple):
 
 
 def vectors_case(args, folder: Path) -> Planted:
-    from featx.features import Features
+    from featx.features.vectors import Features
     from featx.options import EmbedOptions
     from tests.test_inspect import write_features
 
@@ -114,7 +114,7 @@ def images_case(args, folder: Path) -> Planted:
     from PIL import Image, ImageDraw
 
     import featx
-    from featx.datasets import scan_dataset
+    from featx.data.layouts import scan_dataset
 
     rng = np.random.default_rng(args.seed)
     data = scan_dataset(args.images)
@@ -187,7 +187,7 @@ def main() -> None:
     args = parser.parse_args()
 
     import featx
-    from featx.features import load_features
+    from featx.features.vectors import load_features
     from featx.inspection.outliers import outlier_scores
 
     with tempfile.TemporaryDirectory() as tmp:

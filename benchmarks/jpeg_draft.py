@@ -41,8 +41,8 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
-    from featx.extractor import FeatureExtractor
-    from featx.images import load_image
+    from featx.engine.extractor import FeatureExtractor
+    from featx.data.images import load_image
     from featx.options import EmbedOptions
 
     photo = tuple(int(v) for v in args.photo.lower().split("x"))

@@ -71,10 +71,10 @@ def spread(data: Path, work: Path, args) -> None:
     """Two Ray nodes on this machine, each a `ray start --block` process this script stops by its id."""
     import ray
 
-    from featx.datasets import scan_dataset
-    from featx.embedding import embed_into_cache
+    from featx.data.layouts import scan_dataset
+    from featx.engine.run import embed_into_cache
     from featx.options import EmbedOptions
-    from featx.ray_engine import RayExecutor
+    from featx.engine.ray import RayExecutor
 
     port = _free_port()
     address = f"127.0.0.1:{port}"

@@ -22,6 +22,7 @@ from featx.cache.shards import list_shards, read_shards, remove_shards, shard_di
 from featx.cache.store import CacheIndex, Source, write_index
 from featx.cache.tables import ID_DTYPE, ImageTable, SegmentTable, SkipTable
 from featx.errors import CacheError
+from featx.errors import CacheWriteError
 
 
 @dataclass
@@ -189,3 +190,44 @@ def compact_cache(cache_path: str | Path, *, wait: bool = True) -> tuple[int, in
     with cache_lock(cache_path, wait=wait):
         remove_stale_temporaries(cache_path)
         return compact(cache_path)
+
+
+def unwritable(cache_path: Path, why: str) -> CacheWriteError:
+    """The error of a run that must write where it cannot (a read-only mount or folder)."""
+    return CacheWriteError(
+        f"{cache_path.parent} is not writable (read-only, or no permission) and {why}; nothing was written. "
+        "Choose a writable cache folder ({param}) or fix its permissions.", param="cache",
+    )
+
+
+def committed_work(
+    index: CacheIndex | None, plan: SegmentPlan, cache_path: Path, fingerprint: str, feature_dim: int
+) -> tuple[set[bytes], dict[bytes, str]]:
+    """Content ids that already have a usable vector, and those known not to decode (with reasons),
+    from the committed segments (:func:`plan_segments`: no vector is read while their stat is
+    unchanged) and from shards left by earlier (possibly killed) runs."""
+    have = set(plan.have)
+    failed: dict[bytes, str] = {}
+    if index is not None:
+        failed.update((i, r) for i, r in zip(index.skipped.id.tolist(), index.skipped.reason) if i)
+    width = feature_dim or None
+    for _, ids, _, skipped_ids, reasons in read_shards(cache_path, fingerprint, features=False, width=width):
+        have.update(ids.tolist())
+        failed.update(zip(skipped_ids.tolist(), reasons))
+    return have, failed
+
+
+def changed_index(index: CacheIndex | None, plan: SegmentPlan, cache_path: Path, images: ImageTable,
+                  skipped: SkipTable, classes: list[str], root: str) -> bool:
+    """Whether a run must commit a new index: new vectors, or tables, classes or root not as committed."""
+    if index is None or index.version < 2 or plan.changes_index or list_shards(cache_path):
+        return True
+    if list(index.classes) != list(classes) or str(index.attrs.get("root")) != root:
+        return True
+    for old, new in ((index.images, images), (index.skipped, skipped)):
+        if len(old) != len(new):
+            return True
+        for name in new.__dataclass_fields__:
+            if not np.array_equal(getattr(old, name), getattr(new, name)):
+                return True
+    return False

@@ -22,7 +22,7 @@ immutable segment files ``<name>.h5.segments/<uuid>.h5`` that hold the vectors:
     /images/size, mtime_ns (N,)  int64 file size and modification time, to skip rehashing
     /skipped/path, id, reason    files that could not be embedded, and why
 
-A views cache (``<name>.h5.views/<recipe>--<fingerprint>.h5``, featx.views) has this same layout,
+A views cache (``<name>.h5.views/<recipe>--<fingerprint>.h5``, featx.engine.views) has this same layout,
 with attrs kind="views", views_of (the plain fingerprint), views (per image) and augment; its config
 is the recipe's, its /images rows are (image, view number) pairs whose id is the view id.
 

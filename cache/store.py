@@ -119,7 +119,7 @@ def index_problems(index: CacheIndex) -> list[str]:
     labels and splits, ids, the fingerprint of the stored configuration, segment rows. The checks
     every reader makes on open (:meth:`CacheIndex.read`) and ``featx cache verify`` lists."""
     from featx.config import fingerprint_of
-    from featx.datasets import SPLITS
+    from featx.data.records import SPLITS
 
     problems = []
     images, skipped, ids = index.images, index.skipped, index.vector_ids

@@ -6,7 +6,8 @@ from typing import Annotated
 
 import typer
 
-from featx.backbones import BACKBONES, HUB_BACKBONES, HUB_FAMILIES, list_backbones, list_hub_backbones
+from featx.backbones.applications import BACKBONES, list_backbones
+from featx.backbones.hub_table import HUB_BACKBONES, HUB_FAMILIES, list_hub_backbones
 from featx.cli.app import app, print_json
 
 

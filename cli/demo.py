@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from featx.backbones import DEFAULT_BACKBONE
+from featx.backbones.applications import DEFAULT_BACKBONE
 from featx.cli.app import app, handle_errors, info
 from featx.cli.progress import progress_bar
 from featx.demo import run_demo

@@ -29,7 +29,7 @@ def fine_tune_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """Fine-tune the top of the backbone end to end, starting from HEAD; resumes a killed run."""
-    from featx.finetune import fine_tune
+    from featx.model.finetune import fine_tune
 
     report = fine_tune(head, data=data, unfreeze=unfreeze, epochs=epochs, learning_rate=learning_rate,
                        batch_size=batch_size, augment=not no_augment, output=output, seed=seed,
@@ -60,7 +60,7 @@ def export_command(
     backend: BackendOption = None,
 ) -> None:
     """Export one model: raw RGB image of any size in, class probabilities out."""
-    from featx.exporter import export
+    from featx.model.export import export
 
     path = export(source, output, format=format, backend=backend)
     typer.echo(f"exported {path}: raw RGB (uint8 or float 0-255, any size) in, class probabilities out")

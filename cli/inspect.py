@@ -39,7 +39,7 @@ def inspect_command(
 
     Works on the cached vectors only: no backbone, no TensorFlow, seconds for ten thousand images.
     """
-    from featx.cache.locate import choose_cache
+    from featx.cache.catalog import choose_cache
     from featx.inspection import inspect, plot_map, write_manifest, write_report
 
     chosen = choose_cache(cache, backbone)

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from featx.cli.app import handle_errors, info, print_json, weights_app
-from featx.weights import import_weights, list_weights, weights_dir
+from featx.backbones.weights import import_weights, list_weights, weights_dir
 
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
@@ -62,7 +62,7 @@ def hub_command(
     as_json: AsJson = False,
 ) -> None:
     """List the keras-hub transformers' pinned downloads and whether kagglehub has them (offline use)."""
-    from featx.hub import list_hub_weights
+    from featx.backbones.hub import list_hub_weights
 
     rows = list_hub_weights(pattern)
     if as_json:

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from featx._versions import featx_version as _featx_version
 from featx.api import embed
-from featx.backbones import get_backbone, list_backbones
+from featx.backbones.applications import get_backbone, list_backbones
 from featx.errors import FeatxError
-from featx.features import Features, load_features
+from featx.features.vectors import Features, load_features
 
 # Names served on first use, so that `import featx` stays fast (scikit-learn, and TensorFlow for
 # fine-tuning, load only when asked for): name -> module that defines it.
@@ -24,9 +24,9 @@ _LAZY = {
          "predict_images"),
         "featx.heads",
     ),
-    "load_views": "featx.views",
-    "fine_tune": "featx.finetune",
-    "export": "featx.exporter",
+    "load_views": "featx.features.views",
+    "fine_tune": "featx.model.finetune",
+    "export": "featx.model.export",
     "inspect": "featx.inspection",
 }
 

@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import replace
 
-import numpy as np
 
-from featx.augment import DEFAULT_AUGMENT, ViewRecipe
-from featx.backbones import DEFAULT_BACKBONE
-from featx.cache.locate import cache_path_for
-from featx.cache.store import CacheIndex, read_vectors
-from featx.config import EmbedConfig
-from featx.datasets import loose_files
-from featx.embedding import ProgressCallback, embed_into_cache, update_cache
-from featx.features import Features, SkippedImage, load_features
-from featx.images import DEFAULT_MAX_PIXELS
-from featx.options import EmbedOptions, RunOptions
+from featx.data.augment import DEFAULT_AUGMENT, ViewRecipe
+from featx.backbones.applications import DEFAULT_BACKBONE
+from featx.engine.run import ProgressCallback, update_cache
+from featx.features.vectors import Features, load_features
+from featx.data.images import DEFAULT_MAX_PIXELS
+from featx.options import EmbedOptions
 
 
 def embed(
@@ -61,9 +56,9 @@ def embed(
     features returned are float32. ``engine="ray"`` decodes and embeds on a Ray cluster
     (``pip install "featx[ray]"``; ``address`` names it, default a local instance; ``workers``
     embedding workers of ``gpus_per_worker`` GPUs each) into the same cache; see
-    :mod:`featx.ray_engine`. ``data`` may then also be an object-store URL (``s3://...``).
+    :mod:`featx.engine.ray`. ``data`` may then also be an object-store URL (``s3://...``).
     ``views=K`` also caches K augmented views of each training image (``augment``: the
-    augmentations, see :mod:`featx.augment`), for heads fitted with ``views=True``
+    augmentations, see :mod:`featx.data.augment`), for heads fitted with ``views=True``
     (:func:`featx.load_views` reads them); the features returned are the plain ones.
     """
     options = EmbedOptions(
@@ -77,34 +72,3 @@ def embed(
     return replace(load_features(report.cache_path), report=report)
 
 
-@dataclass(frozen=True)
-class FileVectors:
-    """Vectors for a list of files: ``X`` holds a row for each file where ``ok`` is true."""
-
-    X: np.ndarray
-    ok: np.ndarray
-    skipped: list[SkippedImage]
-
-
-def embed_files(
-    paths: Sequence[str | os.PathLike],
-    config: EmbedConfig,
-    run: RunOptions = RunOptions(),
-    *,
-    cache: str | os.PathLike | None = None,
-    progress: Callable[[int], ProgressCallback] | None = None,
-) -> FileVectors:
-    """Vectors for loose image files under ``config``, through that configuration's cache of files.
-
-    What ``predict`` and :class:`featx.Embedder` use: a file already embedded under the same
-    configuration (same bytes, any name) is not computed again.
-    """
-    files = loose_files(paths)
-    cache_path = cache_path_for(cache, files.source, config.display_name, config.fingerprint, loose_files=True)
-    report = embed_into_cache(files, config, cache_path, run, progress=progress)
-    index = CacheIndex.read(cache_path)
-    row_of = {vid: row for row, vid in enumerate(index.vector_ids.tolist())}
-    id_of = dict(zip(index.images.path, index.images.id.tolist()))
-    rows = np.asarray([row_of.get(id_of.get(r.path), -1) for r in files.records], dtype=np.int64)
-    ok = rows >= 0
-    return FileVectors(X=read_vectors(index, rows[ok]), ok=ok, skipped=report.skipped)

@@ -17,6 +17,9 @@ import sys
 from types import ModuleType
 
 from featx.errors import FeatxError, MissingDependencyError, OptionError
+import random
+from collections.abc import Iterator
+import numpy as np
 
 BACKENDS = ("tensorflow", "jax", "torch")
 DEFAULT_BACKEND = "tensorflow"
@@ -172,3 +175,15 @@ def keras_cache_dir() -> str:
     """Where Keras keeps downloaded weights (``$KERAS_HOME/models``, default ``~/.keras/models``)."""
     home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
     return os.path.join(home, "models")
+
+
+@contextlib.contextmanager
+def _seeded(seed: int) -> Iterator[None]:
+    """Seed Keras' initialisers for reproducible random weights, then restore Python and NumPy."""
+    py_state, np_state = random.getstate(), np.random.get_state()
+    set_random_seed(seed)
+    try:
+        yield
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from featx.errors import CacheError, MissingFileError
+import re
 
 
 @dataclass(frozen=True)
@@ -23,13 +24,13 @@ class EmbedConfig:
 
     backbone: str  # registry name, "custom:<file name>:sha256:<hex>" or "hub:<name, handle or folder name>"
     # "imagenet", "none:seed=<n>[:backend=<b>]", "<file name>:sha256:<hex>", "embedded", or for a hub
-    # backbone "sha256:<hex>" (its snapshot's weights and configs, see featx.hub.tree_sha256)
+    # backbone "sha256:<hex>" (its snapshot's weights and configs, see featx.backbones.hub.tree_sha256)
     weights: str
     input_size: int
     resize: str
     pooling: str
     preprocessing: str
-    jpeg_draft: bool = False  # large JPEGs decoded at reduced scale (featx.images.decode_rgb)
+    jpeg_draft: bool = False  # large JPEGs decoded at reduced scale (featx.data.images.decode_rgb)
     precision: str = "float32"  # the backbone's compute dtype (Keras dtype policy)
     # Where to load from; not part of the identity (the sha256 above is).
     model_path: str | None = field(default=None, compare=False)
@@ -82,14 +83,13 @@ class EmbedConfig:
 
     @property
     def is_hub(self) -> bool:
-        """A keras-hub transformer (``hub:<name, handle or folder name>``), built by featx.hubmodel."""
+        """A keras-hub transformer (``hub:<name, handle or folder name>``), built by featx.backbones.hub_build."""
         return self.backbone.startswith("hub:")
 
     @property
     def display_name(self) -> str:
         """A short name for file names and messages."""
         if self.is_hub:
-            from featx.hub import short_name
 
             return short_name(self.backbone.removeprefix("hub:"))
         return Path(self.model_path).stem if self.model_path else self.backbone
@@ -150,3 +150,11 @@ def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
         while block := handle.read(chunk_size):
             digest.update(block)
     return digest.hexdigest()
+
+
+def short_name(label: str) -> str:
+    """A file-name-safe short name of a hub label (``hf://facebook/dinov2-base`` → ``dinov2-base``)."""
+    parts = [p for p in label.rstrip("/").split("/") if p]
+    while len(parts) > 1 and parts[-1].isdigit():  # kaggle handles end in a version
+        parts.pop()
+    return re.sub(r"[^\w.-]+", "_", parts[-1] if parts else label)

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
-from featx.backbones import DEFAULT_BACKBONE
-from featx.features import Features
+from featx.backbones.applications import DEFAULT_BACKBONE
+from featx.features.vectors import Features
 
 if TYPE_CHECKING:
     from featx.heads import Head

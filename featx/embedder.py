@@ -8,9 +8,9 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from featx.backbones import DEFAULT_BACKBONE, get_backbone
+from featx.backbones.applications import DEFAULT_BACKBONE, get_backbone
 from featx.errors import ImageDecodeError, OptionError
-from featx.images import DEFAULT_MAX_PIXELS
+from featx.data.images import DEFAULT_MAX_PIXELS
 from featx.options import EmbedOptions
 
 
@@ -76,7 +76,7 @@ class Embedder(TransformerMixin, BaseEstimator):
 
     def transform(self, X) -> np.ndarray:
         """(n_images, feature_dim_) float32 vectors for a sequence of image paths."""
-        from featx.api import embed_files
+        from featx.engine.files import embed_files
 
         check_is_fitted(self)
         paths = _paths(X)
@@ -115,6 +115,6 @@ def _feature_dim(config) -> int:
     """The vector width: from the registry, or by loading a custom model (the one heavy case)."""
     if not (config.is_custom or config.is_hub):
         return get_backbone(config.backbone).feature_dim
-    from featx.extractor import build_backbone
+    from featx.backbones.build import build_backbone
 
     return int(build_backbone(config).output_shape[-1])

@@ -202,3 +202,19 @@ def as_featx_error(exc: BaseException) -> FeatxError | None:
     if code == errno.ENOENT:
         return MissingFileError(text)
     return FileSystemError(text, code=code)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def os_reason(exc: OSError) -> str:
+    """A short reason, for a skip list, why a file could not be read."""
+    if isinstance(exc, FileNotFoundError):
+        return "file not found"
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    if isinstance(exc, IsADirectoryError):
+        return "is a folder, not a file"
+    return f"cannot read file ({exc.strerror or exc})"

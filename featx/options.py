@@ -17,16 +17,17 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from featx.backend import DEFAULT_BACKEND, check_backend, resolve_backend
-from featx.backbones import DEFAULT_BACKBONE, HUB_POOLINGS, PREPROCESSING_MODES, get_backbone
+from featx.backbones.applications import DEFAULT_BACKBONE, PREPROCESSING_MODES, get_backbone
+from featx.backbones.hub_table import HUB_POOLINGS
 from featx.cache.segments import STORAGE_DTYPES
 from featx.config import EmbedConfig, sha256_once
 from featx.errors import MissingDependencyError, MissingFileError, OptionError, OptionTypeError
-from featx.images import DEFAULT_MAX_PIXELS, RESIZE_MODES
+from featx.data.images import DEFAULT_MAX_PIXELS, RESIZE_MODES
 
 KERAS_POOLINGS = ("avg", "max")  # of a Keras application's (or custom model's) last feature map
 POOLING_MODES = KERAS_POOLINGS + tuple(p for p in HUB_POOLINGS if p not in KERAS_POOLINGS)
 PRECISIONS = ("float32", "bfloat16", "float16")  # the backbone's compute dtype (Keras mixed precision)
-ENGINES = ("local", "ray")  # who decodes and embeds: this process, or a Ray cluster (featx.ray_engine)
+ENGINES = ("local", "ray")  # who decodes and embeds: this process, or a Ray cluster (featx.engine.ray)
 CUSTOM_MODEL_SUFFIX = ".keras"
 
 
@@ -154,11 +155,11 @@ class EmbedOptions(RunOptions):
 
     ``backbone`` is a registry name (see ``featx.list_backbones()``), a ``.keras`` model file, or a
     transformer through keras-hub (a curated name, ``hf://``/``kaggle://`` handle or snapshot folder:
-    :mod:`featx.hub`; ``weights`` then pretrained, the default, or none);
+    :mod:`featx.backbones.hub`; ``weights`` then pretrained, the default, or none);
     ``weights`` is ``"imagenet"`` (default for registry backbones), ``"none"`` (random, from
     ``seed``) or a weights file; ``image_size`` overrides the backbone's input size; ``resize``
     is stretch, crop or pad; ``pooling`` avg or max (transformers from keras-hub: cls, avg,
-    cls+avg or pooled; see :mod:`featx.hub`), None for the backbone family's default;
+    cls+avg or pooled; see :mod:`featx.backbones.hub`), None for the backbone family's default;
     ``preprocess`` (custom backbones only) one of caffe, tf, torch, none; ``jpeg_draft`` decodes
     JPEGs of at least twice the input size at reduced scale (faster, slightly different vectors);
     ``precision`` is the backbone's compute dtype (float32, or bfloat16/float16 mixed precision:
@@ -196,7 +197,7 @@ class EmbedOptions(RunOptions):
 
     def resolve(self) -> EmbedConfig:
         """The :class:`EmbedConfig` these options name; checks files and sizes (no TensorFlow)."""
-        from featx.hub import is_hub_backbone, resolve_hub
+        from featx.backbones.hub import is_hub_backbone, resolve_hub
 
         if is_hub_backbone(self.backbone):
             config = resolve_hub(

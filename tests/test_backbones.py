@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from featx.backbones import BACKBONES, PREPROCESSING_MODES, get_backbone, list_backbones
+from featx.backbones.applications import BACKBONES, PREPROCESSING_MODES, get_backbone, list_backbones
 from featx.options import EmbedOptions
 from featx.errors import OptionError
 
@@ -75,7 +75,7 @@ def test_preprocessing_of_every_entry(name):
     """The layers featx runs equal the entry's own keras.applications preprocess_input."""
     import keras
 
-    from featx.preprocessing import preprocess, preprocessing_layers
+    from featx.backbones.preprocessing import preprocess, preprocessing_layers
 
     spec = get_backbone(name)
     config = EmbedOptions(name, weights="none").resolve()
@@ -100,7 +100,7 @@ def _build_cases():
 def test_every_backbone_builds_with_documented_width_and_parameters(name):
     import keras
 
-    from featx.extractor import build_backbone
+    from featx.backbones.build import build_backbone
 
     spec = get_backbone(name)
     model = build_backbone(EmbedOptions(name, weights="none", image_size=max(spec.min_input_size, 32)).resolve())

@@ -76,8 +76,8 @@ def test_another_backend_than_the_running_one_is_one_line(cache_dir):
 
 
 def test_nasnet_is_refused_on_torch():
-    from featx.backbones import get_backbone
-    from featx.extractor import check_runs_on
+    from featx.backbones.applications import get_backbone
+    from featx.backbones.build import check_runs_on
 
     with pytest.raises(OptionError, match="Keras computes NASNetMobile wrongly on torch .* run it on tensorflow or jax"):
         check_runs_on(get_backbone("NASNetMobile"), "torch")
@@ -145,7 +145,7 @@ def test_vectors_on_every_backend_equal_tensorflows(tmp_path, tensorflow_vectors
         error = (np.abs(vectors - expected[name]) / scale).max()
         assert error <= TOLERANCE, f"{name} on {backend}: {error:.2e} relative to TensorFlow"
     assert f"{FAMILIES[1]} 1 2" in done.stdout  # the shared cache: two vectors of TensorFlow reused, one added
-    from featx.cache.locate import find_caches
+    from featx.cache.catalog import find_caches
 
     (summary,) = find_caches(shared)
     assert summary.backends == tuple(sorted(["tensorflow", backend]))

@@ -8,10 +8,10 @@ import pytest
 
 from featx.cache.segments import segment_dir
 from featx.cache.verify import verify_cache
-from featx.datasets import scan_dataset
-from featx.embedding import embed_into_cache
+from featx.data.layouts import scan_dataset
+from featx.engine.run import embed_into_cache
 from featx.errors import CacheError
-from featx.features import load_features
+from featx.features.vectors import load_features
 from featx.options import EmbedOptions, RunOptions
 from tests.imagegen import make_class_folder, write_image
 from tests.test_integrity_cache import CONFIG, RUN, StandInBackbone

@@ -129,7 +129,7 @@ def test_demo_writes_digits_embeds_offline_and_fits_a_head(tmp_path, cache_dir):
 
 
 def test_embed_flags_become_one_embed_options(tmp_path, monkeypatch):
-    from featx.embedding import EmbedReport
+    from featx.features.reports import EmbedReport
     from featx.options import EmbedOptions
 
     calls = []
@@ -152,8 +152,8 @@ def test_embed_flags_become_one_embed_options(tmp_path, monkeypatch):
 
 
 def test_embed_defaults_and_strict(tmp_path, monkeypatch):
-    from featx.embedding import EmbedReport
-    from featx.features import SkippedImage
+    from featx.features.reports import EmbedReport
+    from featx.features.reports import SkippedImage
     from featx.options import EmbedOptions
 
     calls = []

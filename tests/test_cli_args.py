@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 from typer.testing import CliRunner
 
-from featx.cache.locate import CacheChoice
+from featx.cache.catalog import CacheChoice
 from featx.cli import app
 
 runner = CliRunner()
@@ -44,10 +44,10 @@ def calls(monkeypatch):
 
     monkeypatch.setattr("featx.heads.fit_head", fit_head)
     monkeypatch.setattr("featx.heads.compare_heads", compare_heads)
-    monkeypatch.setattr("featx.cache.locate.choose_cache", choose_cache)
-    monkeypatch.setattr("featx.cache.locate.choose_caches",
+    monkeypatch.setattr("featx.cache.catalog.choose_cache", choose_cache)
+    monkeypatch.setattr("featx.cache.catalog.choose_caches",
                         lambda caches, backbones: [CacheChoice(Path(c)) for c in caches])
-    monkeypatch.setattr("featx.finetune.fine_tune", fine_tune)
+    monkeypatch.setattr("featx.model.finetune.fine_tune", fine_tune)
     return seen
 
 
@@ -97,7 +97,7 @@ def test_library_errors_come_back_as_the_commands_flags(monkeypatch):
     def refuse(*args, **kwargs):
         raise OptionError("{param} must be at least 0 and below 1; got 1.5.", param="test_size")
 
-    monkeypatch.setattr("featx.cache.locate.choose_cache", lambda cache, backbone: CacheChoice(Path("c.h5")))
+    monkeypatch.setattr("featx.cache.catalog.choose_cache", lambda cache, backbone: CacheChoice(Path("c.h5")))
     monkeypatch.setattr("featx.heads.fit_head", refuse)
     result = invoke("fit-head", "--test-size", "1.5")
     assert result.exit_code == 2

@@ -114,7 +114,7 @@ def test_compare_several_caches(run, workspace):
 
 
 def test_choosing_caches_from_python(workspace):
-    from featx.cache.locate import choose_cache, choose_caches
+    from featx.cache.catalog import choose_cache, choose_caches
     from featx.errors import MissingFileError, OptionError
 
     folder = workspace / ".featx"

@@ -207,7 +207,7 @@ def test_custom_keras_backbone(tmp_path, cache_dir):
     assert raw.X.shape == (2, 5) and raw.config["input_size"] == 24
     assert raw.config["preprocessing"] == "none" and raw.config["weights"] == "embedded"
     # With all-ones kernels each channel is 3x3x3 sums of raw pixels, averaged over positions.
-    from featx.images import load_image
+    from featx.data.images import load_image
 
     pixels = load_image(raw.paths[0], (24, 24))
     windows = np.lib.stride_tricks.sliding_window_view(pixels, (3, 3, 3)).sum(axis=(-3, -2, -1))

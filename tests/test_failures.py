@@ -20,7 +20,7 @@ import featx
 from featx.cache.lock import lock_path
 from featx.cache.segments import segment_dir
 from featx.errors import FeatxError, FileSystemError, MissingFileError, OptionError, OptionTypeError, as_featx_error
-from featx.images import decode_rgb, resize_image
+from featx.data.images import decode_rgb, resize_image
 from tests.imagegen import make_class_folder, write_image
 from tests.test_fuzz import TinyExtractor, check_run, fingerprint_files, invoke, make_cache
 
@@ -165,7 +165,7 @@ def test_nan_vectors_are_refused_by_evaluate_in_one_line(valid, tmp_path):
     (["--image-size", "4000"], "--batch-size 32 of 4000x4000 images needs about"),
 ])
 def test_absurd_embed_values_are_refused_up_front(tmp_path, monkeypatch, args, message):
-    monkeypatch.setattr("featx.extractor.FeatureExtractor", lambda *a, **k: pytest.fail("must not build"))
+    monkeypatch.setattr("featx.engine.extractor.FeatureExtractor", lambda *a, **k: pytest.fail("must not build"))
     data = make_class_folder(tmp_path / "data", per_class=1)
     result = invoke("embed", data, "--weights", "none", "--cache", tmp_path / "cache", *args)
     assert result.exit_code == 2 and message in result.stderr and result.stderr.count("\n") == 1
@@ -274,7 +274,7 @@ def test_wrong_types_are_type_errors_too():
 @pytest.fixture
 def tiny_backbone(monkeypatch):
     """No Keras: the backbone is the part these tests do not exercise."""
-    monkeypatch.setattr("featx.extractor.FeatureExtractor", TinyExtractor)
+    monkeypatch.setattr("featx.engine.extractor.FeatureExtractor", TinyExtractor)
 
 
 def _read_only(folder: Path):

@@ -15,7 +15,7 @@ from sklearn.datasets import make_blobs
 import featx
 from featx.config import fingerprint_of
 from featx.errors import FeatxError
-from featx.features import Features
+from featx.features.vectors import Features
 from featx.heads import fit_head
 
 pytestmark = pytest.mark.integration  # builds and trains Keras models
@@ -41,7 +41,7 @@ def _features_from_blobs(n_classes: int, dim: int = 12) -> Features:
                                          ("svm", {}), ("svm", {"C": 1.0}), ("sgd", {}),
                                          ("keras", {"epochs": 3, "units": 8})])
 def test_heads_convert_to_keras_layers_with_identical_probabilities(kind, params, n_classes):
-    from featx.convert import head_network
+    from featx.model.build import head_network
 
     features = _features_from_blobs(n_classes)
     head = fit_head(features, head=kind, **params)
@@ -50,7 +50,7 @@ def test_heads_convert_to_keras_layers_with_identical_probabilities(kind, params
 
 
 def test_a_knn_head_cannot_be_converted():
-    from featx.convert import head_network
+    from featx.model.build import head_network
 
     head = fit_head(_features_from_blobs(2), head="knn")
     with pytest.raises(FeatxError, match="knn head, which has no equivalent Keras layer.*--head keras"):
@@ -58,7 +58,7 @@ def test_a_knn_head_cannot_be_converted():
 
 
 def test_an_rbf_svm_head_cannot_be_converted():
-    from featx.convert import head_network
+    from featx.model.build import head_network
 
     head = fit_head(_features_from_blobs(2), head="svm", kernel="rbf", n_components=20, calibration_cv=2)
     with pytest.raises(FeatxError, match="svm head with kernel='rbf', which has no equivalent Keras layer.*"
@@ -123,7 +123,7 @@ def workspace(tmp_path_factory):
 
 
 def _weights(model, name):
-    from featx.modelfile import leaf_layers
+    from featx.backbones.unfreeze import leaf_layers
 
     layer = next(l for l in leaf_layers(model) if l.name == name)
     return [np.array(w) for w in layer.get_weights()]
@@ -132,7 +132,7 @@ def _weights(model, name):
 def test_fine_tune_trains_the_top_and_keeps_the_bottom_and_batchnorm(workspace):
     import keras
 
-    from featx.finetune import fine_tune
+    from featx.model.finetune import fine_tune
 
     root, _, features, heads = workspace
     frozen = keras.saving.load_model(root / "tiny.keras")
@@ -160,7 +160,7 @@ def test_fine_tune_trains_the_top_and_keeps_the_bottom_and_batchnorm(workspace):
 
 
 def test_a_killed_fine_tune_resumes_from_its_last_epoch(workspace):
-    from featx.finetune import fine_tune
+    from featx.model.finetune import fine_tune
 
     root, _, _, heads = workspace
     out = root / "resumed.keras"
@@ -179,7 +179,7 @@ def test_a_killed_fine_tune_resumes_from_its_last_epoch(workspace):
 
 def _interrupted_fine_tune(head, monkeypatch, **options):
     """A fine-tune stopped after its first epoch, its resume folder left behind as by a kill."""
-    import featx.finetune
+    import featx.model.finetune
 
     class Killed(Exception):
         pass
@@ -188,13 +188,13 @@ def _interrupted_fine_tune(head, monkeypatch, **options):
         raise Killed(name)
 
     with monkeypatch.context() as patch:
-        patch.setattr(featx.finetune, "crash_point", crash)
+        patch.setattr(featx.model.finetune, "crash_point", crash)
         with pytest.raises(Killed):
-            featx.finetune.fine_tune(head, **options)
+            featx.model.finetune.fine_tune(head, **options)
 
 
 def test_a_resume_folder_of_another_head_or_other_options_is_not_resumed(workspace, monkeypatch):
-    from featx.finetune import fine_tune
+    from featx.model.finetune import fine_tune
 
     root, _, _, heads = workspace
     out = root / "shared.keras"
@@ -215,9 +215,9 @@ def test_a_resume_folder_of_another_head_or_other_options_is_not_resumed(workspa
 def test_exported_model_equals_featx_predict(workspace, kind):
     import keras
 
-    from featx.exporter import class_names, export
+    from featx.model.export import class_names, export
     from featx.heads import predict_images
-    from featx.images import decode_rgb
+    from featx.data.images import decode_rgb
 
     root, data, _, heads = workspace
     path = export(heads[kind], root / f"export-{kind}.keras")
@@ -234,9 +234,9 @@ def test_exported_model_equals_featx_predict(workspace, kind):
 @pytest.mark.parametrize("kind", ["keras", "svm"])
 def test_onnx_export_equals_featx_predict(workspace, kind):
     onnxruntime = pytest.importorskip("onnxruntime", reason="the onnx extra: pip install 'featx[onnx]'")
-    from featx.exporter import class_names, export
+    from featx.model.export import class_names, export
     from featx.heads import predict_images
-    from featx.images import decode_rgb
+    from featx.data.images import decode_rgb
 
     root, data, _, heads = workspace
     path = export(heads[kind], root / f"export-{kind}.onnx", format="onnx")
@@ -256,10 +256,10 @@ import keras
 import numpy as np
 import featx
 from featx.errors import OptionError
-from featx.exporter import export
-from featx.finetune import fine_tune
+from featx.model.export import export
+from featx.model.finetune import fine_tune
 from featx.heads import fit_head, load_head
-from featx.images import decode_rgb, load_image
+from featx.data.images import decode_rgb, load_image
 
 backend, head_path, image, root = sys.argv[1:]
 head = load_head(head_path)
@@ -309,9 +309,9 @@ def test_export_of_a_fine_tuned_model_and_other_formats(workspace):
     import keras
     import tensorflow as tf
 
-    from featx.exporter import class_names, export
-    from featx.finetune import fine_tune
-    from featx.images import decode_rgb, load_image
+    from featx.model.export import class_names, export
+    from featx.model.finetune import fine_tune
+    from featx.data.images import decode_rgb, load_image
 
     root, data, _, heads = workspace
     tuned = fine_tune(heads["svm"], epochs=1, unfreeze=2, output=root / "svm-ft.keras", augment=True).model_path

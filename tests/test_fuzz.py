@@ -34,7 +34,7 @@ from featx.cache.tables import ImageTable, SkipTable, id_column, str_column
 from featx.cli import app
 from featx.errors import ImageDecodeError
 from featx.heads import fit_head
-from featx.images import IMAGE_EXTENSIONS, load_image
+from featx.data.images import IMAGE_EXTENSIONS, load_image
 from featx.options import EmbedOptions
 
 SCALE = int(os.environ.get("FEATX_FUZZ_SCALE", "1"))
@@ -296,7 +296,7 @@ class TinyExtractor:
     decoding and the cache are the code under test, not the network."""
 
     def __init__(self, config, batch_size=32, backend=None):
-        from featx.backbones import get_backbone
+        from featx.backbones.applications import get_backbone
 
         self.batch_size, self.backend = batch_size or 32, "tensorflow"  # None: the CPU default
         self.feature_dim = 4 if config.is_custom else get_backbone(config.backbone).feature_dim
@@ -321,7 +321,7 @@ EMBED_OPTIONS = {
 def test_random_embed_option_values_are_one_line(tmp_path_factory, monkeypatch, options):
     from tests.imagegen import make_class_folder
 
-    monkeypatch.setattr("featx.extractor.FeatureExtractor", TinyExtractor)
+    monkeypatch.setattr("featx.engine.extractor.FeatureExtractor", TinyExtractor)
     root = tmp_path_factory.getbasetemp() / "fuzz-embed"
     data = root / "data"
     if not data.exists():

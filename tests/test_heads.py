@@ -18,7 +18,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from featx.options import EmbedOptions
 from featx.errors import FeatxError, OptionError
-from featx.features import Features
+from featx.features.vectors import Features
 from featx.heads import (
     HEADS, KerasHead, compare_heads, evaluate_head, fit_head, list_heads, load_head, make_head, split_features,
 )

@@ -9,10 +9,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-import featx.features
+import featx.features.vectors
 import featx.heads.fit
 from featx.errors import MemoryUseWarning
-from featx.features import LazyVectors
+from featx.features.vectors import LazyVectors
 from featx.heads import compare_heads, fit_head
 from tests.test_heads import blob_features
 
@@ -27,7 +27,7 @@ def lazy_blobs(monkeypatch):
         reads.append(len(rows))
         return index.array[rows].astype(dtype)
 
-    monkeypatch.setattr(featx.features, "read_vectors", read_vectors)
+    monkeypatch.setattr(featx.features.vectors, "read_vectors", read_vectors)
     index = SimpleNamespace(array=np.asarray(features.X), attrs={"feature_dim": features.feature_dim})
     return replace(features, X=LazyVectors(index, np.arange(len(features.y)))), reads
 

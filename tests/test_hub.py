@@ -11,9 +11,10 @@ import sys
 import numpy as np
 import pytest
 
-from featx.backbones import HUB_BACKBONES, HUB_FAMILIES, HUB_POOLINGS, get_hub_backbone, list_hub_backbones
+from featx.backbones.hub_table import HUB_BACKBONES, HUB_FAMILIES, HUB_POOLINGS, get_hub_backbone, list_hub_backbones
 from featx.errors import CacheError, MissingDependencyError, OptionError, WeightsUnavailableError
-from featx.hub import is_hub_backbone, short_name, tree_sha256, verified_folder
+from featx.backbones.hub import is_hub_backbone, tree_sha256, verified_folder
+from featx.config import short_name
 from featx.options import EmbedOptions
 
 needs_hub = pytest.mark.skipif(importlib.util.find_spec("keras_hub") is None, reason='pip install "featx[hub]"')
@@ -162,7 +163,7 @@ def test_short_names_for_cache_files():
 
 def test_dinov2_position_embeddings_are_resized_as_pytorch_does():
     torch = pytest.importorskip("torch")
-    from featx.hubmodel import _bicubic_matrix
+    from featx.backbones.hub_build import _bicubic_matrix
 
     table = np.random.default_rng(0).normal(size=(37, 37, 5))
     for size in (16, 4, 40):
@@ -188,7 +189,7 @@ def test_the_cli_lists_the_transformers_beside_the_keras_applications():
 
 
 def test_importing_featx_hub_does_not_import_keras():
-    code = "import sys, featx.hub, featx.backbones; print('keras' in sys.modules or 'tensorflow' in sys.modules)"
+    code = "import sys, featx.backbones.hub, featx.backbones.applications; print('keras' in sys.modules or 'tensorflow' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "False", done.stderr[-2000:]
 

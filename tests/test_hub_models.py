@@ -7,7 +7,7 @@ import importlib.util
 
 import pytest
 
-from featx.backbones import HUB_BACKBONES
+from featx.backbones.hub_table import HUB_BACKBONES
 from featx.options import EmbedOptions
 
 GIANT_PARAMS = 40_000_000  # as tests/test_backbones.py: larger ones run with --run-slow
@@ -24,7 +24,7 @@ def _cases():
 def test_every_hub_backbone_builds_with_documented_widths_and_parameters(name):
     import keras
 
-    from featx.extractor import build_backbone
+    from featx.backbones.build import build_backbone
 
     spec = HUB_BACKBONES[name]
     try:  # one build, at the default pooling (the others' widths: tests/test_hub_fidelity.py)
@@ -40,8 +40,8 @@ def test_every_hub_backbone_builds_with_documented_widths_and_parameters(name):
 @pytest.mark.integration
 @pytest.mark.skipif(importlib.util.find_spec("keras_hub") is None, reason='pip install "featx[hub]"')
 def test_unfreezing_counts_transformer_blocks_and_brings_the_final_layernorm():
-    from featx.extractor import build_backbone
-    from featx.hubmodel import transformer_blocks, unfreeze_top_blocks
+    from featx.backbones.build import build_backbone
+    from featx.backbones.unfreeze import transformer_blocks, unfreeze_top_blocks
 
     model = build_backbone(EmbedOptions("dinov2_small", weights="none", image_size=28).resolve())
     blocks = transformer_blocks(model)

@@ -12,14 +12,7 @@ import pytest
 from PIL import Image, ImageFile
 
 from featx.errors import FeatxError, ImageDecodeError
-from featx.images import (
-    IMAGE_EXTENSIONS,
-    RESIZE_MODES,
-    decode_rgb,
-    is_image_file,
-    load_image,
-    resize_image,
-)
+from featx.data.images import IMAGE_EXTENSIONS, RESIZE_MODES, decode_rgb, is_image_file, load_image, resize_image
 from tests.imagegen import make_pil_image, pixels, write_image
 
 # ---------------------------------------------------------------- file names
@@ -226,7 +219,7 @@ def _keras_resize(image: np.ndarray, size, mode: str) -> np.ndarray:
     """The Keras twin that exported models carry (only these tests need TensorFlow)."""
     import keras
 
-    from featx.preprocessing import resize_layer
+    from featx.backbones.preprocessing import resize_layer
 
     return keras.ops.convert_to_numpy(resize_layer(tuple(size), mode)(image.astype("float32")[None]))[0]
 
@@ -279,7 +272,7 @@ def test_load_image_is_decode_then_resize(tmp_path):
 
 
 def test_images_and_datasets_do_not_import_tensorflow():
-    code = ("import sys, featx.images, featx.datasets; "
+    code = ("import sys, featx.data.images, featx.data.layouts; "
             "bad = [m for m in ('tensorflow', 'keras', 'torch', 'jax') if m in sys.modules]; "
             "print(bad); sys.exit(1 if bad else 0)")
     root = Path(__file__).resolve().parents[1]

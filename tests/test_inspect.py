@@ -19,9 +19,9 @@ import featx
 from featx.cache.append import write_cache
 from featx.cli import app
 from featx.cache.tables import ImageTable, SkipTable, id_column, str_column
-from featx.datasets import scan_dataset
+from featx.data.layouts import scan_dataset
 from featx.errors import MissingDependencyError, OptionError
-from featx.features import Features, load_features
+from featx.features.vectors import Features, load_features
 from featx.inspection import KINDS, plot_map, without_findings, write_manifest, write_report
 from featx.options import EmbedOptions
 from tests.imagegen import write_image

@@ -13,18 +13,18 @@ import pytest
 
 import featx.cache.segments
 import featx.cache.store
-import featx.embedding
+import featx.engine.run
 from featx.cache.segments import segment_dir
 from featx.cache.shards import list_shards
 from featx.cache.store import CacheIndex
 from featx.cache.verify import verify_cache
-from featx.datasets import scan_dataset
-from featx.embedding import embed_into_cache
+from featx.data.layouts import scan_dataset
+from featx.engine.run import embed_into_cache
 from featx.errors import CacheError
-from featx.features import load_features
-from featx.images import load_image
+from featx.features.vectors import load_features
+from featx.data.images import load_image
 from featx.options import EmbedOptions, RunOptions
-from featx.streaming import CHANGED
+from featx.engine.pixels import CHANGED
 from tests.imagegen import make_class_folder, write_image
 
 CONFIG = EmbedOptions("MobileNetV2", weights="none", image_size=32).resolve()
@@ -53,14 +53,14 @@ def _expected(path) -> np.ndarray:
 
 def _at(point: str, action, monkeypatch) -> None:
     """Run ``action`` when the embed run reaches crash point ``point`` (a hook, not a kill)."""
-    real = featx.embedding.crash_point
+    real = featx.engine.run.crash_point
 
     def hook(name: str) -> None:
         if name == point:
             action()
         real(name)
 
-    monkeypatch.setattr(featx.embedding, "crash_point", hook)
+    monkeypatch.setattr(featx.engine.run, "crash_point", hook)
 
 
 @pytest.fixture
@@ -313,7 +313,7 @@ def test_a_second_dataset_is_refused_by_an_explicit_cache_file(tmp_path, data):
 
 
 def test_loose_file_caches_are_shared(tmp_path):
-    from featx.datasets import loose_files
+    from featx.data.layouts import loose_files
 
     first = [write_image(tmp_path / "a" / "x.png", seed=1)]
     second = [write_image(tmp_path / "b" / "y.png", seed=2)]

@@ -178,7 +178,7 @@ def _tiny_backbone(path, seed):
 @pytest.mark.integration  # builds Keras models
 def test_a_head_refuses_a_replaced_backbone_file(tmp_path, cache_dir):
     import featx
-    from featx.exporter import export
+    from featx.model.export import export
     from featx.heads import predict_images
     from tests.imagegen import make_class_folder
 

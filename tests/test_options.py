@@ -26,7 +26,7 @@ def test_every_entry_point_sets_every_option():
     # featx.embed, Embedder and `featx embed` build one EmbedOptions: a new field must reach all three.
     assert OPTION_NAMES <= _parameters(featx.embed)
     assert _parameters(Embedder) - {"cache_dir"} == OPTION_NAMES
-    # views and augment ask for augmented views of a dataset's training images (featx.views): featx.embed and
+    # views and augment ask for augmented views of a dataset's training images (featx.engine.views): featx.embed and
     # `featx embed` take them; Embedder embeds loose files, which have no training images.
     assert {"views", "augment"} <= _parameters(featx.embed)
     cli = _parameters(embed_command) - {"data", "cache", "strict", "no_wait", "quiet", "as_json", "views", "augment"}

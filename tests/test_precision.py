@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from featx.errors import FeatxError
-from featx.extractor import FeatureExtractor, choose_batch_size, is_out_of_memory
+from featx.engine.extractor import FeatureExtractor, choose_batch_size, is_out_of_memory
 
 
 class ResourceExhaustedError(Exception):
@@ -78,7 +78,7 @@ def test_stream_pairs_each_key_with_its_own_vectors_even_when_buffers_are_reused
 
 _PRECISION_SCRIPT = """
 import json, sys, numpy as np
-from featx.extractor import FeatureExtractor
+from featx.engine.extractor import FeatureExtractor
 from featx.options import EmbedOptions
 images = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype(np.float32)
 out = {}

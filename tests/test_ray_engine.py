@@ -16,7 +16,7 @@ import featx
 from featx.cache.locate import cache_path_for
 from featx.cache.shards import read_shards
 from featx.cache.verify import verify_cache
-from featx.datasets import scan_dataset
+from featx.data.layouts import scan_dataset
 from featx.options import EmbedOptions
 from tests.imagegen import make_class_folder
 

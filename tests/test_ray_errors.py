@@ -30,7 +30,7 @@ def test_without_ray_the_engine_says_which_extra_to_install(tmp_path, monkeypatc
     with pytest.raises(MissingDependencyError, match=r'pip install "featx\[ray\]"') as raised:
         EmbedOptions(engine="ray")
     assert raised.value.param == "engine" and isinstance(raised.value, ImportError)
-    from featx.ray_engine import import_ray
+    from featx.engine.ray import import_ray
 
     with pytest.raises(MissingDependencyError, match=r'pip install "featx\[ray\]"'):
         import_ray()
@@ -84,7 +84,7 @@ def test_the_engine_does_not_change_the_fingerprint():
 def test_a_featx_error_raised_on_a_worker_is_raised_as_itself():
     # An actor that dies in its constructor reaches the driver as Ray's text only (ActorDiedError).
     from featx.errors import WeightsUnavailableError
-    from featx.ray_engine import _featx_cause
+    from featx.engine.ray import _featx_cause
 
     died = RuntimeError("The actor died because of an error raised in its creation task\nTraceback (most recent "
                         "call last):\n  ...\nfeatx.errors.WeightsUnavailableError: Could not download the weights.\n")

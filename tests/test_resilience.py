@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 import featx
-from featx.datasets import scan_dataset
-from featx.embedding import embed_into_cache, update_cache
+from featx.data.layouts import scan_dataset
+from featx.engine.run import embed_into_cache, update_cache
 from featx.options import EmbedOptions, RunOptions
 from featx.cache.lock import CacheBusyError, cache_lock
 from featx.cache.segments import segment_dir
@@ -104,7 +104,7 @@ def _kill_every_point(root, data, option: EmbedOptions, cli: list[str]):
     from concurrent.futures import ThreadPoolExecutor
 
     from featx.cache.locate import cache_path_for
-    from featx.extractor import FeatureExtractor
+    from featx.engine.extractor import FeatureExtractor
 
     config, run = option.resolve(), RunOptions(batch_size=4)
     extractor = FeatureExtractor(config, batch_size=4)

@@ -11,19 +11,22 @@ import numpy as np
 import pytest
 
 import featx
-from featx.augment import AUGMENTATIONS, ViewRecipe, make_view, view_id
-from featx.cache.locate import delete_cache, summarize, views_caches, views_dir
+from featx.data.augment import AUGMENTATIONS, ViewRecipe, make_view, view_id
+from featx.cache.delete import delete_cache
+from featx.cache.catalog import summarize
+from featx.cache.locate import views_caches, views_dir
 from featx.cache.store import CacheIndex
 from featx.cache.verify import verify_cache
-from featx.datasets import scan_dataset
-from featx.embedding import embed_into_cache
+from featx.data.layouts import scan_dataset
+from featx.engine.run import embed_into_cache
 from featx.errors import CacheNotFoundError, FeatxError, OptionError
-from featx.features import load_features
+from featx.features.vectors import load_features
 from featx.heads import compare_heads, fit_head, load_head
 from featx.heads.augmented import with_views
-from featx.images import load_image
+from featx.data.images import load_image
 from featx.options import EmbedOptions, RunOptions
-from featx.views import load_views, training_views, update_views
+from featx.features.views import load_views
+from featx.engine.views import training_views, update_views
 from tests.imagegen import make_class_folder, pixels, write_image
 
 CONFIG = EmbedOptions("MobileNetV2", weights="none", image_size=32).resolve()
@@ -111,7 +114,7 @@ def test_bad_view_options_name_their_parameter(kwargs, param, match):
 
 
 def test_views_are_refused_on_the_ray_engine_before_anything_runs(tmp_path):
-    from featx.views import check_views_engine
+    from featx.engine.views import check_views_engine
 
     check_views_engine(ViewRecipe(0), RunOptions())
     with pytest.raises(OptionError, match="local engine only") as raised:
@@ -337,7 +340,7 @@ def test_views_of_a_dataset_in_an_object_store(tmp_path):
 
 
 def test_one_embed_with_views_builds_the_backbone_once_and_a_rerun_builds_none(tmp_path, monkeypatch):
-    from featx.embedding import update_cache
+    from featx.engine.run import update_cache
 
     built = []
 
@@ -346,7 +349,7 @@ def test_one_embed_with_views_builds_the_backbone_once_and_a_rerun_builds_none(t
             super().__init__()
             built.append(config.backbone)
 
-    monkeypatch.setattr("featx.extractor.FeatureExtractor", CountedBackbone)
+    monkeypatch.setattr("featx.engine.extractor.FeatureExtractor", CountedBackbone)
     data = make_class_folder(tmp_path / "data", per_class=2, size=(40, 32))
     options = EmbedOptions("MobileNetV2", weights="none", image_size=32, batch_size=4, workers=2)
     report = update_cache(data, options, cache=tmp_path / "cache", views=ViewRecipe(2, "crop"))
@@ -356,7 +359,7 @@ def test_one_embed_with_views_builds_the_backbone_once_and_a_rerun_builds_none(t
 
 
 def test_an_image_changed_since_its_plain_vector_gets_no_views_until_it_is_embedded_again(data, tmp_path):
-    from featx.streaming import CHANGED
+    from featx.engine.pixels import CHANGED
 
     dataset = scan_dataset(data)
     embed_into_cache(dataset, CONFIG, tmp_path / "c.h5", RUN, extractor=StandInBackbone())
@@ -371,7 +374,7 @@ def test_an_image_changed_since_its_plain_vector_gets_no_views_until_it_is_embed
 
 def test_verify_and_compact_of_a_cache_go_through_its_views_too(data, tmp_path):
     from featx.cache.append import compact_cache
-    from featx.cache.locate import cache_files
+    from featx.cache.catalog import cache_files
 
     cache_file = tmp_path / "cache" / "c.h5"
     cache_file.parent.mkdir()

@@ -20,11 +20,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import featx.weights
-from featx.backbones import get_backbone, list_backbones
+import featx.backbones.weights
+from featx.backbones.applications import get_backbone, list_backbones
 from featx.cli import app
 from featx.errors import FeatxError, MissingFileError
-from featx.weights import file_status, import_weights, known_files, list_weights, weights_dir, weights_file
+from featx.backbones.weights import file_status, import_weights, known_files, list_weights, weights_dir, weights_file
 from tests.imagegen import make_class_folder
 
 runner = CliRunner()
@@ -57,8 +57,8 @@ def verified(entry, path: Path):
 
 def patch_hash(monkeypatch, backbone: str, path: Path) -> None:
     """Make the table's hash for ``backbone`` that of the file at ``path``, for this test."""
-    folder, name, _ = featx.weights._TABLE[backbone]
-    monkeypatch.setitem(featx.weights._TABLE, backbone,
+    folder, name, _ = featx.backbones.weights._TABLE[backbone]
+    monkeypatch.setitem(featx.backbones.weights._TABLE, backbone,
                         (folder, name, verified(weights_file(backbone), path).file_hash))
 
 
@@ -256,7 +256,7 @@ def test_import_cli(models, tmp_path, monkeypatch):
 
 
 def test_download_error_points_to_the_weights_commands():
-    from featx.extractor import _download_error
+    from featx.backbones.build import _download_error
 
     url = "https://storage.googleapis.com/tensorflow/keras-applications/xception/x_notop.h5"
     error = _download_error("Xception", Exception(f"URL fetch failure on {url}: None -- Connection refused"))

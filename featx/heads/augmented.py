@@ -1,6 +1,6 @@
 """Training rows with augmented views: each training image's views join it, and nothing else does.
 
-Views (:mod:`featx.views`) belong to their image: a head trains on the views of the images in its
+Views (:mod:`featx.engine.views`) belong to their image: a head trains on the views of the images in its
 training rows only (chosen per fit, per fold), never on those of its validation or test images,
 and every score is computed on plain vectors.
 """
@@ -13,10 +13,10 @@ from collections.abc import Callable
 import numpy as np
 
 from featx.errors import OptionError, OptionTypeError
-from featx.features import Features
+from featx.features.vectors import Features
 from featx.heads.fusion import is_fused
 from featx.heads.split import stratified_holdout
-from featx.views import Views, load_views
+from featx.features.views import Views, load_views
 
 
 def resolve_views(features: Features, views: bool | Views, augment: str | None = None,

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from featx.datasets import SPLITS
+from featx.data.records import SPLITS
 from featx.errors import FeatxError, MissingFileError, OptionError, OptionTypeError, check_path
-from featx.features import Features, load_features
+from featx.features.vectors import Features, load_features
 from featx.heads.fusion import cache_label, fused_caches, load_fused
 from featx.heads.head import Head
 from featx.options import check_positive

@@ -13,9 +13,9 @@ from datetime import datetime, timezone
 import numpy as np
 
 from featx._versions import featx_version
-from featx.datasets import SPLITS
+from featx.data.records import SPLITS
 from featx.errors import FeatxError, MemoryUseWarning, OptionError, OptionTypeError, SlowFitWarning, check_path
-from featx.features import Features, LazyVectors, load_features
+from featx.features.vectors import Features, LazyVectors, load_features
 from featx.heads.augmented import fit_inputs_with_views, resolve_views
 from featx.heads.cost import TRAIN_SCORE_ROWS, long_fit_message
 from featx.heads.evaluate import summary_scores
@@ -24,7 +24,7 @@ from featx.heads.head import Head
 from featx.heads.registry import HeadSpec, get_head_spec, list_heads
 from featx.heads.split import split_features
 from featx.options import check_seed, physical_memory
-from featx.views import Views
+from featx.features.views import Views
 
 CLASS_WEIGHTS = ("balanced", "none")  # the class_weight values a head takes by name (or None)
 STREAM_BATCH = 8192  # rows per mini-batch of a head that streams a lazy cache
@@ -93,7 +93,7 @@ def fit_head(features: Features | str | os.PathLike, head: str = "logreg", *, te
 
     ``views=True`` also trains on the cached augmented views of the training images (``featx embed
     --views K``; ``augment="crop,jitter"`` picks the recipe when several were embedded; or pass
-    :class:`~featx.views.Views`); validation and test scores stay on plain vectors.
+    :class:`~featx.features.views.Views`); validation and test scores stay on plain vectors.
 
     A cache path is read lazily: a head that streams (``sgd``) trains in mini-batches and never
     holds all vectors; any other first says how much it loads (``note(line)``, and a

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from featx.cache import locate
-from featx.cache.locate import CacheChoice
+from featx.cache import catalog
+from featx.cache.catalog import CacheChoice
 from featx.config import EmbedConfig, fingerprint_of
 from featx.errors import FeatxError, OptionError
-from featx.features import Features, load_features
+from featx.features.vectors import Features, load_features
 
 FUSED = "fused"  # the configuration key that lists the parts of a fused configuration
 SEPARATOR = "+"  # how the CLI joins backbone names into one fused name
@@ -99,7 +99,7 @@ def choose_features(cache: str | os.PathLike | None, backbone: str | None) -> tu
     the fused features of the latest cache of each part in the folder ``cache``; and the choices made."""
     names = [n.strip() for n in (backbone or "").split(SEPARATOR)]
     if len(names) < 2:
-        choice = locate.choose_cache(cache, backbone)
+        choice = catalog.choose_cache(cache, backbone)
         return choice.path, [choice]
     if not all(names):
         raise OptionError(f"{{param}} {backbone!r}: name two or more backbones joined by '+', e.g. "
@@ -107,16 +107,16 @@ def choose_features(cache: str | os.PathLike | None, backbone: str | None) -> tu
     if cache is not None and Path(cache).is_file():
         raise OptionError(f"{{param}} {backbone!r} picks one cache per backbone from a cache folder; "
                           f"{cache} is a file: give its folder.", param="backbone")
-    choices = [locate.choose_cache(cache, name) for name in names]
+    choices = [catalog.choose_cache(cache, name) for name in names]
     return load_fused([c.path for c in choices]), choices
 
 
 def choose_compared(caches: Sequence[str | os.PathLike] = (), backbones: Sequence[str] = ()
                     ) -> tuple[list[Path | Features], list[CacheChoice]]:
-    """What ``compare`` ranks heads on: :func:`~featx.cache.locate.choose_caches`, where a backbone
+    """What ``compare`` ranks heads on: :func:`~featx.cache.catalog.choose_caches`, where a backbone
     ``A+B`` is the fused features of the latest cache of each part; and the choices made."""
     if not any(SEPARATOR in name for name in backbones):
-        choices = locate.choose_caches(caches, backbones)
+        choices = catalog.choose_caches(caches, backbones)
         return [c.path for c in choices], choices
     if len(caches) > 1 or any(Path(c).is_file() for c in caches):
         raise OptionError("{param} takes one cache folder to pick backbones from, not cache files, when a "

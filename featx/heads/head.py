@@ -17,9 +17,9 @@ import numpy as np
 
 from featx.cache.locate import cache_folder
 from featx.config import EmbedConfig
-from featx.datasets import SPLITS
+from featx.data.records import SPLITS
 from featx.errors import FeatxError
-from featx.features import Features
+from featx.features.vectors import Features
 from featx.heads.fusion import SEPARATOR, display_name, is_fused, part_configs
 from featx.heads.headfile import recover_head_folder, write_head_folder
 from featx.heads.registry import get_head_spec
@@ -54,7 +54,7 @@ class Head:
     created: str = ""
     path: Path | None = None  # where it was last saved or loaded from
     name: str = ""  # fixed at fit time; "" means the default, <kind>-<backbone>
-    # The augmented views it also trained on (featx.views): views_per_image, augment, fingerprint,
+    # The augmented views it also trained on (featx.engine.views): views_per_image, augment, fingerprint,
     # cache, rows, images; {} when none.
     views: dict = field(default_factory=dict)
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from featx.features import SkippedImage
+from featx.features.reports import SkippedImage
 from featx.heads.head import Head
 
 
@@ -61,8 +61,8 @@ def predict_images(head: Head, inputs: Sequence[str | os.PathLike], *, cache_dir
     cache in ``cache_dir`` (default ``$FEATX_CACHE_DIR`` or ``.featx``), so files seen before are
     not embedded again; a fused head embeds them with each of its backbones. ``backend`` is the Keras backend (default ``$KERAS_BACKEND``, else tensorflow). Images that cannot be decoded are listed in ``skipped``, not raised.
     """
-    from featx.api import embed_files
-    from featx.datasets import collect_image_files
+    from featx.engine.files import embed_files
+    from featx.data.layouts import collect_image_files
     from featx.options import RunOptions
 
     from featx.errors import OptionTypeError, check_path

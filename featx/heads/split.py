@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from featx.datasets import SPLITS
+from featx.data.records import SPLITS
 from featx.errors import FeatxError, OptionError
-from featx.features import Features
+from featx.features.vectors import Features
 
 
 def stratified_holdout(y: np.ndarray, size: float, seed: int) -> tuple[np.ndarray, np.ndarray] | None:

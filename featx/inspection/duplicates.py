@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from featx.datasets import SPLITS
+from featx.data.records import SPLITS
 from featx.errors import OptionError
-from featx.features import Features
+from featx.features.vectors import Features
 from featx.inspection.findings import Duplicate, label_name
 
 BLOCK_ROWS = 1024  # rows of the similarity matrix computed at once (BLOCK_ROWS x N float32)

@@ -1,7 +1,7 @@
 """What an inspection found: one record type per kind of finding, and the whole result.
 
 Every finding keeps the rows it is about (``rows``, indices into the inspected
-:class:`~featx.features.Features`) for the report, the map and the manifest; ``to_dict`` gives the
+:class:`~featx.features.vectors.Features`) for the report, the map and the manifest; ``to_dict`` gives the
 plain record that ``--json`` prints and a DataFrame takes (``pandas.DataFrame(result.records(kind))``).
 Scores grow with suspicion in every kind: sort descending, look at the top.
 """
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from featx.features import Features
+from featx.features.vectors import Features
 
 KINDS = ("label_issues", "duplicates", "outliers")  # the kinds of finding, in report order
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from featx.features import Features
+from featx.features.vectors import Features
 from featx.inspection.findings import LabelIssue
 
 PCA_DIMENSIONS = 128  # enough for a linear head on backbone vectors, and a 10x faster fit

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import NamedTuple
 
 
-from featx.datasets import SPLITS
+from featx.data.records import SPLITS
 from featx.errors import OptionError
-from featx.features import Features
+from featx.features.vectors import Features
 from featx.inspection.findings import KINDS, Duplicate, Inspection, label_name
 
 # Which copy of a duplicate group stays: the most held-out split, so test sets keep their images

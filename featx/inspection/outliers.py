@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from featx.features import Features
+from featx.features.vectors import Features
 from featx.inspection.duplicates import unit_rows
 from featx.inspection.findings import Outlier, label_name
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from featx.errors import MissingDependencyError, OptionError
-from featx.features import Features
+from featx.features.vectors import Features
 from featx.heads.plots import _figure
 from featx.inspection.duplicates import unit_rows
 from featx.inspection.findings import Inspection

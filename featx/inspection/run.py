@@ -6,7 +6,7 @@ import os
 import time
 
 from featx.errors import OptionError
-from featx.features import Features, load_features
+from featx.features.vectors import Features, load_features
 from featx.inspection.duplicates import find_duplicates
 from featx.inspection.findings import Inspection
 from featx.inspection.labels import find_label_issues

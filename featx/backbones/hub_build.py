@@ -1,6 +1,6 @@
 """A keras-hub transformer as a featx backbone: image in, one pooled vector out.
 
-The model is the keras-hub backbone (loaded from the snapshot folder that :mod:`featx.hub`
+The model is the keras-hub backbone (loaded from the snapshot folder that :mod:`featx.backbones.hub`
 resolved and hashed, or built with random weights from the registry) followed by the pooling, all
 standard Keras layers: ``cls`` crops the class token, ``avg`` averages the patch tokens (class and
 register tokens cropped away), ``cls+avg`` concatenates both, ``pooled`` is the model's own image
@@ -21,11 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
-from featx.backbones import HUB_FAMILIES, get_hub_backbone
+from featx.backbones.hub_table import HUB_FAMILIES, get_hub_backbone
 from featx.backend import import_keras, import_keras_hub, tensorflow_hidden
 from featx.config import EmbedConfig
 from featx.errors import FeatxError, OptionError
-from featx.hub import Snapshot, short_name, verified_folder
+from featx.backbones.hub import Snapshot, verified_folder
+from featx.config import short_name
 
 
 def build_hub_backbone(config: EmbedConfig):
@@ -39,7 +40,7 @@ def build_hub_backbone(config: EmbedConfig):
 def _build(keras, keras_hub, config: EmbedConfig):
     size = config.input_size
     if config.model_path is None:  # random weights (--weights none) of a curated entry
-        from featx.extractor import _seeded
+        from featx.backend import _seeded
 
         spec = get_hub_backbone(config.backbone.removeprefix("hub:"))
         family = spec.family
@@ -185,36 +186,3 @@ def _image_shape(encoder) -> tuple:
     return tuple(shape[1:])
 
 
-_BLOCKS = ("DINOV2Layer", "DINOV3Layer", "ViTEncoderBlock", "SigLIPEncoderLayer", "CLIPEncoderLayer")
-
-
-def _leaves(model) -> list:
-    """The layers of ``model`` input to output, nested models and ViT's encoder opened up."""
-    from featx.modelfile import leaf_layers
-
-    found = []
-    for layer in leaf_layers(model):
-        if hasattr(layer, "encoder_layers") and hasattr(layer, "layer_norm"):  # ViTEncoder: blocks + final norm
-            found.extend([*layer.encoder_layers, layer.layer_norm])
-        else:
-            found.append(layer)
-    return found
-
-
-def transformer_blocks(model) -> list:
-    """The transformer blocks of a hub backbone model, input to output."""
-    return [layer for layer in _leaves(model) if type(layer).__name__ in _BLOCKS]
-
-
-def unfreeze_top_blocks(model, count: int) -> int:
-    """Make the top ``count`` transformer blocks trainable, and with them everything above the last
-    block (the final LayerNorm, SigLIP's attention pooling, CLIP's projection); the rest stays frozen."""
-    leaves = _leaves(model)
-    blocks = [i for i, layer in enumerate(leaves) if type(layer).__name__ in _BLOCKS]
-    count = min(count, len(blocks))
-    chosen = [leaves[i] for i in blocks[len(blocks) - count:]] + (leaves[blocks[-1] + 1:] if count else [])
-    trainable = {id(v) for layer in chosen for v in layer.weights}
-    model.trainable = True
-    for variable in model.weights:
-        variable.trainable = id(variable) in trainable
-    return count

@@ -9,38 +9,9 @@ import zipfile
 from pathlib import Path
 
 from featx.backend import import_keras, import_keras_hub
-from featx.config import EmbedConfig
-from featx.convert import head_network
 from featx.errors import FeatxError
-from featx.extractor import build_backbone
-from featx.preprocessing import preprocess, preprocessing_layers
 
 METADATA_ENTRY = "featx.json"
-
-
-def build_classifier(head, config: EmbedConfig):
-    """(classifier, backbone, feature model) for ``head``: (S, S, 3) raw 0–255 RGB input.
-
-    The backbone is called with ``training=False``, so BatchNormalization stays in inference mode
-    even where its layers are unfrozen; the head's own Dropout still trains.
-    """
-    keras = import_keras()
-    backbone = build_backbone(config)
-    size = config.input_size
-    inputs = keras.Input((size, size, 3), name="image")
-    features = backbone(preprocess(preprocessing_layers(config.preprocessing), inputs), training=False)
-    probabilities = head_network(head)(features)
-    classifier = keras.Model(inputs, probabilities, name="featx_classifier")
-    feature_model = keras.Model(inputs, features, name="featx_backbone")
-    return classifier, backbone, feature_model
-
-
-def leaf_layers(model) -> list:
-    """The layers of ``model`` with nested models flattened, input to output."""
-    layers = []
-    for layer in model.layers:
-        layers.extend(leaf_layers(layer) if hasattr(layer, "layers") and layer.layers else [layer])
-    return layers
 
 
 def write_metadata(path: str | os.PathLike, metadata: dict) -> None:

@@ -13,18 +13,8 @@ import numpy as np
 
 from featx.cache.tables import ID_DTYPE, ImageTable, id_column, str_column
 from featx.config import sha256_file
-from featx.datasets import ImageRecord
-
-
-def os_reason(exc: OSError) -> str:
-    """A short reason, for a skip list, why a file could not be read."""
-    if isinstance(exc, FileNotFoundError):
-        return "file not found"
-    if isinstance(exc, PermissionError):
-        return "permission denied"
-    if isinstance(exc, IsADirectoryError):
-        return "is a folder, not a file"
-    return f"cannot read file ({exc.strerror or exc})"
+from featx.data.records import ImageRecord
+from featx.errors import os_reason
 
 
 def _unreadable(exc: OSError, path: str) -> str:
@@ -44,7 +34,7 @@ def index_files(
 
     A file whose size and modification time match the previous table keeps its id without being
     read again, which is what makes a rerun on an unchanged folder fast. ``files`` stats and hashes
-    them: local files by default (:class:`LocalFiles`); :class:`featx.objectstore.ObjectFiles` for
+    them: local files by default (:class:`LocalFiles`); :class:`featx.data.objectstore.ObjectFiles` for
     a dataset named by URL.
     """
     files = files or LocalFiles(root, workers)

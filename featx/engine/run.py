@@ -13,65 +13,38 @@ import inspect
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
 from featx._faults import crash_point
 from featx._versions import recorded_versions
-from featx.augment import ViewRecipe
-from featx.backbones import get_backbone
-from featx.backend import resolve_backend
+from featx.data.augment import ViewRecipe
+from featx.backbones.applications import get_backbone
 from featx.cache.locate import cache_path_for
 from featx.cache.lock import cache_lock
-from featx.cache.append import SegmentPlan, commit, plan_segments
-from featx.cache.shards import list_shards, read_shards, shard_backends, shard_width, write_shard
+from featx.cache.append import commit, plan_segments
+from featx.cache.shards import shard_backends, shard_width, write_shard
 from featx.cache.store import CacheIndex, remove_stale_temporaries
-from featx.cache.tables import ID_DTYPE, ImageTable, SkipTable, id_column, str_column
+from featx.cache.tables import ID_DTYPE, SkipTable, id_column, str_column
 from featx.config import EmbedConfig
-from featx.datasets import LOOSE_FILES, Dataset, scan_dataset
-from featx.errors import CacheError, CacheWriteError, FeatxError, ImageDecodeError, check_path
-from featx.extractor import CPU_BATCH_SIZE  # (no Keras import)
-from featx.features import SkippedImage
-from featx.fileindex import index_files
-from featx.objectstore import ObjectFiles, is_url
+from featx.data.records import LOOSE_FILES, Dataset
+from featx.data.layouts import scan_dataset
+from featx.errors import CacheError, FeatxError, check_path
+from featx.engine.extractor import CPU_BATCH_SIZE  # (no Keras import)
+from featx.features.reports import SkippedImage
+from featx.engine.fileindex import index_files
+from featx.data.objectstore import ObjectFiles, is_url
 from featx.options import EmbedOptions, RunOptions, check_batch_memory
-from featx.streaming import DecodeSpec, NotAsPlannedError, decode_batches, start_workers, use_processes
-from featx.views import ViewsReport, check_views_engine, update_views
+from featx.engine.pixels import NotAsPlannedError
+from featx.engine.views import check_views_engine, update_views
+from featx.features.reports import EmbedReport
+from featx.engine.executor import Executor, LocalExecutor, SharedLocalExecutor
+from featx.cache.append import changed_index, committed_work, unwritable
 
 ProgressCallback = Callable[[int], None]
-
-
-@dataclass
-class EmbedReport:
-    """What one embed run did, for the summary line and ``--json``."""
-
-    cache_path: Path
-    images: int = 0
-    embedded: int = 0
-    reused: int = 0
-    skipped: list[SkippedImage] = field(default_factory=list)
-    feature_dim: int = 0
-    seconds: float = 0.0
-    warnings: tuple[str, ...] = ()  # what the dataset scan left out or merged (Dataset.warnings)
-    views: "ViewsReport | None" = None  # the augmented views' run (featx.views), when views were asked for
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            **({"views": self.views.to_dict()} if self.views is not None else {}),
-            "cache": str(self.cache_path),
-            "images": self.images,
-            "embedded": self.embedded,
-            "reused": self.reused,
-            "skipped": [s.to_dict() for s in self.skipped],
-            "feature_dim": self.feature_dim,
-            "seconds": round(self.seconds, 3),
-            "warnings": list(self.warnings),
-        }
 
 
 def update_cache(
@@ -89,7 +62,7 @@ def update_cache(
     What ``featx embed`` runs, and what :func:`featx.embed` runs before reading the cache back.
     ``cache`` is a cache folder or ``.h5`` file (default: :func:`featx.cache.locate.cache_folder`).
     ``views`` (``views.count`` above 0) then brings the augmented views of the training images up to
-    date too (:mod:`featx.views`); ``report.views`` says what that did.
+    date too (:mod:`featx.engine.views`); ``report.views`` says what that did.
     """
     check_path("data", data)
     check_path("cache", cache, optional=True)
@@ -122,9 +95,9 @@ def embed_into_cache(
     """Bring ``cache_path`` up to date with ``dataset`` under ``config`` and return what was done.
 
     A dataset's cache drops the vectors of files no longer in the dataset; a cache of loose files
-    (:func:`featx.datasets.loose_files`) keeps every vector it ever computed. An ``extractor``
+    (:func:`featx.data.layouts.loose_files`) keeps every vector it ever computed. An ``extractor``
     already built for ``config`` may be passed in to reuse it, or an ``executor`` (by default the one
-    ``run.engine`` names: :class:`LocalExecutor`, or :class:`featx.ray_engine.RayExecutor`). One run at
+    ``run.engine`` names: :class:`LocalExecutor`, or :class:`featx.engine.ray.RayExecutor`). One run at
     a time holds the cache's lock: with ``wait`` a second run waits (``on_wait`` is told), else it
     fails at once.
 
@@ -227,14 +200,6 @@ def _update(dataset: Dataset, config: EmbedConfig, cache_path: Path, run: RunOpt
     return report
 
 
-def unwritable(cache_path: Path, why: str) -> CacheWriteError:
-    """The error of a run that must write where it cannot (a read-only mount or folder)."""
-    return CacheWriteError(
-        f"{cache_path.parent} is not writable (read-only, or no permission) and {why}; nothing was written. "
-        "Choose a writable cache folder ({param}) or fix its permissions.", param="cache",
-    )
-
-
 def _object_files(dataset: Dataset, run: RunOptions):
     """How the files of a URL dataset are stated and hashed (None: local files): the Ray engine hashes
     them on its workers, so that their bytes never come to this process."""
@@ -242,7 +207,7 @@ def _object_files(dataset: Dataset, run: RunOptions):
         return None
     hash_many = None
     if run.engine == "ray":
-        from featx.ray_engine import hash_on_ray
+        from featx.engine.ray import hash_on_ray
 
         hash_many = lambda urls: hash_on_ray(urls, run.address)  # noqa: E731
     return ObjectFiles(dataset.root, hash_many, run.decode_workers)
@@ -292,125 +257,10 @@ def _dtype(index: CacheIndex | None, asked: str | None, cache_path: Path) -> str
     return index.dtype
 
 
-def committed_work(
-    index: CacheIndex | None, plan: SegmentPlan, cache_path: Path, fingerprint: str, feature_dim: int
-) -> tuple[set[bytes], dict[bytes, str]]:
-    """Content ids that already have a usable vector, and those known not to decode (with reasons),
-    from the committed segments (:func:`plan_segments`: no vector is read while their stat is
-    unchanged) and from shards left by earlier (possibly killed) runs."""
-    have = set(plan.have)
-    failed: dict[bytes, str] = {}
-    if index is not None:
-        failed.update((i, r) for i, r in zip(index.skipped.id.tolist(), index.skipped.reason) if i)
-    width = feature_dim or None
-    for _, ids, _, skipped_ids, reasons in read_shards(cache_path, fingerprint, features=False, width=width):
-        have.update(ids.tolist())
-        failed.update(zip(skipped_ids.tolist(), reasons))
-    return have, failed
-
-
-Batch = tuple[list[bytes], np.ndarray, list[tuple[bytes, ImageDecodeError]]]
-
-
-class Executor(Protocol):
-    """Who decodes and embeds the planned images; the plan and the commits stay in :func:`_update`.
-
-    ``batches(todo)`` yields (content ids, their vectors, (id, decode error) of the images that
-    failed), batch by batch, each checked against its planned sha256 (else a
-    :class:`NotAsPlannedError`). ``backend`` is the Keras backend the vectors come from;
-    ``feature_dim`` their width (known at the latest once the batches are done); ``live_workers``
-    how many workers are embedding now, or None where that means nothing (one process).
-    """
-
-    backend: str
-    feature_dim: int
-    live_workers: int | None
-
-    def batches(self, todo: dict[bytes, Path]) -> Iterator[Batch]: ...
-
-
-class LocalExecutor:
-    """Decoding workers of this machine (featx.streaming: processes beside a GPU, else threads) feed
-    one :class:`~featx.extractor.FeatureExtractor`. ``planned`` images decide processes or threads."""
-
-    live_workers = None
-
-    def __init__(self, config: EmbedConfig, run: RunOptions, extractor=None, planned: int = 0):
-        if extractor is None:
-            from featx.extractor import FeatureExtractor, on_accelerator  # imports TensorFlow: only when needed
-
-            # processes only beside a GPU; asking Keras where it computes imports it: only when it matters
-            if use_processes(planned, backbone_on_cpu=False) and use_processes(
-                    planned, backbone_on_cpu=not on_accelerator(resolve_backend(run.backend))):
-                start_workers(run.decode_workers)  # they start while the backbone is built
-            extractor = FeatureExtractor(config, batch_size=run.batch_size, backend=run.backend)
-        self.extractor, self.config, self.run = extractor, config, run
-        self.backend, self.feature_dim = extractor.backend, extractor.feature_dim
-
-    def batches(self, todo: dict[bytes, Path], expand: Expand | None = None, per_image: int = 1) -> Iterator[Batch]:
-        """(content ids, their vectors, (id, error) of images that failed to decode), batch by batch.
-
-        With ``expand`` (``(ids, pixels) -> (keys, pixels)``, at most ``per_image`` rows per image:
-        featx.views) each decoded batch becomes the rows it returns, and those are embedded instead.
-        """
-        extractor, config, run = self.extractor, self.config, self.run
-        spec = DecodeSpec(config.input_size, config.resize, run.max_pixels, config.jpeg_draft)
-        processes = use_processes(len(todo), backbone_on_cpu=not getattr(extractor, "on_accelerator", False))
-        batches = decode_batches(list(todo.items()), spec, run.decode_workers, max(1, extractor.batch_size // per_image),
-                                 sha256=lambda content_id: content_id, processes=processes)
-        pairs = (((ids, failures), pixels) for ids, pixels, failures in batches)
-        if expand is not None:
-            pairs = _expanded(pairs, expand, extractor.batch_size)
-        # A FeatureExtractor's stream copies the next batch to the GPU while this one computes; any
-        # callable that maps a batch to vectors will also do (tests pass stand-ins).
-        stream = getattr(extractor, "stream", None) or (
-            lambda pairs: ((key, _vectors(extractor, x)) for key, x in pairs))
-        for (ids, failures), vectors in stream(pairs):
-            yield ids, vectors, failures
-
-
-class SharedLocalExecutor:
-    """A :class:`LocalExecutor` built on first use and kept, so that the runs of one call (the plain
-    vectors, then the views) build the backbone once, and a run with nothing new builds none."""
-
-    live_workers = None
-
-    def __init__(self, config: EmbedConfig, run: RunOptions):
-        self.config, self.run, self._executor = config, run, None
-
-    def _built(self, planned: int = 0) -> LocalExecutor:
-        if self._executor is None:
-            self._executor = LocalExecutor(self.config, self.run, planned=planned)
-        return self._executor
-
-    @property
-    def backend(self) -> str:
-        return self._built().backend
-
-    @property
-    def feature_dim(self) -> int:
-        return self._built().feature_dim
-
-    def batches(self, todo: dict[bytes, Path], expand: Expand | None = None, per_image: int = 1) -> Iterator[Batch]:
-        return self._built(len(todo)).batches(todo, expand, per_image)
-
-
-Expand = Callable[[list[bytes], np.ndarray], tuple[list[bytes], np.ndarray]]
-
-
-def _expanded(pairs, expand: Expand, batch_size: int):
-    """Each decoded batch replaced by the rows ``expand`` makes of it, at most ``batch_size`` a call
-    (an image's decode failure travels with the first of them)."""
-    for (ids, failures), pixels in pairs:
-        keys, rows = expand(ids, pixels)
-        for start in range(0, max(len(keys), 1), batch_size):
-            yield (keys[start : start + batch_size], failures if start == 0 else []), rows[start : start + batch_size]
-
-
 def executor_for(config: EmbedConfig, run: RunOptions, extractor=None, planned: int = 0) -> Executor:
     """The executor ``run.engine`` names (an ``extractor`` already built means the local one)."""
     if run.engine == "ray" and extractor is None:
-        from featx.ray_engine import RayExecutor  # imports Ray: only for this engine
+        from featx.engine.ray import RayExecutor  # imports Ray: only for this engine
 
         return RayExecutor(config, run)
     return LocalExecutor(config, run, extractor, planned)
@@ -425,26 +275,6 @@ def _with_workers(advance: ProgressCallback | None, executor: Executor) -> Progr
     except (TypeError, ValueError):
         takes = False
     return (lambda count: advance(count, workers=executor.live_workers)) if takes else advance
-
-
-def _vectors(extractor, pixels: np.ndarray) -> np.ndarray:
-    return extractor(pixels) if len(pixels) else np.zeros((0, extractor.feature_dim), np.float32)
-
-
-def changed_index(index: CacheIndex | None, plan: SegmentPlan, cache_path: Path, images: ImageTable,
-                  skipped: SkipTable, classes: list[str], root: str) -> bool:
-    """Whether a run must commit a new index: new vectors, or tables, classes or root not as committed."""
-    if index is None or index.version < 2 or plan.changes_index or list_shards(cache_path):
-        return True
-    if list(index.classes) != list(classes) or str(index.attrs.get("root")) != root:
-        return True
-    for old, new in ((index.images, images), (index.skipped, skipped)):
-        if len(old) != len(new):
-            return True
-        for name in new.__dataclass_fields__:
-            if not np.array_equal(getattr(old, name), getattr(new, name)):
-                return True
-    return False
 
 
 def _attrs(dataset: Dataset, config: EmbedConfig, feature_dim: int) -> dict[str, object]:

@@ -17,47 +17,17 @@ from __future__ import annotations
 import csv
 import os
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
 from featx.errors import DatasetError, FeatxError, MissingFileError, OptionError
-from featx.images import IMAGE_EXTENSIONS, is_image_file, is_image_name
+from featx.data.images import IMAGE_EXTENSIONS, is_image_file, is_image_name
+from featx.data.records import _SPLIT_NAMES, _SPLIT_ORDER, LOOSE_FILES, Dataset, ImageRecord
 
-SPLITS = ("train", "val", "test")  # the splits a dataset can have; "" is "no split given"
-LOOSE_FILES = "files"  # the layout of loose files: absolute paths, no labels, no split
-_SPLIT_NAMES = {"train": "train", "val": "val", "validation": "val", "test": "test", "": ""}
-_SPLIT_ORDER = {"train": 0, "val": 1, "test": 2, "": 3}
 _EXPECTED = (
     "expected a folder of class subfolders, a folder of train/val/test folders holding class "
     "subfolders, a folder of images, or a CSV manifest with columns path,label[,split]"
 )
-
-
-@dataclass(frozen=True)
-class ImageRecord:
-    """One image of a dataset: where it is, its class and its split."""
-
-    path: str  # relative to Dataset.root with "/" separators, or absolute (manifest only)
-    label: int  # index into Dataset.classes, -1 when unlabelled
-    split: str  # "train" | "val" | "test" | "" (no split given)
-
-
-@dataclass(frozen=True)
-class Dataset:
-    """The images found at a DATA path, with the class names their labels index."""
-
-    root: Path  # absolute folder that record paths are relative to
-    source: Path  # absolute path the user gave (folder or CSV file)
-    layout: str  # "classes" | "splits" | "manifest" | "unlabelled" | LOOSE_FILES
-    classes: tuple[str, ...]  # sorted class names
-    records: tuple[ImageRecord, ...]
-    warnings: tuple[str, ...] = ()  # what the scan left out or merged, one line each, for the user
-
-    @property
-    def is_loose_files(self) -> bool:
-        """Loose files (no dataset): their cache keeps every vector it ever computed."""
-        return self.layout == LOOSE_FILES
 
 
 def loose_files(paths: Sequence[str | os.PathLike]) -> Dataset:
@@ -70,9 +40,9 @@ def loose_files(paths: Sequence[str | os.PathLike]) -> Dataset:
 
 def scan_dataset(data: str | os.PathLike) -> Dataset:
     """Find the images and labels at `data`, a folder or a CSV manifest, in a stable order; a URL
-    (``s3://...``) is listed through fsspec (:func:`featx.objectstore.scan_url`)."""
+    (``s3://...``) is listed through fsspec (:func:`featx.data.objectstore.scan_url`)."""
     if isinstance(data, str) and "://" in data:
-        from featx.objectstore import is_url, scan_url
+        from featx.data.objectstore import is_url, scan_url
 
         if is_url(data):
             return scan_url(data)

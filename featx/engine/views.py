@@ -1,10 +1,10 @@
 """Augmented views of a dataset's training images, cached beside its plain vectors.
 
-``featx embed --views K`` embeds, after the plain vectors, K views (:mod:`featx.augment`) of every
+``featx embed --views K`` embeds, after the plain vectors, K views (:mod:`featx.data.augment`) of every
 training image: the labelled images of the train split, or every labelled image when the data has
 no split (a head draws its hold-out at fit time and uses only the views of the images it trains on).
 They live in ``<cache>.h5.views/<recipe>--<fingerprint>.h5``, an ordinary featx cache whose rows are
-views (id: :func:`featx.augment.view_id`; path, label and split: their image's), committed like any
+views (id: :func:`featx.data.augment.view_id`; path, label and split: their image's), committed like any
 cache (shards, then one new segment per run: a killed run loses one batch), so a rerun embeds only the
 views of new images, or of new view numbers. Its fingerprint holds the plain cache's and the recipe;
 the plain cache and its fingerprint are not touched. Views never leave their image: a head trains on
@@ -14,50 +14,29 @@ the views of its training images only, and is evaluated on plain vectors only.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
 from featx._versions import recorded_versions
-from featx.augment import ViewRecipe, make_view
+from featx.data.augment import ViewRecipe, make_view
 from featx.cache.append import commit, plan_segments
-from featx.cache.locate import views_cache_path, views_caches
+from featx.cache.locate import views_cache_path
 from featx.cache.lock import cache_lock
 from featx.cache.schema import VIEWS_KIND
 from featx.cache.shards import write_shard
-from featx.cache.store import CacheIndex, read_vectors, remove_stale_temporaries, usable_rows
+from featx.cache.store import CacheIndex, remove_stale_temporaries
 from featx.cache.tables import ImageTable, SkipTable, id_column
 from featx.config import EmbedConfig
-from featx.errors import CacheError, CacheNotFoundError, OptionError
-from featx.features import Features, SkippedImage
-from featx.objectstore import Url
+from featx.errors import CacheError, OptionError
+from featx.features.reports import SkippedImage
+from featx.data.objectstore import Url
 from featx.options import RunOptions
-
-
-@dataclass
-class ViewsReport:
-    """What one views run did (counts are views, not images)."""
-
-    cache_path: Path
-    count: int
-    augment: str
-    images: int = 0  # training images that were given views
-    embedded: int = 0
-    reused: int = 0
-    failed: list[SkippedImage] = field(default_factory=list)  # images whose views could not be made this run
-    seconds: float = 0.0
-
-    def to_dict(self) -> dict[str, object]:
-        return {"cache": str(self.cache_path), "views_per_image": self.count, "augment": self.augment,
-                "images": self.images, "embedded": self.embedded, "reused": self.reused,
-                "failed": [f.to_dict() for f in self.failed], "seconds": round(self.seconds, 3)}
+from featx.features.reports import ViewsReport
 
 
 def check_views_engine(recipe: ViewRecipe, run: RunOptions) -> None:
@@ -87,9 +66,10 @@ def update_views(cache_path: Path, root: Path | Url, config: EmbedConfig, recipe
                  on_wait: Callable[[str], None] | None = None) -> ViewsReport:
     """Bring the views cache of ``recipe`` of the (just updated) cache at ``cache_path`` up to date:
     embed the views its training images lack (files under ``root``: the dataset's folder or URL),
-    drop those of images gone. An ``executor`` (a :class:`featx.embedding.LocalExecutor`, or one
+    drop those of images gone. An ``executor`` (a :class:`featx.engine.executor.LocalExecutor`, or one
     shared with the plain run) or an ``extractor`` already built may be passed in."""
-    from featx.embedding import LocalExecutor, changed_index, committed_work, unwritable
+    from featx.engine.executor import LocalExecutor
+    from featx.cache.append import changed_index, committed_work, unwritable
 
     started = time.perf_counter()
     plain = CacheIndex.read(cache_path)
@@ -192,111 +172,3 @@ def _attrs(plain: CacheIndex, recipe: ViewRecipe, fingerprint: str, width: int) 
     }
 
 
-@dataclass(frozen=True, eq=False)
-class Views:
-    """Cached augmented views: row ``i`` of ``X`` is view ``view[i]`` of the image whose content id
-    is ``image_ids[i]`` (as in :attr:`featx.features.Features.ids`)."""
-
-    X: np.ndarray
-    image_ids: np.ndarray
-    view: np.ndarray
-    count: int  # views per training image
-    augment: str
-    fingerprint: str  # of the views (recipe + plain fingerprint)
-    plain_fingerprint: str
-    cache_path: Path
-
-    def __len__(self) -> int:
-        return len(self.X)
-
-    @cached_property
-    def _rows_by_image(self) -> dict[str, list[int]]:
-        """The view rows of each image, built once (compare fits every head on the same views)."""
-        by_image: dict[str, list[int]] = {}
-        for row, image in enumerate(self.image_ids.tolist()):
-            by_image.setdefault(image, []).append(row)
-        return by_image
-
-    def rows_of(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """For images ``ids`` (repeats allowed): the view rows of each, and the position in ``ids``
-        each row belongs to; images without views contribute none."""
-        by_image = self._rows_by_image
-        rows, owners = [], []
-        for position, image in enumerate(np.asarray(ids).tolist()):
-            mine = by_image.get(image, ())
-            rows.extend(mine)
-            owners.extend([position] * len(mine))
-        return np.asarray(rows, np.int64), np.asarray(owners, np.int64)
-
-    def describe(self) -> dict[str, object]:
-        return {"views_per_image": self.count, "augment": self.augment, "fingerprint": self.fingerprint,
-                "cache": str(self.cache_path)}
-
-
-def load_views(cache: Features | str | os.PathLike, augment: str | None = None) -> Views:
-    """The augmented views embedded for a cache (``featx embed --views K``), for its current vectors.
-
-    ``cache`` is the plain cache (or its :class:`Features`); ``augment`` names the recipe, needed
-    when several were embedded (an :class:`OptionError` lists them).
-    """
-    plain_path = cache.cache_path if isinstance(cache, Features) else Path(cache)
-    if plain_path is None:
-        raise OptionError("{param} needs features read from a cache (they have no cache_path).", param="views")
-    plain = CacheIndex.read(plain_path)
-    path = _views_path(plain_path, plain, augment)
-    index = CacheIndex.read(path)
-    if index.attrs.get("kind") != VIEWS_KIND or index.attrs.get("views_of") != plain.fingerprint:
-        raise CacheError(f"{path} does not hold views of {plain_path}; delete it and re-run 'featx embed --views'.")
-    recipe = _stored_recipe(index, plain, path)
-    back = {recipe.view_id(c, k): (c, k) for c in set(plain.images.id.tolist()) for k in range(recipe.count)}
-    listed = [vid for vid in index.images.id.tolist() if vid in back]  # an image gone since: its views unused
-    row_of = {vid: row for row, vid in enumerate(index.vector_ids.tolist())}
-    rows = np.asarray([row_of[vid] for vid in listed], np.int64)
-    X = read_vectors(index, rows)
-    if not usable_rows(X).all():  # never train on them
-        raise CacheError(f"{path} holds views with NaN, infinite or absurd values; delete it and re-run "
-                         "'featx embed --views'.")
-    return Views(
-        X=X, image_ids=np.asarray([back[v][0].decode() for v in listed], dtype=object),
-        view=np.asarray([back[v][1] for v in listed], np.int64),
-        count=recipe.count, augment=recipe.augment, fingerprint=index.fingerprint,
-        plain_fingerprint=plain.fingerprint, cache_path=path,
-    )
-
-
-def _stored_recipe(index: CacheIndex, plain: CacheIndex, path: Path) -> ViewRecipe:
-    """The recipe a views cache was made with, checked against its fingerprint."""
-    try:
-        recipe = ViewRecipe(int(index.attrs.get("views", 0)), str(index.attrs.get("augment", "")))
-    except (OptionError, TypeError, ValueError):
-        recipe = None
-    if recipe is None or recipe.fingerprint(plain.fingerprint) != index.fingerprint:
-        raise CacheError(f"{path} records another recipe than its fingerprint says; delete it and re-run "
-                         "'featx embed --views'.")
-    return recipe
-
-
-def _views_path(plain_path: Path, plain: CacheIndex, augment: str | None) -> Path:
-    """The views cache of ``plain`` for recipe ``augment``, or its only one."""
-    if augment is not None:
-        recipe = ViewRecipe(augment=augment)
-        path = views_cache_path(plain_path, recipe.augment, recipe.fingerprint(plain.fingerprint))
-        if not path.exists():
-            raise CacheNotFoundError(f"{plain_path} has no views made by {{param}} {recipe.augment}; embed them with "
-                                     f"'featx embed --views K --augment {recipe.augment} DATA'.", param="augment")
-        return path
-    found = {}
-    for path in views_caches(plain_path):
-        try:
-            index = CacheIndex.read(path, check=False)
-        except CacheError:
-            continue
-        if index.attrs.get("views_of") == plain.fingerprint:
-            found[str(index.attrs.get("augment", path.name))] = path
-    if len(found) > 1:  # never a silent pick: the recipe decides what the head learns
-        raise OptionError(f"{plain_path} has views of {len(found)} recipes ({'; '.join(sorted(found))}); choose one "
-                          "with {param}.", param="augment")
-    if not found:
-        raise CacheNotFoundError(f"{plain_path} has no augmented views; embed them with 'featx embed --views K DATA' "
-                                 "(the plain vectors are reused), or drop {param}.", param="views")
-    return next(iter(found.values()))

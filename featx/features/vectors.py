@@ -14,20 +14,10 @@ from featx.cache.segments import STORAGE_DTYPES
 from featx.cache.store import MAX_MAGNITUDE, CacheIndex, read_vectors, usable_rows
 from featx.errors import CacheError, check_path
 from featx.config import EmbedConfig
+from featx.features.reports import SkippedImage
 
 if TYPE_CHECKING:
-    from featx.embedding import EmbedReport
-
-
-@dataclass(frozen=True)
-class SkippedImage:
-    """An image that could not be embedded, and why."""
-
-    path: str
-    reason: str
-
-    def to_dict(self) -> dict[str, str]:
-        return {"path": self.path, "reason": self.reason}
+    from featx.features.reports import EmbedReport
 
 
 @dataclass(frozen=True, eq=False)

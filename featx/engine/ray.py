@@ -1,14 +1,14 @@
 """The Ray engine: the local plan and commits, with decoding and embedding on a Ray cluster.
 
-The driver (this process) plans exactly as the local engine does (:mod:`featx.embedding`: list,
+The driver (this process) plans exactly as the local engine does (:mod:`featx.engine.run`: list,
 hash, what is new) and commits every batch that comes back as a shard, alone, under the cache's
 lock. Ray Data does the rest: CPU tasks read and decode the planned files with featx's own
-:func:`featx.streaming.load_planned` (so the pixels, and the vectors, are the local engine's), an
-actor pool embeds them, one :class:`~featx.extractor.FeatureExtractor` built once per actor (on its
+:func:`featx.engine.pixels.load_planned` (so the pixels, and the vectors, are the local engine's), an
+actor pool embeds them, one :class:`~featx.engine.extractor.FeatureExtractor` built once per actor (on its
 GPU when it holds one), and the batches stream back through ``iter_batches``. A dead actor is
 restarted and its batch retried by Ray Data (its actor pools' own policy: restarts and retries
 without limit); a killed driver loses the batches not yet committed, and the rerun embeds only
-those. A URL dataset (``s3://...``, :mod:`featx.objectstore`) is hashed by Ray tasks and read by
+those. A URL dataset (``s3://...``, :mod:`featx.data.objectstore`) is hashed by Ray tasks and read by
 the decoding tasks, so its bytes never pass through the driver. Install with
 ``pip install "featx[ray]"``.
 """
@@ -31,11 +31,11 @@ from featx._faults import crash_point
 from featx.backend import resolve_backend
 from featx.config import EmbedConfig
 from featx import errors
-from featx.embedding import Batch
+from featx.engine.executor import Batch
 from featx.errors import ClusterError, FeatxError, ImageDecodeError, MissingDependencyError
 from featx.options import RunOptions
-from featx.extractor import CPU_BATCH_SIZE
-from featx.streaming import NotAsPlannedError, load_planned
+from featx.engine.extractor import CPU_BATCH_SIZE
+from featx.engine.pixels import NotAsPlannedError, load_planned
 
 # Not the embedding workers' 1: Ray Data fuses steps that ask for the same resources, and decoding
 # would then run inside the embedding actors, waiting for the backbone instead of running beside it.
@@ -57,7 +57,7 @@ def import_ray():
 
 
 class RayExecutor:
-    """Decodes and embeds planned images on Ray (see the module docstring), for :func:`featx.embedding._update`.
+    """Decodes and embeds planned images on Ray (see the module docstring), for :func:`featx.engine.run._update`.
 
     ``run.address`` names the cluster (None: ``$RAY_ADDRESS``, else a new local instance; ``"auto"``:
     the cluster started on this machine; a Ray already initialised in this process is used as it
@@ -236,7 +236,7 @@ def hash_on_ray(urls: list[str], address: str | None) -> list[bytes | str]:
 
 
 def _hash_chunk(urls: list[str]) -> list[bytes | str]:
-    from featx.objectstore import hash_urls
+    from featx.data.objectstore import hash_urls
 
     return hash_urls(urls, workers=4)
 
@@ -268,7 +268,7 @@ class EmbedWorker:
     def __init__(self):
         import ray
 
-        from featx.extractor import FeatureExtractor
+        from featx.engine.extractor import FeatureExtractor
 
         config, batch_size, backend = self.settings
         self.extractor = FeatureExtractor(config, batch_size=batch_size, backend=backend)

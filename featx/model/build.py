@@ -11,6 +11,9 @@ from __future__ import annotations
 from featx.backend import import_keras
 from featx.errors import FeatxError
 from featx.heads.registry import convertible_heads, get_head_spec
+from featx.config import EmbedConfig
+from featx.backbones.build import build_backbone
+from featx.backbones.preprocessing import preprocess, preprocessing_layers
 
 
 def head_network(head):
@@ -28,3 +31,20 @@ def head_network(head):
     for layer in layers:
         outputs = layer(outputs)
     return keras.Model(inputs, outputs, name="featx_head")
+
+
+def build_classifier(head, config: EmbedConfig):
+    """(classifier, backbone, feature model) for ``head``: (S, S, 3) raw 0–255 RGB input.
+
+    The backbone is called with ``training=False``, so BatchNormalization stays in inference mode
+    even where its layers are unfrozen; the head's own Dropout still trains.
+    """
+    keras = import_keras()
+    backbone = build_backbone(config)
+    size = config.input_size
+    inputs = keras.Input((size, size, 3), name="image")
+    features = backbone(preprocess(preprocessing_layers(config.preprocessing), inputs), training=False)
+    probabilities = head_network(head)(features)
+    classifier = keras.Model(inputs, probabilities, name="featx_classifier")
+    feature_model = keras.Model(inputs, features, name="featx_backbone")
+    return classifier, backbone, feature_model

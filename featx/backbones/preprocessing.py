@@ -4,7 +4,7 @@ The extractor runs these layers inside its compiled function when it embeds; fin
 put the same layers inside the saved model, so a deployed model feeds its backbone exactly as the
 cache was fed. Each ``preprocess_input`` mode of ``keras.applications`` is rebuilt from standard
 layers (the tests compare each with Keras' own function), so saved models load in safe mode.
-The resize layer is the Keras twin of :func:`featx.images.resize_image`, which embedding uses on
+The resize layer is the Keras twin of :func:`featx.data.images.resize_image`, which embedding uses on
 decoded images without TensorFlow (a test keeps the two equal).
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from featx.backend import import_keras
-from featx.backbones import PREPROCESSING_MODES
+from featx.backbones.applications import PREPROCESSING_MODES
 from featx.errors import OptionError
 
 TORCH_MEAN = (0.485, 0.456, 0.406)

@@ -18,7 +18,7 @@ import numpy as np
 
 from featx.config import fingerprint_of
 from featx.errors import OptionError, OptionTypeError
-from featx.images import resize_image
+from featx.data.images import resize_image
 
 Augmentation = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 

@@ -2,7 +2,7 @@
 
 A URL names a dataset as a folder does: images directly under it (unlabelled), in class folders, or
 in train/val/test folders of class folders. One listing gives every file's size and modification
-time, so a rerun hashes only what changed, as for local files (:func:`featx.fileindex.index_files`
+time, so a rerun hashes only what changed, as for local files (:func:`featx.engine.fileindex.index_files`
 with :class:`ObjectFiles`); files are read where they are decoded, so with ``engine="ray"`` the
 bytes go from the store to the workers, never through the driver. Reading ``s3://`` or ``gs://``
 needs fsspec's adapter for it (``pip install s3fs`` / ``gcsfs``); credentials are the adapter's own.
@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 from featx.errors import DatasetError, FeatxError, MissingDependencyError, MissingFileError
-from featx.images import is_image_file
+from featx.data.images import is_image_file
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _SPLIT_NAMES = {"train": "train", "val": "val", "validation": "val", "test": "test"}
@@ -84,8 +84,8 @@ def list_images(url: str) -> dict[str, tuple[int, int]]:
 
 
 def scan_url(url: str):
-    """The :class:`~featx.datasets.Dataset` at ``url``: unlabelled, class folders or split folders."""
-    from featx.datasets import Dataset, ImageRecord
+    """The :class:`~featx.data.records.Dataset` at ``url``: unlabelled, class folders or split folders."""
+    from featx.data.records import Dataset, ImageRecord
 
     files = list_images(url)
     if not files:
@@ -131,7 +131,7 @@ def sha256_url(url: str) -> str:
 
 def hash_urls(urls: Sequence[str], workers: int = 8) -> list[bytes | str]:
     """The content id of each URL (hex sha256 as bytes), or the reason it cannot be read; in threads."""
-    from featx.fileindex import os_reason
+    from featx.errors import os_reason
 
     def one(url: str) -> bytes | str:
         try:
@@ -144,7 +144,7 @@ def hash_urls(urls: Sequence[str], workers: int = 8) -> list[bytes | str]:
 
 
 class ObjectFiles:
-    """How :func:`featx.fileindex.index_files` sees the files of a URL dataset: one listing for their
+    """How :func:`featx.engine.fileindex.index_files` sees the files of a URL dataset: one listing for their
     stat, ``hash_many`` (default :func:`hash_urls`; the Ray engine hashes on its workers) for their ids."""
 
     def __init__(self, root: str, hash_many: Callable[[Sequence[str]], list[bytes | str]] | None = None,

@@ -2,7 +2,7 @@
 
 Images are found through the content ids the head recorded for each split: in the dataset its
 cache was built from, or in another folder (``--data``) holding the same files. Every image goes
-through ``featx.images.load_image``, exactly as embed and predict read it.
+through ``featx.data.images.load_image``, exactly as embed and predict read it.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from featx.config import EmbedConfig
-from featx.datasets import SPLITS
+from featx.data.records import SPLITS
 from featx.errors import FeatxError
-from featx.images import load_image
+from featx.data.images import load_image
 
 AUGMENT_MARGIN = 1.125  # training images are read this much larger, then randomly cropped
 
@@ -54,7 +54,7 @@ def split_images(head, data: str | os.PathLike | None = None) -> dict[str, Split
 
 
 def _from_cache(head):
-    from featx.features import load_features
+    from featx.features.vectors import load_features
 
     if not head.cache_path or not Path(head.cache_path).exists():
         raise FeatxError(f"the cache head {head.name} was fitted on is gone ({head.cache_path}); set {{param}} to "
@@ -64,8 +64,8 @@ def _from_cache(head):
 
 
 def _from_folder(head, data):
-    from featx.datasets import scan_dataset
-    from featx.fileindex import index_files
+    from featx.data.layouts import scan_dataset
+    from featx.engine.fileindex import index_files
     from featx.options import default_workers
 
     dataset = scan_dataset(data)

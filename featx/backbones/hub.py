@@ -1,12 +1,12 @@
 """Transformer backbones through keras-hub: which name means which snapshot, and what it declares.
 
 ``--backbone`` takes a curated keras-hub preset name (``dinov2_small``, see
-``featx.backbones.HUB_BACKBONES``), a ``hf://org/model`` or ``kaggle://...`` handle, or a local
+``featx.backbones.hub_table.HUB_BACKBONES``), a ``hf://org/model`` or ``kaggle://...`` handle, or a local
 folder: a keras-hub preset (``save_to_preset``) or a Hugging Face snapshot (``config.json`` with a
 ``model_type``). Each resolves to a local folder whose weights and configs are hashed into the
 configuration, so a changed snapshot is a new cache; its declared normalisation
 (``preprocessor_config.json`` or the keras-hub image converter) and input size are read here,
-without Keras. :mod:`featx.hubmodel` builds the model from the same folder.
+without Keras. :mod:`featx.backbones.hub_build` builds the model from the same folder.
 """
 
 from __future__ import annotations
@@ -15,11 +15,10 @@ import hashlib
 import importlib.util
 import json
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from featx.backbones import HUB_BACKBONES, HUB_FAMILIES, HubBackboneSpec, get_hub_backbone, list_hub_backbones
+from featx.backbones.hub_table import HUB_BACKBONES, HUB_FAMILIES, HubBackboneSpec, get_hub_backbone, list_hub_backbones
 from featx.config import EmbedConfig, sha256_once
 from featx.errors import CacheError, MissingDependencyError, OptionError, WeightsUnavailableError
 
@@ -218,7 +217,7 @@ def fetch(handle: str) -> Path:
 def resolve_hub(backbone: str, *, weights: str | None, image_size: int | None, resize: str, pooling: str | None,
                 preprocess: str | None, seed: int, random_id: str) -> EmbedConfig:
     """The :class:`EmbedConfig` of a keras-hub backbone; ``random_id`` names random weights (``--weights none``)."""
-    from featx.preprocessing import normalization_mode
+    from featx.backbones.preprocessing import normalization_mode
 
     require_keras_hub()
     if preprocess is not None:
@@ -278,14 +277,6 @@ def _pooling(label: str, family, pooling: str | None) -> str:
         raise OptionError(f"{{param}} {pooling}: {label} ({family.name}) pools {', '.join(family.poolings)}.",
                           param="pooling")
     return pooling
-
-
-def short_name(label: str) -> str:
-    """A file-name-safe short name of a hub label (``hf://facebook/dinov2-base`` → ``dinov2-base``)."""
-    parts = [p for p in label.rstrip("/").split("/") if p]
-    while len(parts) > 1 and parts[-1].isdigit():  # kaggle handles end in a version
-        parts.pop()
-    return re.sub(r"[^\w.-]+", "_", parts[-1] if parts else label)
 
 
 def uses_keras_hub(keras_file: str | Path) -> bool:

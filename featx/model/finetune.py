@@ -22,8 +22,11 @@ import numpy as np
 from featx._faults import crash_point
 from featx.backend import import_keras, set_random_seed
 from featx.errors import FeatxError, OptionError
-from featx.modelfile import build_classifier, leaf_layers, write_metadata
-from featx.trainingdata import image_dataset, split_images
+from featx.model.build import build_classifier
+from featx.backbones.unfreeze import leaf_layers
+from featx.model.file import write_metadata
+from featx.model.trainingdata import image_dataset, split_images
+from featx.backbones.unfreeze import parse_unfreeze, unfreeze_top
 
 
 @dataclass
@@ -44,37 +47,6 @@ class FineTuneReport:
 
     def to_dict(self) -> dict:
         return {**{k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items()}}
-
-
-def parse_unfreeze(value: str | int | float, total: int) -> int:
-    """``N`` layers, a ``FRACTION`` (0–1) of them, or ``all``, counted from the top."""
-    text = str(value).strip().lower()
-    try:
-        if text == "all":
-            return total
-        if "." in text:
-            fraction = float(text)
-            if not 0.0 < fraction <= 1.0:
-                raise ValueError
-            return max(1, round(fraction * total))
-        count = int(text)
-        if count < 0:
-            raise ValueError
-        return min(count, total)
-    except ValueError:
-        raise OptionError(f"{{param}} must be a number of layers, a fraction in (0, 1] or 'all'; got {value!r}.",
-                          param="unfreeze") from None
-
-
-def unfreeze_top(backbone, count: int) -> int:
-    """Make the top ``count`` layers trainable, BatchNormalization excepted; returns how many."""
-    keras = import_keras()
-    layers = [layer for layer in leaf_layers(backbone) if not isinstance(layer, keras.layers.InputLayer)]
-    backbone.trainable = True
-    cut = len(layers) - count
-    for index, layer in enumerate(layers):
-        layer.trainable = index >= cut and not isinstance(layer, keras.layers.BatchNormalization)
-    return count
 
 
 def fine_tune(
@@ -118,7 +90,7 @@ def fine_tune(
     set_random_seed(seed)
     model, backbone, feature_model = build_classifier(head, config)
     if config.is_hub:  # a transformer: N counts its blocks (the final LayerNorm comes with them)
-        from featx.hubmodel import transformer_blocks, unfreeze_top_blocks
+        from featx.backbones.unfreeze import transformer_blocks, unfreeze_top_blocks
 
         unfrozen = unfreeze_top_blocks(backbone, parse_unfreeze(unfreeze, len(transformer_blocks(backbone))))
     else:
