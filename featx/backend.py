@@ -178,7 +178,7 @@ def keras_cache_dir() -> str:
 
 
 @contextlib.contextmanager
-def _seeded(seed: int) -> Iterator[None]:
+def seeded(seed: int) -> Iterator[None]:
     """Seed Keras' initialisers for reproducible random weights, then restore Python and NumPy."""
     py_state, np_state = random.getstate(), np.random.get_state()
     set_random_seed(seed)

@@ -8,10 +8,11 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from featx.backbones.applications import DEFAULT_BACKBONE, get_backbone
+from featx.backbones.applications import DEFAULT_BACKBONE
 from featx.errors import ImageDecodeError, OptionError
 from featx.data.images import DEFAULT_MAX_PIXELS
 from featx.options import EmbedOptions
+from featx.backbones.build import feature_dim
 
 
 class Embedder(TransformerMixin, BaseEstimator):
@@ -71,7 +72,7 @@ class Embedder(TransformerMixin, BaseEstimator):
         _paths(X)
         self.options_ = EmbedOptions(**{f.name: getattr(self, f.name) for f in fields(EmbedOptions)})
         self.config_ = self.options_.resolve()
-        self.feature_dim_ = _feature_dim(self.config_)
+        self.feature_dim_ = feature_dim(self.config_)
         return self
 
     def transform(self, X) -> np.ndarray:
@@ -109,12 +110,3 @@ def _paths(X) -> list[str]:
     if array.ndim != 1 or not all(isinstance(p, str) or hasattr(p, "__fspath__") for p in array):
         raise OptionError("{param} must be a sequence of image file paths.", param="X")
     return [str(p) for p in array]
-
-
-def _feature_dim(config) -> int:
-    """The vector width: from the registry, or by loading a custom model (the one heavy case)."""
-    if not (config.is_custom or config.is_hub):
-        return get_backbone(config.backbone).feature_dim
-    from featx.backbones.build import build_backbone
-
-    return int(build_backbone(config).output_shape[-1])

@@ -204,7 +204,8 @@ def as_featx_error(exc: BaseException) -> FeatxError | None:
     return FileSystemError(text, code=code)
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type when it has none): for one-line errors."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 

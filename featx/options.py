@@ -54,7 +54,7 @@ def check_seed(param: str, value: object) -> None:
         raise OptionError(f"{{param}} must be an integer from 0 to {MAX_SEED}; got {value!r}.", param=param)
 
 
-MAX_BATCH_SIZE = 65_536  # images per backbone call; memory refuses most batches long before this
+BATCH_SIZE_LIMIT = 65_536  # the largest batch_size a user may ask for; memory refuses most batches long before this
 MAX_WORKERS = 1024  # decoding threads
 MAX_INPUT_SIZE = 4096  # pixels per side of the backbone input, for any backbone
 BATCH_RAM_SHARE = 0.5  # a batch may take at most this share of the machine's RAM
@@ -119,7 +119,7 @@ class RunOptions:
 
     def __post_init__(self) -> None:
         if self.batch_size is not None:
-            check_positive("batch_size", self.batch_size, maximum=MAX_BATCH_SIZE)
+            check_positive("batch_size", self.batch_size, maximum=BATCH_SIZE_LIMIT)
         check_choice("engine", self.engine, ENGINES)
         if self.engine == "ray" and importlib.util.find_spec("ray") is None:  # said before any file is hashed
             raise MissingDependencyError('{param} is ray, which needs Ray Data (not installed): pip install "featx[ray]"',

@@ -10,8 +10,22 @@ from featx.backbones.applications import get_backbone
 from featx.config import EmbedConfig
 from featx.errors import FeatxError, OptionError, WeightsUnavailableError
 from featx.backbones.hub import uses_keras_hub
-from featx.backend import _seeded
-from featx.errors import _first_line
+from featx.backend import seeded
+from featx.errors import first_line
+
+
+def known_feature_dim(config: EmbedConfig) -> int | None:
+    """The vector width from the backbone table, without building anything (None for a ``.keras``
+    file or a transformer: only building them tells)."""
+    if config.is_custom or config.is_hub:
+        return None
+    return get_backbone(config.backbone).feature_dim
+
+
+def feature_dim(config: EmbedConfig) -> int:
+    """The vector width: from the backbone table, else by building the backbone (the one heavy case)."""
+    known = known_feature_dim(config)
+    return known if known is not None else int(build_backbone(config).output_shape[-1])
 
 
 def build_backbone(config: EmbedConfig, backend: str | None = None):
@@ -40,13 +54,13 @@ def build_backbone(config: EmbedConfig, backend: str | None = None):
         input_shape=(config.input_size, config.input_size, 3),
         pooling=config.pooling,
     )
-    with _seeded(config.seed), _dtype_policy(keras, config.precision), warnings.catch_warnings(record=True) as caught:
+    with seeded(config.seed), _dtype_policy(keras, config.precision), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             model = constructor(**kwargs)
         except ValueError as exc:  # Keras validates input sizes and weight files this way
             # its warnings (one per layer of a weights file of another architecture) say no more
-            raise FeatxError(f"Cannot build {spec.name}: {_first_line(exc)}") from exc
+            raise FeatxError(f"Cannot build {spec.name}: {first_line(exc)}") from exc
         except Exception as exc:  # Keras' get_file raises a bare Exception when a download fails
             if weights == "imagenet" and "URL fetch failure" in str(exc):
                 raise _download_error(spec.name, exc) from exc
@@ -88,7 +102,7 @@ def _load_custom(config: EmbedConfig):
             model = keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as exc:  # noqa: BLE001 - any loading failure is the file's fault here
         raise FeatxError(
-            f"{{param}}: {config.model_path!r} could not be loaded as a Keras model: {_first_line(exc)}",
+            f"{{param}}: {config.model_path!r} could not be loaded as a Keras model: {first_line(exc)}",
             param="backbone",
         ) from exc
     return _wrap_custom(keras, model, config)
@@ -106,7 +120,7 @@ def _wrap_custom(keras, model, config: EmbedConfig):
         outputs = model(inputs, training=False)
     except ValueError as exc:  # a fixed input size other than the one asked
         raise OptionError(f"{{param}} {config.input_size} does not fit {config.model_path!r}: "
-                          f"{_first_line(exc)[:200].rstrip('.')}. Give the size it takes, or omit {{param}}.",
+                          f"{first_line(exc)[:200].rstrip('.')}. Give the size it takes, or omit {{param}}.",
                           param="image_size") from None
     if len(outputs.shape) == 4:
         pool = keras.layers.GlobalAveragePooling2D if config.pooling == "avg" else keras.layers.GlobalMaxPooling2D

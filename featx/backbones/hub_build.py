@@ -40,11 +40,11 @@ def build_hub_backbone(config: EmbedConfig):
 def _build(keras, keras_hub, config: EmbedConfig):
     size = config.input_size
     if config.model_path is None:  # random weights (--weights none) of a curated entry
-        from featx.backend import _seeded
+        from featx.backend import seeded
 
         spec = get_hub_backbone(config.backbone.removeprefix("hub:"))
         family = spec.family
-        with _seeded(config.seed):
+        with seeded(config.seed):
             backbone = getattr(keras_hub.models, HUB_FAMILIES[family].backbone_class)(
                 **dict(spec.arch), image_shape=(size, size, 3))
             projection = keras.layers.Dense(spec.pooled_width, use_bias=False, name="featx_projection") \

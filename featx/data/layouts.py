@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
 from featx.errors import DatasetError, FeatxError, MissingFileError, OptionError
-from featx.data.images import IMAGE_EXTENSIONS, is_image_file, is_image_name
-from featx.data.records import _SPLIT_NAMES, _SPLIT_ORDER, LOOSE_FILES, Dataset, ImageRecord
+from featx.data.images import IMAGE_EXTENSIONS
+from featx.data.records import SPLIT_NAMES, SPLIT_ORDER, LOOSE_FILES, Dataset, ImageRecord
+from featx.data.walk import image_names, image_subfolders, real_file, relative_path, walk_images
 
 _EXPECTED = (
     "expected a folder of class subfolders, a folder of train/val/test folders holding class "
@@ -70,13 +71,13 @@ class _Found(NamedTuple):
 
 def _scan_folder(source: Path) -> Dataset:
     """Layouts (a), (b) and (d): which one is decided by the subfolders that hold images."""
-    subfolders = _image_subfolders(source)
+    subfolders = image_subfolders(source)
     if not subfolders:
-        loose = [source / name for name in _image_names(source)]
+        loose = [source / name for name in image_names(source)]
         if not loose:
             raise FeatxError(f"{source} contains no image files; {_EXPECTED}.")
         return _dataset(source, source, "unlabelled", (), [_Found(image, -1, "") for image in loose])
-    split_like = [name for name in subfolders if name.lower() in _SPLIT_NAMES]
+    split_like = [name for name in subfolders if name.lower() in SPLIT_NAMES]
     if len(split_like) == len(subfolders):
         return _scan_splits(source, subfolders)
     warnings = _left_out(source, "class folders")
@@ -84,7 +85,7 @@ def _scan_folder(source: Path) -> Dataset:
         warnings.append(_split_named_class(source, split_like, subfolders))
     fences = (os.path.realpath(source),)
     labelled = [_Found(image, label, "") for label, name in enumerate(subfolders)
-                for image in _walk_images(source / name, fences)]
+                for image in walk_images(source / name, fences)]
     return _dataset(source, source, "classes", tuple(subfolders), labelled, warnings)
 
 
@@ -92,7 +93,7 @@ def _split_named_class(source: Path, split_like: list[str], subfolders: list[str
     """The warning for one flat class folder named like a split; an error when the folders look
     like splits (two split names, or one holding class folders) mixed with folders that are not."""
     others = [name for name in subfolders if name not in split_like]
-    if len(split_like) > 1 or _image_subfolders(source / split_like[0]):
+    if len(split_like) > 1 or image_subfolders(source / split_like[0]):
         are, them = ("is not one", "it") if len(others) == 1 else ("are not splits", "them")
         raise DatasetError(
             f"In {source}, {_folders(split_like)} look like splits but {_folders(others)} {are}: "
@@ -115,7 +116,7 @@ def _folders(names: Sequence[str], most: int = 5) -> str:
 
 def _left_out(folder: Path, beside: str) -> list[str]:
     """A warning for the images lying directly in ``folder`` beside its ``beside``: no label, not used."""
-    names = _image_names(folder)
+    names = image_names(folder)
     if not names:
         return []
     examples = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
@@ -138,7 +139,7 @@ def collect_image_files(inputs: Sequence[str | os.PathLike]) -> list[Path]:
         path = Path(os.path.expanduser(os.fspath(item)))
         if path.is_dir():
             try:
-                candidates = [Path(p) for p in _walk_images(path)]
+                candidates = [Path(p) for p in walk_images(path)]
             except OSError as exc:
                 raise _unreadable(exc, path) from None
         elif path.is_file():
@@ -162,12 +163,12 @@ def _scan_splits(source: Path, split_names: Iterable[str]) -> Dataset:
     per_split = []
     for name in split_names:
         folder = source / name
-        class_images = {cls: list(_walk_images(folder / cls, fences)) for cls in _image_subfolders(folder)}
+        class_images = {cls: list(walk_images(folder / cls, fences)) for cls in image_subfolders(folder)}
         # A split folder with no class subfolders holds unlabelled images of that split.
-        loose = [] if class_images else [folder / f for f in _image_names(folder)]
+        loose = [] if class_images else [folder / f for f in image_names(folder)]
         if class_images:
             warnings += _left_out(folder, "class folders")
-        per_split.append((_SPLIT_NAMES[name.lower()], class_images, loose))
+        per_split.append((SPLIT_NAMES[name.lower()], class_images, loose))
     classes = tuple(sorted({cls for _, class_images, _ in per_split for cls in class_images}))
     found = []
     for split, class_images, loose in per_split:
@@ -197,7 +198,7 @@ def _scan_manifest(source: Path) -> Dataset:
     entries = []
     for line, row in rows:
         cell = {name: (row[i].strip() if i < len(row) else "") for name, i in column.items()}
-        split = _SPLIT_NAMES.get(cell.get("split", "").lower())
+        split = SPLIT_NAMES.get(cell.get("split", "").lower())
         if split is None:
             raise FeatxError(f"manifest {source} row {line}: unknown split {cell['split']!r}; "
                              "allowed: train, val, validation, test or empty.")
@@ -217,7 +218,7 @@ def _dataset(root: Path, source: Path, layout: str, classes: tuple[str, ...],
     """A Dataset of one record per file, sorted by split (train, val, test, none) then path."""
     found, doubles = _one_per_file(root, source, classes, found)
     records = [ImageRecord(path, f.label, f.split) for path, f in zip(_relatives(found, root), found)]
-    records.sort(key=lambda r: (_SPLIT_ORDER[r.split], r.path))
+    records.sort(key=lambda r: (SPLIT_ORDER[r.split], r.path))
     return Dataset(root, source, layout, classes, tuple(records), (*warnings, *doubles))
 
 
@@ -230,7 +231,7 @@ def _one_per_file(root: Path, source: Path, classes: tuple[str, ...],
     real_dirs: dict[str, tuple[str, frozenset[str] | None]] = {}
     kept, doubles = [], []
     for entry in found:
-        seen = first.setdefault(_real_file(entry.path, real_dirs), entry)
+        seen = first.setdefault(real_file(entry.path, real_dirs), entry)
         if seen is entry:
             kept.append(entry)
         elif (seen.label, seen.split) != (entry.label, entry.split):
@@ -242,11 +243,11 @@ def _one_per_file(root: Path, source: Path, classes: tuple[str, ...],
     if not doubles:
         return kept, []
     seen, entry = doubles[0]
-    name = _relative(entry.path, root)
+    name = relative_path(entry.path, root)
     if entry.row:
         example, outcome = f"{source} lists {name} on rows {seen.row} and {entry.row}", "used once"
     else:
-        example = f"{name} is the same file as {_relative(seen.path, root)} (a link)"
+        example = f"{name} is the same file as {relative_path(seen.path, root)} (a link)"
         outcome = "kept under both names, one vector twice"
     if len(doubles) == 1:
         return kept, [f"{example}: {outcome}."]
@@ -266,107 +267,18 @@ def _conflict(root: Path, source: Path, classes: tuple[str, ...], seen: _Found, 
 
     rule = "a file has one label and one split"
     if entry.row:
-        return (f"{source} lists {_relative(entry.path, root)} with {what(seen)} on row {seen.row} and "
+        return (f"{source} lists {relative_path(entry.path, root)} with {what(seen)} on row {seen.row} and "
                 f"with {what(entry)} on row {entry.row}; {rule}: keep one of the rows.")
-    return (f"{_relative(seen.path, root)} ({what(seen)}) and {_relative(entry.path, root)} "
+    return (f"{relative_path(seen.path, root)} ({what(seen)}) and {relative_path(entry.path, root)} "
             f"({what(entry)}) are the same file, reached twice through a link; {rule}: remove the link.")
 
 
-def _real_file(path: Path | str, real_dirs: dict[str, tuple[str, frozenset[str] | None]]) -> str:
-    """The real path of ``path`` (links resolved), resolving each folder and listing its links only
-    once (the listing says which names are links: no system call per file)."""
-    folder, name = os.path.split(path if isinstance(path, str) else os.path.abspath(path))
-    if folder not in real_dirs:
-        real = os.path.realpath(folder)
-        real_dirs[folder] = (real if real.endswith(os.sep) else real + os.sep, _links_in(folder))
-    real, links = real_dirs[folder]
-    full = real + name  # not os.path.join: this runs once per file of the dataset
-    is_link = os.path.islink(full) if links is None else name in links
-    return os.path.realpath(full) if is_link else full
-
-
-def _links_in(folder: str) -> frozenset[str] | None:
-    """The names of the symbolic links in ``folder``; None when it cannot be listed."""
-    try:
-        with os.scandir(folder) as entries:
-            return frozenset(e.name for e in entries if e.is_symlink())
-    except OSError:
-        return None
-
-
-def _relative(path: Path, root: Path) -> str:
-    """`path` relative to `root` with "/" separators, or absolute when it lies outside root."""
-    text, prefix = str(path), str(root).rstrip(os.sep) + os.sep
-    if os.sep == "/" and text.startswith(prefix):  # the common case, found by walking root: no relpath
-        rest = text[len(prefix):]
-        if rest and rest == os.path.normpath(rest) and not rest.startswith(os.pardir):
-            return rest
-    full = os.path.normpath(os.path.join(root, path))
-    relative = os.path.relpath(full, root)
-    if relative == os.pardir or relative.startswith(os.pardir + os.sep):
-        return Path(full).as_posix()
-    return Path(relative).as_posix()
-
-
 def _relatives(found: list[_Found], root: Path) -> list[str]:
-    """:func:`_relative` of every path found; a walked path under ``root`` (a str, absolute and
+    """:func:`relative_path` of every path found; a walked path under ``root`` (a str, absolute and
     normal) needs only a slice, which matters at millions of files."""
     prefix = str(root).rstrip(os.sep) + os.sep
     cut = len(prefix)
     return [f.path[cut:] if os.sep == "/" and isinstance(f.path, str) and f.path.startswith(prefix)
-            and len(f.path) > cut else _relative(f.path, root) for f in found]
+            and len(f.path) > cut else relative_path(f.path, root) for f in found]
 
 
-def _image_subfolders(folder: Path) -> list[str]:
-    """Sorted names of the visible subfolders of `folder` that hold an image at any depth."""
-    with os.scandir(folder) as entries:
-        names = sorted(e.name for e in entries if not e.name.startswith(".") and e.is_dir())
-    return [name for name in names if next(_walk_images(folder / name), None) is not None]
-
-
-def _image_names(folder: Path) -> list[str]:
-    """Names of the image files lying directly in `folder`."""
-    with os.scandir(folder) as entries:
-        # Every image-named entry that is not a folder is kept (broken links, FIFOs, devices too): the
-        # embedder reports those as skipped with the reason, rather than the scan leaving them out unsaid.
-        return sorted(e.name for e in entries if is_image_file(e.name) and not _is_dir(e))
-
-
-def _walk_images(folder: Path, fences: Sequence[str] = ()) -> Iterator[str]:
-    """Image files under `folder` in a stable order (paths as strings: a scan of millions builds
-    no Path objects); follows symlinks, not loops; skips hidden.
-
-    A folder that cannot be read raises OSError. A folder that resolves to one of ``fences`` (real
-    paths: the data folder, the split folders) or above one is a link back into the dataset, which
-    would read its images again under this class: a :class:`DatasetError`.
-    """
-    seen: set[str] = set()
-
-    def visit(dirpath: str) -> Iterator[str]:
-        real = os.path.realpath(dirpath)
-        if real in seen:
-            return
-        seen.add(real)
-        if any(fence == real or fence.startswith(real.rstrip(os.sep) + os.sep) for fence in fences):
-            raise DatasetError(
-                f"{dirpath} is a link to {real}, the data folder or a folder above it, so its images "
-                "would be read again under another class: remove the link, or move it out of the data folder."
-            )
-        with os.scandir(dirpath) as entries:  # an unreadable folder raises: never a silent gap
-            entries = sorted(entries, key=lambda e: e.name)
-        folders = [e.name for e in entries if not e.name.startswith(".") and _is_dir(e)]
-        prefix = dirpath if dirpath.endswith(os.sep) else dirpath + os.sep
-        # the directory listing says what is a file or a link: no stat per regular file
-        yield from (prefix + e.name for e in entries
-                    if is_image_name(e.name) and not _is_dir(e))  # not regular: skipped with its reason
-        for name in folders:  # symlinked folders are followed (loops are not)
-            yield from visit(os.path.join(dirpath, name))
-
-    yield from visit(os.fspath(folder))
-
-
-def _is_dir(entry: os.DirEntry) -> bool:
-    try:
-        return entry.is_dir()
-    except OSError:
-        return False

@@ -19,10 +19,9 @@ from datetime import datetime
 
 from featx.errors import DatasetError, FeatxError, MissingDependencyError, MissingFileError
 from featx.data.images import is_image_file
+from featx.data.records import SPLIT_NAMES, SPLIT_ORDER
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-_SPLIT_NAMES = {"train": "train", "val": "val", "validation": "val", "test": "test"}
-_SPLIT_ORDER = {"train": 0, "val": 1, "test": 2, "": 3}
 
 
 def is_url(data: object) -> bool:
@@ -98,14 +97,14 @@ def scan_url(url: str):
     elif depths == {2}:
         layout, classes = "classes", tuple(sorted({p[0] for p in parts.values()}))
         records = [ImageRecord(path, classes.index(p[0]), "") for path, p in parts.items()]
-    elif depths == {3} and all(p[0].lower() in _SPLIT_NAMES for p in parts.values()):
+    elif depths == {3} and all(p[0].lower() in SPLIT_NAMES for p in parts.values()):
         layout, classes = "splits", tuple(sorted({p[1] for p in parts.values()}))
-        records = [ImageRecord(path, classes.index(p[1]), _SPLIT_NAMES[p[0].lower()]) for path, p in parts.items()]
+        records = [ImageRecord(path, classes.index(p[1]), SPLIT_NAMES[p[0].lower()]) for path, p in parts.items()]
     else:
         raise DatasetError(
             f"{{param}} {url} holds images at several depths; expected images directly under it, in class "
             "folders, or in train/val/test folders holding class folders.", param="data")
-    records.sort(key=lambda r: (_SPLIT_ORDER[r.split], r.path))
+    records.sort(key=lambda r: (SPLIT_ORDER[r.split], r.path))
     root = Url(url)
     return Dataset(root, root, layout, classes, tuple(records))
 

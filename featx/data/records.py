@@ -6,15 +6,9 @@ from pathlib import Path
 
 
 SPLITS = ("train", "val", "test")  # the splits a dataset can have; "" is "no split given"
-
-
 LOOSE_FILES = "files"  # the layout of loose files: absolute paths, no labels, no split
-
-
-_SPLIT_NAMES = {"train": "train", "val": "val", "validation": "val", "test": "test", "": ""}
-
-
-_SPLIT_ORDER = {"train": 0, "val": 1, "test": 2, "": 3}
+SPLIT_NAMES = {"train": "train", "val": "val", "validation": "val", "test": "test", "": ""}  # folder or cell -> split
+SPLIT_ORDER = {"train": 0, "val": 1, "test": 2, "": 3}  # records are sorted by split, then path
 
 
 @dataclass(frozen=True)

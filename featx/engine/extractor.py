@@ -5,7 +5,7 @@ compiled function, so no caller can forget it or apply it twice. Batches always 
 shape (the last one is padded), so the function is traced once; ``model.predict`` in a loop would
 pay its per-call overhead on every batch. Each Keras backend compiles in its own way (below).
 
-On a GPU the batch size, when not given, is the largest that fits (from :data:`MAX_BATCH_SIZE`
+On a GPU the batch size, when not given, is the largest that fits (from :data:`LARGEST_AUTO_BATCH`
 down, halving on out-of-memory), and :meth:`FeatureExtractor.stream` copies the next batch to the
 device while the current one computes. The backbone runs at the configuration's ``precision``
 (a Keras dtype policy, only while it is built); its vectors are always returned as float32.
@@ -27,7 +27,8 @@ from featx.backbones.build import build_backbone
 
 T = TypeVar("T")
 CPU_BATCH_SIZE = 32  # on a CPU a larger batch is not faster, only uses more memory
-MAX_BATCH_SIZE = 512  # on a GPU: past this the backbone is no faster per image, the buffers only larger
+# The largest batch chosen on a GPU: past this the backbone is no faster per image, the buffers only larger.
+LARGEST_AUTO_BATCH = 512
 
 
 class FeatureExtractor:
@@ -100,7 +101,7 @@ class FeatureExtractor:
         return np.asarray(images, np.float32)
 
 
-def choose_batch_size(compiled: Callable[[int], T], largest: int = MAX_BATCH_SIZE) -> tuple[int, T]:
+def choose_batch_size(compiled: Callable[[int], T], largest: int = LARGEST_AUTO_BATCH) -> tuple[int, T]:
     """The largest batch size from ``largest`` down (halving) for which ``compiled(size)`` does not run
     out of device memory, and what it returned; any other error is raised as it is."""
     size = largest

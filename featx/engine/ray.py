@@ -36,6 +36,7 @@ from featx.errors import ClusterError, FeatxError, ImageDecodeError, MissingDepe
 from featx.options import RunOptions
 from featx.engine.extractor import CPU_BATCH_SIZE
 from featx.engine.pixels import NotAsPlannedError, load_planned
+from featx.errors import first_line
 
 # Not the embedding workers' 1: Ray Data fuses steps that ask for the same resources, and decoding
 # would then run inside the embedding actors, waiting for the backbone instead of running beside it.
@@ -145,7 +146,7 @@ def connect(ray, address: str | None) -> bool:
                  logging_level=logging.ERROR if quiet else logging.INFO, log_to_driver=not quiet,
                  configure_logging=True)
     except (ConnectionError, TimeoutError, RuntimeError) as exc:
-        raise ClusterError(f"Cannot reach the Ray cluster at {address} ({_first_line(exc)}); "
+        raise ClusterError(f"Cannot reach the Ray cluster at {address} ({first_line(exc)}); "
                            "check {param}.", param="address") from None
     return True
 
@@ -184,7 +185,7 @@ def _stream(ray, dataset, batch_size: int) -> Iterator[dict[str, np.ndarray]]:
         cause = _featx_cause(exc)
         if cause is not None:
             raise cause from None
-        raise FeatxError(f"The Ray engine failed: {_first_line(exc)}") from exc
+        raise FeatxError(f"The Ray engine failed: {first_line(exc)}") from exc
 
 
 _REMOTE_FEATX_ERROR = re.compile(r"^featx\.errors\.(\w+): (.+)$", re.MULTILINE)
@@ -207,11 +208,6 @@ def _featx_cause(exc: BaseException) -> FeatxError | None:
     return None
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def _runtime_env() -> dict:
     """The workers' environment: TensorFlow's C++ logs quiet, and the driver's fault-injection settings
     (:mod:`featx._faults`), which reach its workers as they reach its threads."""
@@ -232,7 +228,7 @@ def hash_on_ray(urls: list[str], address: str | None) -> list[bytes | str]:
     try:
         return [digest for chunk in ray.get(chunks) for digest in chunk]
     except ray.exceptions.RayError as exc:
-        raise _featx_cause(exc) or FeatxError(f"The Ray engine failed: {_first_line(exc)}") from None
+        raise _featx_cause(exc) or FeatxError(f"The Ray engine failed: {first_line(exc)}") from None
 
 
 def _hash_chunk(urls: list[str]) -> list[bytes | str]:

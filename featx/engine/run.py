@@ -22,12 +22,10 @@ import numpy as np
 from featx._faults import crash_point
 from featx._versions import recorded_versions
 from featx.data.augment import ViewRecipe
-from featx.backbones.applications import get_backbone
+from featx.backbones.build import known_feature_dim
 from featx.cache.locate import cache_path_for
-from featx.cache.lock import cache_lock
-from featx.cache.append import commit, plan_segments
 from featx.cache.shards import shard_backends, shard_width, write_shard
-from featx.cache.store import CacheIndex, remove_stale_temporaries
+from featx.cache.store import CacheIndex
 from featx.cache.tables import ID_DTYPE, SkipTable, id_column, str_column
 from featx.config import EmbedConfig
 from featx.data.records import LOOSE_FILES, Dataset
@@ -42,7 +40,7 @@ from featx.engine.pixels import NotAsPlannedError
 from featx.engine.views import check_views_engine, update_views
 from featx.features.reports import EmbedReport
 from featx.engine.executor import Executor, LocalExecutor, SharedLocalExecutor
-from featx.cache.append import changed_index, committed_work, unwritable
+from featx.engine.commit import locked_run, plan_run
 
 ProgressCallback = Callable[[int], None]
 
@@ -107,9 +105,7 @@ def embed_into_cache(
     # refused before any pixel is allocated (with no batch size given: the CPU default, the least a run uses)
     check_batch_memory(run.batch_size or CPU_BATCH_SIZE, config.input_size)
     started = time.perf_counter()
-    with cache_lock(cache_path, wait=wait, on_wait=on_wait, read_only_ok=True) as writable:
-        if writable:
-            remove_stale_temporaries(cache_path)
+    with locked_run(cache_path, wait=wait, on_wait=on_wait) as writable:
         report = _update(dataset, config, cache_path, run, progress, extractor, executor, writable)
     report.seconds = time.perf_counter() - started
     return report
@@ -130,9 +126,8 @@ def _update(dataset: Dataset, config: EmbedConfig, cache_path: Path, run: RunOpt
     images, unreadable = index_files(dataset.root, dataset.records, index.images if index else None,
                                      run.decode_workers, files=_object_files(dataset, run))
     feature_dim = _known_width(index, config, cache_path)
-    plan = plan_segments(index, feature_dim)
-    have, failed_ids = committed_work(index, plan, cache_path, fingerprint, feature_dim)
-    reused_ids = have.copy()
+    plan = plan_run(cache_path, index, fingerprint, feature_dim, writable)
+    have, failed_ids = plan.have, plan.failed
     not_as_planned: dict[bytes, str] = {}  # read but not decoded this run: says nothing of the content
 
     todo: dict[bytes, Path] = {}
@@ -142,9 +137,8 @@ def _update(dataset: Dataset, config: EmbedConfig, cache_path: Path, run: RunOpt
     crash_point("planned")
 
     embedded: set[bytes] = set()
-    if todo and not writable:
-        raise unwritable(cache_path, f"{len(todo)} image(s) need embedding")
     if todo:
+        plan.require_writable(f"{len(todo)} image(s) need embedding")
         advance = progress(len(todo)) if progress else None
         executor = executor or executor_for(config, run, extractor, planned=len(todo))
         tell = _with_workers(advance, executor)
@@ -170,7 +164,7 @@ def _update(dataset: Dataset, config: EmbedConfig, cache_path: Path, run: RunOpt
                          warnings=warnings)
     skipped_rows = [(p, b"", r) for p, r in unreadable]
     for row, (path, content_id) in enumerate(zip(images.path, images.id.tolist())):
-        if content_id in reused_ids:
+        if content_id in plan.reused:
             report.reused += 1
         elif content_id in have:
             report.embedded += 1
@@ -191,12 +185,10 @@ def _update(dataset: Dataset, config: EmbedConfig, cache_path: Path, run: RunOpt
         id=np.asarray([i for _, i, _ in skipped_rows], dtype=ID_DTYPE),
         reason=str_column(r for _, _, r in skipped_rows),
     )
-    if changed_index(index, plan, cache_path, images, skipped, list(dataset.classes), str(dataset.root)):
-        if not writable:
-            raise unwritable(cache_path, "the dataset changed since the cache was written")
-        attrs = {**_attrs(dataset, config, feature_dim), "backends": json.dumps(_backends(index, cache_path, config))}
-        commit(cache_path, index, plan, attrs=attrs, classes=list(dataset.classes),
-               images=images, skipped=skipped, feature_dim=feature_dim, dtype=dtype, embedded=embedded)
+    plan.commit_if_changed(
+        images=images, skipped=skipped, classes=list(dataset.classes), root=str(dataset.root),
+        attrs=lambda: {**_attrs(dataset, config, feature_dim), "backends": json.dumps(_backends(index, cache_path, config))},
+        feature_dim=feature_dim, dtype=dtype, embedded=embedded, why="the dataset changed since the cache was written")
     return report
 
 
@@ -236,8 +228,9 @@ def _check_same_dataset(index: CacheIndex | None, cache_path: Path, dataset: Dat
 def _known_width(index: CacheIndex | None, config: EmbedConfig, cache_path: Path) -> int:
     """The vector width, known without building the backbone: from the backbone table, the
     committed cache, or the shards a killed first run left (0 when only the backbone can tell)."""
-    if not (config.is_custom or config.is_hub):
-        return get_backbone(config.backbone).feature_dim
+    known = known_feature_dim(config)
+    if known is not None:
+        return known
     if index is not None and int(index.attrs.get("feature_dim", 0)) > 0:
         return int(index.attrs["feature_dim"])
     return shard_width(cache_path, config.fingerprint)

@@ -24,12 +24,10 @@ import numpy as np
 
 from featx._versions import recorded_versions
 from featx.data.augment import ViewRecipe, make_view
-from featx.cache.append import commit, plan_segments
 from featx.cache.locate import views_cache_path
-from featx.cache.lock import cache_lock
 from featx.cache.schema import VIEWS_KIND
 from featx.cache.shards import write_shard
-from featx.cache.store import CacheIndex, remove_stale_temporaries
+from featx.cache.store import CacheIndex
 from featx.cache.tables import ImageTable, SkipTable, id_column
 from featx.config import EmbedConfig
 from featx.errors import CacheError, OptionError
@@ -37,6 +35,7 @@ from featx.features.reports import SkippedImage
 from featx.data.objectstore import Url
 from featx.options import RunOptions
 from featx.features.reports import ViewsReport
+from featx.engine.commit import locked_run, plan_run
 
 
 def check_views_engine(recipe: ViewRecipe, run: RunOptions) -> None:
@@ -69,7 +68,7 @@ def update_views(cache_path: Path, root: Path | Url, config: EmbedConfig, recipe
     drop those of images gone. An ``executor`` (a :class:`featx.engine.executor.LocalExecutor`, or one
     shared with the plain run) or an ``extractor`` already built may be passed in."""
     from featx.engine.executor import LocalExecutor
-    from featx.cache.append import changed_index, committed_work, unwritable
+    from featx.cache.append import unwritable
 
     started = time.perf_counter()
     plain = CacheIndex.read(cache_path)
@@ -82,34 +81,26 @@ def update_views(cache_path: Path, root: Path | Url, config: EmbedConfig, recipe
         path.parent.mkdir(exist_ok=True)
     except OSError as exc:
         raise unwritable(path, f"the views need the folder {path.parent} ({exc.strerror or exc})") from None
-    with cache_lock(path, wait=wait, on_wait=on_wait, read_only_ok=True) as writable:
-        if writable:
-            remove_stale_temporaries(path)
+    with locked_run(path, wait=wait, on_wait=on_wait) as writable:
         index = CacheIndex.read(path) if path.exists() else None
         if index is not None and index.fingerprint != fingerprint:
             raise CacheError(f"{path} holds other views (fingerprint {index.fingerprint}, its name says {fingerprint}); "
                              "delete it and re-run 'featx embed --views'.")
-        plan = plan_segments(index, width)
-        have, _ = committed_work(index, plan, path, fingerprint, width)
-        reused = have.copy()
-        needs, todo = _missing(wanted, image_ids, have, root)
-        if todo and not writable:
-            raise unwritable(path, f"{sum(map(len, needs.values()))} view(s) need embedding")
+        plan = plan_run(path, index, fingerprint, width, writable)
+        needs, todo = _missing(wanted, image_ids, plan.have, root)
         if todo:
+            plan.require_writable(f"{sum(map(len, needs.values()))} view(s) need embedding")
             executor = executor or LocalExecutor(config, run, extractor, planned=len(todo))
             done, failed = _embed_views(path, fingerprint, todo, needs, recipe, executor, run.decode_workers, progress)
-            have |= done
+            plan.have |= done
             report.failed = [SkippedImage(str(todo[i]), reason) for i, reason in failed.items()]
-        table = wanted.take(np.asarray([vid in have for vid in wanted.id.tolist()], dtype=bool))
-        report.embedded = int(sum(vid not in reused for vid in table.id.tolist()))
+        table = wanted.take(np.asarray([vid in plan.have for vid in wanted.id.tolist()], dtype=bool))
+        report.embedded = int(sum(vid not in plan.reused for vid in table.id.tolist()))
         report.reused = len(table) - report.embedded
-        skipped = SkipTable.empty()
-        if changed_index(index, plan, path, table, skipped, plain.classes, str(plain.attrs.get("root", ""))):
-            if not writable:
-                raise unwritable(path, "the training images changed since the views were embedded")
-            commit(path, index, plan, attrs=_attrs(plain, recipe, fingerprint, width), classes=list(plain.classes),
-                   images=table, skipped=skipped, feature_dim=width, dtype=plain.dtype,
-                   embedded=set(table.id.tolist()) - reused)
+        plan.commit_if_changed(
+            images=table, skipped=SkipTable.empty(), classes=list(plain.classes), root=str(plain.attrs.get("root", "")),
+            attrs=lambda: _attrs(plain, recipe, fingerprint, width), feature_dim=width, dtype=plain.dtype,
+            embedded=set(table.id.tolist()) - plan.reused, why="the training images changed since the views were embedded")
     report.seconds = time.perf_counter() - started
     return report
 

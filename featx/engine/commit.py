@@ -1,0 +1,69 @@
+"""The sequence every embed run follows, plain vectors and views alike.
+
+Lock the cache (:func:`locked_run`), plan from what is committed and what shards a killed run left
+(:func:`plan_run`), embed only the rest (each batch a shard: the caller's loop), then commit a new
+segment and index only when something changed (:meth:`RunPlan.commit_if_changed`). One run at a
+time holds a cache; a read-only cache serves every run that has nothing to write.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from featx.cache.append import SegmentPlan, changed_index, commit, committed_work, plan_segments, unwritable
+from featx.cache.lock import cache_lock
+from featx.cache.store import CacheIndex, remove_stale_temporaries
+from featx.cache.tables import ImageTable, SkipTable
+
+
+@contextlib.contextmanager
+def locked_run(path: Path, *, wait: bool = True, on_wait: Callable[[str], None] | None = None) -> Iterator[bool]:
+    """Hold the lock of the cache at ``path`` for one run; yields whether the run may write there
+    (its own leftover temporaries are removed first)."""
+    with cache_lock(path, wait=wait, on_wait=on_wait, read_only_ok=True) as writable:
+        if writable:
+            remove_stale_temporaries(path)
+        yield writable
+
+
+@dataclass
+class RunPlan:
+    """What a run starts from: the committed index, which of its segments to trust, and the ids
+    that already have a vector (``have``, committed or in shards) or are known not to decode."""
+
+    path: Path
+    fingerprint: str
+    writable: bool
+    index: CacheIndex | None
+    segments: SegmentPlan
+    have: set[bytes]
+    failed: dict[bytes, str]
+    reused: frozenset[bytes]  # ``have`` before this run embedded anything
+
+    def require_writable(self, why: str) -> None:
+        """Refuse, before any work, a run that must write where it cannot."""
+        if not self.writable:
+            raise unwritable(self.path, why)
+
+    def commit_if_changed(self, *, images: ImageTable, skipped: SkipTable, classes: list[str], root: str,
+                          attrs: Callable[[], dict[str, object]], feature_dim: int, dtype: str,
+                          embedded: set[bytes], why: str) -> bool:
+        """Commit ``images`` and ``skipped`` (one new segment, then the index) unless the committed
+        index already says exactly that; ``why`` names what changed for a read-only cache's error."""
+        if not changed_index(self.index, self.segments, self.path, images, skipped, classes, root):
+            return False
+        self.require_writable(why)
+        commit(self.path, self.index, self.segments, attrs=attrs(), classes=classes, images=images,
+               skipped=skipped, feature_dim=feature_dim, dtype=dtype, embedded=embedded)
+        return True
+
+
+def plan_run(path: Path, index: CacheIndex | None, fingerprint: str, width: int, writable: bool) -> RunPlan:
+    """The plan of a run on ``path`` under ``fingerprint`` with vectors ``width`` wide (0 while
+    only the backbone can tell)."""
+    segments = plan_segments(index, width)
+    have, failed = committed_work(index, segments, path, fingerprint, width)
+    return RunPlan(path, fingerprint, writable, index, segments, have, failed, frozenset(have))
