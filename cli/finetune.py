@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from featx.cli.app import BackendOption, app, handle_errors, info, print_json
+from featx.cli.app import EXIT_USAGE, BackendOption, app, fail, handle_errors, info, print_json
+from featx.data.augment import AUGMENTATIONS, FINE_TUNE_AUGMENT
 
 
 @app.command("fine-tune")
@@ -22,7 +23,11 @@ def fine_tune_command(
     epochs: Annotated[int, typer.Option(help="Most epochs (early stopping on validation loss).")] = 10,
     learning_rate: Annotated[float, typer.Option("--learning-rate", help="Adam's learning rate.")] = 1e-5,
     batch_size: Annotated[int, typer.Option("--batch-size")] = 16,
-    no_augment: Annotated[bool, typer.Option("--no-augment", help="No random flips and crops.")] = False,
+    augment: Annotated[str | None, typer.Option(
+        help=f"Augmentations of the training images, comma-separated: {', '.join(AUGMENTATIONS)} (default: "
+             f"{FINE_TUNE_AUGMENT}; '' for none).", show_default=False,
+    )] = None,
+    no_augment: Annotated[bool, typer.Option("--no-augment", help="No augmentation (--augment '').")] = False,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="The .keras file to write.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for shuffling and augmentation.")] = 0,
     backend: BackendOption = None,
@@ -31,9 +36,12 @@ def fine_tune_command(
     """Fine-tune the top of the backbone end to end, starting from HEAD; resumes a killed run."""
     from featx.model.finetune import fine_tune
 
+    if no_augment and augment is not None:
+        raise fail("--no-augment and --augment both say which augmentations to use; give one.", EXIT_USAGE)
+    augment = "" if no_augment else FINE_TUNE_AUGMENT if augment is None else augment
     report = fine_tune(head, data=data, unfreeze=unfreeze, epochs=epochs, learning_rate=learning_rate,
-                       batch_size=batch_size, augment=not no_augment, output=output, seed=seed,
-                       backend=backend,                        verbose=0 if as_json else 2)
+                       batch_size=batch_size, augment=augment, output=output, seed=seed, backend=backend,
+                       verbose=0 if as_json else 2)
     if as_json:
         print_json(report.to_dict())
         return

@@ -87,8 +87,14 @@ def test_fine_tune_arguments(calls, tmp_path):
     head, kwargs = calls["fine_tune"]
     assert head == tmp_path / "head"
     assert {k: kwargs[k] for k in ("unfreeze", "epochs", "learning_rate", "batch_size", "augment", "output", "seed")} \
-        == {"unfreeze": "0.5", "epochs": 3, "learning_rate": 1e-4, "batch_size": 4, "augment": False,
+        == {"unfreeze": "0.5", "epochs": 3, "learning_rate": 1e-4, "batch_size": 4, "augment": "",
             "output": tmp_path / "m.keras", "seed": 2}
+    assert invoke("fine-tune", tmp_path / "head", "--augment", "", "--json").exit_code == 0
+    assert calls["fine_tune"][1]["augment"] == ""  # the same call as --no-augment
+    assert invoke("fine-tune", tmp_path / "head", "--augment", "crop,jitter", "--json").exit_code == 0
+    assert calls["fine_tune"][1]["augment"] == "crop,jitter"
+    assert invoke("fine-tune", tmp_path / "head", "--json").exit_code == 0
+    assert calls["fine_tune"][1]["augment"] == "flip,crop"
 
 
 def test_library_errors_come_back_as_the_commands_flags(monkeypatch):

@@ -14,7 +14,7 @@ from sklearn.datasets import make_blobs
 
 import featx
 from featx.config import fingerprint_of
-from featx.errors import FeatxError
+from featx.errors import FeatxError, OptionError, OptionTypeError
 from featx.features.vectors import Features
 from featx.heads import fit_head
 
@@ -137,7 +137,7 @@ def test_fine_tune_trains_the_top_and_keeps_the_bottom_and_batchnorm(workspace):
     root, _, features, heads = workspace
     frozen = keras.saving.load_model(root / "tiny.keras")
     report = fine_tune(heads["keras"], unfreeze=3, epochs=3, learning_rate=1e-2, batch_size=8,
-                       output=root / "ft.keras", augment=False, patience=5)
+                       output=root / "ft.keras", augment="", patience=5)
     model = keras.saving.load_model(report.model_path, safe_mode=True)
 
     for before, after in zip(_weights(frozen, "conv_bottom"), _weights(model, "conv_bottom")):
@@ -198,7 +198,7 @@ def test_a_resume_folder_of_another_head_or_other_options_is_not_resumed(workspa
 
     root, _, _, heads = workspace
     out = root / "shared.keras"
-    options = dict(unfreeze=2, learning_rate=1e-3, batch_size=8, augment=False, output=out, patience=10)
+    options = dict(unfreeze=2, learning_rate=1e-3, batch_size=8, augment="", output=out, patience=10)
     _interrupted_fine_tune(heads["keras"], monkeypatch, epochs=3, **options)
     assert (root / "shared.keras.training").is_dir()
     report = fine_tune(heads["logreg"], epochs=1, **options)  # not the keras head's weights, nor a crash
@@ -210,6 +210,87 @@ def test_a_resume_folder_of_another_head_or_other_options_is_not_resumed(workspa
     assert report.resumed_from_epoch == 0 and "learning_rate" in report.fresh_start
     assert len(report.history["loss"]) == 2
 
+
+
+def test_augment_is_a_recipe_string_and_the_old_bool_is_refused_by_name(workspace):
+    from featx.model.finetune import fine_tune
+
+    root, _, _, heads = workspace
+    for value in (True, False):
+        with pytest.raises(OptionTypeError, match=r"^The 'augment' parameter takes a recipe of augmentations, like "
+                                                  r"'flip,crop' \(the default\), or '' for none; got bool " + str(value)):
+            fine_tune(heads["logreg"], augment=value, output=root / "bool.keras")
+    with pytest.raises(OptionError, match=r"^The 'augment' parameter must name one or more of flip, vflip, crop, "
+                                          r"jitter \(comma-separated\); got 'flip,rotate'\.$") as raised:
+        fine_tune(heads["logreg"], augment="flip,rotate", output=root / "bool.keras")
+    assert raised.value.param == "augment" and not (root / "bool.keras.training").exists()
+
+
+def test_training_batches_are_the_images_augmented_by_the_recipe_and_seeded(workspace):
+    from featx.data.images import load_image
+    from featx.model.trainingdata import image_dataset, split_images
+
+    _, _, _, heads = workspace
+    config = heads["logreg"].embed_config()
+    train = split_images(heads["logreg"])["train"]
+    plain = np.stack([load_image(path, (SIZE, SIZE), config.resize) for path in train.paths])
+
+    def batches(augment, seed=0):
+        dataset = image_dataset(train, config, 8, shuffle=False, augment=augment, seed=seed)
+        return np.concatenate([dataset[i][0] for i in range(len(dataset))])
+
+    np.testing.assert_array_equal(batches(""), plain)
+    flipped = batches("flip")
+    assert flipped.dtype == np.float32 and flipped.shape == plain.shape
+    mirrored = [not np.array_equal(f, p) for f, p in zip(flipped, plain)]
+    assert 0 < sum(mirrored) < len(plain)
+    for f, p, m in zip(flipped, plain, mirrored):
+        np.testing.assert_array_equal(f, p[:, ::-1] if m else p)  # a flip, nothing else
+    np.testing.assert_array_equal(batches("flip"), flipped)  # same seed, same batches
+    assert not np.array_equal(batches("flip", seed=1), flipped)
+    cropped = batches("crop,flip")
+    assert cropped.shape == plain.shape and not np.array_equal(cropped, flipped)  # cropped, resized back
+
+
+def test_no_augment_and_an_empty_recipe_are_the_same_run(workspace, monkeypatch):
+    from featx.cli import app
+    from typer.testing import CliRunner
+
+    root, _, _, heads = workspace
+    out = root / "plain.keras"
+    common = ["fine-tune", str(heads["logreg"].path), "--epochs", "2", "--unfreeze", "1", "--batch-size", "8",
+              "-o", str(out), "--json"]
+
+    def crash(name):
+        raise KeyboardInterrupt(name)
+
+    with monkeypatch.context() as patch:
+        patch.setattr("featx.model.finetune.crash_point", crash)
+        assert CliRunner().invoke(app, common + ["--no-augment"]).exit_code == 130
+    assert json.loads((root / "plain.keras.training" / "run.json").read_text())["options"]["augment"] == ""
+    result = CliRunner().invoke(app, common + ["--augment", ""])  # the run --no-augment started, resumed
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["resumed_from_epoch"] == 1 and report["fresh_start"] == "" and len(report["history"]["loss"]) == 2
+    result = CliRunner().invoke(app, common + ["--no-augment", "--augment", "flip"])
+    assert result.exit_code == 2 and result.stderr.strip() == (
+        "error: --no-augment and --augment both say which augmentations to use; give one.")
+    result = CliRunner().invoke(app, common + ["--augment", "rotate"])
+    assert result.exit_code == 2 and result.stderr.strip() == (
+        "error: --augment must name one or more of flip, vflip, crop, jitter (comma-separated); got 'rotate'.")
+
+
+def test_a_resume_folder_recorded_with_the_old_bool_augment_starts_afresh(tmp_path):
+    from featx.model.finetune import RUN_FILE, _claim
+
+    work = tmp_path / "m.keras.training"
+    run = {"head": "h", "head_name": "h", "options": {"augment": "flip,crop", "seed": 0}, "images": {"train": 4}}
+    work.mkdir()
+    (work / "epochs.json").write_text("{}")
+    (work / RUN_FILE).write_text(json.dumps({**run, "options": {"augment": True, "seed": 0}}))
+    reason = _claim(work, run)
+    assert "augment True, now 'flip,crop'" in reason and "started afresh" in reason
+    assert not (work / "epochs.json").exists() and json.loads((work / RUN_FILE).read_text()) == run
 
 @pytest.mark.parametrize("kind", ["keras", "logreg", "svm"])
 def test_exported_model_equals_featx_predict(workspace, kind):
@@ -314,7 +395,7 @@ def test_export_of_a_fine_tuned_model_and_other_formats(workspace):
     from featx.data.images import decode_rgb, load_image
 
     root, data, _, heads = workspace
-    tuned = fine_tune(heads["svm"], epochs=1, unfreeze=2, output=root / "svm-ft.keras", augment=True).model_path
+    tuned = fine_tune(heads["svm"], epochs=1, unfreeze=2, output=root / "svm-ft.keras", augment="flip,crop").model_path
     classifier = keras.saving.load_model(tuned, safe_mode=True)
     image = sorted((data / "val").rglob("*.png"))[0]
     expected = np.asarray(classifier(load_image(image, (SIZE, SIZE))[None]))[0]

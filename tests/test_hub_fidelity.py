@@ -239,7 +239,7 @@ def test_fine_tune_trains_the_top_transformer_block_and_its_backbone_embeds_agai
     features = featx.embed(root / "images", folder, cache=tmp_path / "cache")
     head = featx.fit_head(features, "logreg", test_size=0.5)
     report = featx.fine_tune(head, data=root / "images", output=tmp_path / "tuned.keras", epochs=1, unfreeze=1,
-                             batch_size=6, learning_rate=1e-3, augment=False)
+                             batch_size=6, learning_rate=1e-3, augment="")
     assert report.unfrozen_layers == 1  # of the 2 transformer blocks; the final LayerNorm came with it
     tuned = featx.embed(root / "images", str(report.backbone_path), cache=tmp_path / "cache")
     before, after = features.X[np.argsort(features.paths)], tuned.X[np.argsort(tuned.paths)]

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import featx
-from featx.data.augment import AUGMENTATIONS, ViewRecipe, make_view, view_id
+from featx.data.augment import AUGMENTATIONS, ViewRecipe, augment_image, make_view, view_id
 from featx.cache.delete import delete_cache
 from featx.cache.catalog import summarize
 from featx.cache.locate import views_caches, views_dir
@@ -77,6 +77,17 @@ def test_a_view_is_a_function_of_its_image_and_its_id_alone():
     assert 0 <= first.min() and first.max() <= 255
     assert view_id(b"a" * 64, "f", 0) != view_id(b"b" * 64, "f", 0) != view_id(b"a" * 64, "g", 0)
 
+
+
+def test_a_view_is_its_recipe_applied_by_augment_image_with_the_generator_its_id_seeds():
+    image = pixels((32, 24), seed=4).astype(np.float32)
+    recipe = ViewRecipe(1, "jitter,crop,flip")
+    seed_id = view_id(b"d" * 64, "f", 3)
+    rng = np.random.default_rng(int.from_bytes(bytes.fromhex(seed_id.decode())[:8], "little"))
+    assert np.array_equal(make_view(image, recipe, seed_id), augment_image(image, "flip,crop,jitter", rng))
+    assert augment_image(image, "", np.random.default_rng(0)) is image  # "": no augmentation
+    with pytest.raises(OptionError, match="The 'augment' parameter must name one or more of flip, vflip, crop"):
+        augment_image(image, "flip,spin", np.random.default_rng(0))
 
 def test_each_augmentation_changes_what_it_says_and_nothing_else():
     image = pixels((24, 32), seed=5).astype(np.float32)

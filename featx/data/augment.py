@@ -5,7 +5,8 @@ float32 RGB 0-255) transformed by every augmentation of a :class:`ViewRecipe`, i
 with random draws seeded by the view's id alone (the image's content id, the recipe, the view
 number): view ``k`` of an image is the same pixels on any machine, in any batch and run, under any
 backbone. That is what lets a views cache grow with new images and new views without recomputing
-the old ones. Nothing here imports Keras.
+the old ones. Fine-tuning augments its training batches with the same :func:`augment_image`, drawing
+from its own seeded generator. Nothing here imports Keras.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ def _jitter(pixels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 # One entry per augmentation; a recipe applies its names in this order.
 AUGMENTATIONS: dict[str, Augmentation] = {"flip": _flip, "vflip": _vflip, "crop": _crop, "jitter": _jitter}
 DEFAULT_AUGMENT = "flip,crop,jitter"
+FINE_TUNE_AUGMENT = "flip,crop"  # fine-tuning's default: the random crop and flip it always had
 RECIPE_VERSION = 1  # bump when an augmentation's arithmetic changes: old views then no longer match
 
 
@@ -87,15 +89,7 @@ class ViewRecipe:
     @property
     def names(self) -> tuple[str, ...]:
         """The augmentations, in registry order (so ``"jitter,crop"`` is the recipe ``"crop,jitter"``)."""
-        if not isinstance(self.augment, str):
-            raise OptionTypeError(f"{{param}} must be a comma-separated string of augmentations; got "
-                                  f"{self.augment!r:.60}.", param="augment")
-        names = {name.strip() for name in self.augment.split(",") if name.strip()}
-        unknown = sorted(names - AUGMENTATIONS.keys())
-        if unknown or not names:
-            raise OptionError(f"{{param}} must name one or more of {', '.join(AUGMENTATIONS)} (comma-separated); "
-                              f"got {self.augment!r}.", param="augment")
-        return tuple(name for name in AUGMENTATIONS if name in names)
+        return _recipe_names(self.augment, allow_none=False)
 
     def identity(self) -> dict[str, object]:
         """What changes the pixels of a view (not how many views there are)."""
@@ -130,7 +124,29 @@ def view_id(content_id: bytes, recipe_key: str, view: int) -> bytes:
 def make_view(pixels: np.ndarray, recipe: ViewRecipe, seed_id: bytes) -> np.ndarray:
     """One view of ``pixels`` (H, W, 3 float32), its random draws seeded by ``seed_id`` (its view id)."""
     rng = np.random.default_rng(int.from_bytes(bytes.fromhex(seed_id.decode())[:8], "little"))
-    out = pixels
-    for name in recipe.names:
-        out = AUGMENTATIONS[name](out, rng)
-    return np.ascontiguousarray(out, dtype=np.float32)
+    return np.ascontiguousarray(augment_image(pixels, recipe.augment, rng), dtype=np.float32)
+
+
+def augment_image(pixels: np.ndarray, augment: str, rng: np.random.Generator) -> np.ndarray:
+    """``pixels`` (H, W, 3 float32) through every augmentation the recipe ``augment`` names, in
+    registry order, drawing from ``rng``; ``""`` leaves them as they are. The one place augmentations
+    are applied, so cached views and fine-tuning batches are augmented alike."""
+    for name in _recipe_names(augment, allow_none=True):
+        pixels = AUGMENTATIONS[name](pixels, rng)
+    return pixels
+
+
+def _recipe_names(augment: str, *, allow_none: bool) -> tuple[str, ...]:
+    """The augmentations ``augment`` names, in registry order; unknown names are refused, and so is
+    an empty recipe unless ``allow_none`` (then only ``""`` itself, meaning no augmentation)."""
+    if not isinstance(augment, str):
+        raise OptionTypeError(f"{{param}} must be a comma-separated string of augmentations; got "
+                              f"{augment!r:.60}.", param="augment")
+    if allow_none and augment == "":
+        return ()
+    names = {name.strip() for name in augment.split(",") if name.strip()}
+    unknown = sorted(names - AUGMENTATIONS.keys())
+    if unknown or not names:
+        raise OptionError(f"{{param}} must name one or more of {', '.join(AUGMENTATIONS)} (comma-separated); "
+                          f"got {augment!r}.", param="augment")
+    return tuple(name for name in AUGMENTATIONS if name in names)

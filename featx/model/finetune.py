@@ -21,7 +21,8 @@ import numpy as np
 
 from featx._faults import crash_point
 from featx.backend import import_keras, set_random_seed
-from featx.errors import FeatxError, OptionError
+from featx.data.augment import FINE_TUNE_AUGMENT, ViewRecipe
+from featx.errors import FeatxError, OptionError, OptionTypeError
 from featx.model.build import build_classifier
 from featx.backbones.unfreeze import leaf_layers
 from featx.model.file import write_metadata
@@ -57,7 +58,7 @@ def fine_tune(
     epochs: int = 10,
     learning_rate: float = 1e-5,
     batch_size: int = 16,
-    augment: bool = True,
+    augment: str = FINE_TUNE_AUGMENT,
     output: str | os.PathLike | None = None,
     patience: int = 3,
     seed: int = 0,
@@ -66,7 +67,9 @@ def fine_tune(
 ) -> FineTuneReport:
     """Fine-tune ``head`` (a fitted Head or its folder) with its backbone and save a .keras model.
 
-    ``backend`` is the Keras backend to train on (default ``$KERAS_BACKEND``, else tensorflow)."""
+    ``augment`` is the recipe of augmentations for training images, as ``featx.embed`` takes it
+    (:data:`featx.data.augment.AUGMENTATIONS` names, comma-separated; ``""`` for none). ``backend``
+    is the Keras backend to train on (default ``$KERAS_BACKEND``, else tensorflow)."""
     from featx.heads.store import load_head
 
     started = time.perf_counter()
@@ -77,6 +80,7 @@ def fine_tune(
     if learning_rate <= 0:
         raise OptionError(f"{{param}} must be above 0; got {learning_rate!r}.", param="learning_rate")
     parse_unfreeze(unfreeze, 1)  # a bad value is reported before anything is built
+    augment = _augment_recipe(augment)
     keras = import_keras(backend)
     config = head.embed_config()
     model_path = Path(output) if output else _default_output(head)
@@ -99,11 +103,11 @@ def fine_tune(
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
 
-    datasets = {name: image_dataset(split, config, batch_size, shuffle=False, augment=False)
+    datasets = {name: image_dataset(split, config, batch_size, shuffle=False)
                 for name, split in images.items() if len(split) and name != "train"}
     train = image_dataset(images["train"], config, batch_size, shuffle=True, augment=augment, seed=seed)
     before = {name: _evaluate(model, ds) for name, ds in {"train": image_dataset(
-        images["train"], config, batch_size, shuffle=False, augment=False), **datasets}.items()}
+        images["train"], config, batch_size, shuffle=False), **datasets}.items()}
 
     work = model_path.with_name(model_path.name + ".training")
     run = _run_record(head, images, {"unfreeze": str(unfreeze), "learning_rate": learning_rate,
@@ -122,7 +126,7 @@ def fine_tune(
                         shuffle=False, verbose=verbose)  # the pipeline shuffles, seeded per epoch
     best.restore(model)
     after = {name: _evaluate(model, ds) for name, ds in {"train": image_dataset(
-        images["train"], config, batch_size, shuffle=False, augment=False), **datasets}.items()}
+        images["train"], config, batch_size, shuffle=False), **datasets}.items()}
 
     report = FineTuneReport(
         model_path=model_path,
@@ -147,6 +151,15 @@ def fine_tune(
     shutil.rmtree(work, ignore_errors=True)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _augment_recipe(augment: str) -> str:
+    """``augment`` normalised as ViewRecipe normalises it (``""`` stays: no augmentation); a bool,
+    which this option was before it took a recipe, is refused with what to pass instead."""
+    if not isinstance(augment, str):
+        raise OptionTypeError(f"{{param}} takes a recipe of augmentations, like 'flip,crop' (the default), or '' for "
+                              f"none; got {type(augment).__name__} {augment!r:.60}.", param="augment")
+    return ViewRecipe(augment=augment).augment if augment else ""
 
 
 def _default_output(head) -> Path:

@@ -14,11 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from featx.config import EmbedConfig
+from featx.data.augment import augment_image
 from featx.data.records import SPLITS
 from featx.errors import FeatxError
 from featx.data.images import load_image
-
-AUGMENT_MARGIN = 1.125  # training images are read this much larger, then randomly cropped
 
 
 @dataclass(frozen=True)
@@ -76,19 +75,19 @@ def _from_folder(head, data):
     return paths, [i.decode() for i in table.id.tolist()], labels
 
 
-def image_dataset(images: SplitImages, config: EmbedConfig, batch_size: int, *, shuffle: bool, augment: bool,
+def image_dataset(images: SplitImages, config: EmbedConfig, batch_size: int, *, shuffle: bool, augment: str = "",
                   seed: int = 0):
     """A Keras ``PyDataset`` of (image batch, labels) on any backend (no tf.data, no TensorFlow).
 
-    Batches decode in threads, ahead of training; each epoch's order and augmentation (a random
-    crop from images read ``AUGMENT_MARGIN`` larger, and a random flip) come from ``seed`` and the epoch.
+    Batches decode in threads, ahead of training; each epoch's order and augmentation (the recipe
+    ``augment``, as :func:`featx.data.augment.augment_image` applies it to views; ``""`` for none)
+    come from ``seed``, the epoch and the batch.
     """
     from featx.backend import import_keras
     from featx.options import default_workers
 
     keras = import_keras()
     size = config.input_size
-    load_size = round(size * AUGMENT_MARGIN) if augment else size
 
     class ImageBatches(keras.utils.PyDataset):
         def __init__(self):
@@ -110,12 +109,12 @@ def image_dataset(images: SplitImages, config: EmbedConfig, batch_size: int, *, 
             batch = np.stack([self._load(int(row)) for row in rows])
             if augment:
                 rng = np.random.default_rng([seed, self.epoch, index])
-                batch = np.stack([_jitter(image, size, rng) for image in batch])
+                batch = np.stack([augment_image(image, augment, rng) for image in batch]).astype(np.float32, copy=False)
             return batch, images.labels[rows]
 
         def _load(self, row: int) -> np.ndarray:
             try:
-                return load_image(images.paths[row], (load_size, load_size), config.resize, jpeg_draft=config.jpeg_draft)
+                return load_image(images.paths[row], (size, size), config.resize, jpeg_draft=config.jpeg_draft)
             except (OSError, ValueError) as exc:
                 raise FeatxError(f"{images.paths[row]}: {exc}") from None
 
@@ -124,11 +123,3 @@ def image_dataset(images: SplitImages, config: EmbedConfig, batch_size: int, *, 
             self.order = self._order()
 
     return ImageBatches()
-
-
-def _jitter(image: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
-    """A random ``size`` crop of ``image``, flipped left-right half of the time."""
-    top = rng.integers(0, image.shape[0] - size + 1)
-    left = rng.integers(0, image.shape[1] - size + 1)
-    crop = image[top:top + size, left:left + size]
-    return crop[:, ::-1] if rng.random() < 0.5 else crop
