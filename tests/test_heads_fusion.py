@@ -9,7 +9,7 @@ import pytest
 
 from featx.errors import FeatxError
 from featx.heads import compare_heads, fit_head, load_head
-from featx.heads.fusion import fuse_features
+from featx.features.fusion import fuse_features
 from featx.options import EmbedOptions
 from tests.imagegen import make_class_folder
 from tests.test_heads import blob_features

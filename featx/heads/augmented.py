@@ -14,7 +14,7 @@ import numpy as np
 
 from featx.errors import OptionError, OptionTypeError
 from featx.features.vectors import Features
-from featx.heads.fusion import is_fused
+from featx.features.fusion import is_fused
 from featx.heads.split import stratified_holdout
 from featx.features.views import Views, load_views
 

@@ -19,7 +19,7 @@ from featx.features.vectors import Features, LazyVectors, load_features
 from featx.heads.augmented import fit_inputs_with_views, resolve_views
 from featx.heads.cost import TRAIN_SCORE_ROWS, long_fit_message
 from featx.heads.evaluate import summary_scores
-from featx.heads.fusion import cache_label, display_name
+from featx.features.fusion import cache_label, display_name
 from featx.heads.head import Head
 from featx.heads.registry import HeadSpec, get_head_spec, list_heads
 from featx.heads.split import split_features
@@ -210,7 +210,7 @@ def compare_heads(caches: Sequence[Features | str | os.PathLike], heads: Sequenc
                   progress=None, note: Callable[[str], None] | None = None) -> list[dict]:
     """A leaderboard: every head (default: every registered head) on every cache, best accuracy first.
 
-    ``caches`` are cache files or Features, fused ones too (:func:`featx.heads.fusion.fuse_features`).
+    ``caches`` are cache files or Features, fused ones too (:func:`featx.features.fusion.fuse_features`).
 
     Without ``cv`` each head is fitted on the train split and scored on the test split (the same
     images for every head, and for every cache of the same images). With ``cv=K`` the scores are

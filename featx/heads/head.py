@@ -20,7 +20,7 @@ from featx.config import EmbedConfig
 from featx.data.records import SPLITS
 from featx.errors import FeatxError
 from featx.features.vectors import Features
-from featx.heads.fusion import SEPARATOR, display_name, is_fused, part_configs
+from featx.features.fusion import SEPARATOR, display_name, is_fused, part_configs
 from featx.heads.headfile import recover_head_folder, write_head_folder
 from featx.heads.registry import get_head_spec
 
@@ -73,7 +73,7 @@ class Head:
 
     @property
     def is_fused(self) -> bool:
-        """Fitted on the vectors of several backbones side by side (:mod:`featx.heads.fusion`)."""
+        """Fitted on the vectors of several backbones side by side (:mod:`featx.features.fusion`)."""
         return is_fused(self.config)
 
     def embed_config(self) -> EmbedConfig:

@@ -12,7 +12,7 @@ from pathlib import Path
 from featx.cache.locate import cache_folder
 from featx.config import EmbedConfig, fingerprint_of
 from featx.errors import CacheError, FeatxError, MissingFileError, check_path
-from featx.heads.fusion import is_fused, part_configs
+from featx.features.fusion import is_fused, part_configs
 from featx.heads.head import HEADS_FOLDER, Head
 from featx.heads.headfile import (
     META_FILE, aside_targets, is_head_folder, read_estimator, read_head_meta, recover_head_folder,
