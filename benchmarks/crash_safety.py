@@ -26,7 +26,7 @@ from unittest import mock
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from embed_throughput import write_photos  # noqa: E402
+from embed_throughput import write_photos
 
 
 @contextmanager
@@ -54,8 +54,8 @@ def shards_in_memory():
 
 def overhead(args, work: Path) -> None:
     from featx.data.layouts import scan_dataset
-    from featx.engine.run import embed_into_cache
     from featx.engine.extractor import FeatureExtractor
+    from featx.engine.run import embed_into_cache
     from featx.options import EmbedOptions, RunOptions
 
     data = write_photos(work / "photos", args.images)

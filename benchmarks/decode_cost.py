@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from embed_throughput import write_photos  # noqa: E402
+from embed_throughput import write_photos
 
 
 def cpu_seconds() -> tuple[float, float]:
@@ -35,21 +35,22 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2", help="worker counts to measure")
     args = parser.parse_args()
 
-    import featx.engine.decode as streaming
+    from featx.engine import decode, workers
+    from featx.engine.pixels import DecodeSpec
 
     photo = tuple(int(v) for v in args.photo.lower().split("x"))
     paths = sorted(write_photos(Path(tempfile.mkdtemp(prefix="featx-cost-")), args.images, photo).rglob("*.jpg"))
     items = [(hashlib.sha256(p.read_bytes()).hexdigest().encode(), p) for p in paths]
-    spec = streaming.DecodeSpec(args.size)
+    spec = DecodeSpec(args.size)
     results = []
     for count in (int(n) for n in args.workers.split(",")):
         for processes in (False, True):
             (mine0, children0), started = cpu_seconds(), time.perf_counter()
-            decoded = sum(len(keys) for keys, _, _ in streaming.decode_batches(
+            decoded = sum(len(keys) for keys, _, _ in decode.decode_batches(
                 items, spec, count, 32, sha256=lambda key: key, processes=processes))
-            if streaming._idle is not None:  # reap the workers, so that their CPU time is counted
-                streaming._idle.close()
-                streaming._idle = None
+            if workers._idle is not None:  # reap the workers, so that their CPU time is counted
+                workers._idle.close()
+                workers._idle = None
             (mine1, children1), wall = cpu_seconds(), time.perf_counter() - started
             results.append({"decoder": "processes" if processes else "threads", "workers": count,
                             "images_per_s": round(decoded / wall, 1),

@@ -102,11 +102,11 @@ def main() -> None:
     args = parser.parse_args()
 
     from featx.data.layouts import scan_dataset
-    from featx.engine.run import embed_into_cache
-    from featx.engine.extractor import FeatureExtractor
-    from featx.options import EmbedOptions, RunOptions, default_workers
-    from featx.engine.pixels import DecodeSpec
     from featx.engine.decode import decode_batches
+    from featx.engine.extractor import FeatureExtractor
+    from featx.engine.pixels import DecodeSpec
+    from featx.engine.run import embed_into_cache
+    from featx.options import EmbedOptions, RunOptions, default_workers
 
     workers = args.workers or default_workers()
     if args.decoder != "auto":  # featx's own choice (featx.engine.decode.use_processes), overridden for an A/B

@@ -35,8 +35,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 def synthetic_features(n: int, dim: int, n_classes: int, seed: int = 0):
     """Non-negative, overlapping class clusters, like ReLU-pooled CNN features."""
-    from featx.options import EmbedOptions
     from featx.features.vectors import Features
+    from featx.options import EmbedOptions
 
     rng = np.random.default_rng(seed)
     y = rng.integers(0, n_classes, n)

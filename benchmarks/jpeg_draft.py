@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from embed_throughput import write_photos  # noqa: E402
+from embed_throughput import write_photos
 
 
 def main() -> None:
@@ -41,8 +41,8 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
-    from featx.engine.extractor import FeatureExtractor
     from featx.data.images import load_image
+    from featx.engine.extractor import FeatureExtractor
     from featx.options import EmbedOptions
 
     photo = tuple(int(v) for v in args.photo.lower().split("x"))

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from embed_throughput import write_photos  # noqa: E402  (the same photo-like JPEGs)
+from embed_throughput import write_photos
 
 
 def _embed_cli(data: Path, cache: Path, args, *extra: str) -> float:
@@ -72,9 +72,9 @@ def spread(data: Path, work: Path, args) -> None:
     import ray
 
     from featx.data.layouts import scan_dataset
+    from featx.engine.ray import RayExecutor
     from featx.engine.run import embed_into_cache
     from featx.options import EmbedOptions
-    from featx.engine.ray import RayExecutor
 
     port = _free_port()
     address = f"127.0.0.1:{port}"

@@ -86,8 +86,8 @@ def embed(data: Path, cache: Path, model: Path, dtype: str) -> float:
 
 
 def load(cache: Path) -> float:
-    code = ("import time, featx; t = time.perf_counter(); f = featx.load_features(%r); "
-            "print(time.perf_counter() - t, f.X.shape)" % str(cache))
+    code = (f"import time, featx; t = time.perf_counter(); f = featx.load_features({str(cache)!r}); "
+            "print(time.perf_counter() - t, f.X.shape)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return float(result.stdout.split()[0])
 

@@ -58,6 +58,7 @@ def pretrain_backbone(by_class: dict[int, list[Path]], path: Path, seed: int = 0
     """A small CNN trained on the digits 0-4, saved without its classifier (a feature map out);
     returns its held-out accuracy on 0-4."""
     import keras
+
     from featx.data.images import load_image
 
     files = [(p, c) for c in PRETRAIN_CLASSES for p in by_class[c]]

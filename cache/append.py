@@ -21,8 +21,7 @@ from featx.cache.segments import Blocks, check_blocks, remove_files, segment_dir
 from featx.cache.shards import list_shards, read_shards, remove_shards, shard_dir
 from featx.cache.store import CacheIndex, Source, write_index
 from featx.cache.tables import ID_DTYPE, ImageTable, SegmentTable, SkipTable
-from featx.errors import CacheError
-from featx.errors import CacheWriteError
+from featx.errors import CacheError, CacheWriteError
 
 
 @dataclass

@@ -1,16 +1,19 @@
 """The catalogue of caches: listing and summarising them, and choosing the one to use."""
 
 from __future__ import annotations
+
 import json
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
 import h5py
+
+from featx.cache.locate import CACHE_SUFFIX, cache_folder, views_caches
 from featx.cache.schema import ENCODING_TYPE, check_schema, open_cache
 from featx.data.records import LOOSE_FILES
 from featx.errors import CacheNotFoundError, MissingFileError, OptionError, python_name
-from featx.cache.locate import CACHE_SUFFIX, cache_folder, views_caches
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,16 @@
 """Deleting a cache with everything that belongs to it (segments, shards, views, lock), and nothing else."""
 
 from __future__ import annotations
+
 import contextlib
 import os
 from pathlib import Path
+
 import h5py
+
+from featx.cache.locate import CACHE_SUFFIX, views_caches, views_dir
 from featx.cache.schema import ENCODING_TYPE
 from featx.errors import CacheError
-from featx.cache.locate import CACHE_SUFFIX, views_caches, views_dir
 
 
 def delete_cache(path: str | os.PathLike) -> None:

@@ -7,7 +7,6 @@ import os
 import re
 from pathlib import Path
 
-
 CACHE_DIR_ENV = "FEATX_CACHE_DIR"
 DEFAULT_CACHE_DIR = ".featx"
 CACHE_SUFFIX = ".h5"

@@ -19,8 +19,7 @@ import numpy as np
 
 from featx.cache.atomic import atomic_file
 from featx.cache.schema import checksum_options, open_cache, read, stamp
-from featx.cache.segments import (MAX_MAGNITUDE, CHUNK_ROWS, segment_dir, iter_blocks, read_rows,
-                                  usable_rows)
+from featx.cache.segments import CHUNK_ROWS, MAX_MAGNITUDE, iter_blocks, read_rows, segment_dir, usable_rows
 from featx.cache.tables import ID_DTYPE, STR, ImageTable, SegmentTable, SkipTable
 from featx.errors import CacheError, DamagedCacheError
 
@@ -66,7 +65,7 @@ class CacheIndex:
         return str(self.attrs.get("dtype", "float32"))
 
     @classmethod
-    def read(cls, path: str | os.PathLike, *, check: bool = True) -> "CacheIndex":
+    def read(cls, path: str | os.PathLike, *, check: bool = True) -> CacheIndex:
         """The index of the cache at ``path``. Every reader opens a cache here, so each gets the same
         checks (:func:`index_problems`, no vector read) and the same one-line :class:`CacheError`
         for a damaged one; ``check=False`` leaves the listing of problems to the caller (verify)."""

@@ -28,7 +28,7 @@ class Table:
     def __len__(self) -> int:
         return len(getattr(self, fields(self)[0].name))
 
-    def take(self, index) -> "Table":
+    def take(self, index) -> Table:
         return type(self)(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
 
     def write(self, group: h5py.Group) -> None:
@@ -38,18 +38,18 @@ class Table:
             group.create_dataset(f.name, data=column, dtype=dtype, **checksum_options(dtype))
 
     @classmethod
-    def read(cls, group: h5py.Group) -> "Table":
+    def read(cls, group: h5py.Group) -> Table:
         return cls(**{f.name: np.asarray(read(group[f.name])) for f in fields(cls)})
 
     @classmethod
-    def concat(cls, tables: list["Table"]) -> "Table":
+    def concat(cls, tables: list[Table]) -> Table:
         """The rows of ``tables``, one after the other."""
         if not tables:
             return cls.empty()
         return cls(**{f.name: np.concatenate([getattr(t, f.name) for t in tables]) for f in fields(cls)})
 
     @classmethod
-    def empty(cls) -> "Table":
+    def empty(cls) -> Table:
         return cls(**{f.name: np.asarray([], dtype=_EMPTY_DTYPES.get(f.name, object)) for f in fields(cls)})
 
 

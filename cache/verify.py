@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from featx.cache.schema import VIEWS_KIND, has_checksums, open_cache
-from featx.cache.shards import list_shards
 from featx.cache.segments import MAX_MAGNITUDE, check_blocks
+from featx.cache.shards import list_shards
 from featx.cache.store import CacheIndex, index_problems
 from featx.config import sha256_file
 from featx.errors import CacheError, DamagedCacheError

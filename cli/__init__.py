@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 # Each module registers its commands; the import order is the order of `featx --help`.
-from featx.cli import backbones, embed, cache, weights, heads, inspect, finetune, demo  # noqa: F401, I001
+# isort: off
+from featx.cli import backbones, embed, cache, weights, heads, inspect, finetune, demo  # noqa: F401
+# isort: on
 from featx.cli.app import app
 
 

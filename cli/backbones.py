@@ -52,7 +52,7 @@ def backbones_command(
             f"{s.name:<20} {s.input_size:>5} {s.feature_dim:>8}  {s.preprocessing:<10} {s.params / 1e6:>7.1f}M"
         )
     if hub:
-        typer.echo(f"\nTransformers through keras-hub (pip install \"featx[hub]\"); features per --pooling, "
+        typer.echo("\nTransformers through keras-hub (pip install \"featx[hub]\"); features per --pooling, "
                    "the default first:")
         typer.echo(f"{'name':<28} {'family':<7} {'input':>5}  {'pooling':<24} {'features':<16} {'params':>7}")
     for s in hub:

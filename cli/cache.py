@@ -9,8 +9,8 @@ import typer
 
 from featx.cache.append import compact_cache
 from featx.cache.catalog import cache_files, find_caches, summarize
-from featx.cache.locate import cache_folder
 from featx.cache.delete import delete_cache
+from featx.cache.locate import cache_folder
 from featx.cache.verify import verify_cache
 from featx.cli.app import EXIT_USAGE, cache_app, fail, handle_errors, print_json
 from featx.errors import FeatxError
@@ -110,8 +110,8 @@ def export_command(
     format: Annotated[str, typer.Option("--format", help="parquet or npy.")] = "parquet",
 ) -> None:
     """Write id, path, label, split and vector of every embedded image, streamed in chunks."""
-    from featx.cache.export import export_cache
     from featx.cache.catalog import choose_cache
+    from featx.cache.export import export_cache
 
     source = choose_cache(path).path
     rows = export_cache(source, out, format=format)

@@ -7,12 +7,12 @@ from typing import Annotated
 
 import typer
 
-from featx.data.augment import AUGMENTATIONS, DEFAULT_AUGMENT, ViewRecipe
 from featx.backbones.applications import DEFAULT_BACKBONE
 from featx.cli.app import BackendOption, app, fail, handle_errors, info, path_argument, print_json
 from featx.cli.progress import progress_bar
-from featx.engine.run import update_cache
+from featx.data.augment import AUGMENTATIONS, DEFAULT_AUGMENT, ViewRecipe
 from featx.data.images import DEFAULT_MAX_PIXELS
+from featx.engine.run import update_cache
 from featx.options import EmbedOptions
 
 

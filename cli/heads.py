@@ -91,8 +91,8 @@ def fit_head_command(
     as_json: JsonOption = False,
 ) -> None:
     """Fit a head on the cached vectors, print train/val/test metrics and save it."""
-    from featx.heads import fit_head
     from featx.features.fusion import choose_features
+    from featx.heads import fit_head
     from featx.heads.params import parse_params
 
     features, chosen = choose_features(cache, backbone)
@@ -134,8 +134,8 @@ def compare_command(
 
     --param head.key=value sets one head's parameter; key=value every compared head that has it.
     """
-    from featx.heads import compare_heads
     from featx.features.fusion import choose_compared
+    from featx.heads import compare_heads
     from featx.heads.params import params_per_head
     from featx.heads.registry import get_head_spec, list_heads
 

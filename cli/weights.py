@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from featx.cli.app import handle_errors, info, print_json, weights_app
 from featx.backbones.weights import import_weights, list_weights, weights_dir
+from featx.cli.app import handle_errors, info, print_json, weights_app
 
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 

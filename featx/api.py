@@ -6,12 +6,11 @@ import os
 from collections.abc import Callable
 from dataclasses import replace
 
-
-from featx.data.augment import DEFAULT_AUGMENT, ViewRecipe
 from featx.backbones.applications import DEFAULT_BACKBONE
+from featx.data.augment import DEFAULT_AUGMENT, ViewRecipe
+from featx.data.images import DEFAULT_MAX_PIXELS
 from featx.engine.run import ProgressCallback, update_cache
 from featx.features.vectors import Features, load_features
-from featx.data.images import DEFAULT_MAX_PIXELS
 from featx.options import EmbedOptions
 
 

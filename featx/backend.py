@@ -13,13 +13,14 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
+import random
 import sys
+from collections.abc import Iterator
 from types import ModuleType
 
-from featx.errors import FeatxError, MissingDependencyError, OptionError
-import random
-from collections.abc import Iterator
 import numpy as np
+
+from featx.errors import FeatxError, MissingDependencyError, OptionError
 
 BACKENDS = ("tensorflow", "jax", "torch")
 DEFAULT_BACKEND = "tensorflow"
@@ -109,7 +110,7 @@ def import_keras_hub(backend: str | None = None) -> ModuleType:
     PyTorch featx hides them for that import, as in :func:`set_random_seed`, so the transformer
     backbones also keep TensorFlow out of those processes (keras-hub treats it as absent).
     """
-    keras = import_keras(backend)
+    import_keras(backend)  # Keras first, on the chosen backend
     if "keras_hub" in sys.modules:
         return sys.modules["keras_hub"]
     if importlib.util.find_spec("keras_hub") is None:

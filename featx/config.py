@@ -11,11 +11,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from featx.errors import CacheError, MissingFileError
-import re
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class EmbedConfig:
         return {"model_path": self.model_path, "weights_path": self.weights_path, "seed": self.seed}
 
     @classmethod
-    def from_record(cls, identity: dict, sources: dict | None = None, fingerprint: str | None = None) -> "EmbedConfig":
+    def from_record(cls, identity: dict, sources: dict | None = None, fingerprint: str | None = None) -> EmbedConfig:
         """Rebuild a configuration stored by a cache or head (``identity()`` + ``sources()``),
         checking it against the stored ``fingerprint`` when one is given."""
         try:

@@ -9,10 +9,10 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from featx.backbones.applications import DEFAULT_BACKBONE
-from featx.errors import ImageDecodeError, OptionError
-from featx.data.images import DEFAULT_MAX_PIXELS
-from featx.options import EmbedOptions
 from featx.backbones.build import feature_dim
+from featx.data.images import DEFAULT_MAX_PIXELS
+from featx.errors import ImageDecodeError, OptionError
+from featx.options import EmbedOptions
 
 
 class Embedder(TransformerMixin, BaseEstimator):
@@ -67,7 +67,7 @@ class Embedder(TransformerMixin, BaseEstimator):
         self.gpus_per_worker = gpus_per_worker
         self.cache_dir = cache_dir
 
-    def fit(self, X, y=None) -> "Embedder":
+    def fit(self, X, y=None) -> Embedder:
         """Validate the parameters and resolve the backbone configuration."""
         _paths(X)
         self.options_ = EmbedOptions(**{f.name: getattr(self, f.name) for f in fields(EmbedOptions)})

@@ -16,13 +16,13 @@ import zipfile
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
-from featx.backend import DEFAULT_BACKEND, check_backend, resolve_backend
 from featx.backbones.applications import DEFAULT_BACKBONE, PREPROCESSING_MODES, get_backbone
 from featx.backbones.hub_table import HUB_POOLINGS
+from featx.backend import DEFAULT_BACKEND, check_backend, resolve_backend
 from featx.cache.segments import STORAGE_DTYPES
 from featx.config import EmbedConfig, sha256_once
-from featx.errors import MissingDependencyError, MissingFileError, OptionError, OptionTypeError
 from featx.data.images import DEFAULT_MAX_PIXELS, RESIZE_MODES
+from featx.errors import MissingDependencyError, MissingFileError, OptionError, OptionTypeError
 
 KERAS_POOLINGS = ("avg", "max")  # of a Keras application's (or custom model's) last feature map
 POOLING_MODES = KERAS_POOLINGS + tuple(p for p in HUB_POOLINGS if p not in KERAS_POOLINGS)
@@ -144,7 +144,7 @@ class RunOptions:
         """``workers``, or :func:`default_workers`."""
         return self.workers or default_workers()
 
-    def run_options(self) -> "RunOptions":
+    def run_options(self) -> RunOptions:
         """Only the run settings (an :class:`EmbedOptions` is also a :class:`RunOptions`)."""
         return RunOptions(**{f.name: getattr(self, f.name) for f in fields(RunOptions)})
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from featx.backbones.applications import BACKBONES, PREPROCESSING_MODES, get_backbone, list_backbones
-from featx.options import EmbedOptions
 from featx.errors import OptionError
+from featx.options import EmbedOptions
 
 KERAS_APPLICATIONS = {
     *(f"ConvNeXt{s}" for s in ("Tiny", "Small", "Base", "Large", "XLarge")),

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 import featx
+from featx.cache.catalog import find_caches, latest_cache
 from featx.cache.segments import segment_dir
 from featx.cache.shards import list_shards, write_shard
-from featx.cache.catalog import find_caches, latest_cache
 from featx.errors import CacheError
 from tests.imagegen import make_class_folder
 

@@ -152,8 +152,7 @@ def test_embed_flags_become_one_embed_options(tmp_path, monkeypatch):
 
 
 def test_embed_defaults_and_strict(tmp_path, monkeypatch):
-    from featx.features.reports import EmbedReport
-    from featx.features.reports import SkippedImage
+    from featx.features.reports import EmbedReport, SkippedImage
     from featx.options import EmbedOptions
 
     calls = []

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from featx.data.records import SPLITS, Dataset, ImageRecord
 from featx.data.layouts import collect_image_files, scan_dataset
+from featx.data.records import SPLITS, Dataset, ImageRecord
 from featx.errors import DatasetError, FeatxError
 from tests.imagegen import make_class_folder, write_image
 

@@ -11,11 +11,11 @@ import sys
 import numpy as np
 import pytest
 
-from featx.errors import DecodeWorkerError, ImageDecodeError, OptionError
 from featx.data.images import load_image
-from featx.options import EmbedOptions
-from featx.engine.pixels import DecodeSpec
 from featx.engine.decode import decode_batches
+from featx.engine.pixels import DecodeSpec
+from featx.errors import DecodeWorkerError, ImageDecodeError, OptionError
+from featx.options import EmbedOptions
 from tests.imagegen import make_class_folder, write_image
 
 

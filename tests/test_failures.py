@@ -19,8 +19,8 @@ import pytest
 import featx
 from featx.cache.lock import lock_path
 from featx.cache.segments import segment_dir
-from featx.errors import FeatxError, FileSystemError, MissingFileError, OptionError, OptionTypeError, as_featx_error
 from featx.data.images import decode_rgb, resize_image
+from featx.errors import FeatxError, FileSystemError, MissingFileError, OptionError, OptionTypeError, as_featx_error
 from tests.imagegen import make_class_folder, write_image
 from tests.test_fuzz import TinyExtractor, check_run, fingerprint_files, invoke, make_cache
 

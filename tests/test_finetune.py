@@ -125,7 +125,7 @@ def workspace(tmp_path_factory):
 def _weights(model, name):
     from featx.backbones.unfreeze import leaf_layers
 
-    layer = next(l for l in leaf_layers(model) if l.name == name)
+    layer = next(leaf for leaf in leaf_layers(model) if leaf.name == name)
     return [np.array(w) for w in layer.get_weights()]
 
 
@@ -253,8 +253,9 @@ def test_training_batches_are_the_images_augmented_by_the_recipe_and_seeded(work
 
 
 def test_no_augment_and_an_empty_recipe_are_the_same_run(workspace, monkeypatch):
-    from featx.cli import app
     from typer.testing import CliRunner
+
+    from featx.cli import app
 
     root, _, _, heads = workspace
     out = root / "plain.keras"
@@ -296,9 +297,9 @@ def test_a_resume_folder_recorded_with_the_old_bool_augment_starts_afresh(tmp_pa
 def test_exported_model_equals_featx_predict(workspace, kind):
     import keras
 
-    from featx.model.export import class_names, export
-    from featx.heads import predict_images
     from featx.data.images import decode_rgb
+    from featx.heads import predict_images
+    from featx.model.export import class_names, export
 
     root, data, _, heads = workspace
     path = export(heads[kind], root / f"export-{kind}.keras")
@@ -315,9 +316,9 @@ def test_exported_model_equals_featx_predict(workspace, kind):
 @pytest.mark.parametrize("kind", ["keras", "svm"])
 def test_onnx_export_equals_featx_predict(workspace, kind):
     onnxruntime = pytest.importorskip("onnxruntime", reason="the onnx extra: pip install 'featx[onnx]'")
-    from featx.model.export import class_names, export
-    from featx.heads import predict_images
     from featx.data.images import decode_rgb
+    from featx.heads import predict_images
+    from featx.model.export import class_names, export
 
     root, data, _, heads = workspace
     path = export(heads[kind], root / f"export-{kind}.onnx", format="onnx")
@@ -390,9 +391,9 @@ def test_export_of_a_fine_tuned_model_and_other_formats(workspace):
     import keras
     import tensorflow as tf
 
+    from featx.data.images import decode_rgb, load_image
     from featx.model.export import class_names, export
     from featx.model.finetune import fine_tune
-    from featx.data.images import decode_rgb, load_image
 
     root, data, _, heads = workspace
     tuned = fine_tune(heads["svm"], epochs=1, unfreeze=2, output=root / "svm-ft.keras", augment="flip,crop").model_path

@@ -32,9 +32,9 @@ from featx.cache.append import write_cache
 from featx.cache.segments import segment_dir
 from featx.cache.tables import ImageTable, SkipTable, id_column, str_column
 from featx.cli import app
+from featx.data.images import IMAGE_EXTENSIONS, load_image
 from featx.errors import ImageDecodeError
 from featx.heads import fit_head
-from featx.data.images import IMAGE_EXTENSIONS, load_image
 from featx.options import EmbedOptions
 
 SCALE = int(os.environ.get("FEATX_FUZZ_SCALE", "1"))

@@ -16,15 +16,23 @@ from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import Pipeline
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from featx.options import EmbedOptions
 from featx.errors import FeatxError, OptionError
 from featx.features.vectors import Features
 from featx.heads import (
-    HEADS, KerasHead, compare_heads, evaluate_head, fit_head, list_heads, load_head, make_head, split_features,
+    HEADS,
+    KerasHead,
+    compare_heads,
+    evaluate_head,
+    fit_head,
+    list_heads,
+    load_head,
+    make_head,
+    split_features,
 )
 from featx.heads.headfile import content_checksum
 from featx.heads.params import params_per_head, parse_params, parse_value
 from featx.heads.plots import plot_confusion, plot_history
+from featx.options import EmbedOptions
 
 # Small, quick settings per head for tiny data; the defaults are for real datasets.
 QUICK = {"keras": {"units": 16, "epochs": 30, "learning_rate": 0.01}, "svm": {"calibration_cv": 3}}

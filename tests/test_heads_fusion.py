@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from featx.errors import FeatxError
-from featx.heads import compare_heads, fit_head, load_head
 from featx.features.fusion import fuse_features
+from featx.heads import compare_heads, fit_head, load_head
 from featx.options import EmbedOptions
 from tests.imagegen import make_class_folder
 from tests.test_heads import blob_features

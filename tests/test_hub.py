@@ -11,10 +11,10 @@ import sys
 import numpy as np
 import pytest
 
-from featx.backbones.hub_table import HUB_BACKBONES, HUB_FAMILIES, HUB_POOLINGS, get_hub_backbone, list_hub_backbones
-from featx.errors import CacheError, MissingDependencyError, OptionError, WeightsUnavailableError
 from featx.backbones.hub import is_hub_backbone, tree_sha256, verified_folder
+from featx.backbones.hub_table import HUB_BACKBONES, HUB_FAMILIES, HUB_POOLINGS, get_hub_backbone, list_hub_backbones
 from featx.config import short_name
+from featx.errors import CacheError, MissingDependencyError, OptionError, WeightsUnavailableError
 from featx.options import EmbedOptions
 
 needs_hub = pytest.mark.skipif(importlib.util.find_spec("keras_hub") is None, reason='pip install "featx[hub]"')

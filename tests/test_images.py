@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from featx.errors import FeatxError, ImageDecodeError
 from featx.data.images import IMAGE_EXTENSIONS, RESIZE_MODES, decode_rgb, is_image_file, load_image, resize_image
+from featx.errors import FeatxError, ImageDecodeError
 from tests.imagegen import make_pil_image, pixels, write_image
 
 # ---------------------------------------------------------------- file names

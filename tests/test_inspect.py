@@ -17,8 +17,8 @@ from typer.testing import CliRunner
 
 import featx
 from featx.cache.append import write_cache
-from featx.cli import app
 from featx.cache.tables import ImageTable, SkipTable, id_column, str_column
+from featx.cli import app
 from featx.data.layouts import scan_dataset
 from featx.errors import MissingDependencyError, OptionError
 from featx.features.vectors import Features, load_features

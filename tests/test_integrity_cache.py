@@ -18,13 +18,13 @@ from featx.cache.segments import segment_dir
 from featx.cache.shards import list_shards
 from featx.cache.store import CacheIndex
 from featx.cache.verify import verify_cache
+from featx.data.images import load_image
 from featx.data.layouts import scan_dataset
+from featx.engine.pixels import CHANGED
 from featx.engine.run import embed_into_cache
 from featx.errors import CacheError
 from featx.features.vectors import load_features
-from featx.data.images import load_image
 from featx.options import EmbedOptions, RunOptions
-from featx.engine.pixels import CHANGED
 from tests.imagegen import make_class_folder, write_image
 
 CONFIG = EmbedOptions("MobileNetV2", weights="none", image_size=32).resolve()

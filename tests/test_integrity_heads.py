@@ -178,8 +178,8 @@ def _tiny_backbone(path, seed):
 @pytest.mark.integration  # builds Keras models
 def test_a_head_refuses_a_replaced_backbone_file(tmp_path, cache_dir):
     import featx
-    from featx.model.export import export
     from featx.heads import predict_images
+    from featx.model.export import export
     from tests.imagegen import make_class_folder
 
     data = make_class_folder(tmp_path / "data", per_class=3, size=(16, 16))

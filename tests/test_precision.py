@@ -11,8 +11,8 @@ import sys
 import numpy as np
 import pytest
 
-from featx.errors import FeatxError
 from featx.engine.extractor import FeatureExtractor, choose_batch_size, is_out_of_memory
+from featx.errors import FeatxError
 
 
 class ResourceExhaustedError(Exception):

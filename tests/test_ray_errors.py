@@ -83,8 +83,8 @@ def test_the_engine_does_not_change_the_fingerprint():
 
 def test_a_featx_error_raised_on_a_worker_is_raised_as_itself():
     # An actor that dies in its constructor reaches the driver as Ray's text only (ActorDiedError).
-    from featx.errors import WeightsUnavailableError
     from featx.engine.ray import _featx_cause
+    from featx.errors import WeightsUnavailableError
 
     died = RuntimeError("The actor died because of an error raised in its creation task\nTraceback (most recent "
                         "call last):\n  ...\nfeatx.errors.WeightsUnavailableError: Could not download the weights.\n")

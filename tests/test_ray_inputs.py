@@ -8,12 +8,12 @@ import hashlib
 import numpy as np
 import pytest
 
-from featx.data.layouts import scan_dataset
-from featx.errors import DatasetError, MissingFileError
-from featx.engine.fileindex import index_files
 from featx.data.images import load_image
+from featx.data.layouts import scan_dataset
 from featx.data.objectstore import ObjectFiles, Url, hash_urls, is_url
+from featx.engine.fileindex import index_files
 from featx.engine.pixels import NotAsPlannedError, load_planned
+from featx.errors import DatasetError, MissingFileError
 from tests.imagegen import make_class_folder
 
 fsspec = pytest.importorskip("fsspec")

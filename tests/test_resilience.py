@@ -14,15 +14,15 @@ import numpy as np
 import pytest
 
 import featx
-from featx.data.layouts import scan_dataset
-from featx.engine.run import embed_into_cache, update_cache
-from featx.options import EmbedOptions, RunOptions
 from featx.cache.lock import CacheBusyError, cache_lock
 from featx.cache.segments import segment_dir
 from featx.cache.shards import list_shards
 from featx.cache.store import CacheIndex
 from featx.cache.verify import verify_cache
+from featx.data.layouts import scan_dataset
+from featx.engine.run import embed_into_cache, update_cache
 from featx.errors import CacheError
+from featx.options import EmbedOptions, RunOptions
 from tests.imagegen import make_class_folder, write_image
 
 pytestmark = pytest.mark.integration  # embeds with Keras backbones
@@ -106,7 +106,7 @@ def _kill_every_point(root, data, option: EmbedOptions, cli: list[str]):
     from featx.cache.locate import cache_path_for
     from featx.engine.extractor import FeatureExtractor
 
-    config, run = option.resolve(), RunOptions(batch_size=4)
+    config = option.resolve()
     extractor = FeatureExtractor(config, batch_size=4)
     dataset = scan_dataset(data)
     name = cache_path_for(root, dataset.source, config.display_name, config.fingerprint).name
@@ -191,7 +191,7 @@ def test_a_views_run_killed_then_rerun_equals_an_uninterrupted_one(tmp_path, ref
     report = json.loads(rerun.stdout)["views"]
     assert report["embedded"] + report["reused"] == 20 and report["reused"] == 4  # the first shard was kept
     got, want = (featx.load_views(next(c.glob("*.h5"))) for c in (cache, expected_cache))
-    key = lambda v: {(i, int(k)): x for i, k, x in zip(v.image_ids, v.view, v.X)}  # noqa: E731
+    key = lambda v: {(i, int(k)): x for i, k, x in zip(v.image_ids, v.view, v.X)}
     assert key(got).keys() == key(want).keys()
     for view, vector in key(want).items():
         np.testing.assert_array_equal(key(got)[view], vector)
@@ -214,7 +214,7 @@ def test_a_second_run_waits_for_the_lock_or_stops_with_no_wait(tmp_path, monkeyp
     holder.start()
     held.wait(10)
     with pytest.raises(CacheBusyError, match="another featx run is updating"):
-        featx.embed(data, "MobileNetV2", wait=False, **OPTS).report
+        featx.embed(data, "MobileNetV2", wait=False, **OPTS)
 
     said: list[str] = []
     threading.Timer(1.0, release.set).start()
@@ -271,7 +271,7 @@ def test_disk_full_is_one_clear_error_and_keeps_the_committed_cache(tmp_path, mo
     monkeypatch.setattr(h5py, "File", full_disk)
     try:
         with pytest.raises(CacheError, match=r"No space left on device\); the committed cache is unchanged"):
-            featx.embed(data, "MobileNetV2", **OPTS).report
+            featx.embed(data, "MobileNetV2", **OPTS)
         monkeypatch.setattr(h5py, "File", real_file)
         np.testing.assert_array_equal(featx.load_features(report.cache_path).X, before.X)
     finally:

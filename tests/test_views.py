@@ -11,22 +11,22 @@ import numpy as np
 import pytest
 
 import featx
-from featx.data.augment import AUGMENTATIONS, ViewRecipe, augment_image, make_view, view_id
-from featx.cache.delete import delete_cache
 from featx.cache.catalog import summarize
+from featx.cache.delete import delete_cache
 from featx.cache.locate import views_caches, views_dir
 from featx.cache.store import CacheIndex
 from featx.cache.verify import verify_cache
+from featx.data.augment import AUGMENTATIONS, ViewRecipe, augment_image, make_view, view_id
+from featx.data.images import load_image
 from featx.data.layouts import scan_dataset
 from featx.engine.run import embed_into_cache
+from featx.engine.views import training_views, update_views
 from featx.errors import CacheNotFoundError, FeatxError, OptionError
 from featx.features.vectors import load_features
+from featx.features.views import load_views
 from featx.heads import compare_heads, fit_head, load_head
 from featx.heads.augmented import with_views
-from featx.data.images import load_image
 from featx.options import EmbedOptions, RunOptions
-from featx.features.views import load_views
-from featx.engine.views import training_views, update_views
 from tests.imagegen import make_class_folder, pixels, write_image
 
 CONFIG = EmbedOptions("MobileNetV2", weights="none", image_size=32).resolve()
@@ -222,7 +222,7 @@ def test_a_killed_views_run_resumes_from_its_shards_and_ends_as_an_uninterrupted
     assert report.reused == 2 * RUN.batch_size
     _embed(data, tmp_path / "clean.h5")
     resumed, clean = load_views(tmp_path / "c.h5"), load_views(tmp_path / "clean.h5")
-    order = lambda v: np.lexsort((v.view, v.image_ids.astype(str)))  # noqa: E731
+    order = lambda v: np.lexsort((v.view, v.image_ids.astype(str)))
     assert np.array_equal(resumed.X[order(resumed)], clean.X[order(clean)])
 
 
@@ -346,7 +346,7 @@ def test_views_of_a_dataset_in_an_object_store(tmp_path):
         memory.rm(f"/views-{tmp_path.name}", recursive=True)
     assert (remote.images, remote.embedded) == (4, 8)
     a, b = load_views(tmp_path / "remote.h5"), load_views(tmp_path / "local.h5")
-    order = lambda v: np.lexsort((v.view, v.image_ids.astype(str)))  # noqa: E731
+    order = lambda v: np.lexsort((v.view, v.image_ids.astype(str)))
     assert np.array_equal(a.X[order(a)], b.X[order(b)])  # the same bytes: the same views, wherever they live
 
 

@@ -22,9 +22,9 @@ from typer.testing import CliRunner
 
 import featx.backbones.weights
 from featx.backbones.applications import get_backbone, list_backbones
+from featx.backbones.weights import file_status, import_weights, known_files, list_weights, weights_dir, weights_file
 from featx.cli import app
 from featx.errors import FeatxError, MissingFileError
-from featx.backbones.weights import file_status, import_weights, known_files, list_weights, weights_dir, weights_file
 from tests.imagegen import make_class_folder
 
 runner = CliRunner()

@@ -1,17 +1,26 @@
-"""Building a backbone from its configuration: a Keras application row, a .keras file or a keras-hub transformer."""
+"""Building a backbone from its configuration: a Keras application row, a ``.keras`` file or a
+keras-hub transformer; and its vector width, from the table when it knows it."""
 
 from __future__ import annotations
+
 import contextlib
 import re
 import warnings
 from collections.abc import Iterator
-from featx.backend import (BACKENDS, DEFAULT_BACKEND, import_keras, import_keras_hub, keras_cache_dir, tensorflow_hidden)
+
 from featx.backbones.applications import get_backbone
-from featx.config import EmbedConfig
-from featx.errors import FeatxError, OptionError, WeightsUnavailableError
 from featx.backbones.hub import uses_keras_hub
-from featx.backend import seeded
-from featx.errors import first_line
+from featx.backend import (
+    BACKENDS,
+    DEFAULT_BACKEND,
+    import_keras,
+    import_keras_hub,
+    keras_cache_dir,
+    seeded,
+    tensorflow_hidden,
+)
+from featx.config import EmbedConfig
+from featx.errors import FeatxError, OptionError, WeightsUnavailableError, first_line
 
 
 def known_feature_dim(config: EmbedConfig) -> int | None:
@@ -100,7 +109,7 @@ def _load_custom(config: EmbedConfig):
     try:
         with tensorflow_hidden() if hub else contextlib.nullcontext():
             model = keras.saving.load_model(path, compile=False, safe_mode=True)
-    except Exception as exc:  # noqa: BLE001 - any loading failure is the file's fault here
+    except Exception as exc:
         raise FeatxError(
             f"{{param}}: {config.model_path!r} could not be loaded as a Keras model: {first_line(exc)}",
             param="backbone",

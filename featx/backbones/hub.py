@@ -62,7 +62,7 @@ class Snapshot:
     prefixed_keys: bool = True  # transformers ViT: weights keyed "vit.…" as keras-hub's converter expects
 
     @classmethod
-    def read(cls, folder: Path) -> "Snapshot":
+    def read(cls, folder: Path) -> Snapshot:
         config = _json(folder / "config.json", required=True)
         if "registered_name" in config:
             return _read_keras_hub(folder, config)
@@ -203,7 +203,7 @@ def fetch(handle: str) -> Path:
     except ImportError as exc:
         raise MissingDependencyError(f'{{param}} {handle} needs {exc.name}: pip install "featx[hub]".',
                                      param="backbone") from None
-    except Exception as exc:  # noqa: BLE001 - each client fails its own way offline; the fix is the same
+    except Exception as exc:
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise WeightsUnavailableError(
             f"Could not download {handle} ({reason}). kagglehub keeps downloads in $KAGGLEHUB_CACHE (default "

@@ -21,12 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
+from featx.backbones.hub import Snapshot, verified_folder
 from featx.backbones.hub_table import HUB_FAMILIES, get_hub_backbone
 from featx.backend import import_keras, import_keras_hub, tensorflow_hidden
-from featx.config import EmbedConfig
+from featx.config import EmbedConfig, short_name
 from featx.errors import FeatxError, OptionError
-from featx.backbones.hub import Snapshot, verified_folder
-from featx.config import short_name
 
 
 def build_hub_backbone(config: EmbedConfig):

@@ -1,8 +1,9 @@
-"""The curated keras-hub transformer rows (HUB_BACKBONES) and their families (HUB_FAMILIES: poolings, defaults)."""
+"""The curated keras-hub transformer rows (``HUB_BACKBONES``) and their families (``HUB_FAMILIES``:
+poolings, defaults). Data only: no Keras."""
 
 from __future__ import annotations
-from dataclasses import dataclass
 
+from dataclasses import dataclass
 
 HUB_POOLINGS = ("cls", "avg", "cls+avg", "pooled")
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from featx.backend import import_keras
 from featx.backbones.applications import PREPROCESSING_MODES
+from featx.backend import import_keras
 from featx.errors import OptionError
 
 TORCH_MEAN = (0.485, 0.456, 0.406)

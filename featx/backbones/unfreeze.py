@@ -1,9 +1,9 @@
 """Unfreezing the top of a backbone for fine-tuning: Keras applications by layers, transformers by blocks."""
 
 from __future__ import annotations
+
 from featx.backend import import_keras
 from featx.errors import OptionError
-
 
 _BLOCKS = ("DINOV2Layer", "DINOV3Layer", "ViTEncoderBlock", "SigLIPEncoderLayer", "CLIPEncoderLayer")
 
@@ -67,12 +67,27 @@ def parse_unfreeze(value: str | int | float, total: int) -> int:
                           param="unfreeze") from None
 
 
+def unfreeze_backbone(backbone, value: str | int | float, *, transformer: bool) -> int:
+    """Unfreeze the top of ``backbone`` as ``value`` says (:func:`parse_unfreeze`), counted in blocks
+    for a transformer (:func:`unfreeze_top_blocks`) and in layers otherwise (:func:`unfreeze_top`);
+    returns how many were unfrozen."""
+    if transformer:
+        return unfreeze_top_blocks(backbone, parse_unfreeze(value, len(transformer_blocks(backbone))))
+    return unfreeze_top(backbone, parse_unfreeze(value, len(_layers(backbone))))
+
+
 def unfreeze_top(backbone, count: int) -> int:
     """Make the top ``count`` layers trainable, BatchNormalization excepted; returns how many."""
     keras = import_keras()
-    layers = [layer for layer in leaf_layers(backbone) if not isinstance(layer, keras.layers.InputLayer)]
+    layers = _layers(backbone)
     backbone.trainable = True
     cut = len(layers) - count
     for index, layer in enumerate(layers):
         layer.trainable = index >= cut and not isinstance(layer, keras.layers.BatchNormalization)
     return count
+
+
+def _layers(backbone) -> list:
+    """The layers an unfreeze counts: every leaf layer but the inputs."""
+    keras = import_keras()
+    return [layer for layer in leaf_layers(backbone) if not isinstance(layer, keras.layers.InputLayer)]

@@ -17,8 +17,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from featx.backend import keras_cache_dir
 from featx.backbones.applications import get_backbone, list_backbones
+from featx.backend import keras_cache_dir
 from featx.errors import FeatxError, MissingFileError
 
 _KA = "https://storage.googleapis.com/tensorflow/keras-applications/"

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from featx.config import fingerprint_of
-from featx.errors import OptionError, OptionTypeError
 from featx.data.images import resize_image
+from featx.errors import OptionError, OptionTypeError
 
 Augmentation = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 

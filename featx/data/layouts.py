@@ -20,10 +20,10 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from featx.errors import DatasetError, FeatxError, MissingFileError, OptionError
 from featx.data.images import IMAGE_EXTENSIONS
-from featx.data.records import SPLIT_NAMES, SPLIT_ORDER, LOOSE_FILES, Dataset, ImageRecord
+from featx.data.records import LOOSE_FILES, SPLIT_NAMES, SPLIT_ORDER, Dataset, ImageRecord
 from featx.data.walk import image_names, image_subfolders, real_file, relative_path, walk_images
+from featx.errors import DatasetError, FeatxError, MissingFileError, OptionError
 
 _EXPECTED = (
     "expected a folder of class subfolders, a folder of train/val/test folders holding class "

@@ -17,9 +17,9 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
-from featx.errors import DatasetError, FeatxError, MissingDependencyError, MissingFileError
 from featx.data.images import is_image_file
 from featx.data.records import SPLIT_NAMES, SPLIT_ORDER
+from featx.errors import DatasetError, FeatxError, MissingDependencyError, MissingFileError
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
@@ -32,10 +32,10 @@ def is_url(data: object) -> bool:
 class Url(str):
     """A dataset's root (or source) in an object store, which joins like a :class:`~pathlib.Path`."""
 
-    def __new__(cls, url: str) -> "Url":
+    def __new__(cls, url: str) -> Url:
         return super().__new__(cls, url.rstrip("/") if not url.endswith("://") else url)
 
-    def __truediv__(self, other: object) -> "Url":
+    def __truediv__(self, other: object) -> Url:
         return Url(f"{self}/{str(other).lstrip('/')}")
 
     @property

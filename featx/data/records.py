@@ -1,9 +1,9 @@
 """A dataset's images as records: where each file is, its class and its split (no I/O)."""
 
 from __future__ import annotations
+
 from dataclasses import dataclass
 from pathlib import Path
-
 
 SPLITS = ("train", "val", "test")  # the splits a dataset can have; "" is "no split given"
 LOOSE_FILES = "files"  # the layout of loose files: absolute paths, no labels, no split

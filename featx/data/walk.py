@@ -1,11 +1,14 @@
-"""Walking a data folder: image files in a stable order, links followed once (never back into the data), paths relative to the root."""
+"""Walking a data folder: image files in a stable order, links followed once (never back into the
+data), paths relative to the root."""
 
 from __future__ import annotations
+
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from featx.errors import DatasetError
+
 from featx.data.images import is_image_file, is_image_name
+from featx.errors import DatasetError
 
 
 def real_file(path: Path | str, real_dirs: dict[str, tuple[str, frozenset[str] | None]]) -> str:

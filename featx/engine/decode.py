@@ -24,9 +24,9 @@ from typing import Generic, TypeVar
 
 import numpy as np
 
+from featx.engine.pixels import DecodeSpec, NotAsPlannedError, decode_chunk
+from featx.engine.workers import borrow_workers
 from featx.errors import ImageDecodeError
-from featx.engine.pixels import DecodeSpec, NotAsPlannedError, _decode_chunk
-from featx.engine.workers import _borrow_workers
 
 T = TypeVar("T")
 
@@ -85,7 +85,7 @@ def decode_batches(
     if processes is None:
         processes = use_processes(len(items), backbone_on_cpu=False)
     with _SharedBuffer(shape, shared=processes) as shared, (
-        _borrow_workers(workers, shared.path, shape, spec) if processes else _Threads(workers, shared.array, spec)
+        borrow_workers(workers, shared.path, shape, spec) if processes else _Threads(workers, shared.array, spec)
     ) as pool:
         pending: deque[_Batch[T]] = deque()
         by_slot: dict[int, _Batch[T]] = {}
@@ -137,12 +137,12 @@ class _Threads:
         self._futures: deque[Future] = deque()
 
     def put(self, chunk) -> None:
-        self._futures.append(self._pool.submit(_decode_chunk, self._array, self._spec, *chunk))
+        self._futures.append(self._pool.submit(decode_chunk, self._array, self._spec, *chunk))
 
     def next_result(self):
         return self._futures.popleft().result()
 
-    def __enter__(self) -> "_Threads":
+    def __enter__(self) -> _Threads:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -177,7 +177,7 @@ class _SharedBuffer:
         if self.path is not None:
             self.path.unlink(missing_ok=True)
 
-    def __enter__(self) -> "_SharedBuffer":
+    def __enter__(self) -> _SharedBuffer:
         return self
 
     def __exit__(self, *exc) -> None:

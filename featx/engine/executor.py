@@ -1,18 +1,20 @@
 """Who decodes and embeds a run's planned images: the executor seam and this machine's executor."""
 
 from __future__ import annotations
+
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Protocol
+
 import numpy as np
+
 from featx.backend import resolve_backend
 from featx.config import EmbedConfig
+from featx.engine.decode import decode_batches, use_processes
+from featx.engine.pixels import DecodeSpec
+from featx.engine.workers import start_workers
 from featx.errors import ImageDecodeError
 from featx.options import RunOptions
-from featx.engine.pixels import DecodeSpec
-from featx.engine.decode import decode_batches, use_processes
-from featx.engine.workers import start_workers
-
 
 Batch = tuple[list[bytes], np.ndarray, list[tuple[bytes, ImageDecodeError]]]
 

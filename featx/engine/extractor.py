@@ -18,12 +18,12 @@ from typing import TypeVar
 
 import numpy as np
 
-from featx.backend import (import_keras, resolve_backend)
+from featx.backbones.build import build_backbone
+from featx.backbones.preprocessing import preprocess, preprocessing_layers
+from featx.backend import import_keras, resolve_backend
 from featx.config import EmbedConfig
 from featx.errors import FeatxError
 from featx.options import check_positive
-from featx.backbones.preprocessing import preprocess, preprocessing_layers
-from featx.backbones.build import build_backbone
 
 T = TypeVar("T")
 CPU_BATCH_SIZE = 32  # on a CPU a larger batch is not faster, only uses more memory
@@ -108,7 +108,7 @@ def choose_batch_size(compiled: Callable[[int], T], largest: int = LARGEST_AUTO_
     while True:
         try:
             return size, compiled(size)
-        except Exception as exc:  # noqa: BLE001 - each backend has its own out-of-memory error
+        except Exception as exc:
             if not is_out_of_memory(exc):
                 raise
             if size == 1:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-import os
 from pathlib import Path
 from stat import S_ISREG
 from typing import Protocol
@@ -28,7 +28,7 @@ def index_files(
     records: Sequence[ImageRecord],
     previous: ImageTable | None,
     workers: int,
-    files: "Files | None" = None,
+    files: Files | None = None,
 ) -> tuple[ImageTable, list[tuple[str, str]]]:
     """An :class:`ImageTable` for ``records`` and the (path, reason) of files that cannot be read.
 

@@ -1,10 +1,13 @@
 """Vectors for loose image files, through their configuration's cache of files (predict, Embedder)."""
 
 from __future__ import annotations
+
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+
 import numpy as np
+
 from featx.cache.locate import cache_path_for
 from featx.cache.store import CacheIndex, read_vectors
 from featx.config import EmbedConfig

@@ -1,16 +1,17 @@
 """One planned file into model input: decoded from the very bytes that were hashed, or why not."""
 
 from __future__ import annotations
+
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-import numpy as np
-from featx._faults import crash_point
-from featx.errors import ImageDecodeError
-from featx.errors import os_reason
-from featx.data.objectstore import read_bytes
-from featx.data.images import DEFAULT_MAX_PIXELS, load_image
 
+import numpy as np
+
+from featx._faults import crash_point
+from featx.data.images import DEFAULT_MAX_PIXELS, load_image
+from featx.data.objectstore import read_bytes
+from featx.errors import ImageDecodeError, os_reason
 
 CHANGED = "changed during the run (rerun to embed it)"
 
@@ -49,7 +50,7 @@ class DecodeSpec:
     jpeg_draft: bool = False
 
 
-def _decode_chunk(array: np.ndarray, spec: DecodeSpec, slot: int, first: int, entries: list):
+def decode_chunk(array: np.ndarray, spec: DecodeSpec, slot: int, first: int, entries: list):
     """Decode ``entries`` ``[(path, sha256)]`` into rows ``first...`` of batch ``slot`` of ``array``;
     return ``(slot, first, outcomes)``, each outcome None or ``(not as planned?, reason)``."""
     outcomes: list[tuple[bool, str] | None] = []

@@ -27,16 +27,15 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
+from featx import errors
 from featx._faults import crash_point
 from featx.backend import resolve_backend
 from featx.config import EmbedConfig
-from featx import errors
 from featx.engine.executor import Batch
-from featx.errors import ClusterError, FeatxError, ImageDecodeError, MissingDependencyError
-from featx.options import RunOptions
 from featx.engine.extractor import CPU_BATCH_SIZE
 from featx.engine.pixels import NotAsPlannedError, load_planned
-from featx.errors import first_line
+from featx.errors import ClusterError, FeatxError, ImageDecodeError, MissingDependencyError, first_line
+from featx.options import RunOptions
 
 # Not the embedding workers' 1: Ray Data fuses steps that ask for the same resources, and decoding
 # would then run inside the embedding actors, waiting for the backbone instead of running beside it.
@@ -49,7 +48,7 @@ def import_ray():
     """The ``ray`` module with Ray Data, or one line saying how to install it."""
     try:
         import ray
-        import ray.data  # noqa: F401  (Ray without its data extra cannot run this engine)
+        import ray.data
     except ImportError:
         raise MissingDependencyError(
             '{param} is ray, which needs Ray Data (not installed): pip install "featx[ray]"', param="engine"

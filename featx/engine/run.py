@@ -21,26 +21,25 @@ import numpy as np
 
 from featx._faults import crash_point
 from featx._versions import recorded_versions
-from featx.data.augment import ViewRecipe
 from featx.backbones.build import known_feature_dim
 from featx.cache.locate import cache_path_for
 from featx.cache.shards import shard_backends, shard_width, write_shard
 from featx.cache.store import CacheIndex
 from featx.cache.tables import ID_DTYPE, SkipTable, id_column, str_column
 from featx.config import EmbedConfig
-from featx.data.records import LOOSE_FILES, Dataset
+from featx.data.augment import ViewRecipe
 from featx.data.layouts import scan_dataset
-from featx.errors import CacheError, FeatxError, check_path
-from featx.engine.extractor import CPU_BATCH_SIZE  # (no Keras import)
-from featx.features.reports import SkippedImage
-from featx.engine.fileindex import index_files
 from featx.data.objectstore import ObjectFiles, is_url
-from featx.options import EmbedOptions, RunOptions, check_batch_memory
+from featx.data.records import LOOSE_FILES, Dataset
+from featx.engine.commit import locked_run, plan_run
+from featx.engine.executor import Executor, LocalExecutor, SharedLocalExecutor
+from featx.engine.extractor import CPU_BATCH_SIZE  # (no Keras import)
+from featx.engine.fileindex import index_files
 from featx.engine.pixels import NotAsPlannedError
 from featx.engine.views import check_views_engine, update_views
-from featx.features.reports import EmbedReport
-from featx.engine.executor import Executor, LocalExecutor, SharedLocalExecutor
-from featx.engine.commit import locked_run, plan_run
+from featx.errors import CacheError, FeatxError, check_path
+from featx.features.reports import EmbedReport, SkippedImage
+from featx.options import EmbedOptions, RunOptions, check_batch_memory
 
 ProgressCallback = Callable[[int], None]
 
@@ -201,7 +200,7 @@ def _object_files(dataset: Dataset, run: RunOptions):
     if run.engine == "ray":
         from featx.engine.ray import hash_on_ray
 
-        hash_many = lambda urls: hash_on_ray(urls, run.address)  # noqa: E731
+        hash_many = lambda urls: hash_on_ray(urls, run.address)
     return ObjectFiles(dataset.root, hash_many, run.decode_workers)
 
 

@@ -23,19 +23,18 @@ from pathlib import Path
 import numpy as np
 
 from featx._versions import recorded_versions
-from featx.data.augment import ViewRecipe, make_view
 from featx.cache.locate import views_cache_path
 from featx.cache.schema import VIEWS_KIND
 from featx.cache.shards import write_shard
 from featx.cache.store import CacheIndex
 from featx.cache.tables import ImageTable, SkipTable, id_column
 from featx.config import EmbedConfig
-from featx.errors import CacheError, OptionError
-from featx.features.reports import SkippedImage
+from featx.data.augment import ViewRecipe, make_view
 from featx.data.objectstore import Url
-from featx.options import RunOptions
-from featx.features.reports import ViewsReport
 from featx.engine.commit import locked_run, plan_run
+from featx.errors import CacheError, OptionError
+from featx.features.reports import SkippedImage, ViewsReport
+from featx.options import RunOptions
 
 
 def check_views_engine(recipe: ViewRecipe, run: RunOptions) -> None:
@@ -67,8 +66,8 @@ def update_views(cache_path: Path, root: Path | Url, config: EmbedConfig, recipe
     embed the views its training images lack (files under ``root``: the dataset's folder or URL),
     drop those of images gone. An ``executor`` (a :class:`featx.engine.executor.LocalExecutor`, or one
     shared with the plain run) or an ``extractor`` already built may be passed in."""
-    from featx.engine.executor import LocalExecutor
     from featx.cache.append import unwritable
+    from featx.engine.executor import LocalExecutor
 
     started = time.perf_counter()
     plain = CacheIndex.read(cache_path)

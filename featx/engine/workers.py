@@ -1,6 +1,7 @@
 """Decoding worker processes: started once, kept between runs, each writing into a shared batch buffer."""
 
 from __future__ import annotations
+
 import atexit
 import mmap
 import os
@@ -10,10 +11,11 @@ import sys
 from collections import deque
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
-import numpy as np
-from featx.errors import DecodeWorkerError
-from featx.engine.pixels import DecodeSpec, _decode_chunk
 
+import numpy as np
+
+from featx.engine.pixels import DecodeSpec, decode_chunk
+from featx.errors import DecodeWorkerError
 
 _READY = "ready"
 
@@ -36,7 +38,7 @@ def start_workers(count: int) -> None:
         _idle = _Workers(count, env)
 
 
-def _borrow_workers(count: int, buffer: Path, shape: tuple[int, ...], spec: DecodeSpec) -> "_Workers":
+def borrow_workers(count: int, buffer: Path, shape: tuple[int, ...], spec: DecodeSpec) -> _Workers:
     """The kept workers (started if needed), mapped onto this run's buffer; a run that ends
     cleanly gives them back for the next run, any other ending stops them."""
     global _idle
@@ -54,7 +56,7 @@ def _worker_env() -> dict[str, str]:
 _SAFE_PATH = ("-P",) if sys.version_info >= (3, 11) else ()
 
 
-_idle: "_Workers | None" = None  # workers kept between runs of this process (starting them costs ~0.3 s)
+_idle: _Workers | None = None  # workers kept between runs of this process (starting them costs ~0.3 s)
 
 
 class _Workers:
@@ -152,7 +154,7 @@ class _Workers:
             "(with a smaller {param} if memory is short).", param="workers",
         )
 
-    def __enter__(self) -> "_Workers":
+    def __enter__(self) -> _Workers:
         return self
 
     def __exit__(self, kind, value, traceback) -> None:
@@ -206,6 +208,6 @@ def _serve() -> None:
                     array = np.ndarray(shape, np.float32, mmap.mmap(handle.fileno(), 0))
                 send.send(_READY)
             else:
-                send.send(_decode_chunk(array, spec, *message))
+                send.send(decode_chunk(array, spec, *message))
     except (EOFError, BrokenPipeError):  # the parent is done, or gone
         return

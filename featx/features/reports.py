@@ -1,6 +1,7 @@
 """What an embed run did: its report, and the images it could not embed."""
 
 from __future__ import annotations
+
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,7 +18,7 @@ class EmbedReport:
     feature_dim: int = 0
     seconds: float = 0.0
     warnings: tuple[str, ...] = ()  # what the dataset scan left out or merged (Dataset.warnings)
-    views: "ViewsReport | None" = None  # the augmented views' run (featx.engine.views), when views were asked for
+    views: ViewsReport | None = None  # the augmented views' run (featx.engine.views), when views were asked for
 
     def to_dict(self) -> dict[str, object]:
         return {

@@ -12,8 +12,8 @@ import numpy as np
 
 from featx.cache.segments import STORAGE_DTYPES
 from featx.cache.store import MAX_MAGNITUDE, CacheIndex, read_vectors, usable_rows
-from featx.errors import CacheError, check_path
 from featx.config import EmbedConfig
+from featx.errors import CacheError, check_path
 from featx.features.reports import SkippedImage
 
 if TYPE_CHECKING:
@@ -41,7 +41,7 @@ class Features:
     sources: dict = field(default_factory=dict)
     cache_path: Path | None = None
     skipped: tuple[SkippedImage, ...] = ()
-    report: "EmbedReport | None" = None  # what the embed run that returned these features did
+    report: EmbedReport | None = None  # what the embed run that returned these features did
 
     def __len__(self) -> int:
         return len(self.X)
@@ -54,7 +54,7 @@ class Features:
     def has_splits(self) -> bool:
         return bool(np.any(self.split != ""))
 
-    def subset(self, rows) -> "Features":
+    def subset(self, rows) -> Features:
         """The rows selected by a boolean mask or index array, same classes and configuration."""
         return replace(
             self, X=self.X[rows], y=self.y[rows], paths=self.paths[rows], ids=self.ids[rows], split=self.split[rows]
@@ -64,7 +64,7 @@ class Features:
         """The backbone configuration that produced these vectors, ready to embed new images."""
         return EmbedConfig.from_record(self.config, self.sources, self.fingerprint)
 
-    def where_split(self, name: str) -> "Features":
+    def where_split(self, name: str) -> Features:
         return self.subset(self.split == name)
 
     def __repr__(self) -> str:
@@ -92,7 +92,7 @@ class LazyVectors:
         """What reading them all would take in memory."""
         return self.shape[0] * self.shape[1] * self.dtype.itemsize
 
-    def __getitem__(self, key) -> "LazyVectors | np.ndarray":
+    def __getitem__(self, key) -> LazyVectors | np.ndarray:
         if isinstance(key, (int, np.integer)):
             return read_vectors(self._index, self._rows[[key]], str(self.dtype))[0]
         return LazyVectors(self._index, self._rows[key], str(self.dtype))

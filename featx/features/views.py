@@ -1,15 +1,18 @@
 """Reading the augmented views cached beside a cache's plain vectors (featx embed --views)."""
 
 from __future__ import annotations
+
 import os
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+
 import numpy as np
-from featx.data.augment import ViewRecipe
+
 from featx.cache.locate import views_cache_path, views_caches
 from featx.cache.schema import VIEWS_KIND
 from featx.cache.store import CacheIndex, read_vectors, usable_rows
+from featx.data.augment import ViewRecipe
 from featx.errors import CacheError, CacheNotFoundError, OptionError
 from featx.features.vectors import Features
 

@@ -13,10 +13,10 @@ from collections.abc import Callable
 import numpy as np
 
 from featx.errors import OptionError, OptionTypeError
-from featx.features.vectors import Features
 from featx.features.fusion import is_fused
-from featx.heads.split import stratified_holdout
+from featx.features.vectors import Features
 from featx.features.views import Views, load_views
+from featx.heads.split import stratified_holdout
 
 
 def resolve_views(features: Features, views: bool | Views, augment: str | None = None,

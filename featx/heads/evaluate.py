@@ -10,8 +10,8 @@ import numpy as np
 
 from featx.data.records import SPLITS
 from featx.errors import FeatxError, MissingFileError, OptionError, OptionTypeError, check_path
-from featx.features.vectors import Features, load_features
 from featx.features.fusion import cache_label, fused_caches, load_fused
+from featx.features.vectors import Features, load_features
 from featx.heads.head import Head
 from featx.options import check_positive
 

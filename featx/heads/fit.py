@@ -15,16 +15,16 @@ import numpy as np
 from featx._versions import featx_version
 from featx.data.records import SPLITS
 from featx.errors import FeatxError, MemoryUseWarning, OptionError, OptionTypeError, SlowFitWarning, check_path
+from featx.features.fusion import cache_label, display_name
 from featx.features.vectors import Features, LazyVectors, load_features
+from featx.features.views import Views
 from featx.heads.augmented import fit_inputs_with_views, resolve_views
 from featx.heads.cost import TRAIN_SCORE_ROWS, long_fit_message
 from featx.heads.evaluate import summary_scores
-from featx.features.fusion import cache_label, display_name
 from featx.heads.head import Head
 from featx.heads.registry import HeadSpec, get_head_spec, list_heads
 from featx.heads.split import split_features
 from featx.options import check_seed, physical_memory
-from featx.features.views import Views
 
 CLASS_WEIGHTS = ("balanced", "none")  # the class_weight values a head takes by name (or None)
 STREAM_BATCH = 8192  # rows per mini-batch of a head that streams a lazy cache

@@ -19,8 +19,8 @@ from featx.cache.locate import cache_folder
 from featx.config import EmbedConfig
 from featx.data.records import SPLITS
 from featx.errors import FeatxError
-from featx.features.vectors import Features
 from featx.features.fusion import SEPARATOR, display_name, is_fused, part_configs
+from featx.features.vectors import Features
 from featx.heads.headfile import recover_head_folder, write_head_folder
 from featx.heads.registry import get_head_spec
 

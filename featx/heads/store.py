@@ -15,7 +15,12 @@ from featx.errors import CacheError, FeatxError, MissingFileError, check_path
 from featx.features.fusion import is_fused, part_configs
 from featx.heads.head import HEADS_FOLDER, Head
 from featx.heads.headfile import (
-    META_FILE, aside_targets, is_head_folder, read_estimator, read_head_meta, recover_head_folder,
+    META_FILE,
+    aside_targets,
+    is_head_folder,
+    read_estimator,
+    read_head_meta,
+    recover_head_folder,
 )
 from featx.heads.registry import HEADS
 

@@ -9,7 +9,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import NamedTuple
 
-
 from featx.data.records import SPLITS
 from featx.errors import OptionError
 from featx.features.vectors import Features

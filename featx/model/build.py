@@ -8,12 +8,12 @@ with Keras' safe mode.
 
 from __future__ import annotations
 
-from featx.backend import import_keras
-from featx.errors import FeatxError
-from featx.heads.registry import convertible_heads, get_head_spec
-from featx.config import EmbedConfig
 from featx.backbones.build import build_backbone
 from featx.backbones.preprocessing import preprocess, preprocessing_layers
+from featx.backend import import_keras
+from featx.config import EmbedConfig
+from featx.errors import FeatxError
+from featx.heads.registry import convertible_heads, get_head_spec
 
 
 def head_network(head):

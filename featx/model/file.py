@@ -37,6 +37,6 @@ def load_model_file(path: str | os.PathLike):
         import_keras_hub()  # registers the keras-hub classes the file names
     try:
         model = keras.saving.load_model(Path(path), compile=False, safe_mode=True)
-    except Exception as exc:  # noqa: BLE001 - a damaged or foreign file fails in many ways
+    except Exception as exc:
         raise FeatxError(f"{path} could not be loaded as a Keras model ({type(exc).__name__}: {exc}).") from None
     return model, metadata

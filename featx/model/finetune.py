@@ -20,14 +20,13 @@ from pathlib import Path
 import numpy as np
 
 from featx._faults import crash_point
+from featx.backbones.unfreeze import parse_unfreeze, unfreeze_backbone
 from featx.backend import import_keras, set_random_seed
 from featx.data.augment import FINE_TUNE_AUGMENT, ViewRecipe
 from featx.errors import FeatxError, OptionError, OptionTypeError
 from featx.model.build import build_classifier
-from featx.backbones.unfreeze import leaf_layers
 from featx.model.file import write_metadata
 from featx.model.trainingdata import image_dataset, split_images
-from featx.backbones.unfreeze import parse_unfreeze, unfreeze_top
 
 
 @dataclass
@@ -93,13 +92,7 @@ def fine_tune(
 
     set_random_seed(seed)
     model, backbone, feature_model = build_classifier(head, config)
-    if config.is_hub:  # a transformer: N counts its blocks (the final LayerNorm comes with them)
-        from featx.backbones.unfreeze import transformer_blocks, unfreeze_top_blocks
-
-        unfrozen = unfreeze_top_blocks(backbone, parse_unfreeze(unfreeze, len(transformer_blocks(backbone))))
-    else:
-        total = len([l for l in leaf_layers(backbone) if not isinstance(l, keras.layers.InputLayer)])
-        unfrozen = unfreeze_top(backbone, parse_unfreeze(unfreeze, total))
+    unfrozen = unfreeze_backbone(backbone, unfreeze, transformer=config.is_hub)  # a transformer: N counts blocks
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
 

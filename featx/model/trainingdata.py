@@ -15,9 +15,9 @@ import numpy as np
 
 from featx.config import EmbedConfig
 from featx.data.augment import augment_image
+from featx.data.images import load_image
 from featx.data.records import SPLITS
 from featx.errors import FeatxError
-from featx.data.images import load_image
 
 
 @dataclass(frozen=True)
