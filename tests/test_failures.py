@@ -1,6 +1,6 @@
 """Every failure is one line (issue 15's cases, each reproduced): unwritable places, a full disk
 during the commit, damaged caches in every reader, absurd values, a 80,000,000x1 PNG, odd strings,
-tampered heads, misuse from Python. The random counterpart is tests/test_fuzz.py."""
+tampered heads, misuse from Python. The random counterpart is tests/property/test_fuzz.py."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from featx.cache.segments import segment_dir
 from featx.data.images import decode_rgb, resize_image
 from featx.errors import FeatxError, FileSystemError, MissingFileError, OptionError, OptionTypeError, as_featx_error
 from tests.imagegen import make_class_folder, write_image
-from tests.test_fuzz import TinyExtractor, check_run, fingerprint_files, invoke, make_cache
+from tests.property.test_fuzz import TinyExtractor, check_run, fingerprint_files, invoke, make_cache
 
 
 @pytest.fixture(scope="module")

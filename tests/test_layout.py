@@ -12,5 +12,5 @@ def test_no_script_shadows_the_standard_library():
     # `python benchmarks/x.py` puts benchmarks/ first on sys.path: a benchmarks/inspect.py would
     # replace the standard library's inspect for numpy and everything else that script imports.
     for folder in ("benchmarks", "tests"):
-        names = {path.stem for path in (ROOT / folder).glob("*.py")}
+        names = {path.stem for path in (ROOT / folder).rglob("*.py")}
         assert not names & set(sys.stdlib_module_names), folder

@@ -14,7 +14,7 @@ import featx.heads.fit
 from featx.errors import MemoryUseWarning
 from featx.features.vectors import LazyVectors
 from featx.heads import compare_heads, fit_head
-from tests.test_heads import blob_features
+from tests.heads.test_heads import blob_features
 
 
 @pytest.fixture

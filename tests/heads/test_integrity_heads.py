@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,7 +18,7 @@ from featx.config import EmbedConfig
 from featx.errors import CacheError, MissingFileError
 from featx.heads import fit_head, load_head
 from featx.heads.store import find_heads
-from tests.test_heads import blob_features
+from tests.heads.test_heads import blob_features
 
 
 def _file_config(tmp_path, data: bytes = b"model bytes", kind: str = "model") -> EmbedConfig:
@@ -143,7 +144,7 @@ def test_a_leftover_old_head_is_removed_once_the_new_one_is_in_place(cache_dir):
 
 _REPLACE = """
 import sys
-from tests.test_heads import blob_features
+from tests.heads.test_heads import blob_features
 from featx.heads import fit_head
 fit_head(blob_features(classes=("x", "y")), "knn").save(sys.argv[1])
 """
@@ -155,7 +156,7 @@ def test_a_replace_killed_at_any_step_leaves_the_old_or_the_new_head(tmp_path, h
     path = fit_head(blob_features(), "logreg").save(tmp_path / "head")
     env = {**os.environ, "FEATX_CRASH_AT": f"head-replace:{hit}"}
     done = subprocess.run([sys.executable, "-c", _REPLACE, str(path)], env=env, capture_output=True,
-                          timeout=120, cwd=os.path.dirname(os.path.dirname(__file__)))
+                          timeout=120, cwd=Path(__file__).resolve().parents[2])
     assert done.returncode == -9, done.stderr.decode()[-2000:]
     loaded = load_head(path)
     assert loaded.kind == survivor

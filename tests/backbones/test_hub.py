@@ -1,5 +1,5 @@
 """Transformer backbones through keras-hub, without Keras: names, snapshot folders, what they declare,
-the fingerprint, and the one-line errors (tests/test_hub_fidelity.py computes the vectors)."""
+the fingerprint, and the one-line errors (tests/backbones/test_hub_fidelity.py computes the vectors)."""
 
 from __future__ import annotations
 

@@ -11,8 +11,8 @@ from featx.errors import FeatxError
 from featx.features.fusion import fuse_features
 from featx.heads import compare_heads, fit_head, load_head
 from featx.options import EmbedOptions
+from tests.heads.test_heads import blob_features
 from tests.imagegen import make_class_folder
-from tests.test_heads import blob_features
 
 OTHER = EmbedOptions("ResNet50", weights="none", image_size=32).resolve()
 

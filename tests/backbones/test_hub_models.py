@@ -10,7 +10,7 @@ import pytest
 from featx.backbones.hub_table import HUB_BACKBONES
 from featx.options import EmbedOptions
 
-GIANT_PARAMS = 40_000_000  # as tests/test_backbones.py: larger ones run with --run-slow
+GIANT_PARAMS = 40_000_000  # as tests/backbones/test_backbones.py: larger ones run with --run-slow
 
 
 def _cases():
@@ -27,7 +27,7 @@ def test_every_hub_backbone_builds_with_documented_widths_and_parameters(name):
     from featx.backbones.build import build_backbone
 
     spec = HUB_BACKBONES[name]
-    try:  # one build, at the default pooling (the others' widths: tests/test_hub_fidelity.py)
+    try:  # one build, at the default pooling (the others' widths: tests/backbones/test_hub_fidelity.py)
         model = build_backbone(EmbedOptions(name, weights="none").resolve())
         assert model.output_shape == (None, spec.feature_dims[spec.default_pooling])
         assert model.input_shape == (None, spec.input_size, spec.input_size, 3)

@@ -10,8 +10,8 @@ import pytest
 from featx.cache.export import export_cache
 from featx.errors import OptionError
 from featx.features.vectors import load_features
+from tests.cache.test_integrity_cache import _embed
 from tests.imagegen import make_class_folder
-from tests.test_integrity_cache import _embed
 
 
 @pytest.fixture

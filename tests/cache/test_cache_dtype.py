@@ -13,8 +13,8 @@ from featx.engine.run import embed_into_cache
 from featx.errors import CacheError
 from featx.features.vectors import load_features
 from featx.options import EmbedOptions, RunOptions
+from tests.cache.test_integrity_cache import CONFIG, RUN, StandInBackbone
 from tests.imagegen import make_class_folder, write_image
-from tests.test_integrity_cache import CONFIG, RUN, StandInBackbone
 
 
 def _embed(data, cache_file, dtype=None):

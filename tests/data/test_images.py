@@ -275,7 +275,7 @@ def test_images_and_datasets_do_not_import_tensorflow():
     code = ("import sys, featx.data.images, featx.data.layouts; "
             "bad = [m for m in ('tensorflow', 'keras', 'torch', 'jax') if m in sys.modules]; "
             "print(bad); sys.exit(1 if bad else 0)")
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     path = os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])
     env = {**os.environ, "PYTHONPATH": path}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
