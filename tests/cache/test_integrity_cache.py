@@ -11,9 +11,9 @@ import h5py
 import numpy as np
 import pytest
 
+import featx._faults
 import featx.cache.segments
 import featx.cache.store
-import featx.engine.run
 from featx.cache.segments import segment_dir
 from featx.cache.shards import list_shards
 from featx.cache.store import CacheIndex
@@ -53,14 +53,7 @@ def _expected(path) -> np.ndarray:
 
 def _at(point: str, action, monkeypatch) -> None:
     """Run ``action`` when the embed run reaches crash point ``point`` (a hook, not a kill)."""
-    real = featx.engine.run.crash_point
-
-    def hook(name: str) -> None:
-        if name == point:
-            action()
-        real(name)
-
-    monkeypatch.setattr(featx.engine.run, "crash_point", hook)
+    monkeypatch.setitem(featx._faults.HOOKS, point, action)
 
 
 @pytest.fixture
