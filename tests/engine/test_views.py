@@ -5,6 +5,7 @@ vector checkable against the view's own pixels."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import numpy as np
@@ -124,13 +125,20 @@ def test_bad_view_options_name_their_parameter(kwargs, param, match):
     assert isinstance(raised.value, OptionError) and raised.value.param == param
 
 
-def test_views_are_refused_on_the_ray_engine_before_anything_runs(tmp_path):
+def test_views_are_refused_on_the_ray_engine_before_anything_runs(tmp_path, monkeypatch):
     from featx.engine.views import check_views_engine
 
+    # The refusal is about views, not Ray: whether Ray is installed or not. Without it, the options would
+    # refuse engine="ray" first (a MissingDependencyError), so Ray is said to be installed here; nothing imports it.
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name == "ray" else real(name, *a))
     check_views_engine(ViewRecipe(0), RunOptions())
     with pytest.raises(OptionError, match="local engine only") as raised:
         check_views_engine(ViewRecipe(2), RunOptions(engine="ray"))
     assert raised.value.param == "views"
+    with pytest.raises(OptionError, match="local engine only"):  # from the API: before any file is scanned
+        featx.embed(tmp_path, views=2, engine="ray", cache=tmp_path / "cache")
+    assert not (tmp_path / "cache").exists()
 
 
 # -- the views cache ---------------------------------------------------------------------------
@@ -333,7 +341,7 @@ def test_a_head_that_validates_while_it_trains_validates_on_plain_images_whose_v
 
 
 def test_views_of_a_dataset_in_an_object_store(tmp_path):
-    import fsspec
+    fsspec = pytest.importorskip("fsspec", reason='the ray extra: pip install "featx[ray]"')
 
     data = make_class_folder(tmp_path / "data", per_class=2, size=(40, 32))
     memory, url = fsspec.filesystem("memory"), f"memory://views-{tmp_path.name}/data"
