@@ -13,6 +13,7 @@ from featx.cli.progress import progress_bar
 from featx.data.augment import AUGMENTATIONS, DEFAULT_AUGMENT, ViewRecipe
 from featx.data.images import DEFAULT_MAX_PIXELS
 from featx.engine.run import update_cache
+from featx.engine.views import check_views_engine
 from featx.options import EmbedOptions
 
 
@@ -105,13 +106,14 @@ def embed_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object for scripts.")] = False,
 ) -> None:
     """Embed every image of DATA once into the feature cache; reruns embed only what changed."""
+    recipe = ViewRecipe(views, augment)
+    check_views_engine(recipe, engine)  # before the options, which refuse --engine ray without Ray
     options = EmbedOptions(
         backbone=backbone, weights=weights, seed=seed, image_size=image_size, resize=resize, pooling=pooling,
         preprocess=preprocess, jpeg_draft=jpeg_draft, precision=precision, batch_size=batch_size, workers=workers,
         max_pixels=max_pixels, dtype=dtype, backend=backend, engine=engine, address=address,
         gpus_per_worker=gpus_per_worker,
     )
-    recipe = ViewRecipe(views, augment)
     with progress_bar(enabled=not (quiet or as_json)) as progress:
         report = update_cache(data, options, cache=cache, progress=progress, wait=not no_wait, on_wait=info,
                               views=recipe)

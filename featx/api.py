@@ -10,6 +10,7 @@ from featx.backbones.applications import DEFAULT_BACKBONE
 from featx.data.augment import DEFAULT_AUGMENT, ViewRecipe
 from featx.data.images import DEFAULT_MAX_PIXELS
 from featx.engine.run import ProgressCallback, update_cache
+from featx.engine.views import check_views_engine
 from featx.features.vectors import Features, load_features
 from featx.options import EmbedOptions
 
@@ -60,6 +61,8 @@ def embed(
     augmentations, see :mod:`featx.data.augment`), for heads fitted with ``views=True``
     (:func:`featx.load_views` reads them); the features returned are the plain ones.
     """
+    recipe = ViewRecipe(views, augment)
+    check_views_engine(recipe, engine)  # before the options, which refuse engine="ray" without Ray
     options = EmbedOptions(
         backbone=backbone, weights=weights, image_size=image_size, resize=resize, pooling=pooling,
         preprocess=preprocess, seed=seed, jpeg_draft=jpeg_draft, precision=precision, batch_size=batch_size,
@@ -67,7 +70,7 @@ def embed(
         gpus_per_worker=gpus_per_worker,
     )
     report = update_cache(data, options, cache=cache, progress=progress, wait=wait,
-                          views=ViewRecipe(views, augment))
+                          views=recipe)
     return replace(load_features(report.cache_path), report=report)
 
 

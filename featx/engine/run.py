@@ -63,7 +63,7 @@ def update_cache(
     """
     check_path("data", data)
     check_path("cache", cache, optional=True)
-    check_views_engine(views, options)
+    check_views_engine(views, options.engine)
     dataset = scan_dataset(data)
     config = options.resolve()
     path = cache_path_for(cache, dataset.source, config.display_name, config.fingerprint)

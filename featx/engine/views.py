@@ -37,9 +37,10 @@ from featx.features.reports import SkippedImage, ViewsReport
 from featx.options import RunOptions
 
 
-def check_views_engine(recipe: ViewRecipe, run: RunOptions) -> None:
-    """Views are embedded by this machine's executor; refused before anything runs on another engine."""
-    if recipe.count and run.engine != "local":
+def check_views_engine(recipe: ViewRecipe, engine: str) -> None:
+    """Views are embedded by this machine's executor; refused before anything runs on another engine (and
+    before the options are built: whether or not that engine's library is installed)."""
+    if recipe.count and engine != "local":
         raise OptionError("{param} are embedded on the local engine only; drop {param} for the cluster run and "
                           "embed the views with the local engine (the plain vectors are reused).", param="views")
 

@@ -5,11 +5,11 @@ vector checkable against the view's own pixels."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
 import featx
 from featx.cache.catalog import summarize
@@ -17,6 +17,7 @@ from featx.cache.delete import delete_cache
 from featx.cache.locate import views_caches, views_dir
 from featx.cache.store import CacheIndex
 from featx.cache.verify import verify_cache
+from featx.cli import app
 from featx.data.augment import AUGMENTATIONS, ViewRecipe, augment_image, make_view, view_id
 from featx.data.images import load_image
 from featx.data.layouts import scan_dataset
@@ -125,20 +126,19 @@ def test_bad_view_options_name_their_parameter(kwargs, param, match):
     assert isinstance(raised.value, OptionError) and raised.value.param == param
 
 
-def test_views_are_refused_on_the_ray_engine_before_anything_runs(tmp_path, monkeypatch):
+def test_views_are_refused_on_the_ray_engine_before_anything_runs(tmp_path):
     from featx.engine.views import check_views_engine
 
-    # The refusal is about views, not Ray: whether Ray is installed or not. Without it, the options would
-    # refuse engine="ray" first (a MissingDependencyError), so Ray is said to be installed here; nothing imports it.
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name == "ray" else real(name, *a))
-    check_views_engine(ViewRecipe(0), RunOptions())
+    # The refusal is about views, not Ray: it comes first whether Ray is installed or not.
+    check_views_engine(ViewRecipe(0), "local")
     with pytest.raises(OptionError, match="local engine only") as raised:
-        check_views_engine(ViewRecipe(2), RunOptions(engine="ray"))
+        check_views_engine(ViewRecipe(2), "ray")
     assert raised.value.param == "views"
     with pytest.raises(OptionError, match="local engine only"):  # from the API: before any file is scanned
         featx.embed(tmp_path, views=2, engine="ray", cache=tmp_path / "cache")
     assert not (tmp_path / "cache").exists()
+    done = CliRunner().invoke(app, ["embed", str(tmp_path), "--views", "2", "--engine", "ray"])
+    assert done.exit_code == 2 and "error: --views are embedded on the local engine only" in done.output
 
 
 # -- the views cache ---------------------------------------------------------------------------
