@@ -11,7 +11,6 @@ built-in exception a Python user expects to catch (``ValueError`` for a bad argu
 from __future__ import annotations
 
 import errno
-import os
 import re
 from collections.abc import Callable
 
@@ -47,21 +46,6 @@ class OptionError(FeatxError, ValueError):
 
 class OptionTypeError(OptionError, TypeError):
     """An argument has the wrong type (a number where a path belongs, say); caught as TypeError too."""
-
-
-def check_path(param: str, value: object, *, optional: bool = False) -> None:
-    """Refuse, naming ``param``, a value that is not a path (``str`` or ``os.PathLike``), an empty
-    path (which would silently mean the current folder) or one holding a NUL byte."""
-    if value is None and optional:
-        return
-    if not isinstance(value, (str, os.PathLike)):
-        raise OptionTypeError(f"{{param}} must be a path (str or os.PathLike); got {type(value).__name__} {value!r:.60}.",
-                              param=param)
-    text = os.fspath(value)
-    if not text:
-        raise OptionError("{param} is an empty path; give a file or folder ('.' for the current folder).", param=param)
-    if ("\x00" if isinstance(text, str) else b"\x00") in text:
-        raise OptionError("{param} holds a NUL byte (\\0); remove it.", param=param)
 
 
 class MissingFileError(FeatxError, FileNotFoundError):

@@ -20,6 +20,7 @@ from featx.backbones.applications import DEFAULT_BACKBONE, PREPROCESSING_MODES, 
 from featx.backbones.hub_table import HUB_POOLINGS
 from featx.backend import DEFAULT_BACKEND, check_backend, resolve_backend
 from featx.cache.segments import STORAGE_DTYPES
+from featx.checks import check_choice, check_positive, check_seed
 from featx.config import EmbedConfig, sha256_once
 from featx.data.images import DEFAULT_MAX_PIXELS, RESIZE_MODES
 from featx.errors import MissingDependencyError, MissingFileError, OptionError, OptionTypeError
@@ -29,29 +30,6 @@ POOLING_MODES = KERAS_POOLINGS + tuple(p for p in HUB_POOLINGS if p not in KERAS
 PRECISIONS = ("float32", "bfloat16", "float16")  # the backbone's compute dtype (Keras mixed precision)
 ENGINES = ("local", "ray")  # who decodes and embeds: this process, or a Ray cluster (featx.engine.ray)
 CUSTOM_MODEL_SUFFIX = ".keras"
-
-
-def check_choice(param: str, value: object, allowed: tuple[str, ...]) -> None:
-    """Raise :class:`OptionError` naming ``param`` unless ``value`` is one of ``allowed``."""
-    if value not in allowed:
-        raise OptionError(f"{{param}} must be one of {', '.join(allowed)}; got {value!r}.", param=param)
-
-
-def check_positive(param: str, value: object, what: str = "a positive integer", maximum: int | None = None) -> None:
-    """Raise :class:`OptionError` naming ``param`` unless ``value`` is an integer of at least 1 (and
-    at most ``maximum``: the message then says the range)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1 or (maximum is not None and value > maximum):
-        what = what if maximum is None else f"{what.replace('a positive ', 'an ')} from 1 to {maximum}"
-        raise OptionError(f"{{param}} must be {what}; got {value!r}.", param=param)
-
-
-MAX_SEED = 2**32 - 1  # what NumPy, scikit-learn and Keras all take as a seed
-
-
-def check_seed(param: str, value: object) -> None:
-    """Raise :class:`OptionError` naming ``param`` unless ``value`` is an integer seed, 0 to 2**32-1."""
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED:
-        raise OptionError(f"{{param}} must be an integer from 0 to {MAX_SEED}; got {value!r}.", param=param)
 
 
 BATCH_SIZE_LIMIT = 65_536  # the largest batch_size a user may ask for; memory refuses most batches long before this

@@ -21,9 +21,9 @@ import numpy as np
 from featx.backbones.build import build_backbone
 from featx.backbones.preprocessing import preprocess, preprocessing_layers
 from featx.backend import import_keras, resolve_backend
+from featx.checks import check_positive
 from featx.config import EmbedConfig
 from featx.errors import FeatxError
-from featx.options import check_positive
 
 T = TypeVar("T")
 CPU_BATCH_SIZE = 32  # on a CPU a larger batch is not faster, only uses more memory

@@ -26,6 +26,7 @@ from featx.cache.locate import cache_path_for
 from featx.cache.shards import shard_backends, shard_width, write_shard
 from featx.cache.store import CacheIndex
 from featx.cache.tables import ID_DTYPE, SkipTable, id_column, str_column
+from featx.checks import check_path
 from featx.config import EmbedConfig
 from featx.data.augment import ViewRecipe
 from featx.data.layouts import scan_dataset
@@ -37,7 +38,7 @@ from featx.engine.extractor import CPU_BATCH_SIZE  # (no Keras import)
 from featx.engine.fileindex import index_files
 from featx.engine.pixels import NotAsPlannedError
 from featx.engine.views import check_views_engine, update_views
-from featx.errors import CacheError, FeatxError, check_path
+from featx.errors import CacheError, FeatxError
 from featx.features.reports import EmbedReport, SkippedImage
 from featx.options import EmbedOptions, RunOptions, check_batch_memory
 

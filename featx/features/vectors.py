@@ -12,8 +12,9 @@ import numpy as np
 
 from featx.cache.segments import STORAGE_DTYPES
 from featx.cache.store import MAX_MAGNITUDE, CacheIndex, read_vectors, usable_rows
+from featx.checks import check_path
 from featx.config import EmbedConfig
-from featx.errors import CacheError, check_path
+from featx.errors import CacheError
 from featx.features.reports import SkippedImage
 
 if TYPE_CHECKING:
@@ -113,7 +114,7 @@ def load_features(cache: str | os.PathLike, *, dtype: str = "float32", lazy: boo
     With ``lazy`` it is a :class:`LazyVectors` that reads rows when asked (the finiteness check is
     then left to the rows' reader: each segment's rows were checked when it was written).
     """
-    from featx.options import check_choice
+    from featx.checks import check_choice
 
     check_path("cache", cache)
     check_choice("dtype", dtype, STORAGE_DTYPES)

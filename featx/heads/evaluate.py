@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
+from featx.checks import check_path, check_positive
 from featx.data.records import SPLITS
-from featx.errors import FeatxError, MissingFileError, OptionError, OptionTypeError, check_path
+from featx.errors import FeatxError, MissingFileError, OptionError, OptionTypeError
 from featx.features.fusion import cache_label, fused_caches, load_fused
 from featx.features.vectors import Features, load_features
 from featx.heads.head import Head
-from featx.options import check_positive
 
 EVALUATION_SPLITS = (*SPLITS, "all")  # "all": every labelled image of the cache
 

@@ -13,8 +13,9 @@ from datetime import datetime, timezone
 import numpy as np
 
 from featx._versions import featx_version
+from featx.checks import check_path, check_seed
 from featx.data.records import SPLITS
-from featx.errors import FeatxError, MemoryUseWarning, OptionError, OptionTypeError, SlowFitWarning, check_path
+from featx.errors import FeatxError, MemoryUseWarning, OptionError, OptionTypeError, SlowFitWarning
 from featx.features.fusion import cache_label, display_name
 from featx.features.vectors import Features, LazyVectors, load_features
 from featx.features.views import Views
@@ -24,7 +25,7 @@ from featx.heads.evaluate import summary_scores
 from featx.heads.head import Head
 from featx.heads.registry import HeadSpec, get_head_spec, list_heads
 from featx.heads.split import split_features
-from featx.options import check_seed, physical_memory
+from featx.options import physical_memory
 
 CLASS_WEIGHTS = ("balanced", "none")  # the class_weight values a head takes by name (or None)
 STREAM_BATCH = 8192  # rows per mini-batch of a head that streams a lazy cache

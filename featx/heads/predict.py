@@ -61,9 +61,10 @@ def predict_images(head: Head, inputs: Sequence[str | os.PathLike], *, cache_dir
     cache in ``cache_dir`` (default ``$FEATX_CACHE_DIR`` or ``.featx``), so files seen before are
     not embedded again; a fused head embeds them with each of its backbones. ``backend`` is the Keras backend (default ``$KERAS_BACKEND``, else tensorflow). Images that cannot be decoded are listed in ``skipped``, not raised.
     """
+    from featx.checks import check_path
     from featx.data.layouts import collect_image_files
     from featx.engine.files import embed_files
-    from featx.errors import OptionTypeError, check_path
+    from featx.errors import OptionTypeError
     from featx.options import RunOptions
 
     if not isinstance(head, Head):

@@ -10,8 +10,9 @@ import os
 from pathlib import Path
 
 from featx.cache.locate import cache_folder
+from featx.checks import check_path
 from featx.config import EmbedConfig, fingerprint_of
-from featx.errors import CacheError, FeatxError, MissingFileError, check_path
+from featx.errors import CacheError, FeatxError, MissingFileError
 from featx.features.fusion import is_fused, part_configs
 from featx.heads.head import HEADS_FOLDER, Head
 from featx.heads.headfile import (

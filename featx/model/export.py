@@ -17,11 +17,11 @@ from pathlib import Path
 
 from featx.backbones.preprocessing import resize_layer
 from featx.backend import import_keras, import_tensorflow
+from featx.checks import check_choice
 from featx.config import EmbedConfig
 from featx.errors import MissingDependencyError, OptionError
 from featx.model.build import build_classifier
 from featx.model.file import load_model_file, write_metadata
-from featx.options import check_choice
 
 FORMATS = ("keras", "onnx", "savedmodel", "tflite")
 TENSORFLOW_FORMATS = ("savedmodel", "tflite")
