@@ -15,19 +15,23 @@ from featx.errors import CacheError
 
 def delete_cache(path: str | os.PathLike) -> None:
     """Remove a featx cache with its segment and shard folders, temporaries and lock, and its views
-    caches; ``path`` may also name a folder or lock that a killed run left. Refuses (CacheError, nothing
+    caches; ``path`` may also name a folder or lock that a killed run left without a cache file (the
+    lock or a folder of a cache that exists names nothing: refused). Refuses (CacheError, nothing
     deleted) anything that is not featx's, and a cache that a run is writing (CacheBusyError)."""
     from featx.cache.lock import cache_lock, lock_path
     from featx.cache.segments import SEGMENT_TYPE, segment_dir
     from featx.cache.shards import SHARD_TYPE, shard_dir
     from featx.cache.store import remove_stale_temporaries
 
-    path = _cache_named_by(Path(path))
+    named = _cache_named_by(Path(path))
+    if named != Path(path) and named.exists():  # a lock or folder of a cache: it names nothing by itself
+        raise CacheError(f"{path} belongs to the cache {named}; name the cache itself to delete it. Not deleted.")
+    path = named
     folders = {shard_dir(path): SHARD_TYPE, segment_dir(path): SEGMENT_TYPE}
     lock = lock_path(path)
     if not (path.exists() or lock.exists() or any(f.exists() for f in folders)):
         raise CacheError(f"No feature cache at {path}; 'featx cache ls' lists them.")
-    if path.exists() and not (path.is_file() and _marked(path, ENCODING_TYPE)):
+    if path.exists() and not (path.is_file() and is_featx_file(path, ENCODING_TYPE)):
         raise CacheError(f"{path} is not a featx cache (no {ENCODING_TYPE!r} mark); not deleted.")
     owned = {folder: _own_files(path, folder, kind) for folder, kind in folders.items()}
     if lock.exists() and not (lock.is_file() and lock.stat().st_size == 0):
@@ -75,13 +79,13 @@ def _own_files(path: Path, folder: Path, kind: str) -> list[Path]:
     entries = sorted(folder.iterdir()) if folder.is_dir() else [folder]
     for entry in entries:
         temporary = entry.name.startswith(".") and entry.name.endswith(".tmp") and entry.is_file()
-        if not temporary and not (entry.suffix == CACHE_SUFFIX and entry.is_file() and _marked(entry, kind)):
+        if not temporary and not (entry.suffix == CACHE_SUFFIX and entry.is_file() and is_featx_file(entry, kind)):
             raise CacheError(f"{path} not deleted: its {folder.suffix[1:]} folder holds {entry}, which is not a featx "
                              f"{kind.rsplit('-', 1)[-1]} file; move that out first.")
     return entries
 
 
-def _marked(path: Path, kind: str) -> bool:
+def is_featx_file(path: Path, kind: str) -> bool:
     """Whether ``path`` is a featx HDF5 file of ``kind`` (its encoding-type), even a damaged one:
     read by h5py, or else found near the start of a file that begins with HDF5's signature (featx
     writes the mark first, so a truncated cache still carries it)."""

@@ -15,18 +15,23 @@ from pathlib import Path
 
 import numpy as np
 
+from featx.cache.outputs import check_outputs
 from featx.cache.store import CacheIndex, read_vectors
 from featx.errors import MissingDependencyError, OptionError
 
 EXPORT_FORMATS = ("parquet", "npy")
 COLUMNS = ("id", "path", "label", "split")
+NPY_FILES = ("vectors.npy", "rows.csv")  # what an npy export writes in its folder
 
 
 def export_cache(cache: str | os.PathLike, out: str | os.PathLike, *, format: str = "parquet",
-                 chunk_rows: int = 8192) -> int:
-    """Write every embedded image of ``cache`` to ``out`` as ``format``; returns the rows written."""
+                 chunk_rows: int = 8192, force: bool = False) -> int:
+    """Write every embedded image of ``cache`` to ``out`` as ``format``; returns the rows written.
+    An ``npy`` folder that already holds ``vectors.npy`` or ``rows.csv`` is refused unless ``force``."""
     if format not in EXPORT_FORMATS:
         raise OptionError(f"{{param}} must be one of {', '.join(EXPORT_FORMATS)}; got {format!r}.", param="format")
+    check_outputs({"out": out}, inputs={"cache": cache}, writes={"out": NPY_FILES if format == "npy" else ()},
+                  force=force)
     index = CacheIndex.read(cache)
     write = _parquet if format == "parquet" else _npy
     return write(index, Path(out), chunk_rows)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -13,7 +14,7 @@ from featx.cache.delete import delete_cache
 from featx.cache.locate import cache_folder
 from featx.cache.verify import verify_cache
 from featx.cli.app import EXIT_USAGE, cache_app, fail, handle_errors, print_json
-from featx.errors import FeatxError
+from featx.errors import FeatxError, MissingFileError
 
 CachePath = Annotated[
     Path | None, typer.Argument(help="A cache file or folder (default: $FEATX_CACHE_DIR or .featx).")
@@ -28,6 +29,9 @@ def info_command(
 ) -> None:
     """Show the caches in a folder, or one cache file: dataset, backbone configuration, counts."""
     target = cache_folder(path)
+    if path is not None and not target.exists():
+        raise MissingFileError(f"{{param}} {target} does not exist; give a cache file or folder ('featx cache ls' "
+                               "lists them).", param="path")
     summaries = [summarize(target)] if target.is_file() else find_caches(target)
     if as_json:
         print_json([s.to_dict() for s in summaries])
@@ -108,13 +112,15 @@ def export_command(
     out: Annotated[Path, typer.Argument(help="The file (parquet) or folder (npy) to write.")],
     path: Annotated[Path | None, typer.Option("--cache", help="The cache file (default: the one written last).")] = None,
     format: Annotated[str, typer.Option("--format", help="parquet or npy.")] = "parquet",
+    force: Annotated[bool, typer.Option("--force", help="Replace the vectors.npy and rows.csv an npy folder "
+                                        "already holds.")] = False,
 ) -> None:
     """Write id, path, label, split and vector of every embedded image, streamed in chunks."""
     from featx.cache.catalog import choose_cache
     from featx.cache.export import export_cache
 
     source = choose_cache(path).path
-    rows = export_cache(source, out, format=format)
+    rows = export_cache(source, out, format=format, force=force)
     typer.echo(f"wrote {rows} rows of {source} to {out}")
 
 
@@ -123,12 +129,17 @@ def export_command(
 def rm_command(
     paths: Annotated[list[Path] | None, typer.Argument(help="Cache files to delete.")] = None,
     all_caches: Annotated[bool, typer.Option("--all", help="Delete every cache in the cache folder.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="With --all: delete without asking.")] = False,
 ) -> None:
     """Delete featx caches (with their shards and lock); refuses any other file, and a cache that a
     run is writing: one line each, exit 1 after deleting the others."""
     targets = list(paths or [])
     if all_caches:
-        targets += [s.path for s in find_caches(cache_folder())]
+        every = [s.path for s in find_caches(cache_folder())]
+        if every and not yes and not _confirmed(f"Delete all {len(every)} caches in {cache_folder()}?"):
+            raise fail(f"--all deletes all {len(every)} caches in {cache_folder()}: add --yes to confirm; "
+                       "nothing deleted.", EXIT_USAGE)
+        targets += every
     if not targets:
         raise fail("Name the cache files to delete, or pass --all.", EXIT_USAGE)
     refused = 0
@@ -142,3 +153,8 @@ def rm_command(
             typer.echo(f"deleted {target}")
     if refused:
         raise typer.Exit(1)
+
+
+def _confirmed(question: str) -> bool:
+    """Asked on a terminal; never assumed when nobody can answer (a script, CI)."""
+    return sys.stdin.isatty() and typer.confirm(question, default=False)

@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from featx.cache.outputs import check_outputs
 from featx.cli.app import BackendOption, app, handle_errors, info, print_json
 from featx.errors import FeatxError
 
@@ -96,6 +97,7 @@ def fit_head_command(
     from featx.heads.params import parse_params
 
     features, chosen = choose_features(cache, backbone)
+    check_outputs({"path": path}, inputs={"cache": [choice.path for choice in chosen]})
     for choice in chosen:
         info(choice.note(_flag))
     fitted = fit_head(features, head, test_size=test_size, seed=seed, class_weight=class_weight, note=info,
@@ -177,8 +179,11 @@ def evaluate_command(
 ) -> None:
     """Score a head: accuracy, top-k, macro-F1, per-class scores, confusion, worst mistakes."""
     from featx.heads import evaluate_head, load_head
+    from featx.heads.plots import PLOT_SUFFIXES
 
     fitted = load_head(head)
+    check_outputs({"plot": plot}, inputs={"head": fitted.path, "features": features},
+                  suffixes={"plot": PLOT_SUFFIXES})
     result = evaluate_head(fitted, features, split=split, top_k=top_k)
     written = []
     if plot is not None:
@@ -242,6 +247,7 @@ def predict_command(
     from featx.heads import load_head, predict_images
 
     fitted = load_head(head)
+    check_outputs({"output": output}, inputs={"head": fitted.path, "inputs": inputs})
     with progress_bar(enabled=True) as progress:
         result = predict_images(fitted, inputs, cache_dir=cache, batch_size=batch_size, backend=backend,
                                 progress=progress)

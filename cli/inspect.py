@@ -40,9 +40,13 @@ def inspect_command(
     Works on the cached vectors only: no backbone, no TensorFlow, seconds for ten thousand images.
     """
     from featx.cache.catalog import choose_cache
+    from featx.cache.outputs import check_outputs
+    from featx.heads.plots import PLOT_SUFFIXES
     from featx.inspection import inspect, plot_map, write_manifest, write_report
 
     chosen = choose_cache(cache, backbone)
+    check_outputs({"manifest": manifest, "report": report, "map_path": map_path}, inputs={"cache": chosen.path},
+                  suffixes={"map_path": PLOT_SUFFIXES})  # before any work: never over the cache or each other
     info(chosen.note(lambda p: "CACHE" if p == "cache" else "--" + p))
     result = inspect(chosen.path, threshold=threshold, outlier_threshold=outlier_threshold, folds=folds, seed=seed)
     written = {}

@@ -11,7 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
+from featx.cache.outputs import check_outputs
 from featx.heads.evaluate import Evaluation
+
+PLOT_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")  # what a plot is written as, by its name
 
 
 def _figure(width: float, height: float):
@@ -25,6 +28,7 @@ def _figure(width: float, height: float):
 
 def plot_confusion(evaluation: Evaluation, path: str | os.PathLike) -> Path:
     """Write the confusion matrix (rows true, columns predicted) as a PNG."""
+    check_plot_path(path)
     matrix = np.asarray(evaluation.confusion)
     size = max(4.0, 0.5 * len(evaluation.classes) + 2.5)
     figure = _figure(size + 1, size)
@@ -55,6 +59,7 @@ def plot_history(history: dict[str, list[float]], path: str | os.PathLike, title
     """
     from matplotlib.ticker import MaxNLocator
 
+    check_plot_path(path)
     figure = _figure(10, 4)
     for position, metric in enumerate(("loss", "accuracy"), start=1):
         axes = figure.add_subplot(1, 2, position)
@@ -71,6 +76,11 @@ def plot_history(history: dict[str, list[float]], path: str | os.PathLike, title
     figure.suptitle(title or "training curves")
     figure.savefig(path, dpi=100)
     return Path(path)
+
+
+def check_plot_path(path: str | os.PathLike, param: str = "path") -> None:
+    """Refuse a plot path that is featx's own file or not an image name (one line, nothing drawn)."""
+    check_outputs({param: path}, suffixes={param: PLOT_SUFFIXES})
 
 
 def curves_path(plot_path: str | os.PathLike) -> Path:

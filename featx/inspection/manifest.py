@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import NamedTuple
 
+from featx.cache.outputs import check_outputs
 from featx.data.records import SPLITS
 from featx.errors import OptionError
 from featx.features.vectors import Features
@@ -55,6 +56,7 @@ def without_findings(inspection: Inspection, drop: Iterable[str] = KINDS) -> Fea
 def write_manifest(inspection: Inspection, path: str | os.PathLike, *, drop: Iterable[str] = KINDS) -> ManifestWritten:
     """Write every inspected image except those of the ``drop`` kinds of finding as a CSV manifest;
     paths are relative to the manifest's folder where they can be."""
+    check_outputs({"path": path}, inputs={"cache": inspection.features.cache_path})
     path = Path(path)
     feats = inspection.features
     gone = left_out_rows(inspection, drop)

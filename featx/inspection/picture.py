@@ -9,7 +9,7 @@ import numpy as np
 
 from featx.errors import MissingDependencyError, OptionError
 from featx.features.vectors import Features
-from featx.heads.plots import _figure
+from featx.heads.plots import _figure, check_plot_path
 from featx.inspection.duplicates import unit_rows
 from featx.inspection.findings import Inspection
 
@@ -48,6 +48,7 @@ def map_coordinates(features: Features, *, method: str = "auto", seed: int = 0) 
 
 
 def plot_map(inspection: Inspection, path: str | os.PathLike, *, method: str = "auto", seed: int = 0) -> Path:
+    check_plot_path(path)
     """Write the map as a PNG: one colour per class (grey: unlabelled), findings ringed."""
     draw_map(inspection, method=method, seed=seed).savefig(path, dpi=100)
     return Path(path)

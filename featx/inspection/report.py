@@ -14,6 +14,7 @@ from html import escape
 from pathlib import Path
 from urllib.parse import quote
 
+from featx.cache.outputs import check_outputs
 from featx.inspection.findings import Duplicate, Inspection
 from featx.inspection.picture import draw_map
 
@@ -29,6 +30,7 @@ figure{display:inline-block;margin:0 8px 0 0;font-size:12px;max-width:200px;word
 def write_report(inspection: Inspection, path: str | os.PathLike, *, limit: int = 200, method: str = "auto",
                  seed: int = 0) -> Path:
     """Write the inspection as one HTML page; at most ``limit`` findings of each kind are shown."""
+    check_outputs({"path": path}, inputs={"cache": inspection.features.cache_path})
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     folder = path.resolve().parent

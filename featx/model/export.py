@@ -17,6 +17,7 @@ from pathlib import Path
 
 from featx.backbones.preprocessing import resize_layer
 from featx.backend import import_keras, import_tensorflow
+from featx.cache.outputs import check_outputs
 from featx.checks import check_choice
 from featx.config import EmbedConfig
 from featx.errors import MissingDependencyError, OptionError
@@ -34,6 +35,7 @@ def export(source, output: str | os.PathLike, *, format: str = "keras", backend:
     ``backend`` is the Keras backend that builds and converts the model (default ``$KERAS_BACKEND``,
     else tensorflow)."""
     check_choice("format", format, FORMATS)
+    check_outputs({"output": output}, inputs={"source": getattr(source, "path", source)})
     keras = import_keras(backend)
     _check_format(format, keras.backend.backend())
     output = Path(output)

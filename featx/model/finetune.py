@@ -22,6 +22,7 @@ import numpy as np
 from featx._faults import crash_point
 from featx.backbones.unfreeze import parse_unfreeze, unfreeze_backbone
 from featx.backend import import_keras, set_random_seed
+from featx.cache.outputs import check_outputs
 from featx.data.augment import FINE_TUNE_AUGMENT, ViewRecipe
 from featx.errors import FeatxError, OptionError, OptionTypeError
 from featx.model.build import build_classifier
@@ -83,6 +84,7 @@ def fine_tune(
     keras = import_keras(backend)
     config = head.embed_config()
     model_path = Path(output) if output else _default_output(head)
+    check_outputs({"output": model_path}, inputs={"head": head.path, "data": data})
     if model_path.suffix != ".keras":
         raise OptionError(f"{{param}} {model_path}: the fine-tuned model is saved in Keras format; end the name in "
                           ".keras.", param="output")
