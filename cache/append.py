@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from featx._faults import crash_point
+from featx.cache.schema import ENCODING_TYPE, is_featx_file
 from featx.cache.segments import Blocks, check_blocks, remove_files, segment_dir, stat_matches, write_segment_if_any
 from featx.cache.shards import list_shards, read_shards, remove_shards, shard_dir
 from featx.cache.store import CacheIndex, Source, write_index
@@ -186,6 +187,8 @@ def compact_cache(cache_path: str | Path, *, wait: bool = True) -> tuple[int, in
     from featx.cache.store import remove_stale_temporaries
 
     cache_path = Path(cache_path)
+    if cache_path.is_file() and not is_featx_file(cache_path, ENCODING_TYPE):  # before its lock is made beside it
+        raise CacheError(f"{cache_path} is not a featx cache (no {ENCODING_TYPE!r} mark); nothing compacted.")
     with cache_lock(cache_path, wait=wait):
         remove_stale_temporaries(cache_path)
         return compact(cache_path)

@@ -173,6 +173,9 @@ def choose_cache(cache: str | os.PathLike | None = None, backbone: str | None = 
     latest dataset cache in the folder ``cache`` (default :func:`cache_folder`), of ``backbone``
     when given."""
     if cache is not None and Path(cache).is_file():
+        if backbone is not None:
+            raise OptionError(f"{{param}} {backbone!r} picks the latest cache of a backbone from a cache folder; "
+                              f"{cache} is a cache file: give its folder, or leave {{param}} out.", param="backbone")
         return CacheChoice(Path(cache))
     if cache is not None and not Path(cache).exists():
         raise MissingFileError(f"{{param}} {cache} does not exist; give a .h5 cache file or a cache folder.",
@@ -188,8 +191,21 @@ def choose_caches(caches: Sequence[str | os.PathLike] = (), backbones: Sequence[
         raise OptionError("{param} takes .h5 cache files, or one cache folder (to pick backbones from).",
                           param="caches")
     folder = folders[0] if folders else None
+    check_backbone_names(backbones, "backbones")
     if backbones:
         return [choose_cache(folder, backbone) for backbone in backbones]
     if caches and not folders:
         return [CacheChoice(Path(c)) for c in caches]
     return [choose_cache(folder)]
+
+
+def check_backbone_names(names: Sequence[str], param: str) -> None:
+    """Refuse, naming ``param``, an empty backbone name or one given twice (names match ignoring case)."""
+    seen: set[str] = set()
+    for name in names:
+        if not isinstance(name, str) or not name.strip():
+            raise OptionError(f"{{param}} holds an empty backbone name ({list(names)!r:.80}); give backbone names, "
+                              "e.g. ResNet50,EfficientNetB0.", param=param)
+        if name.strip().lower() in seen:
+            raise OptionError(f"{{param}} names {name.strip()!r} twice; give each backbone once.", param=param)
+        seen.add(name.strip().lower())

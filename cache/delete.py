@@ -6,10 +6,8 @@ import contextlib
 import os
 from pathlib import Path
 
-import h5py
-
 from featx.cache.locate import CACHE_SUFFIX, views_caches, views_dir
-from featx.cache.schema import ENCODING_TYPE
+from featx.cache.schema import ENCODING_TYPE, is_featx_file
 from featx.errors import CacheError
 
 
@@ -23,6 +21,8 @@ def delete_cache(path: str | os.PathLike) -> None:
     from featx.cache.shards import SHARD_TYPE, shard_dir
     from featx.cache.store import remove_stale_temporaries
 
+    if not Path(path).name:  # "/", "." or "": a folder, never a cache
+        raise CacheError(f"{os.fspath(path) or '.'} is a folder, not a featx cache; not deleted.")
     named = _cache_named_by(Path(path))
     if named != Path(path) and named.exists():  # a lock or folder of a cache: it names nothing by itself
         raise CacheError(f"{path} belongs to the cache {named}; name the cache itself to delete it. Not deleted.")
@@ -85,22 +85,3 @@ def _own_files(path: Path, folder: Path, kind: str) -> list[Path]:
     return entries
 
 
-def is_featx_file(path: Path, kind: str) -> bool:
-    """Whether ``path`` is a featx HDF5 file of ``kind`` (its encoding-type), even a damaged one:
-    read by h5py, or else found near the start of a file that begins with HDF5's signature (featx
-    writes the mark first, so a truncated cache still carries it)."""
-    try:
-        with h5py.File(path, "r") as h5:
-            mark = h5.attrs.get("encoding-type")
-        return (mark.decode() if isinstance(mark, bytes) else mark) == kind
-    except (OSError, KeyError, RuntimeError, ValueError):  # not HDF5, or damaged
-        pass
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(1 << 16)
-    except OSError:
-        return False
-    return head.startswith(_HDF5_SIGNATURE) and kind.encode() in head
-
-
-_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"

@@ -9,9 +9,8 @@ import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from featx.cache.delete import is_featx_file
 from featx.cache.locate import CACHE_SUFFIX, VIEWS_SUFFIX
-from featx.cache.schema import ENCODING_TYPE
+from featx.cache.schema import ENCODING_TYPE, is_featx_file
 from featx.errors import OptionError
 
 PathLike = str | os.PathLike

@@ -149,3 +149,24 @@ def read(dataset: h5py.Dataset, selection=()) -> np.ndarray:
 def has_checksums(dataset: h5py.Dataset) -> bool:
     """Whether HDF5 checks ``dataset`` on read (caches of older featx have no checksums)."""
     return bool(dataset.fletcher32)
+
+
+def is_featx_file(path: str | os.PathLike, kind: str) -> bool:
+    """Whether ``path`` is a featx HDF5 file of ``kind`` (its encoding-type), even a damaged one:
+    read by h5py, or else found near the start of a file that begins with HDF5's signature (featx
+    writes the mark first, so a truncated cache still carries it)."""
+    try:
+        with h5py.File(path, "r") as h5:
+            mark = h5.attrs.get("encoding-type")
+        return (mark.decode() if isinstance(mark, bytes) else mark) == kind
+    except (OSError, KeyError, RuntimeError, ValueError):  # not HDF5, or damaged
+        pass
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(1 << 16)
+    except OSError:
+        return False
+    return head.startswith(_HDF5_SIGNATURE) and kind.encode() in head
+
+
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"

@@ -9,6 +9,7 @@ folder and a later consolidation merges them.
 
 from __future__ import annotations
 
+import io
 import os
 import uuid
 from collections.abc import Iterator
@@ -52,18 +53,20 @@ def write_shard(
     tmp = folder / f".{name}.tmp"
     final = folder / f"{name}.h5"
     skipped_ids = np.asarray([] if skipped_ids is None else skipped_ids, dtype=ID_DTYPE)
+    image = io.BytesIO()  # built in memory, written as plain bytes (as the index): a full disk is one
+    with h5py.File(image, "w") as h5:  # OSError, never HDF5 failing inside its own write (a crash at exit)
+        stamp(h5, SHARD_TYPE)
+        h5.attrs["fingerprint"] = fingerprint
+        h5.attrs["backend"] = backend
+        checked = checksum_options(ID_DTYPE)  # per-chunk checksums: a damaged shard fails its read
+        h5.create_dataset("id", data=np.asarray(ids, dtype=ID_DTYPE), **checked)
+        h5.create_dataset("features", data=np.asarray(features, dtype=np.float32), **checked)
+        h5.create_dataset("skipped_id", data=skipped_ids, **checked)
+        h5.create_dataset("skipped_reason", data=np.asarray(skipped_reasons or [], dtype=object), dtype=STR)
     try:
-        with write_errors(folder), h5py.File(tmp, "w") as h5:
-            stamp(h5, SHARD_TYPE)
-            h5.attrs["fingerprint"] = fingerprint
-            h5.attrs["backend"] = backend
-            checked = checksum_options(ID_DTYPE)  # per-chunk checksums: a damaged shard fails its read
-            h5.create_dataset("id", data=np.asarray(ids, dtype=ID_DTYPE), **checked)
-            h5.create_dataset("features", data=np.asarray(features, dtype=np.float32), **checked)
-            h5.create_dataset("skipped_id", data=skipped_ids, **checked)
-            h5.create_dataset("skipped_reason", data=np.asarray(skipped_reasons or [], dtype=object), dtype=STR)
-            crash_point("shard-writing")
         with write_errors(folder):
+            tmp.write_bytes(image.getbuffer())
+            crash_point("shard-writing")
             os.replace(tmp, final)
     finally:
         if tmp.exists():

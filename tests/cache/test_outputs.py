@@ -148,3 +148,18 @@ def test_cache_rm_deletes_only_what_it_names(workspace):
 def test_cache_info_of_a_missing_path_fails(tmp_path):
     result = CliRunner().invoke(app, ["cache", "info", str(tmp_path / "nothing.h5")])
     assert result.exit_code == 1 and "does not exist" in result.stderr
+
+
+@pytest.mark.parametrize("target", ["/", "", "."])
+def test_cache_rm_of_a_folder_name_is_one_line(target):
+    result = CliRunner().invoke(app, ["cache", "rm", target])
+    assert result.exit_code == 1 and "is a folder, not a featx cache; not deleted" in result.stderr
+    assert "unexpected" not in result.stderr
+
+
+def test_cache_compact_of_a_users_file_touches_nothing(tmp_path):
+    script = tmp_path / "mk.py"
+    script.write_text("print('mine')\n")
+    result = CliRunner().invoke(app, ["cache", "compact", str(script)])
+    assert result.exit_code == 1 and "is not a featx cache" in result.stderr and "Delete it" not in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mk.py"] and script.read_text() == "print('mine')\n"
