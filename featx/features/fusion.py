@@ -94,16 +94,28 @@ def cache_label(features: Features) -> str:
     return str(features.cache_path)
 
 
+def fused_names(backbone: str | None, param: str) -> list[str]:
+    """The backbones of ``A+B`` (``[backbone]`` when not fused); refused, naming ``param``, when a part
+    is empty or one backbone is fused with itself."""
+    names = [n.strip() for n in (backbone or "").split(SEPARATOR)]
+    if len(names) < 2:
+        return names
+    if not all(names):
+        raise OptionError(f"{{param}} {backbone!r}: name two or more backbones joined by '+', e.g. "
+                          "ResNet50+EfficientNetB0.", param=param)
+    if len({n.lower() for n in names}) < len(names):
+        raise OptionError(f"{{param}} {backbone!r} fuses a backbone with itself; join two or more different "
+                          "backbones by '+', e.g. ResNet50+EfficientNetB0.", param=param)
+    return names
+
+
 def choose_features(cache: str | os.PathLike | None, backbone: str | None) -> tuple[Path | Features, list[CacheChoice]]:
     """What to fit a head on: the cache chosen by ``cache``/``backbone``, or for ``backbone="A+B"``
     the fused features of the latest cache of each part in the folder ``cache``; and the choices made."""
-    names = [n.strip() for n in (backbone or "").split(SEPARATOR)]
+    names = fused_names(backbone, "backbone")
     if len(names) < 2:
         choice = catalog.choose_cache(cache, backbone)
         return choice.path, [choice]
-    if not all(names):
-        raise OptionError(f"{{param}} {backbone!r}: name two or more backbones joined by '+', e.g. "
-                          "ResNet50+EfficientNetB0.", param="backbone")
     if cache is not None and Path(cache).is_file():
         raise OptionError(f"{{param}} {backbone!r} picks one cache per backbone from a cache folder; "
                           f"{cache} is a file: give its folder.", param="backbone")
@@ -114,7 +126,11 @@ def choose_features(cache: str | os.PathLike | None, backbone: str | None) -> tu
 def choose_compared(caches: Sequence[str | os.PathLike] = (), backbones: Sequence[str] = ()
                     ) -> tuple[list[Path | Features], list[CacheChoice]]:
     """What ``compare`` ranks heads on: :func:`~featx.cache.catalog.choose_caches`, where a backbone
-    ``A+B`` is the fused features of the latest cache of each part; and the choices made."""
+    ``A+B`` is the fused features of the latest cache of each part; and the choices made. Empty
+    names and names given twice are refused."""
+    catalog.check_backbone_names(backbones, "backbones")
+    for name in backbones:
+        fused_names(name, "backbones")
     if not any(SEPARATOR in name for name in backbones):
         choices = catalog.choose_caches(caches, backbones)
         return [c.path for c in choices], choices

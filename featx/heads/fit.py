@@ -24,7 +24,7 @@ from featx.heads.cost import TRAIN_SCORE_ROWS, long_fit_message
 from featx.heads.evaluate import summary_scores
 from featx.heads.head import Head
 from featx.heads.registry import HeadSpec, get_head_spec, list_heads
-from featx.heads.split import split_features
+from featx.heads.split import check_test_size, split_features
 from featx.options import physical_memory
 
 CLASS_WEIGHTS = ("balanced", "none")  # the class_weight values a head takes by name (or None)
@@ -103,8 +103,9 @@ def fit_head(features: Features | str | os.PathLike, head: str = "logreg", *, te
     >>> head = fit_head(features, head="svm", C=10)  # doctest: +SKIP
     """
     check_seed("seed", seed)
+    check_test_size(test_size)
     features = as_features(features)
-    spec = get_head_spec(head)
+    spec = get_head_spec(head, param="head")
     chosen_views = resolve_views(features, views, augment, note)
     if not spec.streams or chosen_views is not None:
         features = in_memory(features, spec.name, note)
@@ -226,15 +227,19 @@ def compare_heads(caches: Sequence[Features | str | os.PathLike], heads: Sequenc
     if isinstance(caches, (str, os.PathLike)) or not isinstance(caches, Sequence):
         raise OptionTypeError(f"{{param}} must be a list of caches (paths or Features); got {caches!r:.60}.",
                               param="caches")
-    if isinstance(heads, str):
-        raise OptionTypeError(f"{{param}} must be a list of head names; got the string {heads!r}.", param="heads")
-    heads = list_heads() if heads is None else heads
+    heads = compared_heads(heads)
+    check_test_size(test_size)
+    if cv is not None and (isinstance(cv, bool) or not isinstance(cv, int)):
+        raise OptionTypeError(f"{{param}} must be a number of folds (an integer); got {cv!r:.60}.", param="cv")
+    if cv is not None and cv < 2:
+        raise OptionError(f"{{param}} must be at least 2 folds (or None: score on the test split); got {cv}.",
+                          param="cv")
     rows = []
     for cache in caches:
         lazy, loaded = as_features(cache), None
         chosen_views = resolve_views(lazy, views, augment, note)
         for name in heads:
-            spec = get_head_spec(name)
+            spec = get_head_spec(name, param="heads")
             if spec.streams and not cv and chosen_views is None:
                 features = lazy
             else:
@@ -258,6 +263,27 @@ def compare_heads(caches: Sequence[Features | str | os.PathLike], heads: Sequenc
     return sorted(rows, key=lambda r: (-r["accuracy"], -r["macro_f1"], r["fit_seconds"]))
 
 
+def compared_heads(heads: Sequence[str] | None) -> list[str]:
+    """The heads :func:`compare_heads` ranks: every registered head for None; else the distinct,
+    known names given (an empty list, an empty name or one given twice is refused, naming ``heads``)."""
+    if heads is None:
+        return list_heads()
+    if isinstance(heads, str) or not isinstance(heads, Sequence):
+        raise OptionTypeError(f"{{param}} must be a list of head names; got {heads!r:.60}.", param="heads")
+    if not heads:
+        raise OptionError("{param} names no head; give one or more (or None for every head).", param="heads")
+    names = []
+    for name in heads:
+        if not isinstance(name, str) or not name.strip():
+            raise OptionError(f"{{param}} holds an empty head name ({list(heads)!r:.80}); give head names, e.g. "
+                              "logreg,knn.", param="heads")
+        spec = get_head_spec(name.strip(), param="heads")
+        if spec.name in {get_head_spec(n).name for n in names}:
+            raise OptionError(f"{{param}} names the {spec.name} head twice; give each head once.", param="heads")
+        names.append(name.strip())
+    return names
+
+
 def _cross_validate(features: Features, spec: HeadSpec, head_kwargs: dict, cv: int, seed: int,
                     note: Callable[[str], None] | None = None, views: Views | None = None) -> dict:
     """Mean and spread of test-fold scores over a stratified ``cv``-fold; each fold's head trains on
@@ -272,8 +298,8 @@ def _cross_validate(features: Features, spec: HeadSpec, head_kwargs: dict, cv: i
     y = features.y[rows]
     smallest = int(np.unique(y, return_counts=True)[1].min()) if len(y) else 0
     if smallest < cv:
-        raise FeatxError(f"{cv}-fold cross-validation needs at least {cv} labelled images of every class; the "
-                         f"smallest class has {smallest}. Lower {{param}}.", param="cv")
+        raise OptionError(f"{cv}-fold cross-validation needs at least {cv} labelled images of every class; the "
+                          f"smallest class has {smallest}. Lower {{param}}.", param="cv")
     folds = StratifiedKFold(n_splits=cv, shuffle=True, random_state=seed)
     trained = len(rows) * (cv - 1) // cv * (1 + (views.count if views is not None else 0))
     announce_cost(spec, head_kwargs, trained, features.feature_dim, len(np.unique(y)), note, times=cv)

@@ -53,9 +53,10 @@ class Predictions:
         return buffer.getvalue()
 
 
-def predict_images(head: Head, inputs: Sequence[str | os.PathLike], *, cache_dir: str | os.PathLike | None = None,
-                   batch_size: int = 32, backend: str | None = None, progress=None) -> Predictions:
-    """Predict image files and folders (searched recursively) with ``head``.
+def predict_images(head: Head, inputs: str | os.PathLike | Sequence[str | os.PathLike], *,
+                   cache_dir: str | os.PathLike | None = None, batch_size: int = 32, backend: str | None = None,
+                   progress=None) -> Predictions:
+    """Predict image files and folders (searched recursively) with ``head``; ``inputs`` is one path or a list.
 
     Images are embedded with the head's own backbone configuration through the content-addressed
     cache in ``cache_dir`` (default ``$FEATX_CACHE_DIR`` or ``.featx``), so files seen before are
@@ -69,7 +70,12 @@ def predict_images(head: Head, inputs: Sequence[str | os.PathLike], *, cache_dir
 
     if not isinstance(head, Head):
         raise OptionTypeError(f"{{param}} must be a Head (featx.load_head); got {type(head).__name__}.", param="head")
-    for item in [inputs] if isinstance(inputs, (str, os.PathLike)) else inputs if isinstance(inputs, Sequence) else [inputs]:
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]  # one path is one image (or folder), not a sequence of characters
+    elif not isinstance(inputs, Sequence):
+        raise OptionTypeError(f"{{param}} must be a path or a list of paths (str or os.PathLike); got "
+                              f"{type(inputs).__name__} {inputs!r:.60}.", param="inputs")
+    for item in inputs:
         check_path("inputs", item)
     files = collect_image_files(inputs)
     run = RunOptions(batch_size=batch_size, backend=backend)

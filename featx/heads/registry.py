@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -25,7 +26,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC, LinearSVC
 
-from featx.errors import OptionError
+from featx.errors import OptionError, OptionTypeError
 from featx.heads import cost
 from featx.heads.keras_head import KerasHead
 from featx.heads.layers import keras_layers, logreg_layers, svm_layers
@@ -153,6 +154,10 @@ class HeadSpec:
         return 0.0 if self.cost is None else self.cost(n, d, k, {**self.defaults(), **params})
 
     def check_params(self, params: dict[str, object]) -> None:
+        """Refuse, before any fit, an unknown parameter or a value the head would refuse: an
+        :class:`OptionTypeError` (text for a number, ...) or an :class:`OptionError` naming the
+        parameter, from the checks of the estimators the head is built of (scikit-learn's
+        parameter constraints, a featx estimator's ``_check_params``)."""
         allowed = self.defaults()
         for key in params:
             if key not in allowed:
@@ -162,6 +167,51 @@ class HeadSpec:
                     f"unknown parameter {key!r} for the {self.name} head; allowed: "
                     f"{', '.join(allowed)}.{hint}"
                 )
+        for key, value in params.items():
+            kind = _kind(allowed[key])
+            if kind is not None and not _is_kind(value, kind):
+                raise OptionTypeError(f"invalid value for the {self.name} head: {{param}} must be {kind}; got "
+                                      f"{value!r:.60}.", param=key)
+        problem = self._problem(params)
+        if problem is not None:
+            raise self._refusal(params, problem)
+
+    def _refusal(self, params: dict[str, object], problem: Exception) -> OptionError:
+        """The one-line refusal of ``params`` that raised ``problem``, naming the parameter at fault."""
+        # The parameter at fault: one refused on its own, else one whose removal settles it; among
+        # several, the one the refusal names.
+        alone = [k for k in params if self._problem({k: params[k]}) is not None]
+        settle = alone or [k for k in params if self._problem({j: v for j, v in params.items() if j != k}) is None]
+        named = [k for k in settle if re.search(rf"\b{re.escape(k)}\b", str(problem))]
+        key = (named or settle or [None])[0]
+        if alone:
+            problem = self._problem({key: params[key]})
+        reason = " ".join(str(problem).split())
+        if key is None:
+            return OptionError(f"{self.name} head: {reason}")
+        own = f"The {key!r} parameter of the {self.name} head "  # a builder's own refusal names it already
+        must = _MUST.search(reason)
+        text = f"must be {must.group(1)}; got {params[key]!r:.60}." if must else f"is refused: {reason}"
+        if reason.startswith(own):
+            text = "{param} of the " + f"{self.name} head {text}"
+        else:
+            text = f"invalid value for the {self.name} head: {{param}} {text}"
+        error = OptionTypeError if isinstance(problem, TypeError) and not isinstance(problem, ValueError) else OptionError
+        return error(text, param=key)
+
+    def _problem(self, params: dict[str, object]) -> Exception | None:
+        """What building the head with ``params`` and checking every estimator in it raises, or None."""
+        try:
+            estimator = self.build(**params)
+            parts = [estimator, *(v for v in estimator.get_params(deep=True).values() if isinstance(v, BaseEstimator))]
+            for part in parts:
+                if hasattr(part, "_parameter_constraints"):
+                    part._validate_params()  # scikit-learn's own check, which fit would make
+                if isinstance(part, KerasHead):
+                    part._check_params()  # featx's own estimator: the checks its fit starts with
+        except (TypeError, ValueError) as exc:
+            return exc
+        return None
 
     def make(self, **params) -> BaseEstimator:
         self.check_params(params)
@@ -169,6 +219,23 @@ class HeadSpec:
             return self.build(**params)
         except (TypeError, ValueError) as exc:
             raise OptionError(f"{self.name} head: {exc}") from exc
+
+
+# scikit-learn's "The 'C' parameter of X must be a float in the range (0.0, inf]. Got 'x' instead."
+_MUST = re.compile(r"must be (.+?)\.? Got .* instead\.?$")
+
+
+def _kind(default: object) -> str | None:
+    """What a value of a parameter with this default must be, when its type is plain from it."""
+    if isinstance(default, bool):
+        return "true or false"
+    return "a number" if isinstance(default, (int, float)) else None
+
+
+def _is_kind(value: object, kind: str) -> bool:
+    if kind == "true or false":
+        return isinstance(value, (bool, np.bool_))
+    return not isinstance(value, (str, bytes))  # other types (a CV splitter, ...): the estimator judges
 
 
 _SCALED = (Pipeline, StandardScaler)
@@ -199,13 +266,15 @@ def convertible_heads() -> list[str]:
     return [name for name, spec in HEADS.items() if spec.to_keras is not None]
 
 
-def get_head_spec(name: str) -> HeadSpec:
-    """The registry entry of head ``name`` (case-insensitive); unknown names suggest close ones."""
+def get_head_spec(name: str, param: str | None = None) -> HeadSpec:
+    """The registry entry of head ``name`` (case-insensitive); unknown names suggest close ones
+    (the refusal names ``param``, the parameter that gave the name, when given)."""
     spec = HEADS.get(str(name).lower())
     if spec is None:
         close = difflib.get_close_matches(str(name).lower(), HEADS, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise OptionError(f"unknown head {name!r}; available heads: {', '.join(HEADS)}.{hint}")
+        where = "{param}: " if param else ""
+        raise OptionError(f"{where}unknown head {name!r}; available heads: {', '.join(HEADS)}.{hint}", param=param)
     return spec
 
 

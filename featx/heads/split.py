@@ -9,12 +9,13 @@ get the same split in any cache of any backbone, whatever the row order. Unlabel
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
 
 from featx.data.records import SPLITS
-from featx.errors import FeatxError, OptionError
+from featx.errors import FeatxError, OptionError, OptionTypeError
 from featx.features.vectors import Features
 
 
@@ -60,6 +61,15 @@ class Split:
         }
 
 
+def check_test_size(test_size: object) -> None:
+    """Refuse, naming ``test_size``, a value that is not a share from 0 (no test split) to below 1."""
+    if isinstance(test_size, (bool, np.bool_)) or not isinstance(test_size, numbers.Real):
+        raise OptionTypeError(f"{{param}} must be a number from 0 to below 1; got {type(test_size).__name__} "
+                              f"{test_size!r:.60}.", param="test_size")
+    if not 0.0 <= test_size < 1.0:
+        raise OptionError(f"{{param}} must be at least 0 and below 1; got {test_size}.", param="test_size")
+
+
 def split_features(features: Features, *, test_size: float = 0.2, seed: int = 0,
                    val_fraction: float | None = None) -> Split:
     """Train/val/test rows of the labelled images in ``features``.
@@ -67,8 +77,7 @@ def split_features(features: Features, *, test_size: float = 0.2, seed: int = 0,
     ``val_fraction`` (for heads that validate while training) carves a stratified validation set
     out of train when the cache has no val split; it stays empty when that is impossible.
     """
-    if not 0.0 <= test_size < 1.0:
-        raise OptionError(f"{{param}} must be at least 0 and below 1; got {test_size}.", param="test_size")
+    check_test_size(test_size)
     labelled = np.flatnonzero(features.y >= 0)
     if len(labelled) == 0:
         where = features.cache_path or "these features"

@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import time
 
-from featx.errors import OptionError
+import numpy as np
+
+from featx.errors import OptionError, OptionTypeError
 from featx.features.vectors import Features, load_features
 from featx.inspection.duplicates import find_duplicates
 from featx.inspection.findings import Inspection
@@ -27,10 +29,13 @@ def inspect(features: Features | str | os.PathLike, *, threshold: float = 0.95, 
                           param="threshold")
     if not outlier_threshold > 0:
         raise OptionError(f"{{param}} must be above 0; got {outlier_threshold}.", param="outlier_threshold")
+    if isinstance(folds, bool) or not isinstance(folds, int):
+        raise OptionTypeError(f"{{param}} must be an integer; got {folds!r:.60}.", param="folds")
     if folds < 2:
         raise OptionError(f"{{param}} must be at least 2; got {folds}.", param="folds")
     if not isinstance(features, Features):
         features = load_features(features)
+    fold_notes = _check_folds(features, folds)
     clock = [time.perf_counter()]
 
     def lap() -> float:
@@ -45,7 +50,24 @@ def inspect(features: Features | str | os.PathLike, *, threshold: float = 0.95, 
     timings["outliers"] = lap()
     return Inspection(
         features=features, label_issues=tuple(label_issues), duplicates=tuple(duplicates),
-        outliers=tuple(outliers), notes=tuple(label_notes + outlier_notes),
+        outliers=tuple(outliers), notes=tuple(fold_notes + label_notes + outlier_notes),
         params={"threshold": threshold, "outlier_threshold": outlier_threshold, "folds": folds, "seed": seed},
         seconds=clock[-1] - clock[0], timings=timings,
     )
+
+
+def _check_folds(features: Features, folds: int) -> list[str]:
+    """Refuse more ``folds`` than any class has labelled images; note when the smallest class lowers them
+    (every class with two or more labelled images is split ``folds`` ways)."""
+    labels = features.y[features.y >= 0]
+    counts = np.unique(labels, return_counts=True)[1]
+    counts = counts[counts >= 2]
+    if len(counts) < 2:
+        return []  # label issues are not checked at all: find_label_issues says why
+    if folds > counts.max():
+        raise OptionError(f"{{param}} {folds} is more folds than any class has labelled images (the largest has "
+                          f"{counts.max()}, the smallest {counts.min()}); give at most {counts.min()}.", param="folds")
+    if folds > counts.min():
+        return [f"label issues scored with {counts.min()} folds, not {folds}: the smallest class checked has "
+                f"{counts.min()} labelled images"]
+    return []
