@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from featx.cache.outputs import check_outputs
-from featx.cache.store import CacheIndex, read_vectors
+from featx.cache.store import CacheIndex, read_vectors, unusable_vectors, usable_rows
 from featx.errors import MissingDependencyError, OptionError
 
 EXPORT_FORMATS = ("parquet", "npy")
@@ -33,8 +33,14 @@ def export_cache(cache: str | os.PathLike, out: str | os.PathLike, *, format: st
     check_outputs({"out": out}, inputs={"cache": cache}, writes={"out": NPY_FILES if format == "npy" else ()},
                   force=force)
     index = CacheIndex.read(cache)
-    write = _parquet if format == "parquet" else _npy
-    return write(index, Path(out), chunk_rows)
+    out = Path(out)
+    made = [p for p in ([out] if format == "parquet" else [out / name for name in NPY_FILES]) if not p.exists()]
+    try:
+        return (_parquet if format == "parquet" else _npy)(index, out, chunk_rows)
+    except BaseException:  # a failed export leaves none of the files it started
+        for path in made:
+            path.unlink(missing_ok=True)
+        raise
 
 
 def _chunks(index: CacheIndex, chunk_rows: int) -> Iterator[tuple[dict[str, list], np.ndarray]]:
@@ -52,7 +58,10 @@ def _chunks(index: CacheIndex, chunk_rows: int) -> Iterator[tuple[dict[str, list
             "label": [classes[images.label[i]] if images.label[i] >= 0 else "" for i in take],
             "split": [str(images.split[i]) for i in take],
         }
-        yield columns, read_vectors(index, rows[take])
+        X = read_vectors(index, rows[take])
+        if not usable_rows(X).all():  # never exported, as never trained on
+            raise unusable_vectors(index.path)
+        yield columns, X
 
 
 def _parquet(index: CacheIndex, out: Path, chunk_rows: int) -> int:

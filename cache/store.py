@@ -23,7 +23,8 @@ from featx.cache.segments import CHUNK_ROWS, MAX_MAGNITUDE, iter_blocks, read_ro
 from featx.cache.tables import ID_DTYPE, STR, ImageTable, SegmentTable, SkipTable
 from featx.errors import CacheError, DamagedCacheError
 
-__all__ = ["CHUNK_ROWS", "MAX_MAGNITUDE", "CacheIndex", "Source", "read_vectors", "usable_rows", "write_index"]
+__all__ = ["CHUNK_ROWS", "MAX_MAGNITUDE", "CacheIndex", "Source", "read_vectors", "unusable_vectors", "usable_rows",
+           "write_index"]
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,14 @@ def damaged_cache(path: str | os.PathLike, problem: str) -> DamagedCacheError:
     """The one line every reader gives for a damaged cache."""
     return DamagedCacheError(f"damaged cache {path}: {problem}. Run 'featx cache verify' for every problem; delete "
                              "the cache and re-run 'featx embed' to rebuild it.", problem=problem)
+
+
+def unusable_vectors(cache: str | os.PathLike, count: int | None = None) -> CacheError:
+    """The error of a reader that meets NaN, infinite or absurd vectors: it never uses them, and a
+    rerun of the embed re-embeds them."""
+    how_many = f"{count} vectors" if count else "vectors"
+    return CacheError(f"{cache} holds {how_many} with NaN, infinite or absurd values (magnitude above "
+                      f"{MAX_MAGNITUDE:g}); re-run 'featx embed' to embed them again.")
 
 
 def index_problems(index: CacheIndex) -> list[str]:

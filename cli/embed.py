@@ -30,7 +30,7 @@ def embed_command(
     ],
     backbone: Annotated[
         str, typer.Option("--backbone", "-b", help="A name from 'featx backbones', a .keras model file, or a "
-                          "transformer: hf://org/model, kaggle://..., or a snapshot folder (featx[hub]).")
+                          "transformer: hf://org/model, kaggle://..., or a snapshot folder (featx\\[hub]).")
     ] = DEFAULT_BACKBONE,
     weights: Annotated[
         str | None,
@@ -81,7 +81,7 @@ def embed_command(
     ] = None,
     backend: BackendOption = None,
     engine: Annotated[
-        str, typer.Option(help="local (this process) or ray (a Ray cluster; pip install \"featx[ray]\").")
+        str, typer.Option(help="local (this process) or ray (a Ray cluster; pip install \"featx\\[ray]\").")
     ] = "local",
     address: Annotated[
         str | None,

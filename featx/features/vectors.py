@@ -11,10 +11,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from featx.cache.segments import STORAGE_DTYPES
-from featx.cache.store import MAX_MAGNITUDE, CacheIndex, read_vectors, usable_rows
+from featx.cache.store import CacheIndex, read_vectors, unusable_vectors, usable_rows
 from featx.checks import check_path
 from featx.config import EmbedConfig
-from featx.errors import CacheError
 from featx.features.reports import SkippedImage
 
 if TYPE_CHECKING:
@@ -128,10 +127,7 @@ def load_features(cache: str | os.PathLike, *, dtype: str = "float32", lazy: boo
     X = LazyVectors(index, rows[present], dtype) if lazy else read_vectors(index, rows[present], dtype)
     bad = 0 if lazy else int((~usable_rows(X)).sum())
     if bad:  # never train on them: a rerun of the embed re-embeds such vectors
-        raise CacheError(
-            f"{cache} holds {bad} vectors with NaN, infinite or absurd values (magnitude above "
-            f"{MAX_MAGNITUDE:g}); re-run 'featx embed' to embed them again."
-        )
+        raise unusable_vectors(cache, bad)
     paths = np.asarray([os.path.join(root, p) for p in images.path], dtype=object)
     skipped = tuple(
         SkippedImage(os.path.join(root, p), r) for p, r in zip(index.skipped.path, index.skipped.reason)

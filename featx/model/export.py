@@ -70,7 +70,7 @@ def _check_format(format: str, backend: str) -> None:
     if format == "onnx":
         missing = [m for m in ("onnx", ONNX_CONVERTERS[backend]) if importlib.util.find_spec(m) is None]
         if missing:  # jax2onnx brings flax, orbax and more: it is not in the extra
-            install = " ".join(m if m == "jax2onnx" else "'featx[onnx]'" for m in dict.fromkeys(missing))
+            install = " ".join(dict.fromkeys(m if m == "jax2onnx" else "'featx[onnx]'" for m in missing))
             raise MissingDependencyError(f"{{param}} onnx on {backend} needs {' and '.join(missing)}, not installed: "
                                          f"pip install {install}.", param="format")
 

@@ -5,6 +5,7 @@ outputs, or on a folder holding files it would replace; every file stays byte-id
 from __future__ import annotations
 
 import h5py
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -163,3 +164,16 @@ def test_cache_compact_of_a_users_file_touches_nothing(tmp_path):
     result = CliRunner().invoke(app, ["cache", "compact", str(script)])
     assert result.exit_code == 1 and "is not a featx cache" in result.stderr and "Delete it" not in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mk.py"] and script.read_text() == "print('mine')\n"
+
+
+@pytest.mark.parametrize("format", ["npy", "parquet"])
+def test_cache_export_refuses_nan_vectors_and_leaves_no_file(workspace, format):
+    if format == "parquet":
+        pytest.importorskip("pyarrow")
+    root, cache, _, _ = workspace
+    with h5py.File(cache, "r+") as h5:
+        h5["vectors/features"][6, 3] = np.nan  # written through HDF5 into its segment
+    out = root / ("out" if format == "npy" else "out.parquet")
+    result = CliRunner().invoke(app, ["cache", "export", str(out), "--format", format, "--cache", str(cache)])
+    assert result.exit_code == 1 and "NaN, infinite or absurd values" in result.stderr
+    assert not out.exists() or list(out.iterdir()) == []
