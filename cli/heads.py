@@ -138,11 +138,12 @@ def compare_command(
     """
     from featx.features.fusion import choose_compared
     from featx.heads import compare_heads
+    from featx.heads.fit import compared_heads
     from featx.heads.params import params_per_head
-    from featx.heads.registry import get_head_spec, list_heads
+    from featx.heads.registry import get_head_spec
 
-    names = [get_head_spec(h).name for h in _items(heads)] or list_heads()
-    sources, chosen = choose_compared(caches or [], _items(backbones))
+    names = [get_head_spec(h).name for h in compared_heads(None if heads is None else heads.split(","))]
+    sources, chosen = choose_compared(caches or [], [] if backbones is None else backbones.split(","))
     for choice in chosen:
         info(choice.note(_flag))
     rows = compare_heads(sources, names, params=params_per_head(param or [], names), cv=cv,
@@ -198,11 +199,6 @@ def evaluate_command(
     _print_evaluation(result)
     for path in written:
         typer.echo(f"wrote {path}")
-
-
-def _items(text: str | None) -> list[str]:
-    """``"a, b,"`` → ``["a", "b"]``."""
-    return [item.strip() for item in (text or "").split(",") if item.strip()]
 
 
 def _print_evaluation(result) -> None:

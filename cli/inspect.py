@@ -32,7 +32,7 @@ def inspect_command(
                                                   "[,split]) without the --drop findings.")] = None,
     drop: Annotated[str, typer.Option(help="Findings the manifest leaves out, comma-separated.")]
     = "label_issues,duplicates,outliers",
-    top: Annotated[int, typer.Option(help="Findings of each kind to print.")] = 10,
+    top: Annotated[int, typer.Option(min=0, help="Findings of each kind to print.")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="Print every finding as JSON for scripts.")] = False,
 ) -> None:
     """Find likely label errors, exact and near duplicates (train/test leaks), and outliers.

@@ -221,12 +221,10 @@ def test_compare_refuses_repeated_heads_and_too_many_folds_on_the_command_line(f
     assert "smallest class has" in invoke("compare", "--cache", cache, "--heads", "logreg", "--cv", "1000", flag="--cv")
 
 
-@NEEDS_CLI
 def test_compare_refuses_empty_backbones_on_the_command_line(folder):
     invoke("compare", "--cache", folder, "--backbones", ",,", "--heads", "logreg", flag="--backbones")
 
 
-@NEEDS_CLI
 def test_compare_refuses_empty_heads_on_the_command_line(folder):
     invoke("compare", "--cache", folder / "mobilenet.h5", "--heads", "", flag="--heads")
 
@@ -242,6 +240,5 @@ def test_inspect_refuses_more_folds_than_any_class_has_images(folder):
     invoke("inspect", cache, "--folds", "1000", flag="--folds")
 
 
-@NEEDS_CLI
 def test_inspect_refuses_a_negative_top_on_the_command_line(folder):
     invoke("inspect", folder / "mobilenet.h5", "--top", "-1", flag="--top")
