@@ -25,7 +25,7 @@ from featx.backbones.build import known_feature_dim
 from featx.cache.locate import cache_path_for
 from featx.cache.shards import shard_backends, shard_width, write_shard
 from featx.cache.store import CacheIndex
-from featx.cache.tables import ID_DTYPE, SkipTable, id_column, str_column
+from featx.cache.tables import ID_DTYPE, ImageTable, SkipTable, id_column, str_column
 from featx.checks import check_path
 from featx.config import EmbedConfig
 from featx.data.augment import ViewRecipe
@@ -186,10 +186,25 @@ def _update(dataset: Dataset, config: EmbedConfig, cache_path: Path, run: RunOpt
         reason=str_column(r for _, _, r in skipped_rows),
     )
     plan.commit_if_changed(
-        images=images, skipped=skipped, classes=list(dataset.classes), root=str(dataset.root),
+        images=_with_earlier_files(index, images, plan.have) if dataset.is_loose_files else images, skipped=skipped, classes=list(dataset.classes), root=str(dataset.root),
         attrs=lambda: {**_attrs(dataset, config, feature_dim), "backends": json.dumps(_backends(index, cache_path, config))},
         feature_dim=feature_dim, dtype=dtype, embedded=embedded, why="the dataset changed since the cache was written")
     return report
+
+
+def _with_earlier_files(index: CacheIndex | None, images: ImageTable, have: set[bytes]) -> ImageTable:
+    """A loose-files cache is shared by every ``predict`` and Embedder call of its configuration: the
+    files of earlier runs that this run did not name stay listed (while their vectors are usable),
+    so that neither this run nor a ``cache compact`` after it drops their vectors."""
+    if index is None:
+        return images
+    named = set(images.path.tolist())
+    earlier = [row for row, (path, content_id) in enumerate(zip(index.images.path, index.images.id.tolist()))
+               if path not in named and content_id in have]
+    if not earlier:
+        return images
+    listed = ImageTable.concat([index.images.take(np.asarray(earlier, np.int64)), images])
+    return listed.take(np.argsort(listed.path.astype(str), kind="stable"))  # one order, whichever call came last
 
 
 def _object_files(dataset: Dataset, run: RunOptions):
