@@ -139,9 +139,9 @@ def _latest(folder: Path, backbone: str | None) -> tuple[Path, int]:
     caches = [c for c in find_caches(folder) if not c.is_loose_files]
     matching = caches
     if backbone is not None:
-        matching = [c for c in caches if c.backbone.lower() == backbone.lower()]
+        matching = [c for c in caches if _names_backbone(c.backbone, backbone)]
         if not matching:
-            have = ", ".join(sorted({c.backbone for c in caches})) or "none"
+            have = ", ".join(sorted({_backbone_name(c.backbone) for c in caches})) or "none"
             raise CacheNotFoundError(
                 f"No cache of backbone {backbone!r} in {folder} (backbones cached: {have}). "
                 f"Run 'featx embed --backbone {backbone} DATA' first."
@@ -150,6 +150,21 @@ def _latest(folder: Path, backbone: str | None) -> tuple[Path, int]:
         raise CacheNotFoundError(f"No feature cache in {folder}. Embed a dataset first ('featx embed DATA'), "
                                  "or give a cache file.")
     return matching[0].path, len(caches)
+
+
+def _backbone_name(recorded: str) -> str:
+    """How a user names the backbone a cache records: a ``.keras`` file by its file name
+    (``custom:<file>:sha256:<hex>``), a transformer by its name or handle (``hub:<name>``)."""
+    if recorded.startswith("custom:"):
+        return recorded.split(":")[1]
+    return recorded.removeprefix("hub:")
+
+
+def _names_backbone(recorded: str, asked: str) -> bool:
+    """Whether ``asked`` (a name, a file name or a path to the .keras file) names the recorded backbone."""
+    asked = asked.strip().lower()
+    name = _backbone_name(recorded).lower()
+    return asked in (recorded.lower(), name) or (recorded.startswith("custom:") and Path(asked).name == name)
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from featx.cache.locate import VIEWS_SUFFIX
+from featx.cache.schema import VIEWS_KIND
 from featx.cache.segments import STORAGE_DTYPES
 from featx.cache.store import CacheIndex, read_vectors, unusable_vectors, usable_rows
 from featx.checks import check_path
 from featx.config import EmbedConfig
+from featx.errors import CacheError
 from featx.features.reports import SkippedImage
 
 if TYPE_CHECKING:
@@ -118,6 +121,10 @@ def load_features(cache: str | os.PathLike, *, dtype: str = "float32", lazy: boo
     check_path("cache", cache)
     check_choice("dtype", dtype, STORAGE_DTYPES)
     index = CacheIndex.read(cache)
+    if index.attrs.get("kind") == VIEWS_KIND:  # its rows are views: as features, an image's views are "duplicates"
+        plain = Path(cache).parent.name.removesuffix(VIEWS_SUFFIX)
+        raise CacheError(f"{cache} holds augmented views of the cache {plain}; give that cache (a head takes its "
+                         "views with views=True).", param="cache")
     root = str(index.attrs.get("root", ""))  # a folder, or a URL (which a Path would mangle)
     images = index.images
     row_of = {vid: row for row, vid in enumerate(index.vector_ids)}

@@ -23,7 +23,7 @@ from featx.data.images import load_image
 from featx.data.layouts import scan_dataset
 from featx.engine.run import embed_into_cache
 from featx.engine.views import training_views, update_views
-from featx.errors import CacheNotFoundError, FeatxError, OptionError
+from featx.errors import CacheError, CacheNotFoundError, FeatxError, OptionError
 from featx.features.vectors import load_features
 from featx.features.views import load_views
 from featx.heads import compare_heads, fit_head, load_head
@@ -252,6 +252,14 @@ def test_recipes_live_side_by_side_and_deleting_the_cache_deletes_its_views(data
         load_views(cache_file, "vflip")
     delete_cache(cache_file)
     assert not cache_file.exists() and not views_dir(cache_file).exists()
+
+
+def test_a_views_cache_is_not_read_as_features(data, tmp_path):
+    cache_file = tmp_path / "c.h5"
+    _embed(data, cache_file, recipe=ViewRecipe(2, "flip"))
+    [views] = views_caches(cache_file)
+    with pytest.raises(CacheError, match=r"holds augmented views of the cache c\.h5; give that cache"):
+        load_features(views)  # inspect would call each image's views duplicates, a head would train on views
 
 
 # -- heads trained with views ------------------------------------------------------------------
