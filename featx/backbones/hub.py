@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,15 +66,37 @@ class Snapshot:
     def read(cls, folder: Path) -> Snapshot:
         config = _json(folder / "config.json", required=True)
         if "registered_name" in config:
-            return _read_keras_hub(folder, config)
+            return _checked(_read_keras_hub(folder, config))
         if "model_type" in config:
-            return _read_transformers(folder, config)
+            return _checked(_read_transformers(folder, config))
         if "architecture" in config:
             raise OptionError(f"{{param}}: {folder} is a timm snapshot; featx reads keras-hub presets and Hugging Face "
                               "transformers snapshots (dinov2, dinov2_with_registers, dinov3_vit, vit).",
                               param="backbone")
         raise OptionError(f"{{param}}: {folder}/config.json is neither a keras-hub preset nor a transformers config "
                           "(no 'registered_name' or 'model_type').", param="backbone")
+
+
+def _checked(snapshot: Snapshot) -> Snapshot:
+    """Refuse, in one line, what a snapshot declares that would embed meaningless vectors or fail deep
+    inside keras-hub: a size or patch that is not a positive integer, a normalisation that is not three
+    numbers, a zero standard deviation (a division by zero)."""
+    def bad(what: str) -> OptionError:
+        return OptionError(f"{{param}}: {snapshot.folder} declares {what}; fix its config or use another snapshot.",
+                           param="backbone")
+
+    for name, value in (("input size", snapshot.input_size), ("patch size", snapshot.patch_size)):
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= 4096:
+            raise bad(f"{name} {value!r} (a whole number of pixels above 0 is needed)")
+    for name, values in (("image_mean", snapshot.mean), ("image_std", snapshot.std)):
+        if values is None:
+            continue
+        if len(values) != 3 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                                       for v in values):
+            raise bad(f"{name} {list(values)!r:.60} (three numbers, one per RGB channel, are needed)")
+    if snapshot.std is not None and min(snapshot.std) <= 0:
+        raise bad(f"image_std {list(snapshot.std)!r}: a standard deviation must be above 0")
+    return snapshot
 
 
 def _json(path: Path, required: bool = False) -> dict:
@@ -130,13 +153,18 @@ def _read_transformers(folder: Path, config: dict) -> Snapshot:
             "(e.g. siglip_base_patch16_224).", param="backbone",
         )
     processor = _json(folder / "preprocessor_config.json")
-    size = _declared_size(processor) or int(config.get("image_size", 0))
-    mean = tuple(processor["image_mean"]) if processor.get("do_normalize", True) and "image_mean" in processor else None
-    std = tuple(processor["image_std"]) if mean is not None and "image_std" in processor else None
+    size = _declared_size(processor) or config.get("image_size", 0)
+    mean = _values(processor["image_mean"]) if processor.get("do_normalize", True) and "image_mean" in processor else None
+    std = _values(processor["image_std"]) if mean is not None and "image_std" in processor else None
     prefixed = True
     if model_type == "vit":
         prefixed = _weights_keys_start(folder, "vit.")
-    return Snapshot(folder, "transformers", family, size, int(config.get("patch_size", 1)), mean, std, prefixed)
+    return Snapshot(folder, "transformers", family, size, config.get("patch_size", 1), mean, std, prefixed)
+
+
+def _values(value) -> tuple:
+    """A processor's per-channel list as a tuple (anything else as one value: :func:`_checked` says why)."""
+    return tuple(value) if isinstance(value, (list, tuple)) else (value,)
 
 
 def _declared_size(processor: dict) -> int | None:
@@ -146,18 +174,25 @@ def _declared_size(processor: dict) -> int | None:
         if isinstance(value, int):
             return value
         if isinstance(value, dict):
+            if value.get("height") and value.get("width") and value["height"] != value["width"]:
+                raise OptionError(f"{{param}}: the snapshot's {key} is {value['height']}x{value['width']}; featx "
+                                  "embeds square inputs (give --image-size to choose one).", param="backbone")
             found = value.get("height") or value.get("shortest_edge")
             if found:
-                return int(found)
+                return found
     return None
 
 
 def _weights_keys_start(folder: Path, prefix: str) -> bool:
     """Whether the snapshot's safetensors keys start with ``prefix`` (read from the headers only)."""
     for path in sorted(folder.glob("*.safetensors")):
-        with open(path, "rb") as handle:
-            length = int.from_bytes(handle.read(8), "little")
-            header = json.loads(handle.read(length))
+        try:
+            with open(path, "rb") as handle:
+                length = int.from_bytes(handle.read(8), "little")
+                header = json.loads(handle.read(min(length, 100_000_000)))
+        except (OSError, ValueError) as exc:
+            raise OptionError(f"{{param}}: {path} is not a readable safetensors file ({exc}); download the snapshot "
+                              "again.", param="backbone") from None
         return any(key.startswith(prefix) for key in header if key != "__metadata__")
     return True
 

@@ -70,7 +70,7 @@ def _load(keras_hub, snapshot: Snapshot, size: int):
                 with tempfile.TemporaryDirectory(prefix="featx-vit-") as work:
                     return keras_hub.models.Backbone.from_preset(_vit_prefixed(folder, Path(work)), **kwargs)
         backbone = keras_hub.models.Backbone.from_preset(str(folder), **kwargs)
-    except (ValueError, KeyError, OSError) as exc:
+    except Exception as exc:  # keras-hub's loaders raise many kinds (safetensors, shapes, configs): one line each
         text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise FeatxError(f"{{param}}: keras-hub could not load {folder}: {text}", param="backbone") from exc
     if snapshot.family == "dinov2" and not backbone.antialias_in_interpolation:
