@@ -39,7 +39,7 @@ from featx.engine.fileindex import index_files
 from featx.engine.pixels import NotAsPlannedError
 from featx.engine.views import check_views_engine, update_views
 from featx.errors import CacheError, FeatxError
-from featx.features.reports import EmbedReport, SkippedImage
+from featx.features.reports import EmbedReport, SkippedImage, ViewsReport
 from featx.options import EmbedOptions, RunOptions, check_batch_memory
 
 ProgressCallback = Callable[[int], None]
@@ -70,12 +70,10 @@ def update_cache(
     path = cache_path_for(cache, dataset.source, config.display_name, config.fingerprint)
     run = options.run_options()
     executor = SharedLocalExecutor(config, run) if views.count else None  # one backbone for both runs
-    report = embed_into_cache(dataset, config, path, run, progress=progress, executor=executor, wait=wait,
-                              on_wait=on_wait)
-    if views.count:
-        report.views = update_views(path, dataset.root, config, views, run, progress=progress, executor=executor,
-                                    wait=wait, on_wait=on_wait)
-    return report
+    views_run = (lambda: update_views(path, dataset.root, config, views, run, progress=progress, executor=executor,
+                                      wait=wait, on_wait=on_wait)) if views.count else None
+    return embed_into_cache(dataset, config, path, run, progress=progress, executor=executor, wait=wait,
+                            on_wait=on_wait, views_run=views_run)
 
 
 def embed_into_cache(
@@ -89,6 +87,7 @@ def embed_into_cache(
     executor: Executor | None = None,
     wait: bool = True,
     on_wait: Callable[[str], None] | None = None,
+    views_run: Callable[[], ViewsReport] | None = None,
 ) -> EmbedReport:
     """Bring ``cache_path`` up to date with ``dataset`` under ``config`` and return what was done.
 
@@ -100,14 +99,18 @@ def embed_into_cache(
     fails at once.
 
     ``progress(total)`` is called once with the number of images to embed and returns a callback
-    that receives the number of images finished after each batch.
+    that receives the number of images finished after each batch. ``views_run`` (the views of the
+    training images) runs while the lock is still held, so that no ``cache rm`` or ``cache compact``
+    comes between the two commits; ``report.views`` is what it returns.
     """
     # refused before any pixel is allocated (with no batch size given: the CPU default, the least a run uses)
     check_batch_memory(run.batch_size or CPU_BATCH_SIZE, config.input_size)
     started = time.perf_counter()
     with locked_run(cache_path, wait=wait, on_wait=on_wait) as writable:
         report = _update(dataset, config, cache_path, run, progress, extractor, executor, writable)
-    report.seconds = time.perf_counter() - started
+        report.seconds = time.perf_counter() - started
+        if views_run is not None:
+            report.views = views_run()
     return report
 
 

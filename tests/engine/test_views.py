@@ -254,6 +254,27 @@ def test_recipes_live_side_by_side_and_deleting_the_cache_deletes_its_views(data
     assert not cache_file.exists() and not views_dir(cache_file).exists()
 
 
+def test_no_cache_rm_comes_between_the_plain_and_the_views_commit(data, tmp_path, monkeypatch):
+    import featx._faults
+    from featx.errors import CacheBusyError
+
+    cache_file, tried = tmp_path / "c.h5", []
+
+    def remove_midway():  # at the views cache's commit: the plain one is done
+        if "views" in str(tried) or not views_dir(cache_file).exists():
+            return
+        with pytest.raises(CacheBusyError):
+            delete_cache(cache_file)
+        tried.append("views")
+
+    monkeypatch.setitem(featx._faults.HOOKS, "index-written", remove_midway)
+    dataset = scan_dataset(data)
+    report = embed_into_cache(dataset, CONFIG, cache_file, RUN, extractor=StandInBackbone(), views_run=lambda: (
+        update_views(cache_file, dataset.root, CONFIG, ViewRecipe(1, "flip"), RUN, extractor=StandInBackbone())))
+    assert tried == ["views"] and cache_file.exists() and report.views.embedded == 8
+    assert len(load_views(cache_file)) == 8
+
+
 def test_a_views_cache_is_not_read_as_features(data, tmp_path):
     cache_file = tmp_path / "c.h5"
     _embed(data, cache_file, recipe=ViewRecipe(2, "flip"))
