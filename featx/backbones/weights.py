@@ -81,7 +81,6 @@ _TABLE: dict[str, tuple[str, str, str | None]] = {
 _URL_NAMES = {"nasnet_large_no_top.h5": "NASNet-large-no-top.h5", "nasnet_mobile_no_top.h5": "NASNet-mobile-no-top.h5"}
 # MobileNet(V2) have a file per square input size (featx passes its --image-size); other sizes get 224's.
 _SIZES = {"MobileNet": (128, 160, 192, 224), "MobileNetV2": (96, 128, 160, 192, 224)}
-_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
 @dataclass(frozen=True)
@@ -212,23 +211,35 @@ def _identify(source: Path, digests: dict[str, str], entries: list[WeightsFile],
             f"{first.file_hash} for {', '.join(backbones)}: the file is incomplete or another version; "
             f"download it again from {first.url}."
         )
-    if not first.algorithm and digests["signature"] != _HDF5_SIGNATURE.hex():
+    if not first.algorithm and not _holds_weights(source):  # no hash to check: at least real, non-empty HDF5
         raise FeatxError(
-            f"{source}: not an HDF5 weights file (an error page saved as .h5?); download it again "
-            f"from {first.url}."
+            f"{source}: not an HDF5 weights file (an error page saved as .h5, or an empty file?); download it "
+            f"again from {first.url}."
         )
     return Imported(source, folder / first.file_name, backbones, first.algorithm)
 
 
+def _holds_weights(path: Path) -> bool:
+    """Whether ``path`` is an HDF5 file holding at least one array (what any Keras weights file is)."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as h5:
+            found: list[str] = []
+            h5.visititems(lambda name, item: found.append(name) if isinstance(item, h5py.Dataset) else None)
+            return bool(found)
+    except (OSError, RuntimeError, ValueError):
+        return False
+
+
 def _digests(path: Path, copy_to=None, chunk_size: int = 1 << 20) -> dict[str, str]:
-    """md5 and sha256 of ``path`` (the two hashes Keras checks) and its first 8 bytes, in one read;
-    each block is also written to ``copy_to`` when given."""
-    md5, sha256, head = hashlib.md5(usedforsecurity=False), hashlib.sha256(), b""
+    """md5 and sha256 of ``path`` (the two hashes Keras checks), in one read; each block is also
+    written to ``copy_to`` when given."""
+    md5, sha256 = hashlib.md5(usedforsecurity=False), hashlib.sha256()
     with open(path, "rb") as handle:
         while block := handle.read(chunk_size):
             md5.update(block)
             sha256.update(block)
-            head = head or block[:8]
             if copy_to is not None:
                 copy_to.write(block)
-    return {"md5": md5.hexdigest(), "sha256": sha256.hexdigest(), "signature": head.hex()}
+    return {"md5": md5.hexdigest(), "sha256": sha256.hexdigest()}

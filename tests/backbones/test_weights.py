@@ -17,6 +17,7 @@ import warnings
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -209,15 +210,25 @@ def test_import_by_download_name_or_content_and_shared_files(models, tmp_path):
     assert done.backbones == ("ResNet50", "ResNet50Twin")
 
 
-def test_import_without_hash_checks_it_is_hdf5(models, tmp_path):
+def test_import_without_hash_checks_it_is_hdf5_holding_weights(models, tmp_path):
+    import h5py
+
     entry = weights_file("MobileNetV2", 96)
-    [done] = import_weights([fabricate(tmp_path, entry.file_name)])
+    with h5py.File(tmp_path / entry.file_name, "w") as h5:
+        h5["conv1/kernel"] = np.zeros((3, 3, 3, 8), np.float32)
+    [done] = import_weights([tmp_path / entry.file_name])
     assert (done.backbones, done.verified) == (("MobileNetV2",), None)
     page = tmp_path / "html" / weights_file("MobileNet").file_name
     page.parent.mkdir()
     page.write_bytes(b"<html>403 Forbidden</html>")
     with pytest.raises(FeatxError, match="not an HDF5 weights file"):
         import_weights([page])
+    empty = tmp_path / "empty" / weights_file("MobileNet").file_name
+    empty.parent.mkdir()
+    h5py.File(empty, "w").close()  # the right signature, no weights
+    with pytest.raises(FeatxError, match="an empty file"):
+        import_weights([empty])
+    assert [p.name for p in models.iterdir()] == [entry.file_name]
 
 
 def test_import_refusals_install_nothing(models, tmp_path):
