@@ -121,11 +121,12 @@ def commit(
     missing = needed - seen
     if missing:  # raised before the index is replaced: the committed cache is left as it was
         remove_files(segment_dir(cache_path) / name for name in new.name)
-        raise CacheError(
-            f"{len(missing)} vector(s) embedded for {cache_path} are gone (their shard files in "
-            f"{shard_dir(cache_path)} were deleted during the run); the committed cache is unchanged: "
-            "re-run 'featx embed' to embed them again."
-        )
+        lost = missing & set(embedded)
+        why = (f"{len(lost)} vector(s) embedded for {cache_path} are gone (their shard files in "
+               f"{shard_dir(cache_path)} were deleted during the run)") if lost else (
+               f"{len(missing)} image(s) of {cache_path} have no usable vector (a damaged or missing segment: "
+               "'featx cache verify' names it)")
+        raise CacheError(f"{why}; the committed cache is unchanged: re-run 'featx embed' to embed them again.")
     try:
         write_index(cache_path, attrs=attrs, classes=classes, images=images, skipped=skipped,
                     segments=SegmentTable.concat([kept, new]), vector_ids=np.concatenate([kept_ids, new_ids]),

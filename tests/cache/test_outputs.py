@@ -177,3 +177,13 @@ def test_cache_export_refuses_nan_vectors_and_leaves_no_file(workspace, format):
     result = CliRunner().invoke(app, ["cache", "export", str(out), "--format", format, "--cache", str(cache)])
     assert result.exit_code == 1 and "NaN, infinite or absurd values" in result.stderr
     assert not out.exists() or list(out.iterdir()) == []
+
+
+def test_compacting_a_cache_with_a_damaged_segment_names_the_damage(workspace):
+    _, cache, _, _ = workspace
+    with h5py.File(cache, "r+") as h5:
+        h5["vectors/features"][2, 5] = np.inf  # through HDF5 into the segment: its digest now differs
+    before = cache.read_bytes()
+    result = CliRunner().invoke(app, ["cache", "compact", str(cache)])
+    assert result.exit_code == 1 and "have no usable vector (a damaged or missing segment" in result.stderr
+    assert "deleted during the run" not in result.stderr and cache.read_bytes() == before
