@@ -115,7 +115,7 @@ def _json(path: Path, required: bool = False) -> dict:
 
 
 def _read_keras_hub(folder: Path, config: dict) -> Snapshot:
-    class_name = str(config["registered_name"]).rpartition(">")[2]
+    class_name = str(config["registered_name"]).rpartition(">")[2]  # any value: an unknown one is refused below
     family = KERAS_HUB_FAMILIES.get(class_name)
     if family is None:
         raise OptionError(
@@ -145,7 +145,7 @@ def _from_scale_offset(scale, offset) -> tuple[tuple[float, ...] | None, tuple[f
 
 def _read_transformers(folder: Path, config: dict) -> Snapshot:
     model_type = config["model_type"]
-    family = TRANSFORMERS_FAMILIES.get(model_type)
+    family = TRANSFORMERS_FAMILIES.get(model_type) if isinstance(model_type, str) else None
     if family is None:
         raise OptionError(
             f"{{param}}: {folder} holds a transformers '{model_type}' model; featx embeds transformers snapshots of "

@@ -120,7 +120,7 @@ def fit_head(features: Features | str | os.PathLike, head: str = "logreg", *, te
     neighbours = params.get("n_neighbors")
     if isinstance(neighbours, int) and neighbours > len(split.train):
         raise OptionError(f"n_neighbors={neighbours} of the {spec.name} head is more than the {len(split.train)} "
-                          f"vectors it trains on; give at most {len(split.train)}.")
+                          f"vectors it trains on; give at most {len(split.train)}.", param="n_neighbors")
 
     trained = len(split.train) * (1 + (chosen_views.count if chosen_views is not None else 0))
     announce_cost(spec, params, trained, features.feature_dim, len(np.unique(y[split.train])), note)

@@ -235,7 +235,9 @@ def _kind(default: object) -> str | None:
 def _is_kind(value: object, kind: str) -> bool:
     if kind == "true or false":
         return isinstance(value, (bool, np.bool_))
-    return not isinstance(value, (str, bytes))  # other types (a CV splitter, ...): the estimator judges
+    # not text, not None (which some estimators accept in their constraints, then fail on in fit); other
+    # types (a CV splitter, ...): the estimator judges
+    return value is not None and not isinstance(value, (str, bytes))
 
 
 _SCALED = (Pipeline, StandardScaler)
