@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
-from typer._click.exceptions import ClickException, NoArgsIsHelpError  # Typer's own copy of click
 
 from featx.errors import OptionError, as_featx_error
 
@@ -21,6 +20,17 @@ BackendOption = Annotated[
     str | None,
     typer.Option(help="Keras backend: tensorflow, jax or torch (default: $KERAS_BACKEND, else tensorflow)."),
 ]
+
+
+# Typer (0.26+) runs on its own copy of click, the private typer._click, and raises click's errors (usage
+# errors, FileError) from it, not from the click package; their public base class is typer.TyperException
+# (Typer 0.27.2+: the floor in pyproject.toml). The error no_args_is_help raises is not public: like Typer
+# itself (typer.rich_utils), featx knows it by its name.
+ClickErrors = typer.TyperException
+
+
+def _is_no_args_help(exc: BaseException) -> bool:
+    return type(exc).__name__ == "NoArgsIsHelpError"
 
 
 class OneLineUsageErrors(typer.core.TyperGroup):
@@ -32,11 +42,11 @@ class OneLineUsageErrors(typer.core.TyperGroup):
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-        except NoArgsIsHelpError as exc:  # the help, which Typer's rich formatting printed already
-            if exc.format_message().strip():
-                typer.echo(exc.format_message(), err=True)
-            sys.exit(EXIT_USAGE)
-        except ClickException as exc:
+        except ClickErrors as exc:
+            if _is_no_args_help(exc):  # the help, which Typer's rich formatting printed already
+                if exc.format_message().strip():
+                    typer.echo(exc.format_message(), err=True)
+                sys.exit(EXIT_USAGE)
             command = exc.ctx.command_path if getattr(exc, "ctx", None) is not None else "featx"
             message = " ".join(exc.format_message().split())
             typer.echo(f"error: {message} (see '{command} --help')", err=True)
@@ -120,7 +130,7 @@ def handle_errors(command: F) -> F:
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
-        except (typer.Exit, typer.Abort, ClickException):
+        except (typer.Exit, typer.Abort, ClickErrors):
             raise
         except KeyboardInterrupt:
             typer.echo("interrupted; committed work is kept, rerun to continue.", err=True)
