@@ -9,6 +9,7 @@ and ``rows.csv`` (id, path, label, split, in the same order).
 from __future__ import annotations
 
 import csv
+import importlib.util
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +31,9 @@ def export_cache(cache: str | os.PathLike, out: str | os.PathLike, *, format: st
     An ``npy`` folder that already holds ``vectors.npy`` or ``rows.csv`` is refused unless ``force``."""
     if format not in EXPORT_FORMATS:
         raise OptionError(f"{{param}} must be one of {', '.join(EXPORT_FORMATS)}; got {format!r}.", param="format")
+    if format == "parquet" and importlib.util.find_spec("pyarrow") is None:
+        raise MissingDependencyError('{param} parquet needs pyarrow, not installed: pip install "featx[parquet]", or '
+                                     "export with {param} npy, which needs nothing more.", param="format")
     check_outputs({"out": out}, inputs={"cache": cache}, writes={"out": NPY_FILES if format == "npy" else ()},
                   force=force)
     index = CacheIndex.read(cache)
@@ -65,12 +69,9 @@ def _chunks(index: CacheIndex, chunk_rows: int) -> Iterator[tuple[dict[str, list
 
 
 def _parquet(index: CacheIndex, out: Path, chunk_rows: int) -> int:
-    try:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise MissingDependencyError("In order to export Parquet you'll need to install via: "
-                                     "pip install 'featx[parquet]' (or pyarrow).") from None
+    import pyarrow as pa  # export_cache checked it is installed
+    import pyarrow.parquet as pq
+
     width = int(index.attrs.get("feature_dim", 0))
     schema = pa.schema([*(pa.field(c, pa.string()) for c in COLUMNS), pa.field("vector", pa.list_(pa.float32(), width))])
     total = 0

@@ -144,10 +144,18 @@ def handle_errors(command: F) -> F:
                 raise fail(f"unexpected {type(exc).__name__}: {text} (a bug in featx: please report it; "
                            "FEATX_DEBUG=1 shows where)") from None
             flags = flag_names(command)
-            message = " ".join(error.render(lambda param: flags.get(param, "--" + param.replace("_", "-"))).split())
+            message = " ".join(error.render(lambda param: _flag(flags, param)).split())
             raise fail(message, EXIT_USAGE if isinstance(error, OptionError) else EXIT_ERROR) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _flag(flags: dict[str, str], param: str) -> str:
+    """How a command line names ``param``: its flag, or for a head parameter ``--param name`` (set
+    with ``-p name=value``), else the flag its name would have."""
+    if param in flags:
+        return flags[param]
+    return f"{flags['param']} {param}" if "param" in flags else "--" + param.replace("_", "-")
 
 
 def path_argument(text: str) -> Path:

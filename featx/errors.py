@@ -37,6 +37,8 @@ class FeatxError(Exception):
         if self.param is None or "{param}" not in self.template:
             return self.template
         text = self.template.replace("{param}", name(self.param))
+        if not self.template.startswith("{param}"):  # a message that starts with a path keeps its case
+            return text
         return text[:1].upper() + text[1:]
 
 

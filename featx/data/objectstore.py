@@ -55,7 +55,7 @@ def filesystem(url: str):
     try:
         import fsspec
     except ImportError:
-        raise MissingDependencyError(f'{{param}} {url} is a URL, which needs fsspec: pip install "featx[ray]"',
+        raise MissingDependencyError(f'{{param}} {url} is a URL, which needs fsspec: pip install fsspec',
                                      param="data") from None
     try:
         return fsspec.core.url_to_fs(url)

@@ -187,3 +187,14 @@ def test_compacting_a_cache_with_a_damaged_segment_names_the_damage(workspace):
     result = CliRunner().invoke(app, ["cache", "compact", str(cache)])
     assert result.exit_code == 1 and "have no usable vector (a damaged or missing segment" in result.stderr
     assert "deleted during the run" not in result.stderr and cache.read_bytes() == before
+
+
+def test_parquet_without_pyarrow_says_what_to_install_or_use_before_any_work(workspace, monkeypatch):
+    import importlib.util
+
+    root, cache, _, _ = workspace
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "pyarrow" else real(name, *a))
+    result = CliRunner().invoke(app, ["cache", "export", str(root / "v.parquet"), "--cache", str(cache)])
+    assert result.exit_code == 1 and 'pip install "featx[parquet]", or export with --format npy' in result.stderr
+    assert not (root / "v.parquet").exists()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 
-import click
 import typer.main
 from typer.testing import CliRunner
 
@@ -14,7 +13,7 @@ from featx.cli import app
 TAG = re.compile(r"(?<!\\)\[[a-z_/ ]+\]")  # what Rich would take for markup
 
 
-def _commands(command: click.Command, path=()):
+def _commands(command, path=()):
     yield path, command
     for name, sub in getattr(command, "commands", {}).items():
         yield from _commands(sub, (*path, name))

@@ -27,9 +27,6 @@ from featx.options import EmbedOptions
 CONFIGS = {name: EmbedOptions(name, weights="none", image_size=32).resolve() for name in ("MobileNetV2", "ResNet50")}
 CLASSES = ("ant", "bee")
 WIDTH = 8
-NEEDS_CLI = pytest.mark.xfail(strict=True, reason="needs a cli change (issue 24): the CLI drops empty "
-                              "items of --heads/--backbones, keeps --top to itself, names head parameters --x")
-
 
 def make_cache(path: Path, backbone: str = "MobileNetV2", n: int = 24) -> Path:
     """A small cache written from arrays (no backbone): 2 classes of n/2 images, train and test rows."""
@@ -156,7 +153,6 @@ def test_head_parameters_from_the_command_line_exit_2_in_one_line(folder):
     invoke("fit-head", "--cache", folder / "mobilenet.h5", "--head", "logreg", "-p", "C=x", flag="logreg head")
 
 
-@NEEDS_CLI
 def test_head_parameters_from_the_command_line_are_named_as_the_param_option(folder):
     invoke("fit-head", "--cache", folder / "mobilenet.h5", "--head", "knn", "-p", "n_neighbors=0",
            flag="--param n_neighbors")
