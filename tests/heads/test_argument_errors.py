@@ -4,8 +4,6 @@ OptionTypeError a TypeError), and the command line shows the same refusal (exit 
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -14,36 +12,21 @@ import pytest
 from typer.testing import CliRunner
 
 import featx
-from featx.cache.append import write_cache
 from featx.cache.catalog import choose_cache, choose_caches
-from featx.cache.tables import ImageTable, SkipTable, id_column, str_column
 from featx.cli import app
 from featx.errors import OptionError, OptionTypeError
 from featx.features.fusion import choose_compared, choose_features
 from featx.heads import HEADS, compare_heads, fit_head, make_head, predict_images
 from featx.heads.params import params_per_head
 from featx.options import EmbedOptions
+from tests.property.test_fuzz import make_cache as fuzz_cache
 
 CONFIGS = {name: EmbedOptions(name, weights="none", image_size=32).resolve() for name in ("MobileNetV2", "ResNet50")}
-CLASSES = ("ant", "bee")
 WIDTH = 8
 
-def make_cache(path: Path, backbone: str = "MobileNetV2", n: int = 24) -> Path:
-    """A small cache written from arrays (no backbone): 2 classes of n/2 images, train and test rows."""
-    config = CONFIGS[backbone]
-    rng = np.random.default_rng(0)
-    y = np.arange(n) % 2
-    X = (rng.normal(size=(n, WIDTH)) + 3 * y[:, None]).astype(np.float32)
-    ids = [hashlib.sha256(str(i).encode()).hexdigest() for i in range(n)]
-    images = ImageTable(path=str_column(f"{CLASSES[c]}/img{i}.png" for i, c in enumerate(y)), id=id_column(ids),
-                        label=y.astype(np.int32), split=str_column("test" if i % 4 == 0 else "train" for i in range(n)),
-                        size=np.zeros(n, np.int64), mtime_ns=np.zeros(n, np.int64))
-    attrs = {"fingerprint": config.fingerprint, "config": json.dumps(config.identity()),
-             "sources": json.dumps(config.sources()), "backbone": backbone, "dataset": str(path.parent / "data"),
-             "root": str(path.parent / "data"), "layout": "splits", "feature_dim": WIDTH}
-    write_cache(path, attrs=attrs, classes=list(CLASSES), images=images, skipped=SkipTable.empty(),
-                vectors=[(id_column(ids), X)], feature_dim=WIDTH)
-    return path
+def make_cache(path: Path, backbone: str = "MobileNetV2") -> Path:
+    """A small cache written from arrays (tests/property/test_fuzz.py's), under ``backbone``'s configuration."""
+    return fuzz_cache(path, config=CONFIGS[backbone])
 
 
 @pytest.fixture(scope="module")

@@ -79,7 +79,7 @@ def fingerprint_files(cache: Path) -> dict[str, str]:
     return {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
 
 
-def make_cache(path: Path, n: int = 24) -> Path:
+def make_cache(path: Path, n: int = 24, config=CONFIG) -> Path:
     """A small valid cache written from arrays (no backbone): 2 classes, train and test rows."""
     rng = np.random.default_rng(0)
     y = np.arange(n) % 2
@@ -88,8 +88,8 @@ def make_cache(path: Path, n: int = 24) -> Path:
     images = ImageTable(path=str_column(f"{CLASSES[c]}/img{i}.png" for i, c in enumerate(y)), id=id_column(ids),
                         label=y.astype(np.int32), split=str_column("test" if i % 4 == 0 else "train" for i in range(n)),
                         size=np.zeros(n, np.int64), mtime_ns=np.zeros(n, np.int64))
-    attrs = {"fingerprint": CONFIG.fingerprint, "config": json.dumps(CONFIG.identity()),
-             "sources": json.dumps(CONFIG.sources()), "backbone": "MobileNetV2", "dataset": str(path.parent / "data"),
+    attrs = {"fingerprint": config.fingerprint, "config": json.dumps(config.identity()),
+             "sources": json.dumps(config.sources()), "backbone": config.backbone, "dataset": str(path.parent / "data"),
              "root": str(path.parent / "data"), "layout": "splits", "feature_dim": WIDTH}
     write_cache(path, attrs=attrs, classes=list(CLASSES), images=images, skipped=SkipTable.empty(),
                 vectors=[(id_column(ids), X)], feature_dim=WIDTH)
