@@ -54,7 +54,7 @@ def write_shard(
     final = folder / f"{name}.h5"
     skipped_ids = np.asarray([] if skipped_ids is None else skipped_ids, dtype=ID_DTYPE)
     image = io.BytesIO()  # built in memory, written as plain bytes (as the index): a full disk is one
-    with h5py.File(image, "w") as h5:  # OSError, never HDF5 failing inside its own write (a crash at exit)
+    with write_errors(folder), h5py.File(image, "w") as h5:  # OSError, never HDF5 failing in its own write
         stamp(h5, SHARD_TYPE)
         h5.attrs["fingerprint"] = fingerprint
         h5.attrs["backend"] = backend
