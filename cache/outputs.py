@@ -18,8 +18,8 @@ _OWN_SUFFIXES = (".lock", ".shards", ".segments", VIEWS_SUFFIX)  # what sits bes
 
 
 def featx_owned(path: PathLike) -> str | None:
-    """What of featx's ``path`` is (``"cache"``, ``"lock of x.h5"``, ...), or None for a user's path.
-    A path inside a cache's shard, segment or views folder is featx's too."""
+    """What of featx's ``path`` is (``"a featx cache"``, ``"the lock of the cache x.h5"``, ...), or None
+    for a user's path. A path inside a cache's shard, segment or views folder is featx's too."""
     path = Path(os.path.abspath(path))
     for part in (path, *path.parents):
         for suffix in _OWN_SUFFIXES:
