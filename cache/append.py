@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from featx._faults import crash_point
+from featx.cache.readers import remove_unread
 from featx.cache.schema import ENCODING_TYPE, is_featx_file
 from featx.cache.segments import Blocks, check_blocks, remove_files, segment_dir, stat_matches, write_segment_if_any
 from featx.cache.shards import list_shards, read_shards, remove_shards, shard_dir
@@ -136,7 +137,7 @@ def commit(
         raise
     crash_point("committed")
     remove_shards(shards)
-    remove_files(plan.dropped)
+    remove_unread(cache_path, plan.dropped)  # or, while a reader holds them, the next run under the lock
 
 
 def _kept(index: CacheIndex | None, plan: SegmentPlan) -> tuple[SegmentTable, np.ndarray]:
@@ -158,7 +159,7 @@ def compact(cache_path: Path) -> tuple[int, int]:
     Returns (segments before, vectors dropped). Never needed for correctness: it saves space and
     files. Crash-safe like a commit: the old segments are deleted only after the new index is in place.
     """
-    index = CacheIndex.read(cache_path)
+    index = CacheIndex.read(cache_path, hold=False)
     wanted = set(index.images.id.tolist())
     width = int(index.attrs.get("feature_dim", 0))
     plan = plan_segments(index, width)
@@ -169,7 +170,7 @@ def compact(cache_path: Path) -> tuple[int, int]:
     before = max(len(index.segments), 1 if index.version < 2 else 0)
     commit(cache_path, index, plan, attrs=index.attrs, classes=index.classes, images=index.images,
            skipped=index.skipped, feature_dim=width, dtype=index.dtype)
-    return before, len(index.vector_ids) - len(CacheIndex.read(cache_path).vector_ids)
+    return before, len(index.vector_ids) - len(CacheIndex.read(cache_path, hold=False).vector_ids)
 
 
 def write_cache(path: Path, *, attrs: dict[str, object], classes: list[str], images: ImageTable, skipped: SkipTable,

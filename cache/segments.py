@@ -48,6 +48,19 @@ def usable_rows(features: np.ndarray) -> np.ndarray:
         return (np.abs(features.astype(np.float32, copy=False)) <= MAX_MAGNITUDE).all(axis=1)  # NaN: False
 
 
+def lossy_rows(features: np.ndarray, dtype: str, tolerance: float = 1e-3) -> np.ndarray:
+    """Which rows of a float32 block lose more than ``tolerance`` (relative) when stored as ``dtype``,
+    or are all zero: float16 keeps 1e-3 only for values above 6e-5, so vectors of a tiny norm (random
+    weights, an odd backbone) would be stored as noise or zeros."""
+    features = np.asarray(features, np.float32)
+    norms = np.linalg.norm(features, axis=1)
+    if dtype == "float32":
+        return norms == 0
+    error = np.linalg.norm(features.astype(dtype).astype(np.float32) - features, axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (norms == 0) | ~(error <= tolerance * norms)
+
+
 def write_segment(cache_path: Path, fingerprint: str, blocks: Blocks, feature_dim: int, dtype: str,
                   attrs: dict[str, object] | None = None) -> tuple[SegmentTable, np.ndarray]:
     """Write ``blocks`` (usable rows only: the caller checked them) as one new committed segment.

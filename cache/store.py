@@ -18,6 +18,7 @@ import h5py
 import numpy as np
 
 from featx.cache.atomic import atomic_file
+from featx.cache.readers import SegmentHold, hold_segments, remove_unread
 from featx.cache.schema import checksum_options, open_cache, read, stamp
 from featx.cache.segments import CHUNK_ROWS, MAX_MAGNITUDE, iter_blocks, read_rows, segment_dir, usable_rows
 from featx.cache.tables import ID_DTYPE, STR, ImageTable, SegmentTable, SkipTable
@@ -55,6 +56,7 @@ class CacheIndex:
     version: int = 2
     path: Path | None = None
     config: dict[str, object] = field(default_factory=dict)
+    hold: SegmentHold | None = field(default=None, repr=False, compare=False)  # keeps the listed segments readable
 
     @property
     def fingerprint(self) -> str:
@@ -66,10 +68,14 @@ class CacheIndex:
         return str(self.attrs.get("dtype", "float32"))
 
     @classmethod
-    def read(cls, path: str | os.PathLike, *, check: bool = True) -> CacheIndex:
+    def read(cls, path: str | os.PathLike, *, check: bool = True, hold: bool = True) -> CacheIndex:
         """The index of the cache at ``path``. Every reader opens a cache here, so each gets the same
         checks (:func:`index_problems`, no vector read) and the same one-line :class:`CacheError`
-        for a damaged one; ``check=False`` leaves the listing of problems to the caller (verify)."""
+        for a damaged one; ``check=False`` leaves the listing of problems to the caller (verify).
+        With ``hold`` (readers) the segments it lists stay readable while the index lives, whatever
+        a compact or embed commits meanwhile (:mod:`featx.cache.readers`); a writer, which deletes
+        segments under the cache's lock, reads with ``hold=False``."""
+        holding = hold_segments(path) if hold else None  # before the index: it then lists what is held
         try:
             with open_cache(path) as h5:
                 missing = [name for name in index_datasets(h5) if name not in h5]
@@ -87,13 +93,17 @@ class CacheIndex:
                     version=version,
                     path=Path(path),
                     config=config_attribute(attrs),
+                    hold=holding,
                 )
         except CacheError:
+            _release(holding)
             raise
         except (KeyError, ValueError, TypeError, AttributeError, OSError) as exc:  # a table missing or retyped
+            _release(holding)
             raise damaged_cache(path, read_failure(exc)) from None
         problems = index_problems(index) if check else []
         if problems:
+            _release(holding)
             raise damaged_cache(path, problems[0])
         return index
 
@@ -106,6 +116,11 @@ class CacheIndex:
             out.append(Source(folder / name, "features", start, start + int(rows), i))
             start += int(rows)
         return out
+
+
+def _release(holding: SegmentHold | None) -> None:
+    if holding is not None:
+        holding.release()
 
 
 def damaged_cache(path: str | os.PathLike, problem: str) -> DamagedCacheError:
@@ -288,7 +303,8 @@ def _virtual_features(group: h5py.Group, path: Path, segments: SegmentTable, wid
 
 def remove_stale_temporaries(cache_path: str | os.PathLike) -> None:
     """Delete what killed runs left beside the cache (call under the lock): temporary files, and
-    segments that no committed index lists (written by a run killed before its index was)."""
+    segments that no committed index lists (written by a run killed before its index was, or left
+    by a commit while a reader held them) unless a reader still holds them."""
     from featx.cache.shards import shard_dir
 
     cache_path = Path(cache_path)
@@ -300,7 +316,7 @@ def remove_stale_temporaries(cache_path: str | os.PathLike) -> None:
     if folder.is_dir():
         listed = _listed_segments(cache_path)
         if listed is not None:
-            stale += [p for p in folder.glob("*.h5") if p.name not in listed]
+            remove_unread(cache_path, [p for p in folder.glob("*.h5") if p.name not in listed])
     for path in stale:
         path.unlink(missing_ok=True)
 

@@ -15,8 +15,28 @@ from pathlib import Path
 
 from featx.cache.append import SegmentPlan, changed_index, commit, committed_work, plan_segments, unwritable
 from featx.cache.lock import cache_lock
+from featx.cache.segments import lossy_rows
 from featx.cache.store import CacheIndex, remove_stale_temporaries
 from featx.cache.tables import ImageTable, SkipTable
+from featx.errors import OptionError
+
+
+def check_keepable(vectors, *, dtype: str, precision: str) -> None:
+    """Refuse a batch of vectors the cache would keep wrong, before it is written: all zero where the
+    backbone computed in float16 (its features underflowed), or changed by more than 1e-3 when stored
+    as float16 (features of a tiny norm). Nothing lands; what was committed before stays."""
+    import numpy as np
+
+    vectors = np.asarray(vectors, np.float32)
+    if precision == "float16" and (zero := ~vectors.any(axis=1)).any():
+        raise OptionError(f"{int(zero.sum())} of {len(vectors)} vectors of a batch came out all zero with {{param}} float16: "
+                          "this backbone's features underflow float16. Embed with {param} float32 (or bfloat16).",
+                          param="precision")
+    if dtype != "float32" and (lossy := lossy_rows(vectors, dtype) & vectors.any(axis=1)).any():
+        largest = float(np.abs(vectors[lossy]).max())
+        raise OptionError(f"{int(lossy.sum())} of {len(vectors)} vectors of a batch are too small to store as {dtype} within "
+                          f"1e-3 (largest value {largest:.1e}; {dtype} keeps 1e-3 only above 6e-5). Store them with "
+                          "{param} float32.", param="dtype")
 
 
 @contextlib.contextmanager

@@ -32,7 +32,7 @@ from featx.data.augment import ViewRecipe
 from featx.data.layouts import scan_dataset
 from featx.data.objectstore import ObjectFiles, is_url
 from featx.data.records import LOOSE_FILES, Dataset
-from featx.engine.commit import locked_run, plan_run
+from featx.engine.commit import check_keepable, locked_run, plan_run
 from featx.engine.executor import Executor, LocalExecutor, SharedLocalExecutor
 from featx.engine.extractor import CPU_BATCH_SIZE  # (no Keras import)
 from featx.engine.fileindex import index_files
@@ -117,7 +117,7 @@ def embed_into_cache(
 def _update(dataset: Dataset, config: EmbedConfig, cache_path: Path, run: RunOptions, progress, extractor,
             executor, writable: bool = True) -> EmbedReport:
     fingerprint = config.fingerprint
-    index = CacheIndex.read(cache_path) if cache_path.exists() else None
+    index = CacheIndex.read(cache_path, hold=False) if cache_path.exists() else None
     if index is not None and index.fingerprint != fingerprint:
         raise CacheError(
             f"{cache_path} holds features of another backbone configuration "
@@ -147,6 +147,7 @@ def _update(dataset: Dataset, config: EmbedConfig, cache_path: Path, run: RunOpt
         tell = _with_workers(advance, executor)
         with contextlib.closing(executor.batches(todo)) as batches:
             for ids, vectors, failures in batches:
+                check_keepable(vectors, dtype=dtype, precision=config.precision)
                 undecodable = [(i, str(e)) for i, e in failures if not isinstance(e, NotAsPlannedError)]
                 write_shard(cache_path, fingerprint, id_column(ids), vectors, id_column(i for i, _ in undecodable),
                             [r for _, r in undecodable], backend=executor.backend)

@@ -13,6 +13,7 @@ the views of its training images only, and is evaluated on plain vectors only.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Callable
@@ -31,7 +32,7 @@ from featx.cache.tables import ImageTable, SkipTable, id_column
 from featx.config import EmbedConfig
 from featx.data.augment import ViewRecipe, make_view
 from featx.data.objectstore import Url
-from featx.engine.commit import locked_run, plan_run
+from featx.engine.commit import check_keepable, locked_run, plan_run
 from featx.errors import CacheError, OptionError
 from featx.features.reports import SkippedImage, ViewsReport
 from featx.options import RunOptions
@@ -82,7 +83,7 @@ def update_views(cache_path: Path, root: Path | Url, config: EmbedConfig, recipe
     except OSError as exc:
         raise unwritable(path, f"the views need the folder {path.parent} ({exc.strerror or exc})") from None
     with locked_run(path, wait=wait, on_wait=on_wait) as writable:
-        index = CacheIndex.read(path) if path.exists() else None
+        index = CacheIndex.read(path, hold=False) if path.exists() else None
         if index is not None and index.fingerprint != fingerprint:
             raise CacheError(f"{path} holds other views (fingerprint {index.fingerprint}, its name says {fingerprint}); "
                              "delete it and re-run 'featx embed --views'.")
@@ -91,7 +92,9 @@ def update_views(cache_path: Path, root: Path | Url, config: EmbedConfig, recipe
         if todo:
             plan.require_writable(f"{sum(map(len, needs.values()))} view(s) need embedding")
             executor = executor or LocalExecutor(config, run, extractor, planned=len(todo))
-            done, failed = _embed_views(path, fingerprint, todo, needs, recipe, executor, run.decode_workers, progress)
+            keepable = functools.partial(check_keepable, dtype=plain.dtype, precision=config.precision)
+            done, failed = _embed_views(path, fingerprint, todo, needs, recipe, executor, run.decode_workers, progress,
+                                        keepable)
             plan.have |= done
             report.failed = [SkippedImage(str(todo[i]), reason) for i, reason in failed.items()]
         table = wanted.take(np.asarray([vid in plan.have for vid in wanted.id.tolist()], dtype=bool))
@@ -118,10 +121,12 @@ def _missing(wanted: ImageTable, image_ids: np.ndarray, have: set[bytes],
 
 
 def _embed_views(path: Path, fingerprint: str, todo: dict, needs: dict[bytes, list[bytes]], recipe: ViewRecipe,
-                 executor, workers: int, progress) -> tuple[set[bytes], dict[bytes, str]]:
+                 executor, workers: int, progress, keepable: Callable[[np.ndarray], None],
+                 ) -> tuple[set[bytes], dict[bytes, str]]:
     """Decode each image of ``todo`` once, make the views it needs (in ``workers`` threads: NumPy
     releases the GIL), embed them and commit each batch as a shard; returns the view ids embedded
-    and the images that failed (content id: reason)."""
+    and the images that failed (content id: reason); ``keepable`` refuses a batch the cache would
+    keep wrong (:func:`featx.engine.commit.check_keepable`)."""
     advance = progress(sum(map(len, needs.values()))) if progress else None
     done: set[bytes] = set()
     failed: dict[bytes, str] = {}
@@ -129,6 +134,7 @@ def _embed_views(path: Path, fingerprint: str, todo: dict, needs: dict[bytes, li
         batches = executor.batches(todo, expand=lambda ids, pixels: _views_of(ids, pixels, needs, recipe, pool.map),
                                    per_image=max(map(len, needs.values())))
         for ids, vectors, failures in batches:
+            keepable(vectors)
             write_shard(path, fingerprint, id_column(ids), vectors, backend=executor.backend)
             done.update(ids)
             failed.update((i, str(e)) for i, e in failures)

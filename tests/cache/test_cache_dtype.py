@@ -71,3 +71,37 @@ def test_lazy_features_read_only_the_rows_asked_for(tmp_path):
     train = lazy.subset(np.arange(len(lazy)) % 2 == 0)  # still lazy: nothing read yet
     np.testing.assert_array_equal(np.asarray(train.X), eager.X[::2])
     np.testing.assert_array_equal(np.concatenate(list(lazy.X.batches(4))), eager.X)
+
+
+class _Scaled(StandInBackbone):
+    """The stand-in's vectors times ``scale``: features of a tiny norm (random weights, say)."""
+
+    def __init__(self, scale: float) -> None:
+        self.scale = scale
+
+    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+        return super().__call__(pixels) * np.float32(self.scale)
+
+
+def test_vectors_too_small_for_float16_are_refused_before_anything_is_written(tmp_path):
+    data = make_class_folder(tmp_path / "data", per_class=2)
+    run = RunOptions(batch_size=RUN.batch_size, workers=RUN.workers, dtype="float16")
+    with pytest.raises(ValueError, match=r"vectors of a batch are too small to store as float16 within 1e-3 \(largest value "
+                                         r".*Store them with the 'dtype' parameter float32") as caught:
+        embed_into_cache(scan_dataset(data), CONFIG, tmp_path / "c.h5", run, extractor=_Scaled(1e-9))
+    assert "\n" not in str(caught.value) and not (tmp_path / "c.h5").exists()
+    report = embed_into_cache(scan_dataset(data), CONFIG, tmp_path / "c.h5", RUN, extractor=_Scaled(1e-9))
+    assert report.embedded == 4 and np.abs(load_features(tmp_path / "c.h5").X).max() > 0  # float32 keeps them
+
+
+def test_all_zero_vectors_of_a_float16_backbone_are_refused_and_of_a_float32_one_kept(tmp_path):
+    import dataclasses
+
+    data = make_class_folder(tmp_path / "data", per_class=2)
+    half = dataclasses.replace(CONFIG, precision="float16")
+    with pytest.raises(ValueError, match=r"2 of 2 vectors of a batch came out all zero with the 'precision' parameter float16: "
+                                         r"this backbone's features underflow float16"):
+        embed_into_cache(scan_dataset(data), half, tmp_path / "c.h5", RUN, extractor=_Scaled(0.0))
+    assert not (tmp_path / "c.h5").exists()
+    report = embed_into_cache(scan_dataset(data), CONFIG, tmp_path / "z.h5", RUN, extractor=_Scaled(0.0))
+    assert report.embedded == 4  # float32 computes zeros exactly: a black image through ReLUs may be all zero
