@@ -26,6 +26,8 @@ from featx.model.file import load_model_file, write_metadata
 
 FORMATS = ("keras", "onnx", "savedmodel", "tflite")
 TENSORFLOW_FORMATS = ("savedmodel", "tflite")
+SUFFIXES = {"keras": (".keras",), "onnx": (".onnx",), "tflite": (".tflite",)}  # savedmodel: a folder
+SAVED_MODEL_FILES = ("saved_model.pb", "variables", "assets")
 ONNX_CONVERTERS = {"tensorflow": "tf2onnx", "jax": "jax2onnx", "torch": "onnxscript"}  # per backend
 
 
@@ -35,7 +37,9 @@ def export(source, output: str | os.PathLike, *, format: str = "keras", backend:
     ``backend`` is the Keras backend that builds and converts the model (default ``$KERAS_BACKEND``,
     else tensorflow)."""
     check_choice("format", format, FORMATS)
-    check_outputs({"output": output}, inputs={"source": getattr(source, "path", source)})
+    check_outputs({"output": output}, inputs={"source": getattr(source, "path", source)},
+                  suffixes={"output": SUFFIXES[format]} if format in SUFFIXES else {},
+                  writes={"output": SAVED_MODEL_FILES} if format == "savedmodel" else {})
     keras = import_keras(backend)
     _check_format(format, keras.backend.backend())
     output = Path(output)
@@ -45,8 +49,6 @@ def export(source, output: str | os.PathLike, *, format: str = "keras", backend:
     metadata = {**metadata, "kind": "exported", "input": "RGB, uint8 or float 0-255, any size"}
     output.parent.mkdir(parents=True, exist_ok=True)
     if format == "keras":
-        if output.suffix != ".keras":
-            raise OptionError(f"{{param}}: {output} must end in .keras (a Keras model file).", param="output")
         model.save(output)
         write_metadata(output, metadata)
     elif format == "onnx":

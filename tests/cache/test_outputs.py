@@ -108,17 +108,26 @@ def _refused(result, flag: str) -> None:
     ["fit-head", "--cache", "{cache}", "-o", "{cache}"],
     ["cache", "export", "{root}/mine", "--format", "npy", "--cache", "{cache}"],
     ["cache", "export", "{cache}", "--cache", "{cache}"],
+    ["fine-tune", "{head}", "-o", "{cache}"],
+    ["fine-tune", "{head}", "-o", "{lock}"],
+    ["fine-tune", "{head}", "--data", "{root}/data", "-o", "{root}/data"],
+    ["export", "{head}", "-o", "{cache}"],
+    ["export", "{head}", "-o", "{head}"],
+    ["export", "{head}", "-o", "{image}", "--format", "onnx"],
+    ["export", "{head}", "-o", "{root}/model", "--format", "keras"],
+    ["export", "{head}", "-o", "{root}/mine", "--format", "savedmodel"],
 ])
 def test_no_command_writes_over_a_cache_an_input_or_a_users_files(workspace, command):
     root, cache, head, image = workspace
     (root / "mine").mkdir()
     (root / "mine" / "vectors.npy").write_bytes(b"my own vectors")
     (root / "mine" / "rows.csv").write_text("my own rows")
+    (root / "mine" / "saved_model.pb").write_text("my own model")
     lock_path(cache).touch()
     names = dict(cache=cache, lock=lock_path(cache), root=root, head=head, image=image)
     before = _snapshot(root)
     result = CliRunner().invoke(app, [part.format(**names) for part in command])
-    flags = [part for part in command if part.startswith("-") and part not in ("--cache", "--format")]
+    flags = [part for part in command if part.startswith("-") and part not in ("--cache", "--format", "--data")]
     _refused(result, "OUT" if command[:2] == ["cache", "export"] else flags[-1])  # the output named by its flag
     assert _snapshot(root) == before
 
