@@ -21,6 +21,19 @@ def id_column(values) -> np.ndarray:
     return np.asarray(list(values), dtype=ID_DTYPE)
 
 
+def rows_of(keys: np.ndarray, wanted) -> np.ndarray:
+    """The row of each of ``wanted`` in ``keys`` (unique values, e.g. content ids), -1 where absent:
+    sorted arrays and a binary search, no dict of a million Python objects."""
+    keys, wanted = np.asarray(keys), np.asarray(wanted)
+    if len(keys) == 0 or len(wanted) == 0:
+        return np.full(len(wanted), -1, np.int64)
+    order = np.argsort(keys, kind="stable")
+    place = np.minimum(np.searchsorted(keys, wanted, sorter=order), len(keys) - 1)
+    rows = order[place].astype(np.int64)
+    rows[keys[rows] != wanted] = -1
+    return rows
+
+
 @dataclass
 class Table:
     """Columns of equal length; subclasses declare them as fields."""

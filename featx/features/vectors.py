@@ -14,6 +14,7 @@ from featx.cache.locate import VIEWS_SUFFIX
 from featx.cache.schema import VIEWS_KIND
 from featx.cache.segments import STORAGE_DTYPES
 from featx.cache.store import CacheIndex, read_vectors, unusable_vectors, usable_rows
+from featx.cache.tables import rows_of
 from featx.checks import check_path
 from featx.config import EmbedConfig
 from featx.errors import CacheError
@@ -127,8 +128,7 @@ def load_features(cache: str | os.PathLike, *, dtype: str = "float32", lazy: boo
                          "views with views=True).", param="cache")
     root = str(index.attrs.get("root", ""))  # a folder, or a URL (which a Path would mangle)
     images = index.images
-    row_of = {vid: row for row, vid in enumerate(index.vector_ids)}
-    rows = np.asarray([row_of.get(i, -1) for i in images.id], dtype=np.int64)
+    rows = rows_of(index.vector_ids, images.id)
     present = rows >= 0
     images = images.take(present)
     X = LazyVectors(index, rows[present], dtype) if lazy else read_vectors(index, rows[present], dtype)
