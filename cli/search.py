@@ -28,6 +28,9 @@ def search_command(
     against: Annotated[Path | None, typer.Option(help="Another cache of the same backbone configuration: each "
                                                  "image of this cache with its nearest there (copies across "
                                                  "datasets).")] = None,
+    method: Annotated[str, typer.Option(help="exact, index (the approximate index beside the cache: pip install "
+                                        "'featx[search]'), or auto (the index from 100,000 images on, when "
+                                        "installed).")] = "auto",
     batch_size: Annotated[int | None, typer.Option("--batch-size", help="Images per batch when a query file "
                                                    "must be embedded.")] = None,
     backend: BackendOption = None,
@@ -44,7 +47,9 @@ def search_command(
     chosen = choose_cache(cache, backbone)
     info(chosen.note(lambda p: "--" + p), quiet=as_json)
     result = search(chosen.path, list(queries or []), top=top, split=split, label=label, against=against,
-                    batch_size=batch_size, backend=backend)
+                    batch_size=batch_size, backend=backend, method=method)
+    for note in result.notes:
+        info(f"note: {note}", quiet=as_json)
     if as_json:
         print_json(result.to_dict())
         return

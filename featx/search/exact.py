@@ -33,12 +33,12 @@ class TopK:
         self.rows = np.zeros((n_queries, 0), np.int64)
 
     def add(self, scores: np.ndarray, rows: np.ndarray) -> None:
-        """Merge a block: ``scores`` (queries x len(rows)) of the vector rows ``rows``."""
+        """Merge a block: ``scores`` (queries x m) of the vector rows ``rows`` (m, the same for every
+        query, or queries x m)."""
+        rows = np.broadcast_to(np.asarray(rows, np.int64), scores.shape)
         if scores.shape[1] > self.k:  # keep only each query's k best of the block before merging
             best = np.argpartition(-scores, self.k - 1, axis=1)[:, : self.k]
-            scores, rows = np.take_along_axis(scores, best, axis=1), np.asarray(rows)[best]
-        else:
-            rows = np.broadcast_to(np.asarray(rows), scores.shape)
+            scores, rows = np.take_along_axis(scores, best, axis=1), np.take_along_axis(rows, best, axis=1)
         scores, rows = np.hstack([self.scores, scores]), np.hstack([self.rows, rows])
         if scores.shape[1] > self.k:
             best = np.argpartition(-scores, self.k - 1, axis=1)[:, : self.k]

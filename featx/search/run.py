@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from featx.cache.store import CacheIndex
-from featx.checks import check_path, check_positive
+from featx.checks import check_choice, check_path, check_positive
 from featx.errors import OptionError, OptionTypeError
 from featx.features.vectors import load_features
 from featx.options import RunOptions
@@ -20,6 +20,8 @@ from featx.search.queries import image_queries
 from featx.search.results import Match, SearchResult
 
 AGAINST_ROWS = 16384  # images of the cache compared at once with the other cache (one pass over it each)
+INDEX_ROWS = 100_000  # method="auto" uses the approximate index from this many vectors on (with faiss installed)
+METHODS = ("auto", "exact", "index")
 
 
 def open_images(cache: str | os.PathLike, param: str = "cache") -> CachedImages:
@@ -40,6 +42,7 @@ def search(
     cache_dir: str | os.PathLike | None = None,
     batch_size: int | None = None,
     backend: str | None = None,
+    method: str = "auto",
 ) -> SearchResult:
     """The ``top`` images of the feature cache ``cache`` most similar (cosine) to each query.
 
@@ -52,9 +55,13 @@ def search(
     ``cache`` is the query and gets its nearest image of ``against``: the matches, most similar
     first, are the images the two caches share (copies across datasets); ``top`` then counts the
     matches (None: all of them). Search is exact: blocked matrix products over the cache's segments,
-    one block in memory at a time.
+    one block in memory at a time; ``method="index"`` uses instead the approximate index beside the
+    cache (faiss: ``pip install "featx[search]"``; one index per segment, built when missing or
+    stale, see :mod:`featx.search.stored`), and ``"auto"`` does so from ``INDEX_ROWS`` vectors on
+    when faiss is installed.
     """
     started = time.perf_counter()
+    check_choice("method", method, METHODS)
     if top is not None:
         check_positive("top", top)
     if isinstance(queries, (str, os.PathLike)):
@@ -69,7 +76,8 @@ def search(
                               "an other cache, not both.", param="against")
         other = open_images(against, "against")
         _check_comparable(images, other, against)
-        matches = _against(images, other, top, split, label)
+        searcher = _searcher(other.index, method)
+        matches = _against(images, other, top, split, label, searcher)
     else:
         if not queries:
             raise OptionError("{param}: give at least one image file, cached path or content id to search for.",
@@ -79,10 +87,11 @@ def search(
                               run=RunOptions(batch_size=batch_size, backend=backend))
         k = top or len(images.features.paths)
         vectors = np.stack([q.vector for q in found])
-        scores, rows = exact_top_k(images.index, vectors, k + 1, allowed)  # +1: a query leaves out one image, its own
+        searcher = _searcher(images.index, method)
+        scores, rows = searcher(vectors, k + 1, allowed)  # +1: a query leaves out one image, its own
         matches = [Match(q.text, images.hits(s, r, k, mask=mask, exclude=q.path)) for q, s, r in zip(found, scores, rows)]
     return SearchResult(cache=Path(cache), matches=tuple(matches), against=Path(against) if against else None,
-                        seconds=time.perf_counter() - started)
+                        method=searcher.method, seconds=time.perf_counter() - started, notes=searcher.notes)
 
 
 def _check_comparable(images: CachedImages, other: CachedImages, against) -> None:
@@ -98,7 +107,7 @@ def _check_comparable(images: CachedImages, other: CachedImages, against) -> Non
                           "cannot be compared; embed both datasets with the same options.", param="against")
 
 
-def _against(images: CachedImages, other: CachedImages, top: int | None, split, label) -> list[Match]:
+def _against(images: CachedImages, other: CachedImages, top: int | None, split, label, searcher) -> list[Match]:
     """Every image of ``images`` with its nearest image of ``other`` (filtered), most similar first."""
     from featx.search.exact import blocks
 
@@ -111,7 +120,7 @@ def _against(images: CachedImages, other: CachedImages, top: int | None, split, 
 
     def flush() -> None:
         rows, vectors = np.concatenate(chunk_rows), np.concatenate(chunk)
-        scores, hit_rows = exact_top_k(other.index, vectors, 1, allowed)
+        scores, hit_rows = searcher(vectors, 1, allowed)
         for row, s, r in zip(rows, scores, hit_rows):
             for image in images.images_of(int(row)):
                 mine = images.hit(int(image), 0.0)
@@ -130,3 +139,36 @@ def _against(images: CachedImages, other: CachedImages, top: int | None, split, 
     matches.sort(key=lambda m: (-m.score, m.query))
     return matches[:top] if top is not None else matches
 
+
+
+class _Searcher:
+    """``searcher(queries, k, allowed) -> (scores, rows)`` over one cache, exactly or with its index."""
+
+    def __init__(self, index: CacheIndex, method: str):
+        self.index, self.method, self.parts, self.notes = index, method, None, ()
+        if method == "index":
+            from featx.search.stored import open_index
+
+            self.parts, report = open_index(index)
+            built = len(report.built) + len(report.unstored)
+            if built:
+                self.notes = (f"indexed {built} of {built + len(report.reused)} segments in {report.seconds:.1f} s"
+                              + (" (not stored: the cache folder is not writable)" if report.unstored else ""),)
+
+    def __call__(self, queries: np.ndarray, k: int, allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        if self.parts is None:
+            return exact_top_k(self.index, queries, k, allowed)
+        from featx.search import ann
+        from featx.search.exact import unit
+
+        return ann.search(self.parts, unit(queries), k, allowed=allowed)
+
+
+def _searcher(index: CacheIndex, method: str) -> _Searcher:
+    """Exact search, or the approximate index when asked, or for ``auto`` on a large cache with faiss."""
+    if method == "auto":
+        import importlib.util
+
+        large = len(index.vector_ids) >= INDEX_ROWS and index.version >= 2
+        method = "index" if large and importlib.util.find_spec("faiss") is not None else "exact"
+    return _Searcher(index, method)
