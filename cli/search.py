@@ -28,6 +28,11 @@ def search_command(
     against: Annotated[Path | None, typer.Option(help="Another cache of the same backbone configuration: each "
                                                  "image of this cache with its nearest there (copies across "
                                                  "datasets).")] = None,
+    text: Annotated[list[str] | None, typer.Option(help="Search by a sentence (repeatable) on a cache of CLIP or "
+                                                   "SigLIP image features: the model's text tower embeds it.")]
+    = None,
+    text_model: Annotated[Path | None, typer.Option("--text-model", help="The CLIP or SigLIP snapshot folder whose "
+                                                    "text tower embeds --text (default: the cache's own).")] = None,
     method: Annotated[str, typer.Option(help="exact, index (the approximate index beside the cache: pip install "
                                         "'featx[search]'), or auto (the index from 100,000 images on, when "
                                         "installed).")] = "auto",
@@ -47,7 +52,8 @@ def search_command(
     chosen = choose_cache(cache, backbone)
     info(chosen.note(lambda p: "--" + p), quiet=as_json)
     result = search(chosen.path, list(queries or []), top=top, split=split, label=label, against=against,
-                    batch_size=batch_size, backend=backend, method=method)
+                    batch_size=batch_size, backend=backend, method=method,
+                    text=text, text_model=text_model)
     for note in result.notes:
         info(f"note: {note}", quiet=as_json)
     if as_json:

@@ -16,7 +16,7 @@ from featx.features.vectors import load_features
 from featx.options import RunOptions
 from featx.search.exact import exact_top_k
 from featx.search.images import CachedImages
-from featx.search.queries import image_queries
+from featx.search.queries import image_queries, text_queries
 from featx.search.results import Match, SearchResult
 
 AGAINST_ROWS = 16384  # images of the cache compared at once with the other cache (one pass over it each)
@@ -43,6 +43,8 @@ def search(
     batch_size: int | None = None,
     backend: str | None = None,
     method: str = "auto",
+    text: str | Sequence[str] | None = None,
+    text_model: str | os.PathLike | None = None,
 ) -> SearchResult:
     """The ``top`` images of the feature cache ``cache`` most similar (cosine) to each query.
 
@@ -58,12 +60,15 @@ def search(
     one block in memory at a time; ``method="index"`` uses instead the approximate index beside the
     cache (faiss: ``pip install "featx[search]"``; one index per segment, built when missing or
     stale, see :mod:`featx.search.stored`), and ``"auto"`` does so from ``INDEX_ROWS`` vectors on
-    when faiss is installed.
+    when faiss is installed. ``text`` (a sentence or several) searches by text on a cache of CLIP or
+    SigLIP image features: the text tower of the cache's snapshot folder (or of ``text_model``)
+    embeds each sentence (:mod:`featx.backbones.text_tower`).
     """
     started = time.perf_counter()
     check_choice("method", method, METHODS)
     if top is not None:
         check_positive("top", top)
+    texts = [text] if isinstance(text, str) else list(text or [])
     if isinstance(queries, (str, os.PathLike)):
         queries = [queries]
     elif not isinstance(queries, Sequence):
@@ -71,7 +76,7 @@ def search(
                               param="queries")
     images = open_images(cache)
     if against is not None:
-        if queries:
+        if queries or texts:
             raise OptionError("{param} compares every image of the cache with another cache; give queries or "
                               "an other cache, not both.", param="against")
         other = open_images(against, "against")
@@ -79,12 +84,13 @@ def search(
         searcher = _searcher(other.index, method)
         matches = _against(images, other, top, split, label, searcher)
     else:
-        if not queries:
+        if not queries and not texts:
             raise OptionError("{param}: give at least one image file, cached path or content id to search for.",
                               param="queries")
         mask, allowed = images.filters(split, label)  # refused before any query is embedded
         found = image_queries(images, list(queries), cache_dir=cache_dir,
-                              run=RunOptions(batch_size=batch_size, backend=backend))
+                              run=RunOptions(batch_size=batch_size, backend=backend)) if queries else []
+        found += text_queries(images, texts, text_model) if texts else []
         k = top or len(images.features.paths)
         vectors = np.stack([q.vector for q in found])
         searcher = _searcher(images.index, method)
