@@ -34,7 +34,7 @@ def search_command(
     text_model: Annotated[Path | None, typer.Option("--text-model", help="The CLIP or SigLIP snapshot folder whose "
                                                     "text tower embeds --text (default: the cache's own).")] = None,
     method: Annotated[str, typer.Option(help="exact, index (the approximate index beside the cache: pip install "
-                                        "'featx[search]'), or auto (the index from 100,000 images on, when "
+                                        "'featx\\[search]'), or auto (the index from 100,000 images on, when "
                                         "installed).")] = "auto",
     batch_size: Annotated[int | None, typer.Option("--batch-size", help="Images per batch when a query file "
                                                    "must be embedded.")] = None,
