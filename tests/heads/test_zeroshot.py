@@ -14,6 +14,7 @@ import pytest
 from featx.errors import OptionError
 from featx.features.vectors import Features
 from featx.heads import compare_heads, fit_head, load_head, make_head
+from featx.heads.fit import compared_heads
 from featx.heads.store import save_head
 from featx.heads.zeroshot import DEFAULT_TEMPLATES, ZeroShotHead
 from featx.options import EmbedOptions
@@ -88,6 +89,7 @@ def test_fit_head_takes_classes_and_text_tower_from_the_cache_and_it_saves_and_c
     np.testing.assert_allclose(again.predict_proba(X), expected, rtol=TOLERANCE, atol=1e-6)
     board = compare_heads([features], ["zeroshot", "knn"], params={"zeroshot": {"templates": [TEMPLATE]}})
     assert {row["head"] for row in board} == {"zeroshot", "knn"}
+    assert "zeroshot" not in compared_heads(None)  # named only: most caches have no text tower
 
 
 def test_prompt_ensembles_and_own_prompts(snapshots):
