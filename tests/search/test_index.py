@@ -124,3 +124,13 @@ def test_without_faiss_the_index_is_one_line_and_auto_stays_exact(cache, dataset
     assert search(cache, query, method="auto").method == "exact"
     with pytest.raises(OptionError, match="'method' parameter must be one of auto, exact, index"):
         search(cache, query, method="fast")
+
+
+def test_auto_uses_the_index_from_index_rows_on(cache, dataset, monkeypatch):
+    from featx.search import run as search_run  # the module: the attribute featx.search is the function
+
+    query = [dataset / "test" / "cat" / "cat_0.png"]
+    assert search(cache, query).method == "exact"
+    monkeypatch.setattr(search_run, "INDEX_ROWS", 10)
+    result = search(cache, query)
+    assert result.method == "index" and _hits(result) == _hits(search(cache, query, method="exact"))

@@ -53,3 +53,21 @@ def test_text_on_a_cache_without_a_text_tower_is_one_line(cache):
     with pytest.raises(OptionError, match=r"'text' parameter: .* has no text tower; search by text needs a cache "
                                           "of a CLIP or SigLIP snapshot folder"):
         search(cache, text="a cat")
+
+
+def test_text_on_the_command_line(tmp_path, dataset):
+    import json
+
+    from typer.testing import CliRunner
+
+    from featx.cli import app
+
+    folder = make_clip(tmp_path / "clip")
+    cache = tmp_path / "featx" / "clip.h5"
+    embed_into_cache(scan_dataset(dataset), replace(CONFIG, model_path=str(folder)), cache, RUN, extractor=Projected())
+    done = CliRunner().invoke(app, ["search", "--cache", str(cache), "--text", "a cat", "--text", "a dog", "--top",
+                                    "2", "--json"])
+    assert done.exit_code == 0, done.output
+    matches = json.loads(done.stdout)["matches"]
+    assert [m["query"] for m in matches] == ["a cat", "a dog"] and all(len(m["hits"]) == 2 for m in matches)
+    assert matches == [m.to_dict() for m in search(cache, text=["a cat", "a dog"], top=2)]
