@@ -58,7 +58,7 @@ def _perturb(model, seed: int) -> None:
             parameter.add_(noise if "logit" not in name else noise * 5)
 
 
-def make_clip(folder: Path) -> Path:
+def make_clip(folder: Path, projection_dim: int = 24) -> Path:
     import transformers
 
     vocab, merges = clip_vocabulary()
@@ -66,7 +66,7 @@ def make_clip(folder: Path) -> Path:
     config = transformers.CLIPConfig(
         text_config=dict(**TEXT, vocab_size=len(vocab), bos_token_id=vocab["<|startoftext|>"],
                          eos_token_id=vocab["<|endoftext|>"], pad_token_id=vocab["<|endoftext|>"]),
-        vision_config=VISION, projection_dim=24)
+        vision_config=VISION, projection_dim=projection_dim)
     model = transformers.CLIPModel(config)
     _perturb(model, 1)
     model.save_pretrained(folder)

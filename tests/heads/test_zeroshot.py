@@ -138,3 +138,32 @@ def test_the_keras_layers_give_the_heads_probabilities(snapshots):
             outputs = layer(outputs)
         got = keras.Model(inputs, outputs).predict(X.astype(np.float32), verbose=0)
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.integration
+def test_an_exported_zeroshot_model_equals_featx_predict(tmp_path):
+    """On any backbone whose vectors are as wide as the text tower's (here a tiny CNN and a CLIP
+    text tower of 8): the exported model (backbone + unit normalisation + Dense) gives predict's
+    probabilities, as fine-tuning's model starts from."""
+    import keras
+
+    import featx
+    from featx.data.images import decode_rgb
+    from featx.heads import predict_images
+    from tests.imagegen import make_class_folder
+
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((32, 32, 3))
+    outputs = keras.layers.Conv2D(8, 3, activation="relu", name="conv")(inputs)
+    keras.Model(inputs, outputs).save(tmp_path / "tiny.keras")
+    data = make_class_folder(tmp_path / "data", classes=("cat", "dog"), per_class=4, splits=("train", "test"))
+    features = featx.embed(data, str(tmp_path / "tiny.keras"), preprocess="tf", cache=tmp_path / "cache")
+    head = fit_head(features, "zeroshot", text_model=str(make_clip(tmp_path / "clip8", projection_dim=8)),
+                    templates=[TEMPLATE, "a picture of a {}"])
+    path = featx.export(head, tmp_path / "zeroshot.keras")
+    model = keras.saving.load_model(path, safe_mode=True)
+    images = sorted(str(p) for p in (data / "test").rglob("*.png"))
+    predicted = predict_images(head, images, cache_dir=tmp_path / "cache")
+    for file, proba in zip(predicted.paths, predicted.proba):
+        np.testing.assert_allclose(np.asarray(model(decode_rgb(file)[None].astype(np.float32)))[0], proba,
+                                   atol=1e-4)
