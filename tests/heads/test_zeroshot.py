@@ -167,3 +167,10 @@ def test_an_exported_zeroshot_model_equals_featx_predict(tmp_path):
     for file, proba in zip(predicted.paths, predicted.proba):
         np.testing.assert_allclose(np.asarray(model(decode_rgb(file)[None].astype(np.float32)))[0], proba,
                                    atol=1e-4)
+    tuned = featx.fine_tune(head, data=data, epochs=1, learning_rate=1e-12, unfreeze=0,
+                            output=tmp_path / "tuned.keras")  # warm-started from the text prototypes
+    from featx.backbones.unfreeze import leaf_layers
+
+    dense = next(layer for layer in leaf_layers(keras.saving.load_model(tuned.model_path))
+                 if layer.name == "featx_zeroshot")
+    np.testing.assert_allclose(dense.get_weights()[0], head.estimator.coef_.T, rtol=1e-4, atol=1e-5)
