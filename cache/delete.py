@@ -6,15 +6,15 @@ import contextlib
 import os
 from pathlib import Path
 
-from featx.cache.locate import CACHE_SUFFIX, views_caches, views_dir
+from featx.cache.locate import CACHE_SUFFIX, SEARCH_INDEX_SUFFIX, search_dir, views_caches, views_dir
 from featx.cache.schema import ENCODING_TYPE, is_featx_file
 from featx.errors import CacheError
 
 
 def delete_cache(path: str | os.PathLike) -> None:
-    """Remove a featx cache with its segment and shard folders, temporaries and lock, and its views
-    caches; ``path`` may also name a folder or lock that a killed run left without a cache file (the
-    lock or a folder of a cache that exists names nothing: refused). Refuses (CacheError, nothing
+    """Remove a featx cache with its segment, shard and search-index folders, temporaries and lock,
+    and its views caches; ``path`` may also name a folder or lock that a killed run left without a
+    cache file (the lock or a folder of a cache that exists names nothing: refused). Refuses (CacheError, nothing
     deleted) anything that is not featx's, and a cache that a run is writing (CacheBusyError)."""
     from featx.cache.lock import cache_lock, lock_path
     from featx.cache.segments import SEGMENT_TYPE, segment_dir
@@ -29,11 +29,12 @@ def delete_cache(path: str | os.PathLike) -> None:
     path = named
     folders = {shard_dir(path): SHARD_TYPE, segment_dir(path): SEGMENT_TYPE}
     lock = lock_path(path)
-    if not (path.exists() or lock.exists() or any(f.exists() for f in folders)):
+    if not (path.exists() or lock.exists() or any(f.exists() for f in (*folders, search_dir(path)))):
         raise CacheError(f"No feature cache at {path}; 'featx cache ls' lists them.")
     if path.exists() and not (path.is_file() and is_featx_file(path, ENCODING_TYPE)):
         raise CacheError(f"{path} is not a featx cache (no {ENCODING_TYPE!r} mark); not deleted.")
     owned = {folder: _own_files(path, folder, kind) for folder, kind in folders.items()}
+    owned[search_dir(path)] = _search_files(path)
     if lock.exists() and not (lock.is_file() and lock.stat().st_size == 0):
         raise CacheError(f"{lock} is not a featx lock (those are empty files); not deleted.")
     with cache_lock(path, wait=False):
@@ -66,8 +67,8 @@ def _cache_named_by(path: Path) -> Path:
     from featx.cache.segments import segment_dir
     from featx.cache.shards import shard_dir
 
-    cache = path.with_suffix("")  # "x.h5.shards", "x.h5.segments" and "x.h5.lock" belong to "x.h5"
-    named = (shard_dir(cache), segment_dir(cache), lock_path(cache))
+    cache = path.with_suffix("")  # "x.h5.shards", "x.h5.segments", "x.h5.search" and "x.h5.lock" belong to "x.h5"
+    named = (shard_dir(cache), segment_dir(cache), search_dir(cache), lock_path(cache))
     return cache if cache.suffix == CACHE_SUFFIX and path in named else path
 
 
@@ -85,3 +86,16 @@ def _own_files(path: Path, folder: Path, kind: str) -> list[Path]:
     return entries
 
 
+def _search_files(path: Path) -> list[Path]:
+    """The files of a cache's search-index folder (featx.search.stored: ``*.faiss`` and temporaries);
+    a CacheError (nothing deleted) when it holds anything else."""
+    folder = search_dir(path)
+    if not folder.exists():
+        return []
+    entries = sorted(folder.iterdir()) if folder.is_dir() else [folder]
+    for entry in entries:
+        temporary = entry.name.startswith(".") and entry.name.endswith(".tmp")
+        if not entry.is_file() or not (temporary or entry.suffix == SEARCH_INDEX_SUFFIX):
+            raise CacheError(f"{path} not deleted: its search folder holds {entry}, which is not a featx search "
+                             "index; move that out first.")
+    return entries

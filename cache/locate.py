@@ -42,6 +42,16 @@ def cache_path_for(cache: str | os.PathLike | None, source: Path, display_name: 
     return folder / f"{_slug(name)}--{_slug(display_name)}--{key}{CACHE_SUFFIX}"
 
 
+SEARCH_SUFFIX = ".search"  # <cache>.h5.search/ holds the approximate search index of each segment (featx.search)
+SEARCH_INDEX_SUFFIX = ".faiss"  # one file per segment there
+
+
+def search_dir(cache_path: str | os.PathLike) -> Path:
+    """The folder of the search indexes of the cache at ``cache_path``."""
+    cache_path = Path(cache_path)
+    return cache_path.with_name(cache_path.name + SEARCH_SUFFIX)
+
+
 VIEWS_SUFFIX = ".views"  # <cache>.h5.views/ holds the caches of its augmented views, one per recipe
 
 

@@ -1,5 +1,5 @@
 """The one rule every command that writes follows, checked before any work: an output never lands
-on featx's own files (a cache, its index, segments, shards, lock or views), on one of the command's
+on featx's own files (a cache, its index, segments, shards, lock, views or search index), on one of the command's
 inputs, or on another output of the same command; an existing folder holding files the command
 would write is refused unless forced. Each refusal is one OptionError naming the parameter."""
 
@@ -9,12 +9,12 @@ import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from featx.cache.locate import CACHE_SUFFIX, VIEWS_SUFFIX
+from featx.cache.locate import CACHE_SUFFIX, SEARCH_SUFFIX, VIEWS_SUFFIX
 from featx.cache.schema import ENCODING_TYPE, is_featx_file
 from featx.errors import OptionError
 
 PathLike = str | os.PathLike
-_OWN_SUFFIXES = (".lock", ".shards", ".segments", VIEWS_SUFFIX)  # what sits beside a cache <name>.h5
+_OWN_SUFFIXES = (".lock", ".shards", ".segments", VIEWS_SUFFIX, SEARCH_SUFFIX)  # what sits beside a cache <name>.h5
 
 
 def featx_owned(path: PathLike) -> str | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 # Each module registers its commands; the import order is the order of `featx --help`.
 # isort: off
-from featx.cli import backbones, embed, cache, weights, heads, inspect, finetune, demo  # noqa: F401
+from featx.cli import backbones, embed, cache, weights, heads, inspect, search, finetune, demo  # noqa: F401
 # isort: on
 from featx.cli.app import app
 

@@ -14,6 +14,7 @@ from featx.api import embed
 from featx.backbones.applications import get_backbone, list_backbones
 from featx.errors import FeatxError
 from featx.features.vectors import Features, load_features
+from featx.search import search  # eager: importing the package featx.search would else shadow the function
 
 # Names served on first use, so that `import featx` stays fast (scikit-learn, and TensorFlow for
 # fine-tuning, load only when asked for): name -> module that defines it.
@@ -67,6 +68,8 @@ __all__ = [
     # one deployable model
     "fine_tune",
     "export",
+    # the cached images nearest to an image, or shared with another cache
+    "search",
     # what is wrong with a dataset, from its cached vectors
     "inspect",
     # every error featx raises subclasses FeatxError and a built-in (see featx.errors)

@@ -24,6 +24,7 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
     ("options", ("featx.options",)),  # validates against the backbone tables and the cache's dtypes
     ("features", ("featx.features",)),
     ("engine", ("featx.engine",)),
+    ("search", ("featx.search",)),  # queries embed through the engine; nothing below the facade needs it
     ("heads", ("featx.heads",)),
     ("inspection", ("featx.inspection",)),
     ("model", ("featx.model",)),

@@ -67,8 +67,10 @@ def check_class_weight(class_weight: str | None) -> str | None:
     return "balanced"
 
 
-def head_params(spec: HeadSpec, params: dict, *, seed: int, class_weight: str | None = None) -> dict:
-    """The parameters a head is built with: ``params``, plus ``class_weight`` and a seeded ``random_state``."""
+def head_params(spec: HeadSpec, params: dict, *, seed: int, class_weight: str | None = None,
+                features: Features | None = None) -> dict:
+    """The parameters a head is built with: ``params``, plus ``class_weight``, a seeded ``random_state``
+    and what the head takes from the ``features`` it is fitted on (its registry entry's ``context``)."""
     params = dict(params)
     spec.check_params(params)
     accepted = spec.defaults()
@@ -79,6 +81,8 @@ def head_params(spec: HeadSpec, params: dict, *, seed: int, class_weight: str | 
         params["class_weight"] = class_weight
     if "random_state" in accepted and "random_state" not in params:
         params["random_state"] = seed
+    if spec.context is not None and features is not None:
+        params = {**spec.context(features), **params}
     return params
 
 
@@ -109,7 +113,7 @@ def fit_head(features: Features | str | os.PathLike, head: str = "logreg", *, te
     chosen_views = resolve_views(features, views, augment, note)
     if not spec.streams or chosen_views is not None:
         features = in_memory(features, spec.name, note)
-    params = head_params(spec, params, seed=seed, class_weight=class_weight)
+    params = head_params(spec, params, seed=seed, class_weight=class_weight, features=features)
     estimator = spec.make(**params)
     takes_validation = "validation_data" in inspect.signature(estimator.fit).parameters
     val_fraction = params.get("validation_fraction", spec.defaults().get("validation_fraction")) if takes_validation else None
@@ -201,6 +205,8 @@ def _timed_fit(spec: HeadSpec, estimator, X, y, stream_seed: int | None = None, 
             stream_fit(estimator, X, y, seed=stream_seed)
         else:
             estimator.fit(X, y, **fit_kwargs)
+    except FeatxError:  # a featx head's own refusal already names its parameter
+        raise
     except (ValueError, TypeError) as exc:  # scikit-learn's parameter and data checks
         raise FeatxError(f"{spec.name} head: {str(exc).splitlines()[0]}") from exc
     return time.perf_counter() - started
@@ -210,7 +216,7 @@ def compare_heads(caches: Sequence[Features | str | os.PathLike], heads: Sequenc
                   *, params: dict[str, dict] | None = None, cv: int | None = None, test_size: float = 0.2,
                   seed: int = 0, class_weight: str | None = None, views: bool = False, augment: str | None = None,
                   progress=None, note: Callable[[str], None] | None = None) -> list[dict]:
-    """A leaderboard: every head (default: every registered head) on every cache, best accuracy first.
+    """A leaderboard: every head (default: every registered head but zeroshot) on every cache, best accuracy first.
 
     ``caches`` are cache files or Features, fused ones too (:func:`featx.features.fusion.fuse_features`).
 
@@ -244,7 +250,8 @@ def compare_heads(caches: Sequence[Features | str | os.PathLike], heads: Sequenc
                 features = lazy
             else:
                 loaded = features = loaded if loaded is not None else in_memory(lazy, spec.name, note)
-            head_kwargs = head_params(spec, (params or {}).get(name, {}), seed=seed, class_weight=class_weight)
+            head_kwargs = head_params(spec, (params or {}).get(name, {}), seed=seed, class_weight=class_weight,
+                                      features=features)
             backbone = display_name(features.config, features.sources, features.fingerprint)
             for trained_views in (None,) if chosen_views is None else (None, chosen_views):
                 if progress is not None:
@@ -264,10 +271,10 @@ def compare_heads(caches: Sequence[Features | str | os.PathLike], heads: Sequenc
 
 
 def compared_heads(heads: Sequence[str] | None) -> list[str]:
-    """The heads :func:`compare_heads` ranks: every registered head for None; else the distinct,
+    """The heads :func:`compare_heads` ranks: every registered head compared by default for None; else the distinct,
     known names given (an empty list, an empty name or one given twice is refused, naming ``heads``)."""
     if heads is None:
-        return list_heads()
+        return [name for name in list_heads() if get_head_spec(name).compared_by_default]
     if isinstance(heads, str) or not isinstance(heads, Sequence):
         raise OptionTypeError(f"{{param}} must be a list of head names; got {heads!r:.60}.", param="heads")
     if not heads:

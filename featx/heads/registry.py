@@ -30,6 +30,7 @@ from featx.errors import OptionError, OptionTypeError
 from featx.heads import cost
 from featx.heads.keras_head import KerasHead
 from featx.heads.layers import keras_layers, logreg_layers, svm_layers
+from featx.heads.zeroshot import ZeroShotHead, zeroshot, zeroshot_context, zeroshot_layers
 
 
 def _scaled(estimator: BaseEstimator, scale: bool) -> BaseEstimator:
@@ -136,6 +137,11 @@ class HeadSpec:
     # Trains from a lazy cache in mini-batches (featx.heads.fit streams it with partial_fit); the
     # other heads load every training vector into memory first.
     streams: bool = False
+    # Features -> parameters the head takes from the cache it is fitted on (the zeroshot head: class
+    # names and text tower); parameters given by the user win.
+    context: Callable | None = None
+    # Ranked by compare when no heads are named (the zeroshot head needs a cache with a text tower: named only).
+    compared_by_default: bool = True
 
     @property
     def summary(self) -> str:
@@ -255,6 +261,8 @@ HEADS: dict[str, HeadSpec] = {
                     proba=softmax_proba, cost=cost.sgd_seconds),
     "knn": HeadSpec("knn", knn, _SCALED + (KNeighborsClassifier,), cost=cost.knn_seconds),
     "keras": HeadSpec("keras", KerasHead, (KerasHead,), to_keras=keras_layers, cost=cost.keras_seconds),
+    "zeroshot": HeadSpec("zeroshot", zeroshot, (ZeroShotHead,), to_keras=zeroshot_layers, context=zeroshot_context,
+                         compared_by_default=False),
 }
 
 

@@ -69,7 +69,7 @@ def test_an_rbf_svm_head_cannot_be_converted():
 def test_the_registry_says_which_heads_convert():
     from featx.heads.registry import HEADS, convertible_heads
 
-    assert convertible_heads() == ["logreg", "svm", "sgd", "keras"] and HEADS["knn"].to_keras is None
+    assert convertible_heads() == ["logreg", "svm", "sgd", "keras", "zeroshot"] and HEADS["knn"].to_keras is None
 
 
 # --- end to end on images, with a tiny CNN backbone (random ImageNet-size nets give vanishing features)
