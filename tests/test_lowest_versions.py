@@ -111,7 +111,7 @@ def test_the_parser_refuses_a_requirement_without_a_floor():
 
 def test_ci_installs_the_floors_and_runs_the_fast_tests():
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
-    lowest, full = ci.index("tests/test_lowest_versions.py parquet >"), ci.index("[test,jax,torch,onnx,hub,ray,docs]")
+    lowest, full = ci.index("tests/test_lowest_versions.py parquet >"), ci.index("[test,jax,torch,onnx,hub,ray,docs,search]")
     assert ci.index('eval "$test_cmd"') < lowest < full  # after the newcomer's path, before every extra
     step = ci[lowest:full]
     assert '-c "$lowest/constraints.txt" -e ".[parquet]"' in step and 'python -m pytest -m "not integration"' in step

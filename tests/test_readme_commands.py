@@ -68,7 +68,7 @@ def test_ci_runs_the_readme_commands_before_the_full_suite():
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     for name in NAMES:
         assert f"tests/test_readme_commands.py {name})" in ci, f".ci/run no longer reads the {name!r} command"
-    newcomer, full = ci.index('eval "$setup_cmd"'), ci.index("[test,jax,torch,onnx,hub,ray,docs]")
+    newcomer, full = ci.index('eval "$setup_cmd"'), ci.index("[test,jax,torch,onnx,hub,ray,docs,search]")
     assert newcomer < ci.index('eval "$test_cmd"') < full  # the newcomer's path first
     assert ci.count('eval "$test_cmd"') == 2  # and the same test command on the full suite
 
