@@ -73,10 +73,10 @@ def test_ci_runs_the_readme_commands_before_the_full_suite():
     assert ci.count('eval "$test_cmd"') == 2  # and the same test command on the full suite
 
 
-def test_the_readme_names_the_extras_ci_installs():
+def test_the_contributing_guide_names_the_extras_ci_installs():
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     installed = re.search(r'pip install --quiet (-e "\.\[[^"]+\]"[^\n]*)', ci).group(1)
-    assert f"`pip install {installed}`" in (ROOT / "README.md").read_text(encoding="utf-8")
+    assert f"`pip install {installed}`" in (ROOT / "CONTRIBUTING.md").read_text(encoding="utf-8")
 
 
 def test_the_parser_says_what_is_wrong():
