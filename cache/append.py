@@ -193,7 +193,24 @@ def compact_cache(cache_path: str | Path, *, wait: bool = True) -> tuple[int, in
         raise CacheError(f"{cache_path} is not a featx cache (no {ENCODING_TYPE!r} mark); nothing compacted.")
     with cache_lock(cache_path, wait=wait):
         remove_stale_temporaries(cache_path)
-        return compact(cache_path)
+        merged = compact(cache_path)
+        _remove_stale_search_indexes(cache_path)
+        return merged
+
+
+def _remove_stale_search_indexes(cache_path: Path) -> None:
+    """Compacted with the cache: the search indexes of segments it no longer lists go (featx.search)."""
+    from featx.cache.locate import SEARCH_INDEX_SUFFIX, search_dir, search_index_path
+
+    folder = search_dir(cache_path)
+    if not folder.is_dir():
+        return
+    index = CacheIndex.read(cache_path, hold=False)
+    wanted = {search_index_path(cache_path, name, digest, index.fingerprint).name
+              for name, digest in zip(index.segments.name, index.segments.digest)}
+    for path in folder.glob(f"*{SEARCH_INDEX_SUFFIX}"):
+        if path.name not in wanted:
+            path.unlink(missing_ok=True)
 
 
 def unwritable(cache_path: Path, why: str) -> CacheWriteError:

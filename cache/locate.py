@@ -52,6 +52,12 @@ def search_dir(cache_path: str | os.PathLike) -> Path:
     return cache_path.with_name(cache_path.name + SEARCH_SUFFIX)
 
 
+def search_index_path(cache_path: str | os.PathLike, segment: str, digest: str, fingerprint: str) -> Path:
+    """Where the search index of one segment file (its name, digest) of a cache of ``fingerprint`` lives:
+    the name says what it indexes, so a stale one is known without opening it."""
+    return search_dir(cache_path) / f"{Path(segment).stem}--{digest[:16]}--{fingerprint[:16]}{SEARCH_INDEX_SUFFIX}"
+
+
 VIEWS_SUFFIX = ".views"  # <cache>.h5.views/ holds the caches of its augmented views, one per recipe
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from featx.cache.locate import SEARCH_INDEX_SUFFIX as INDEX_SUFFIX
-from featx.cache.locate import search_dir
+from featx.cache.locate import search_dir, search_index_path
 from featx.cache.segments import read_rows
 from featx.cache.store import CacheIndex, Source
 from featx.search import ann
@@ -36,9 +36,8 @@ class IndexReport:
 
 def index_path(cache: CacheIndex, segment: int) -> Path:
     """Where the index of segment ``segment`` (row of the segment table) of ``cache`` lives."""
-    name = Path(str(cache.segments.name[segment])).stem
-    digest = str(cache.segments.digest[segment])[:16]
-    return search_dir(cache.path) / f"{name}--{digest}--{cache.fingerprint[:16]}{INDEX_SUFFIX}"
+    return search_index_path(cache.path, str(cache.segments.name[segment]), str(cache.segments.digest[segment]),
+                             cache.fingerprint)
 
 
 def open_index(cache: CacheIndex, *, seed: int = 0) -> tuple[list[tuple[object, int]], IndexReport]:

@@ -78,7 +78,8 @@ def test_the_index_gives_exact_hits_on_small_segments_and_indexes_only_a_new_seg
     assert len(stored_indexes(cache)) == 2 and stored.stat().st_mtime_ns == before  # the old one untouched
     assert _hits(grown) == _hits(search(cache, query, top=6, method="exact"))
 
-    compact_cache(cache)  # one segment again: both files are stale, the merged segment is indexed
+    compact_cache(cache)  # one segment again: both files are stale and go with the compaction
+    assert stored_indexes(cache) == []
     compacted = search(cache, query, top=6, method="index")
     assert compacted.notes[0].startswith("indexed 1 of 1 segments")
     (merged,) = stored_indexes(cache)
