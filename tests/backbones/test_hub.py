@@ -80,6 +80,7 @@ def test_a_snapshot_folder_declares_size_and_normalisation_and_is_hashed(tmp_pat
     assert config.backbone == "hub:dinov2-small" and config.weights == f"sha256:{tree_sha256(folder)}"
     assert (config.input_size, config.pooling) == (224, "cls+avg")  # the processor's crop, not config's 518
     assert config.preprocessing == "meanstd:0.5,0.4,0.3:0.2,0.25,0.3"
+    assert config.resize == "pil:bicubic:short=256:crop=224x224"  # BitImageProcessor's bicubic: none declared
     assert config.model_path == str(folder) and verified_folder(config) == folder
     (folder / "README.md").write_text("edited card")  # not a weight or config: same snapshot
     assert EmbedOptions(str(folder)).resolve() == config
@@ -88,13 +89,18 @@ def test_a_snapshot_folder_declares_size_and_normalisation_and_is_hashed(tmp_pat
     assert changed.fingerprint != config.fingerprint
     with pytest.raises(CacheError, match="was changed since"):
         verified_folder(config)
-    assert EmbedOptions(str(folder), image_size=28).resolve().input_size == 28  # DINOv2 interpolates
+    smaller = EmbedOptions(str(folder), image_size=28).resolve()  # DINOv2 interpolates; its pipeline scales
+    assert (smaller.input_size, smaller.resize) == (28, "pil:bicubic:short=32:crop=28x28")
 
 
 @needs_hub
-def test_an_undeclared_normalisation_is_the_familys_default(tmp_path):
-    dinov2 = write_snapshot(tmp_path / "a", mean_std=None)
-    assert EmbedOptions(str(dinov2)).resolve().preprocessing == "torch"
+def test_an_undeclared_normalisation_is_the_processors_default_else_the_familys(tmp_path):
+    dinov2 = write_snapshot(tmp_path / "a", mean_std=None)  # BitImageProcessor's own default, as in transformers
+    assert EmbedOptions(str(dinov2)).resolve().preprocessing == (
+        "meanstd:0.48145466,0.4578275,0.40821073:0.26862954,0.26130258,0.27577711")
+    bare = write_snapshot(tmp_path / "c", crop=None)  # no preprocessor_config.json: the family's, stretched
+    assert (EmbedOptions(str(bare)).resolve().preprocessing, EmbedOptions(str(bare)).resolve().resize) == (
+        "torch", "stretch")
     vit = write_snapshot(tmp_path / "b", "vit", image_size=32, crop=None, extra={"patch_size": 8})
     config = EmbedOptions(str(vit)).resolve()
     assert (config.input_size, config.pooling, config.preprocessing) == (32, "cls", "tf")
