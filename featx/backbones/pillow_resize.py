@@ -59,6 +59,8 @@ class PillowResize(keras.layers.Layer):
 
     def _out_size(self, height, width):
         pipeline = self.pipeline
+        if isinstance(height, int) and isinstance(width, int):  # static shapes (JAX, eager): transformers' own sums
+            return pipeline.output_size(height, width)
         if pipeline.short:  # transformers: the long edge int(short * long / short_edge), exact in integers
             wide = width > height
             new_h = ops.where(wide, pipeline.short, (pipeline.short * height) // width)
@@ -86,8 +88,9 @@ class PillowResize(keras.layers.Layer):
 
     def call(self, images):
         images = ops.cast(images, "float32")
-        shape = ops.shape(images)
-        height, width = ops.cast(shape[1], "int32"), ops.cast(shape[2], "int32")
+        height, width = ops.shape(images)[1:3]
+        if not (isinstance(height, int) and isinstance(width, int)):  # a graph of any size (TensorFlow)
+            height, width = ops.cast(height, "int32"), ops.cast(width, "int32")
         new_h, new_w = self._out_size(height, width)
         out_h, out_w = self.pipeline.fixed_size
         across = ops.einsum("bhwc,xw->bhxc", images, self._weights(width, new_w, out_w))
