@@ -141,6 +141,21 @@ def _declared_resize(snapshot: Snapshot, size: int) -> str:
     return ImagePipeline.from_spec(snapshot.resize).scaled(size, snapshot.input_size).spec
 
 
+def describe_snapshot(folder: str | Path) -> dict:
+    """What a model folder declares and featx follows by default, read without Keras (``featx backbones FOLDER``)."""
+    from featx.backbones.hub_pipeline import describe_resize
+    from featx.backbones.preprocessing import normalization_mode
+
+    snapshot = Snapshot.read(Path(folder).expanduser().resolve())
+    default_mean, default_std = _defaults(snapshot.family)
+    resize = _declared_resize(snapshot, snapshot.input_size)
+    return {"folder": str(snapshot.folder), "format": snapshot.format, "family": snapshot.family,
+            "input_size": snapshot.input_size, "patch_size": snapshot.patch_size, "resize": resize,
+            "pixels": describe_resize(resize, snapshot.input_size),
+            "preprocessing": normalization_mode(snapshot.mean or default_mean, snapshot.std or default_std),
+            "pooling": HUB_FAMILIES[snapshot.family].default_pooling}
+
+
 def _defaults(family: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
     return HUB_FAMILIES[family].mean, HUB_FAMILIES[family].std
 

@@ -54,6 +54,12 @@ class ImagePipeline:
         size = f"short={self.short}" if self.short else f"{self.height}x{self.width}" if self.height else "none"
         return f"{PREFIX}{self.filter}:{size}" + (f":crop={self.crop[0]}x{self.crop[1]}" if self.crop else "")
 
+    def describe(self) -> str:
+        """In words: ``Pillow bicubic: shortest edge 256, centre crop 224x224``."""
+        size = (f"shortest edge {self.short}" if self.short else f"{self.height}x{self.width}" if self.height
+                else "no resize")
+        return f"Pillow {self.filter}: {size}" + (f", centre crop {self.crop[0]}x{self.crop[1]}" if self.crop else "")
+
     @classmethod
     def from_spec(cls, spec: str) -> ImagePipeline:
         """The pipeline a ``resize`` string names (the inverse of :attr:`spec`)."""
@@ -132,6 +138,13 @@ def center_crop(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     padded[pad_top : pad_top + in_h, pad_left : pad_left + in_w] = image
     top, left = top + pad_top, left + pad_left
     return padded[max(0, top) : min(new_h, top + crop_h), max(0, left) : min(new_w, left + crop_w)]
+
+
+def describe_resize(resize: str, size: int) -> str:
+    """How a configuration's ``resize`` brings images to ``size`` pixels, in words."""
+    if is_pipeline(resize):
+        return ImagePipeline.from_spec(resize).describe() + " (the snapshot's preprocessor_config.json)"
+    return f"{resize} to {size}x{size}, bilinear (Keras' Resizing)"
 
 
 def is_pipeline(resize: str) -> bool:

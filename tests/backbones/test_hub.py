@@ -216,3 +216,21 @@ def test_featx_weights_hub_lists_the_pinned_downloads_and_what_the_cache_holds(t
     assert rows["dinov2_base"]["status"] == "missing"
     text = CliRunner().invoke(app, ["weights", "hub", "siglip"])
     assert text.exit_code == 0 and "siglip_base_patch16_224" in text.output and "$KAGGLEHUB_CACHE" in text.output
+
+
+@needs_hub
+def test_featx_backbones_folder_says_how_a_snapshots_images_are_prepared(tmp_path):
+    from typer.testing import CliRunner
+
+    from featx.cli import app
+
+    folder = write_snapshot(tmp_path / "dinov2-small")
+    shown = CliRunner().invoke(app, ["backbones", str(folder)])
+    assert shown.exit_code == 0, shown.output
+    assert "Pillow bicubic: shortest edge 256, centre crop 224x224" in shown.output
+    facts = json.loads(CliRunner().invoke(app, ["backbones", str(folder), "--json"]).output)
+    assert (facts["resize"], facts["input_size"], facts["preprocessing"]) == (
+        "pil:bicubic:short=256:crop=224x224", 224, "torch")
+    assert EmbedOptions(str(folder)).resolve().resize == facts["resize"]  # what embed follows
+    broken = CliRunner().invoke(app, ["backbones", str(tmp_path)])  # a folder, but no model
+    assert broken.exit_code != 0 and "no config.json" in broken.output and "Traceback" not in broken.output

@@ -152,6 +152,12 @@ def test_an_explicit_resize_overrides_the_snapshots_pipeline_as_another_cache(sn
     assert own.fingerprint != stretched.fingerprint and own.cache_path != stretched.cache_path
     # what featx gave before: Keras' bilinear without antialiasing is not the snapshot's pixels
     assert _error(stretched.X[np.argsort(stretched.paths)], reference["cls"]) > 100 * TOLERANCE
+    from typer.testing import CliRunner
+
+    from featx.cli import app
+
+    shown = CliRunner().invoke(app, ["cache", "info", str(own.cache_path)])
+    assert "resize=pil:bilinear:28x28" in shown.output and "pixels    Pillow bilinear: 28x28 (the snapshot's" in shown.output
 
 
 def _vit_keys(folder: Path) -> str:
