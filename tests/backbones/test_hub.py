@@ -234,3 +234,32 @@ def test_featx_backbones_folder_says_how_a_snapshots_images_are_prepared(tmp_pat
     assert EmbedOptions(str(folder)).resolve().resize == facts["resize"]  # what embed follows
     broken = CliRunner().invoke(app, ["backbones", str(tmp_path)])  # a folder, but no model
     assert broken.exit_code != 0 and "no config.json" in broken.output and "Traceback" not in broken.output
+
+
+@needs_hub
+@pytest.mark.parametrize(("converter", "resize"), [
+    ({"image_size": [224, 224]}, "crop"),  # keras.layers.Resizing in the converter crops to the aspect ratio by default
+    ({"image_size": [224, 224], "crop_to_aspect_ratio": False}, "stretch"),
+    ({"image_size": [224, 224], "crop_to_aspect_ratio": False, "pad_to_aspect_ratio": True}, "pad"),
+    (None, "stretch"),  # no converter saved: nothing declared
+])
+def test_a_keras_hub_preset_resizes_as_its_image_converter(tmp_path, converter, resize):
+    from safetensors.numpy import save_file
+
+    folder = tmp_path / "preset"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"registered_name": "keras_hub>DINOV2Backbone",
+                                                    "config": {"patch_size": 14, "image_shape": [224, 224, 3]}}))
+    if converter:
+        (folder / "image_converter.json").write_text(json.dumps({"config": converter}))
+    save_file({"w": np.ones((1, 8), np.float32)}, str(folder / "model.safetensors"))
+    assert EmbedOptions(str(folder)).resolve().resize == resize
+    assert EmbedOptions(str(folder), resize="stretch").resolve().resize == "stretch"  # an explicit choice wins
+
+
+@needs_hub
+def test_jpeg_draft_is_off_under_a_snapshots_pipeline(tmp_path):
+    folder = write_snapshot(tmp_path / "dinov2")
+    drafted = EmbedOptions(str(folder), jpeg_draft=True).resolve()
+    assert not drafted.jpeg_draft and drafted == EmbedOptions(str(folder)).resolve()  # the same cache
+    assert EmbedOptions(str(folder), jpeg_draft=True, resize="stretch").resolve().jpeg_draft  # stretch may draft
