@@ -9,7 +9,8 @@ command line a user would (``featx embed DIR --backbone FOLDER --pooling cls``) 
 class tokens with transformers' (``AutoImageProcessor``, PIL backend, + ``AutoModel``; the class
 token after the final LayerNorm): the worst relative error (|ours - theirs| / max |theirs|, per
 image). ``--resize stretch`` (what featx did before it followed the snapshot) is shown beside it.
-Also: the processed pixels' largest difference, in 1/255 steps.
+Also: the processed pixels' largest difference, in 1/255 steps; and how far the vectors of an
+exported model (raw photo in, ``PillowResize`` inside) are from featx embed's.
 """
 
 from __future__ import annotations
@@ -85,6 +86,22 @@ def featx_embed(data: Path, folder: Path, cache: Path, *extra: str) -> tuple[lis
     return list(features.paths), features.X
 
 
+def exported_vectors(folder: Path, paths: list[Path]) -> np.ndarray:
+    """Each raw photo through what an export holds: PillowResize, the normalisation layers, the backbone."""
+    import keras
+
+    from featx.backbones.build import build_backbone
+    from featx.backbones.preprocessing import preprocess, preprocessing_layers, resize_layer
+    from featx.data.images import decode_rgb
+    from featx.options import EmbedOptions
+
+    config = EmbedOptions(str(folder), pooling="cls").resolve()
+    inputs = keras.Input((None, None, 3))
+    resized = resize_layer(config.input_size, config.resize)(inputs)
+    model = keras.Model(inputs, build_backbone(config)(preprocess(preprocessing_layers(config.preprocessing), resized)))
+    return np.concatenate([keras.ops.convert_to_numpy(model(decode_rgb(p)[None].astype(np.float32))) for p in paths])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", default="300x451,741x500,500x375,224x224,150x100",
@@ -112,15 +129,21 @@ def main() -> None:
                 order = [names.index(str(p)) for p in paths]
                 error = np.abs(vectors[order] - tokens) / np.abs(tokens).max(axis=1, keepdims=True)
                 row[f"rel_error_{label}"] = float(error.max())
+                if label == "snapshot_pipeline":
+                    exported = exported_vectors(folder, paths)
+                    row["rel_error_export_vs_embed"] = float((np.abs(exported - vectors[order]) / np.abs(
+                        vectors[order]).max(axis=1, keepdims=True)).max())
             rows.append(row)
     if args.json:
         print(json.dumps(rows, indent=1))
         return
     print(f"photos {args.photos}; featx embed --pooling cls against transformers (AutoImageProcessor PIL + AutoModel)")
-    print(f"{'snapshot':<22} {'pipeline':<36} {'pixels (1/255)':>14} {'rel. error':>11} {'--resize stretch':>17}")
+    print(f"{'snapshot':<22} {'pipeline':<36} {'pixels (1/255)':>14} {'rel. error':>11} {'--resize stretch':>17} "
+          f"{'export vs embed':>16}")
     for r in rows:
         print(f"{r['snapshot']:<22} {r['pipeline']:<36} {r['pixels_max_diff_255']:>14.3g} "
-              f"{r['rel_error_snapshot_pipeline']:>11.2e} {r['rel_error_stretch']:>17.2f}")
+              f"{r['rel_error_snapshot_pipeline']:>11.2e} {r['rel_error_stretch']:>17.2f} "
+              f"{r['rel_error_export_vs_embed']:>16.2e}")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,9 @@ Pillow (:mod:`featx.backbones.hub_pipeline`). :class:`PillowResize` computes wha
 8-bit images: per axis, the filter's weights normalised and rounded to Pillow's 22-bit fixed point,
 the horizontal pass first, each pass rounded and clipped to 0-255; then the centre crop, padded
 with zeros where the image is smaller. Only the crop's rows and columns are computed. Its pixels
-equal Pillow's but for a rare ±1 where float32 sums fall on a half (tests compare them).
+equal Pillow's within one step: float32 sums falling on a half move a few values in 10,000, and a
+Pillow build that runs the vertical pass first for some sizes (the 13.0.0 wheel does) differs by
+one step in more of them (README, Transformer backbones).
 
 Importing this module registers the layer (``featx>PillowResize``): a model file holding it loads
 after ``import featx.backbones.pillow_resize``.
