@@ -116,3 +116,18 @@ def test_the_pillow_resize_layer_computes_pillows_pixels():
             image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
             ours = ops.convert_to_numpy(layer(image[None].astype(np.float32)))[0]
             assert np.abs(ours - pipeline.apply(image)).max() <= 1, (spec, height, width)  # a rare float32 tie
+
+
+@pytest.mark.parametrize("processes", [False, True])
+def test_the_decoders_give_a_pipelines_pixels(tmp_path, processes):
+    from featx.engine.decode import decode_batches
+    from featx.engine.pixels import DecodeSpec
+
+    paths = photos(tmp_path)
+    spec = "pil:bicubic:short=32:crop=28x28"
+    batches = [(keys, rows.copy()) for keys, rows, _ in decode_batches(  # a batch's rows live until the next one
+        [(i, p) for i, p in enumerate(paths)], DecodeSpec(28, spec), workers=2, batch_size=3, processes=processes)]
+    pixels = np.concatenate([rows for _, rows in batches])
+    assert [k for keys, _ in batches for k in keys] == list(range(len(paths)))
+    assert np.array_equal(pixels, np.stack([load_model_input(p, 28, spec) for p in paths]))
+    assert not np.array_equal(pixels, np.stack([load_model_input(p, 28, "crop") for p in paths]))  # not Keras' crop
