@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from featx.backbones.applications import BACKBONES, list_backbones
 from featx.backbones.hub_table import HUB_BACKBONES, HUB_FAMILIES, list_hub_backbones
-from featx.cli.app import app, print_json
+from featx.cli.app import app, handle_errors, print_json
 
 
 @app.command("backbones")
+@handle_errors
 def backbones_command(
     pattern: Annotated[str | None, typer.Argument(help="Only names containing this text.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
-    """List the backbones: input size, feature width, preprocessing and parameter count."""
+    """List the backbones: input size, feature width, preprocessing and parameter count; or, given a
+    transformer's folder, what it declares: how its images are resized and cropped, and normalised."""
+    if pattern and Path(pattern).expanduser().is_dir():
+        _describe(pattern, as_json)
+        return
     specs = [BACKBONES[name] for name in list_backbones(pattern)]
     hub = [HUB_BACKBONES[name] for name in list_hub_backbones(pattern)]
     if as_json:
@@ -63,5 +69,20 @@ def backbones_command(
     typer.echo(
         "\nAny .keras model taking an RGB image also works: featx embed --backbone model.keras "
         "[--preprocess caffe|tf|torch|none]; and any keras-hub preset or Hugging Face snapshot of DINOv2, "
-        "DINOv3 or ViT by handle (hf://org/model, kaggle://...) or folder.",
+        "DINOv3 or ViT by handle (hf://org/model, kaggle://...) or folder.\nImages: a Hugging Face snapshot's are "
+        "resized and cropped as its preprocessor_config.json says (DINOv2: shortest edge 256 bicubic, centre crop "
+        "224; ViT: 224x224 bilinear; with Pillow, as transformers), a keras-hub preset's as its image converter "
+        "(crop to the aspect ratio), the others' stretched; --resize overrides. 'featx backbones FOLDER' shows "
+        "a folder's.",
     )
+
+
+def _describe(folder: str, as_json: bool) -> None:
+    from featx.backbones.hub import describe_snapshot
+
+    facts = describe_snapshot(folder)
+    if as_json:
+        print_json(facts)
+        return
+    for key, value in facts.items():
+        typer.echo(f"{key:<14} {value}")

@@ -28,6 +28,8 @@ def info_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """Show the caches in a folder, or one cache file: dataset, backbone configuration, counts."""
+    from featx.backbones.hub_pipeline import describe_resize, is_pipeline
+
     target = cache_folder(path)
     if path is not None and not target.exists():
         raise MissingFileError(f"{{param}} {target} does not exist; give a cache file or folder ('featx cache ls' "
@@ -45,6 +47,8 @@ def info_command(
         typer.echo(f"{s.path}  ({size_mb:.1f} MB, updated {s.updated})")
         typer.echo(f"  dataset   {s.dataset}")
         typer.echo(f"  backbone  {s.backbone}  [{config}]")
+        if is_pipeline(s.config.get("resize", "")):
+            typer.echo(f"  pixels    {describe_resize(s.config['resize'], s.config.get('input_size', 0))}")
         if s.backends:
             typer.echo(f"  backends  {', '.join(s.backends)}")
         typer.echo(

@@ -40,7 +40,9 @@ def embed_command(
     image_size: Annotated[
         int | None, typer.Option("--image-size", help="Input size in pixels (default: the backbone's own).")
     ] = None,
-    resize: Annotated[str, typer.Option(help="stretch, crop (centre) or pad, to the input size.")] = "stretch",
+    resize: Annotated[str | None, typer.Option(
+        help="stretch, crop (centre) or pad, to the input size. Default: the backbone's own (a transformer "
+             "snapshot's declared resize and crop, see 'featx backbones'; stretch otherwise).")] = None,
     pooling: Annotated[
         str | None,
         typer.Option(help="avg or max of the last feature map; for transformers cls, avg (patch tokens), cls+avg "

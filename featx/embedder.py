@@ -32,7 +32,7 @@ class Embedder(TransformerMixin, BaseEstimator):
         *,
         weights: str | None = None,
         image_size: int | None = None,
-        resize: str = "stretch",
+        resize: str | None = None,
         pooling: str | None = None,
         preprocess: str | None = None,
         seed: int = 0,

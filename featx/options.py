@@ -17,6 +17,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from featx.backbones.applications import DEFAULT_BACKBONE, PREPROCESSING_MODES, get_backbone
+from featx.backbones.hub_pipeline import ImagePipeline, is_pipeline
 from featx.backbones.hub_table import HUB_POOLINGS
 from featx.backend import DEFAULT_BACKEND, check_backend, resolve_backend
 from featx.cache.segments import STORAGE_DTYPES
@@ -136,10 +137,12 @@ class EmbedOptions(RunOptions):
     :mod:`featx.backbones.hub`; ``weights`` then pretrained, the default, or none);
     ``weights`` is ``"imagenet"`` (default for registry backbones), ``"none"`` (random, from
     ``seed``) or a weights file; ``image_size`` overrides the backbone's input size; ``resize``
-    is stretch, crop or pad; ``pooling`` avg or max (transformers from keras-hub: cls, avg,
+    is stretch, crop or pad, None for the backbone's own (a transformer snapshot's declared pipeline:
+    :mod:`featx.backbones.hub_pipeline`; stretch otherwise); ``pooling`` avg or max (transformers from keras-hub: cls, avg,
     cls+avg or pooled; see :mod:`featx.backbones.hub`), None for the backbone family's default;
     ``preprocess`` (custom backbones only) one of caffe, tf, torch, none; ``jpeg_draft`` decodes
-    JPEGs of at least twice the input size at reduced scale (faster, slightly different vectors);
+    JPEGs of at least twice the input size at reduced scale (faster, slightly different vectors; off
+    under a snapshot's pipeline, whose pixels it would move);
     ``precision`` is the backbone's compute dtype (float32, or bfloat16/float16 mixed precision:
     faster on GPUs, vectors move by ~1e-3). :meth:`resolve` validates them into an :class:`EmbedConfig`.
     """
@@ -147,7 +150,7 @@ class EmbedOptions(RunOptions):
     backbone: str = DEFAULT_BACKBONE
     weights: str | None = None
     image_size: int | None = None
-    resize: str = "stretch"
+    resize: str | None = None
     pooling: str | None = None
     preprocess: str | None = None
     seed: int = 0
@@ -164,7 +167,8 @@ class EmbedOptions(RunOptions):
         if self.weights is not None and not isinstance(self.weights, (str, os.PathLike)):
             raise OptionTypeError(f"{{param}} must be 'imagenet', 'none' or a weights file path; got {self.weights!r:.60}.",
                                   param="weights")
-        check_choice("resize", self.resize, RESIZE_MODES)
+        if self.resize is not None:
+            check_choice("resize", self.resize, RESIZE_MODES)
         if self.pooling is not None:
             check_choice("pooling", self.pooling, POOLING_MODES)
         if self.preprocess is not None:
@@ -182,7 +186,9 @@ class EmbedOptions(RunOptions):
                 self.backbone, weights=self.weights, image_size=self.image_size, resize=self.resize,
                 pooling=self.pooling, preprocess=self.preprocess, seed=self.seed, random_id=self._random_id(),
             )
-            return replace(config, jpeg_draft=self.jpeg_draft, precision=self.precision)
+            # Pillow's JPEG draft moves a snapshot pipeline's pixels beyond a rounding step: off there
+            draft = self.jpeg_draft and not is_pipeline(config.resize)
+            return replace(config, jpeg_draft=draft, precision=self.precision)
         if _names_a_file(self.backbone):
             return self._custom_config(Path(self.backbone).expanduser())
         spec = get_backbone(self.backbone)
@@ -199,8 +205,8 @@ class EmbedOptions(RunOptions):
             )
         weights_id, weights_path = self._weights_identity()
         return EmbedConfig(
-            backbone=spec.name, weights=weights_id, input_size=size, resize=self.resize, pooling=self._map_pooling(),
-            preprocessing=spec.preprocessing, weights_path=weights_path, seed=self.seed,
+            backbone=spec.name, weights=weights_id, input_size=size, resize=self.resize or "stretch",
+            pooling=self._map_pooling(), preprocessing=spec.preprocessing, weights_path=weights_path, seed=self.seed,
             jpeg_draft=self.jpeg_draft, precision=self.precision,
         )
 
@@ -247,7 +253,8 @@ class EmbedOptions(RunOptions):
         size = self.image_size or _keras_file_input_size(path)
         return EmbedConfig(
             backbone=f"custom:{path.name}:sha256:{sha256_once(path)}", weights="embedded", input_size=size,
-            resize=self.resize, pooling=self._map_pooling(), preprocessing=self.preprocess or "none",
+            resize=self.resize or _recorded_resize(path, size), pooling=self._map_pooling(),
+            preprocessing=self.preprocess or "none",
             model_path=str(path.resolve()), jpeg_draft=self.jpeg_draft,
         )
 
@@ -255,6 +262,20 @@ class EmbedOptions(RunOptions):
 def _names_a_file(backbone: str) -> bool:
     text = str(backbone)
     return text.endswith(CUSTOM_MODEL_SUFFIX) or os.path.sep in text
+
+
+def _recorded_resize(path: Path, size: int) -> str:
+    """The resize a fine-tuned backbone file records (its snapshot's pipeline, the pixels it was tuned
+    on, scaled to ``size``), else stretch."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            resize = json.loads(archive.read("featx.json")).get("config", {}).get("resize", "stretch")
+    except (OSError, zipfile.BadZipFile, KeyError, ValueError, AttributeError):
+        return "stretch"
+    if not isinstance(resize, str) or not is_pipeline(resize):
+        return "stretch"
+    pipeline = ImagePipeline.from_spec(resize)
+    return pipeline.scaled(size, pipeline.fixed_size[0]).spec if pipeline.fixed_size else "stretch"
 
 
 def _keras_file_input_size(path: Path) -> int:

@@ -4,32 +4,25 @@
 ``featx.backbones.hub_table.HUB_BACKBONES``), a ``hf://org/model`` or ``kaggle://...`` handle, or a local
 folder: a keras-hub preset (``save_to_preset``) or a Hugging Face snapshot (``config.json`` with a
 ``model_type``). Each resolves to a local folder whose weights and configs are hashed into the
-configuration, so a changed snapshot is a new cache; its declared normalisation
-(``preprocessor_config.json`` or the keras-hub image converter) and input size are read here,
-without Keras. :mod:`featx.backbones.hub_build` builds the model from the same folder.
+configuration, so a changed snapshot is a new cache; what it declares (input size, normalisation,
+image pipeline: :mod:`featx.backbones.hub_snapshot`) becomes the configuration here, without Keras.
+:mod:`featx.backbones.hub_build` builds the model from the same folder.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.util
-import json
-import math
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
+from featx.backbones.hub_pipeline import ImagePipeline
+from featx.backbones.hub_snapshot import KERAS_HUB_FAMILIES, TRANSFORMERS_FAMILIES, Snapshot  # noqa: F401 - re-exported
 from featx.backbones.hub_table import HUB_BACKBONES, HUB_FAMILIES, HubBackboneSpec, get_hub_backbone, list_hub_backbones
 from featx.config import EmbedConfig, sha256_once
 from featx.errors import CacheError, MissingDependencyError, OptionError, WeightsUnavailableError
 
 HANDLE_SCHEMES = ("hf://", "kaggle://")
-TRANSFORMERS_FAMILIES = {"dinov2": "dinov2", "dinov2_with_registers": "dinov2", "dinov3_vit": "dinov3", "vit": "vit"}
-"""The Hugging Face ``model_type`` values featx embeds, each to its family (keras-hub converts them)."""
-KERAS_HUB_FAMILIES = {
-    "DINOV2Backbone": "dinov2", "DINOV3Backbone": "dinov3", "ViTBackbone": "vit",
-    "SigLIPBackbone": "siglip", "SigLIPVisionEncoder": "siglip", "CLIPBackbone": "clip", "CLIPVisionEncoder": "clip",
-}
 _HASHED_SUFFIXES = (".json", ".safetensors", ".h5", ".bin")  # weights and configs; not READMEs or licences
 
 
@@ -48,153 +41,6 @@ def require_keras_hub() -> None:
             param="backbone",
         )
 
-
-@dataclass(frozen=True)
-class Snapshot:
-    """What a model folder declares: its format, family, sizes and normalisation (None: undeclared)."""
-
-    folder: Path
-    format: str  # "keras-hub" or "transformers"
-    family: str  # a key of HUB_FAMILIES
-    input_size: int
-    patch_size: int
-    mean: tuple[float, ...] | None
-    std: tuple[float, ...] | None
-    prefixed_keys: bool = True  # transformers ViT: weights keyed "vit.…" as keras-hub's converter expects
-
-    @classmethod
-    def read(cls, folder: Path) -> Snapshot:
-        config = _json(folder / "config.json", required=True)
-        if "registered_name" in config:
-            return _checked(_read_keras_hub(folder, config))
-        if "model_type" in config:
-            return _checked(_read_transformers(folder, config))
-        if "architecture" in config:
-            raise OptionError(f"{{param}}: {folder} is a timm snapshot; featx reads keras-hub presets and Hugging Face "
-                              "transformers snapshots (dinov2, dinov2_with_registers, dinov3_vit, vit).",
-                              param="backbone")
-        raise OptionError(f"{{param}}: {folder}/config.json is neither a keras-hub preset nor a transformers config "
-                          "(no 'registered_name' or 'model_type').", param="backbone")
-
-
-def _checked(snapshot: Snapshot) -> Snapshot:
-    """Refuse, in one line, what a snapshot declares that would embed meaningless vectors or fail deep
-    inside keras-hub: a size or patch that is not a positive integer, a normalisation that is not three
-    numbers, a zero standard deviation (a division by zero)."""
-    def bad(what: str) -> OptionError:
-        return OptionError(f"{{param}}: {snapshot.folder} declares {what}; fix its config or use another snapshot.",
-                           param="backbone")
-
-    for name, value in (("input size", snapshot.input_size), ("patch size", snapshot.patch_size)):
-        if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= 4096:
-            raise bad(f"{name} {value!r} (a whole number of pixels above 0 is needed)")
-    for name, values in (("image_mean", snapshot.mean), ("image_std", snapshot.std)):
-        if values is None:
-            continue
-        if len(values) != 3 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-                                       for v in values):
-            raise bad(f"{name} {list(values)!r:.60} (three numbers, one per RGB channel, are needed)")
-    if snapshot.std is not None and min(snapshot.std) <= 0:
-        raise bad(f"image_std {list(snapshot.std)!r}: a standard deviation must be above 0")
-    return snapshot
-
-
-def _json(path: Path, required: bool = False) -> dict:
-    if not path.is_file():
-        if required:
-            raise OptionError(
-                f"{{param}}: {path.parent} is not a model folder (it has no config.json); pass a keras-hub preset "
-                "folder or a Hugging Face snapshot folder.", param="backbone",
-            )
-        return {}
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise OptionError(f"{{param}}: {path} cannot be read as JSON ({exc}).", param="backbone") from None
-    return data if isinstance(data, dict) else {}
-
-
-def _read_keras_hub(folder: Path, config: dict) -> Snapshot:
-    class_name = str(config["registered_name"]).rpartition(">")[2]  # any value: an unknown one is refused below
-    family = KERAS_HUB_FAMILIES.get(class_name)
-    if family is None:
-        raise OptionError(
-            f"{{param}}: {folder} holds a keras-hub {class_name}; featx embeds with "
-            f"{', '.join(sorted(KERAS_HUB_FAMILIES))}.", param="backbone",
-        )
-    arch = config.get("config", {})
-    arch = arch.get("vision_encoder", {}).get("config", arch)  # SigLIPBackbone / CLIPBackbone: the image half
-    converter = _json(folder / "image_converter.json").get("config") or (
-        _json(folder / "preprocessor.json").get("config", {}).get("image_converter", {}).get("config", {}))
-    size = (converter.get("image_size") or arch.get("image_shape") or [0])[0]
-    patch = arch.get("patch_size", 1)
-    mean, std = _from_scale_offset(converter.get("scale"), converter.get("offset")) if converter else (None, None)
-    return Snapshot(folder, "keras-hub", family, int(size), int(patch[0] if isinstance(patch, list) else patch),
-                    mean, std)
-
-
-def _from_scale_offset(scale, offset) -> tuple[tuple[float, ...] | None, tuple[float, ...] | None]:
-    """keras-hub's converters compute ``x * scale + offset`` on 0–255 pixels: as mean/std on 0–1 pixels."""
-    if scale is None:
-        return None, None
-    scales = [float(s) for s in (scale if isinstance(scale, list) else [scale] * 3)]
-    offsets = [float(o) for o in (offset if isinstance(offset, list) else [offset or 0.0] * 3)]
-    std = tuple(1.0 / (255.0 * s) for s in scales)
-    return tuple(-o * s for o, s in zip(offsets, std)), std
-
-
-def _read_transformers(folder: Path, config: dict) -> Snapshot:
-    model_type = config["model_type"]
-    family = TRANSFORMERS_FAMILIES.get(model_type) if isinstance(model_type, str) else None
-    if family is None:
-        raise OptionError(
-            f"{{param}}: {folder} holds a transformers '{model_type}' model; featx embeds transformers snapshots of "
-            f"model type {', '.join(TRANSFORMERS_FAMILIES)}; for SigLIP or CLIP use a keras-hub preset "
-            "(e.g. siglip_base_patch16_224).", param="backbone",
-        )
-    processor = _json(folder / "preprocessor_config.json")
-    size = _declared_size(processor) or config.get("image_size", 0)
-    mean = _values(processor["image_mean"]) if processor.get("do_normalize", True) and "image_mean" in processor else None
-    std = _values(processor["image_std"]) if mean is not None and "image_std" in processor else None
-    prefixed = True
-    if model_type == "vit":
-        prefixed = _weights_keys_start(folder, "vit.")
-    return Snapshot(folder, "transformers", family, size, config.get("patch_size", 1), mean, std, prefixed)
-
-
-def _values(value) -> tuple:
-    """A processor's per-channel list as a tuple (anything else as one value: :func:`_checked` says why)."""
-    return tuple(value) if isinstance(value, (list, tuple)) else (value,)
-
-
-def _declared_size(processor: dict) -> int | None:
-    """The size a transformers image processor feeds the model: its centre crop, else its resize."""
-    for key in (("crop_size",) if processor.get("do_center_crop") else ()) + ("size",):
-        value = processor.get(key)
-        if isinstance(value, int):
-            return value
-        if isinstance(value, dict):
-            if value.get("height") and value.get("width") and value["height"] != value["width"]:
-                raise OptionError(f"{{param}}: the snapshot's {key} is {value['height']}x{value['width']}; featx "
-                                  "embeds square inputs (give --image-size to choose one).", param="backbone")
-            found = value.get("height") or value.get("shortest_edge")
-            if found:
-                return found
-    return None
-
-
-def _weights_keys_start(folder: Path, prefix: str) -> bool:
-    """Whether the snapshot's safetensors keys start with ``prefix`` (read from the headers only)."""
-    for path in sorted(folder.glob("*.safetensors")):
-        try:
-            with open(path, "rb") as handle:
-                length = int.from_bytes(handle.read(8), "little")
-                header = json.loads(handle.read(min(length, 100_000_000)))
-        except (OSError, ValueError) as exc:
-            raise OptionError(f"{{param}}: {path} is not a readable safetensors file ({exc}); download the snapshot "
-                              "again.", param="backbone") from None
-        return any(key.startswith(prefix) for key in header if key != "__metadata__")
-    return True
 
 
 def tree_sha256(folder: Path) -> str:
@@ -249,9 +95,10 @@ def fetch(handle: str) -> Path:
     return Path(path)
 
 
-def resolve_hub(backbone: str, *, weights: str | None, image_size: int | None, resize: str, pooling: str | None,
-                preprocess: str | None, seed: int, random_id: str) -> EmbedConfig:
-    """The :class:`EmbedConfig` of a keras-hub backbone; ``random_id`` names random weights (``--weights none``)."""
+def resolve_hub(backbone: str, *, weights: str | None, image_size: int | None, resize: str | None,
+                pooling: str | None, preprocess: str | None, seed: int, random_id: str) -> EmbedConfig:
+    """The :class:`EmbedConfig` of a keras-hub backbone; ``random_id`` names random weights (``--weights none``).
+    ``resize`` None follows the snapshot's declared pipeline (scaled to ``image_size``), else stretch."""
     from featx.backbones.preprocessing import normalization_mode
 
     require_keras_hub()
@@ -265,7 +112,7 @@ def resolve_hub(backbone: str, *, weights: str | None, image_size: int | None, r
             raise OptionError("{param} none (random weights) applies to the curated keras-hub names only; a handle or "
                               "folder brings its own weights.", param="weights")
         return _config(spec.name, spec.family, random_id, None, image_size or spec.input_size, spec.input_size,
-                       _patch(spec), resize, pooling, normalization_mode(*_defaults(spec.family)), seed)
+                       _patch(spec), resize or "stretch", pooling, normalization_mode(*_defaults(spec.family)), seed)
     if weights not in (None, "pretrained"):
         raise OptionError(f"{{param}} {weights!r}: a transformer backbone brings its own weights; use pretrained "
                           "(default) or none.", param="weights")
@@ -280,9 +127,33 @@ def resolve_hub(backbone: str, *, weights: str | None, image_size: int | None, r
     snapshot = Snapshot.read(folder)
     default_mean, default_std = _defaults(snapshot.family)
     mode = normalization_mode(snapshot.mean or default_mean, snapshot.std or default_std)
-    return _config(label, snapshot.family, f"sha256:{tree_sha256(folder)}", str(folder),
-                   image_size or snapshot.input_size, snapshot.input_size, snapshot.patch_size, resize, pooling, mode,
-                   seed)
+    size = image_size or snapshot.input_size
+    return _config(label, snapshot.family, f"sha256:{tree_sha256(folder)}", str(folder), size, snapshot.input_size,
+                   snapshot.patch_size, resize or _declared_resize(snapshot, size), pooling, mode, seed)
+
+
+def _declared_resize(snapshot: Snapshot, size: int) -> str:
+    """The snapshot's own resize at ``size`` pixels: its pipeline, scaled when another size is asked."""
+    if snapshot.resize is None:
+        return "stretch"
+    if not snapshot.resize.startswith("pil:"):
+        return snapshot.resize
+    return ImagePipeline.from_spec(snapshot.resize).scaled(size, snapshot.input_size).spec
+
+
+def describe_snapshot(folder: str | Path) -> dict:
+    """What a model folder declares and featx follows by default, read without Keras (``featx backbones FOLDER``)."""
+    from featx.backbones.hub_pipeline import describe_resize
+    from featx.backbones.preprocessing import normalization_mode
+
+    snapshot = Snapshot.read(Path(folder).expanduser().resolve())
+    default_mean, default_std = _defaults(snapshot.family)
+    resize = _declared_resize(snapshot, snapshot.input_size)
+    return {"folder": str(snapshot.folder), "format": snapshot.format, "family": snapshot.family,
+            "input_size": snapshot.input_size, "patch_size": snapshot.patch_size, "resize": resize,
+            "pixels": describe_resize(resize, snapshot.input_size),
+            "preprocessing": normalization_mode(snapshot.mean or default_mean, snapshot.std or default_std),
+            "pooling": HUB_FAMILIES[snapshot.family].default_pooling}
 
 
 def _defaults(family: str) -> tuple[tuple[float, ...], tuple[float, ...]]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from featx.backbones.applications import PREPROCESSING_MODES
+from featx.backbones.hub_pipeline import is_pipeline
 from featx.backend import import_keras
 from featx.errors import OptionError
 
@@ -71,8 +72,16 @@ def preprocess(layers: list, images):
 
 def resize_layer(size: int | tuple[int, int], mode: str):
     """A Keras layer resizing any image to ``size`` (square, or (height, width)) as featx does:
-    bilinear, with ``mode`` stretch, crop (centre, to the aspect ratio) or pad (zero borders)."""
+    bilinear, with ``mode`` stretch, crop (centre, to the aspect ratio) or pad (zero borders); or a
+    snapshot's pipeline (``pil:...``, :class:`featx.backbones.pillow_resize.PillowResize`)."""
     keras = import_keras()
+    if is_pipeline(mode):
+        from featx.backbones.pillow_resize import PillowResize
+
+        layer = PillowResize(mode)
+        if layer.pipeline.fixed_size != ((size, size) if isinstance(size, int) else tuple(size)):
+            raise OptionError(f"{{param}} {mode} gives {layer.pipeline.fixed_size}, not {size}.", param="resize")
+        return layer
     height, width = (size, size) if isinstance(size, int) else size
     return keras.layers.Resizing(
         height, width, interpolation="bilinear", crop_to_aspect_ratio=mode == "crop",

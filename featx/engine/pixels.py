@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from featx._faults import crash_point
-from featx.data.images import DEFAULT_MAX_PIXELS, load_image
+from featx.backbones.hub_pipeline import load_model_input
+from featx.data.images import DEFAULT_MAX_PIXELS
 from featx.data.objectstore import read_bytes
 from featx.errors import ImageDecodeError, os_reason
 
@@ -35,7 +36,7 @@ def load_planned(path: Path | str, size: int, resize: str, max_pixels: int, sha2
         if hashlib.sha256(source).hexdigest().encode() != sha256:
             return NotAsPlannedError(CHANGED)
     try:
-        return load_image(source, (size, size), resize, max_pixels, jpeg_draft=jpeg_draft)
+        return load_model_input(source, size, resize, max_pixels, jpeg_draft=jpeg_draft)
     except ImageDecodeError as exc:
         return exc
 

@@ -1,10 +1,12 @@
 """One deployable model: raw RGB images of any size in, class probabilities out.
 
-Resizing (as featx reads images: bilinear, stretch/crop/pad) and the backbone's preprocessing are
-inside the model, and the class names travel in the file, so serving code needs neither featx nor
-any knowledge of the backbone. ``keras`` and ``onnx`` export on every Keras backend (ONNX through
-the backend's own converter: tf2onnx, jax2onnx or torch.onnx); ``savedmodel`` and ``tflite`` are
-TensorFlow formats and need Keras on TensorFlow.
+Resizing (as featx reads images: bilinear, stretch/crop/pad; a transformer snapshot's Pillow resize
+and centre crop, :class:`featx.backbones.pillow_resize.PillowResize`) and the backbone's
+preprocessing are inside the model, and the class names travel in the file, so serving code needs no
+knowledge of the backbone (a ``.keras`` file holding PillowResize loads after importing that
+module; a SavedModel needs nothing; ONNX and TFLite were not tried with it). ``keras`` and
+``onnx`` export on every Keras backend (ONNX through the backend's own converter: tf2onnx, jax2onnx
+or torch.onnx); ``savedmodel`` and ``tflite`` are TensorFlow formats and need Keras on TensorFlow.
 """
 
 from __future__ import annotations

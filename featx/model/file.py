@@ -35,6 +35,8 @@ def load_model_file(path: str | os.PathLike):
     metadata = read_metadata(path)
     if str(metadata.get("config", {}).get("backbone", "")).startswith("hub:"):
         import_keras_hub()  # registers the keras-hub classes the file names
+    if str(metadata.get("config", {}).get("resize", "")).startswith("pil:"):
+        import featx.backbones.pillow_resize  # noqa: F401 - registers the resize layer an export of it holds
     try:
         model = keras.saving.load_model(Path(path), compile=False, safe_mode=True)
     except Exception as exc:

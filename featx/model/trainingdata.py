@@ -2,7 +2,7 @@
 
 Images are found through the content ids the head recorded for each split: in the dataset its
 cache was built from, or in another folder (``--data``) holding the same files. Every image goes
-through ``featx.data.images.load_image``, exactly as embed and predict read it.
+through ``featx.backbones.hub_pipeline.load_model_input``, exactly as embed and predict read it.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from featx.backbones.hub_pipeline import load_model_input
 from featx.config import EmbedConfig
 from featx.data.augment import augment_image
-from featx.data.images import load_image
 from featx.data.records import SPLITS
 from featx.errors import FeatxError
 
@@ -114,7 +114,7 @@ def image_dataset(images: SplitImages, config: EmbedConfig, batch_size: int, *, 
 
         def _load(self, row: int) -> np.ndarray:
             try:
-                return load_image(images.paths[row], (size, size), config.resize, jpeg_draft=config.jpeg_draft)
+                return load_model_input(images.paths[row], size, config.resize, jpeg_draft=config.jpeg_draft)
             except (OSError, ValueError) as exc:
                 raise FeatxError(f"{images.paths[row]}: {exc}") from None
 

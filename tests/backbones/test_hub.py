@@ -80,6 +80,7 @@ def test_a_snapshot_folder_declares_size_and_normalisation_and_is_hashed(tmp_pat
     assert config.backbone == "hub:dinov2-small" and config.weights == f"sha256:{tree_sha256(folder)}"
     assert (config.input_size, config.pooling) == (224, "cls+avg")  # the processor's crop, not config's 518
     assert config.preprocessing == "meanstd:0.5,0.4,0.3:0.2,0.25,0.3"
+    assert config.resize == "pil:bicubic:short=256:crop=224x224"  # BitImageProcessor's bicubic: none declared
     assert config.model_path == str(folder) and verified_folder(config) == folder
     (folder / "README.md").write_text("edited card")  # not a weight or config: same snapshot
     assert EmbedOptions(str(folder)).resolve() == config
@@ -88,13 +89,18 @@ def test_a_snapshot_folder_declares_size_and_normalisation_and_is_hashed(tmp_pat
     assert changed.fingerprint != config.fingerprint
     with pytest.raises(CacheError, match="was changed since"):
         verified_folder(config)
-    assert EmbedOptions(str(folder), image_size=28).resolve().input_size == 28  # DINOv2 interpolates
+    smaller = EmbedOptions(str(folder), image_size=28).resolve()  # DINOv2 interpolates; its pipeline scales
+    assert (smaller.input_size, smaller.resize) == (28, "pil:bicubic:short=32:crop=28x28")
 
 
 @needs_hub
-def test_an_undeclared_normalisation_is_the_familys_default(tmp_path):
-    dinov2 = write_snapshot(tmp_path / "a", mean_std=None)
-    assert EmbedOptions(str(dinov2)).resolve().preprocessing == "torch"
+def test_an_undeclared_normalisation_is_the_processors_default_else_the_familys(tmp_path):
+    dinov2 = write_snapshot(tmp_path / "a", mean_std=None)  # BitImageProcessor's own default, as in transformers
+    assert EmbedOptions(str(dinov2)).resolve().preprocessing == (
+        "meanstd:0.48145466,0.4578275,0.40821073:0.26862954,0.26130258,0.27577711")
+    bare = write_snapshot(tmp_path / "c", crop=None)  # no preprocessor_config.json: the family's, stretched
+    assert (EmbedOptions(str(bare)).resolve().preprocessing, EmbedOptions(str(bare)).resolve().resize) == (
+        "torch", "stretch")
     vit = write_snapshot(tmp_path / "b", "vit", image_size=32, crop=None, extra={"patch_size": 8})
     config = EmbedOptions(str(vit)).resolve()
     assert (config.input_size, config.pooling, config.preprocessing) == (32, "cls", "tf")
@@ -210,3 +216,50 @@ def test_featx_weights_hub_lists_the_pinned_downloads_and_what_the_cache_holds(t
     assert rows["dinov2_base"]["status"] == "missing"
     text = CliRunner().invoke(app, ["weights", "hub", "siglip"])
     assert text.exit_code == 0 and "siglip_base_patch16_224" in text.output and "$KAGGLEHUB_CACHE" in text.output
+
+
+@needs_hub
+def test_featx_backbones_folder_says_how_a_snapshots_images_are_prepared(tmp_path):
+    from typer.testing import CliRunner
+
+    from featx.cli import app
+
+    folder = write_snapshot(tmp_path / "dinov2-small")
+    shown = CliRunner().invoke(app, ["backbones", str(folder)])
+    assert shown.exit_code == 0, shown.output
+    assert "Pillow bicubic: shortest edge 256, centre crop 224x224" in shown.output
+    facts = json.loads(CliRunner().invoke(app, ["backbones", str(folder), "--json"]).output)
+    assert (facts["resize"], facts["input_size"], facts["preprocessing"]) == (
+        "pil:bicubic:short=256:crop=224x224", 224, "torch")
+    assert EmbedOptions(str(folder)).resolve().resize == facts["resize"]  # what embed follows
+    broken = CliRunner().invoke(app, ["backbones", str(tmp_path)])  # a folder, but no model
+    assert broken.exit_code != 0 and "no config.json" in broken.output and "Traceback" not in broken.output
+
+
+@needs_hub
+@pytest.mark.parametrize(("converter", "resize"), [
+    ({"image_size": [224, 224]}, "crop"),  # keras.layers.Resizing in the converter crops to the aspect ratio by default
+    ({"image_size": [224, 224], "crop_to_aspect_ratio": False}, "stretch"),
+    ({"image_size": [224, 224], "crop_to_aspect_ratio": False, "pad_to_aspect_ratio": True}, "pad"),
+    (None, "stretch"),  # no converter saved: nothing declared
+])
+def test_a_keras_hub_preset_resizes_as_its_image_converter(tmp_path, converter, resize):
+    from safetensors.numpy import save_file
+
+    folder = tmp_path / "preset"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"registered_name": "keras_hub>DINOV2Backbone",
+                                                    "config": {"patch_size": 14, "image_shape": [224, 224, 3]}}))
+    if converter:
+        (folder / "image_converter.json").write_text(json.dumps({"config": converter}))
+    save_file({"w": np.ones((1, 8), np.float32)}, str(folder / "model.safetensors"))
+    assert EmbedOptions(str(folder)).resolve().resize == resize
+    assert EmbedOptions(str(folder), resize="stretch").resolve().resize == "stretch"  # an explicit choice wins
+
+
+@needs_hub
+def test_jpeg_draft_is_off_under_a_snapshots_pipeline(tmp_path):
+    folder = write_snapshot(tmp_path / "dinov2")
+    drafted = EmbedOptions(str(folder), jpeg_draft=True).resolve()
+    assert not drafted.jpeg_draft and drafted == EmbedOptions(str(folder)).resolve()  # the same cache
+    assert EmbedOptions(str(folder), jpeg_draft=True, resize="stretch").resolve().jpeg_draft  # stretch may draft

@@ -1,12 +1,15 @@
-"""Transformer backbones give the reference implementation's vectors, offline.
+"""Transformer backbones give the reference implementation's vectors, offline, on photos of their own sizes.
 
 Tiny random checkpoints are made here: transformers' ``save_pretrained`` for DINOv2, DINOv2 with
 registers, DINOv3 and a backbone-only ViT (the snapshot keras-hub's converter cannot key), and
 keras-hub ``save_to_preset`` for SigLIP and CLIP. Every parameter is perturbed (LayerNorms included, so leaving out the
 final LayerNorm fails), the snapshots declare non-default normalisations (so ignoring them fails),
-and DINOv2's position embeddings are resized (config 35 pixels, run at 28). featx's vectors, through
-``featx.embed`` and its cache, must equal transformers' (tokens after the final LayerNorm, pooled as
-the DINOv2 linear probe pools them) within 1e-4 relative, on TensorFlow here and on JAX and PyTorch
+and DINOv2's position embeddings are resized (config 35 pixels, run at 28). Each snapshot declares the
+image pipeline of its family's processor (DINOv2: shortest edge 32, bicubic, centre crop 28; ViT: 28x28
+bilinear), and the photos are of several sizes and aspect ratios, some smaller than the crop.
+featx's vectors, through ``featx.embed`` and its cache, must equal transformers' (its
+``AutoImageProcessor``, PIL backend, then tokens after the final LayerNorm, pooled as the DINOv2
+linear probe pools them) within 1e-4 relative, on TensorFlow here and on JAX and PyTorch
 in a subprocess each (one snapshot each, PyTorch under --run-slow, to keep the suite short).
 """
 
@@ -35,13 +38,21 @@ pytestmark = [
 SIZE = 28  # native input size of every snapshot below
 TOLERANCE = 1e-4
 POOLINGS = ("cls", "avg", "cls+avg")
+PHOTOS = [(45, 30), (30, 45), (37, 37), (20, 14), (90, 25), (28, 28)]  # (width, height), one size per photo
 NORMALISATION = {  # what each snapshot's preprocessor_config.json declares
     "dinov2": ([0.45, 0.5, 0.4], [0.2, 0.3, 0.25]),
-    "dinov2_with_registers": None,  # undeclared: the family default, ImageNet mean/std
+    "dinov2_with_registers": None,  # undeclared: BitImageProcessor's default (CLIP's mean/std), as transformers
     "vit": ([0.5, 0.5, 0.5], [0.5, 0.5, 0.5]),
     "dinov3": ([0.5, 0.45, 0.4], [0.25, 0.2, 0.3]),
 }
-FAMILY_DEFAULT = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
+PROCESSORS = {  # each family's processor and pipeline; DINOv3's has no PIL backend: it crops only here
+    "dinov2": {"image_processor_type": "BitImageProcessor", "size": {"shortest_edge": 32}, "resample": 3,
+               "do_center_crop": True, "crop_size": {"height": SIZE, "width": SIZE}},
+    "vit": {"image_processor_type": "ViTImageProcessor", "size": {"height": SIZE, "width": SIZE}, "resample": 2},
+    "dinov3": {"image_processor_type": "DINOv3ViTImageProcessorFast", "do_resize": False, "do_center_crop": True,
+               "crop_size": {"height": SIZE, "width": SIZE}},
+}
+PROCESSORS["dinov2_with_registers"] = PROCESSORS["dinov2"]
 
 
 def make_transformers_snapshot(folder: Path, kind: str) -> Path:
@@ -65,7 +76,7 @@ def make_transformers_snapshot(folder: Path, kind: str) -> Path:
         for parameter in model.parameters():
             parameter.add_(torch.randn_like(parameter) * 0.3)
     model.save_pretrained(folder)
-    processor = {"do_center_crop": True, "crop_size": {"height": SIZE, "width": SIZE}, "size": {"shortest_edge": 32}}
+    processor = dict(PROCESSORS[kind])
     if NORMALISATION[kind]:
         processor.update(image_mean=NORMALISATION[kind][0], image_std=NORMALISATION[kind][1])
     (folder / "preprocessor_config.json").write_text(json.dumps(processor))
@@ -77,9 +88,7 @@ def reference_vectors(folder: Path, kind: str, images: list[Path]) -> dict[str, 
     import torch
     import transformers
 
-    mean, std = NORMALISATION[kind] or FAMILY_DEFAULT
-    pixels = np.stack([np.asarray(Image.open(p).convert("RGB"), np.float32) for p in images]) / 255.0
-    pixels = ((pixels - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)).transpose(0, 3, 1, 2)
+    pixels = reference_pixels(folder, kind, images)
     model = transformers.AutoModel.from_pretrained(folder).eval()
     with torch.no_grad():
         tokens = model(pixel_values=torch.from_numpy(pixels)).last_hidden_state.numpy()
@@ -88,11 +97,25 @@ def reference_vectors(folder: Path, kind: str, images: list[Path]) -> dict[str, 
     return {"cls": cls, "avg": avg, "cls+avg": np.concatenate([cls, avg], axis=1)}
 
 
+def reference_pixels(folder: Path, kind: str, images: list[Path]) -> np.ndarray:
+    """What transformers feeds the model: its AutoImageProcessor (PIL backend); for DINOv3, whose
+    processor needs torchvision, transformers' own centre crop, rescale and normalisation."""
+    import transformers
+    from transformers.image_transforms import center_crop
+
+    if kind != "dinov3":
+        processor = transformers.AutoImageProcessor.from_pretrained(folder, backend="pil")
+        return np.stack([processor(images=Image.open(p), return_tensors="np")["pixel_values"][0] for p in images])
+    mean, std = NORMALISATION[kind]
+    pixels = np.stack([center_crop(np.asarray(Image.open(p).convert("RGB")), (SIZE, SIZE)) for p in images]) / 255.0
+    return ((pixels - np.asarray(mean)) / np.asarray(std)).astype(np.float32).transpose(0, 3, 1, 2)
+
+
 @pytest.fixture(scope="module")
 def snapshots(tmp_path_factory):
-    """Snapshot folders, the images (at the native size, so featx's resize leaves them as they are), references."""
+    """Snapshot folders, the photos (of their own sizes: each snapshot's pipeline resizes and crops them), references."""
     root = tmp_path_factory.mktemp("hub")
-    images = [write_image(root / "images" / cls / f"{cls}{i}.png", size=(SIZE, SIZE), seed=10 * j + i)
+    images = [write_image(root / "images" / cls / f"{cls}{i}.png", size=PHOTOS[3 * j + i], seed=10 * j + i)
               for j, cls in enumerate(["cat", "dog"]) for i in range(3)]
     images = sorted(str(p) for p in images)
     found = {}
@@ -115,8 +138,26 @@ def test_vectors_equal_transformers_for_every_pooling_on_tensorflow(snapshots, t
             assert sorted(features.paths) == images
             ours = features.X[np.argsort(features.paths)]
             assert features.config["pooling"] == pooling and ours.shape == reference[pooling].shape
+            assert features.config["resize"].startswith("pil:")  # the snapshot's pipeline, in the fingerprint
             assert _error(ours, reference[pooling]) <= TOLERANCE, f"{kind} {pooling}: {_error(ours, reference[pooling]):.2e}"
     assert "backbone-only" in _vit_keys(found["vit"][0])  # the trap was really there
+
+
+def test_an_explicit_resize_overrides_the_snapshots_pipeline_as_another_cache(snapshots, tmp_path):
+    root, images, found = snapshots
+    folder, reference = found["vit"]
+    own = featx.embed(root / "images", str(folder), cache=tmp_path / "cache")
+    stretched = featx.embed(root / "images", str(folder), resize="stretch", cache=tmp_path / "cache")
+    assert (own.config["resize"], stretched.config["resize"]) == ("pil:bilinear:28x28", "stretch")
+    assert own.fingerprint != stretched.fingerprint and own.cache_path != stretched.cache_path
+    # what featx gave before: Keras' bilinear without antialiasing is not the snapshot's pixels
+    assert _error(stretched.X[np.argsort(stretched.paths)], reference["cls"]) > 100 * TOLERANCE
+    from typer.testing import CliRunner
+
+    from featx.cli import app
+
+    shown = CliRunner().invoke(app, ["cache", "info", str(own.cache_path)])
+    assert "resize=pil:bilinear:28x28" in shown.output and "pixels    Pillow bilinear: 28x28 (the snapshot's" in shown.output
 
 
 def _vit_keys(folder: Path) -> str:
@@ -227,9 +268,16 @@ def test_a_head_fits_predicts_and_exports_on_a_transformer_cache(snapshots, tmp_
     exported = featx.export(head, tmp_path / "model.keras")
     import keras_hub  # noqa: F401 - what a user of the file does: registers the keras-hub classes
 
+    from featx.backbones import pillow_resize  # noqa: F401 - and the layer resizing as the snapshot's processor
+
+    # predict embeds as embed did; the exported model takes each photo raw, at its own size, resizes and
+    # crops it inside as Pillow and transformers do, and gives the same probabilities
+    order = [list(features.paths).index(p) for p in predictions.paths]
+    assert np.abs(head.predict_proba(features.X[order]) - predictions.proba).max() <= 1e-6
     model = keras.saving.load_model(exported, compile=False, safe_mode=True)
-    pixels = np.stack([np.asarray(Image.open(p).convert("RGB"), np.float32) for p in predictions.paths])
-    assert np.abs(keras.ops.convert_to_numpy(model(pixels)) - predictions.proba).max() <= 1e-5
+    for path, expected in zip(predictions.paths, predictions.proba):
+        pixels = np.asarray(Image.open(path).convert("RGB"), np.float32)[None]
+        assert np.abs(keras.ops.convert_to_numpy(model(pixels))[0] - expected).max() <= 1e-5, path
 
 
 @pytest.mark.slow  # a training run (~20 s on the CI machine): under --run-slow
@@ -242,5 +290,6 @@ def test_fine_tune_trains_the_top_transformer_block_and_its_backbone_embeds_agai
                              batch_size=6, learning_rate=1e-3, augment="")
     assert report.unfrozen_layers == 1  # of the 2 transformer blocks; the final LayerNorm came with it
     tuned = featx.embed(root / "images", str(report.backbone_path), cache=tmp_path / "cache")
+    assert tuned.config["resize"] == features.config["resize"] == "pil:bicubic:short=32:crop=28x28"  # tuned on those
     before, after = features.X[np.argsort(features.paths)], tuned.X[np.argsort(tuned.paths)]
     assert after.shape == (6, 64) and not np.allclose(after, before, atol=1e-4)  # the top block trained

@@ -24,7 +24,9 @@ def _edit(folder, name, **changes):
 @pytest.mark.parametrize(("name", "changes", "match"), [
     ("preprocessor_config.json", {"image_std": [0, 0, 0]}, r"image_std \[0, 0, 0\]: a standard deviation must be above 0"),
     ("preprocessor_config.json", {"image_mean": "abc"}, r"image_mean \['abc'\] \(three numbers"),
-    ("preprocessor_config.json", {"image_mean": 0.5}, r"image_mean \[0.5\] \(three numbers"),
+    ("preprocessor_config.json", {"image_mean": [0.5, 0.5]}, r"image_mean \[0.5, 0.5\] \(three numbers"),
+    ("preprocessor_config.json", {"resample": 9}, r"resample 9 \(one of Pillow's filter numbers"),
+    ("preprocessor_config.json", {"rescale_factor": 0}, r"rescale_factor 0 \(a number above 0"),
     ("preprocessor_config.json", {"crop_size": {"height": 28, "width": 56}}, r"crop_size is 28x56; featx embeds square"),
     ("config.json", {"patch_size": 0}, r"patch size 0 \(a whole number"),
     ("preprocessor_config.json", {"crop_size": {"height": -5, "width": -5}}, r"input size -5 \(a whole number"),
@@ -34,7 +36,7 @@ def test_a_snapshot_declaring_nonsense_is_refused_in_one_line(tmp_path, name, ch
     _edit(folder, name, **changes)
     with pytest.raises(OptionError, match=match) as raised:
         Snapshot.read(folder)
-    assert raised.value.param == "backbone"
+    assert raised.value.param == "backbone" and "\n" not in str(raised.value)
 
 
 def test_a_truncated_weights_file_is_one_line(tmp_path):
