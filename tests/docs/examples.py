@@ -1,7 +1,8 @@
 """The code blocks of the documentation, and the sandbox they run in.
 
-Every fenced ``bash``/``sh``/``python`` block of ``docs/*.md`` runs, in page order, in a fresh
-folder holding ``data/`` (a small labelled image folder) and ImageNet-named MobileNetV2 weights
+Every fenced ``bash``/``sh``/``python`` block of ``README.md`` and ``docs/*.md`` runs, in page order,
+in a fresh folder holding ``data/`` (small generated images: ``data/train/<class>/`` and
+``data/test/<class>/`` for two classes, 10 and 4 each) and ImageNet-named MobileNetV2 weights
 where Keras looks for them (random values: Keras checks no hash for MobileNetV2), so
 ``featx embed data/ --backbone MobileNetV2`` works offline exactly as a user types it. A block
 that cannot run here says why on the line above it: ``<!-- no-run: REASON -->`` (a download, a
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PAGES = sorted((ROOT / "docs").glob("*.md"))
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 LANGUAGES = {"bash": "bash", "sh": "bash", "console": "bash", "shell": "bash", "python": "python", "py": "python"}
 _DIRECTIVE = re.compile(r"<!--\s*(no-run|ci)\s*:\s*(.*?)\s*-->")
 _FENCE = re.compile(r"^```\s*([\w+-]*)\s*$")
@@ -63,7 +64,8 @@ def make_sandbox(folder: Path, keras_home: Path) -> dict[str, str]:
 
     from tests.imagegen import make_class_folder
 
-    make_class_folder(folder / "data", per_class=4)
+    make_class_folder(folder / "data" / "train", per_class=10)
+    make_class_folder(folder / "data" / "test", per_class=4)
     env = {**os.environ, "KERAS_HOME": str(keras_home), "FEATX_CACHE_DIR": str(folder / ".featx"),
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     env.pop("CI", None)
