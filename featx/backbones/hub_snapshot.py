@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,7 +142,9 @@ def _read_transformers(folder: Path, config: dict) -> Snapshot:
             "(e.g. siglip_base_patch16_224).", param="backbone",
         )
     processor = _json(folder / "preprocessor_config.json")
-    prefixed = _weights_keys_start(folder, "vit.") if model_type == "vit" else True
+    keys = _weights_keys(folder)
+    _check_layer_count(folder, config, keys)
+    prefixed = any(key.startswith("vit.") for key in keys) or not keys if model_type == "vit" else True
     if not processor:  # nothing declared: the family's normalisation, stretched to config.json's size
         return Snapshot(folder, "transformers", family, config.get("image_size", 0), config.get("patch_size", 1),
                         None, None, prefixed)
@@ -167,8 +170,9 @@ def _declared_size(processor: dict) -> int | None:
     return None
 
 
-def _weights_keys_start(folder: Path, prefix: str) -> bool:
-    """Whether the snapshot's safetensors keys start with ``prefix`` (read from the headers only)."""
+def _weights_keys(folder: Path) -> list[str]:
+    """Every tensor name of the snapshot's safetensors files (read from their headers only)."""
+    keys: list[str] = []
     for path in sorted(folder.glob("*.safetensors")):
         try:
             with open(path, "rb") as handle:
@@ -177,6 +181,24 @@ def _weights_keys_start(folder: Path, prefix: str) -> bool:
         except (OSError, ValueError) as exc:
             raise OptionError(f"{{param}}: {path} is not a readable safetensors file ({exc}); download the snapshot "
                               "again.", param="backbone") from None
-        return any(key.startswith(prefix) for key in header if key != "__metadata__")
-    return True
+        if not isinstance(header, dict):
+            raise OptionError(f"{{param}}: {path} is not a readable safetensors file (its header is not a table); "
+                              "download the snapshot again.", param="backbone")
+        keys += [key for key in header if key != "__metadata__"]
+    return keys
 
+
+_LAYER = re.compile(r"encoder\.layers?\.(\d+)\.")  # transformers' names: encoder.layer.N. / encoder.layers.N.
+
+
+def _check_layer_count(folder: Path, config: dict, keys: list[str]) -> None:
+    """Refuse a config.json whose num_hidden_layers its weights do not have: fewer would silently drop
+    the top blocks (meaningless vectors), more fails deep inside keras-hub."""
+    declared = config.get("num_hidden_layers")
+    found = {int(m.group(1)) for key in keys if (m := _LAYER.search(key))}
+    if not found or not isinstance(declared, int) or isinstance(declared, bool):
+        return
+    if declared != len(found):
+        raise OptionError(f"{{param}}: {folder}/config.json declares num_hidden_layers {declared}, but its weights "
+                          f"hold {len(found)} layers; fix config.json or download the snapshot again.",
+                          param="backbone")

@@ -50,3 +50,13 @@ def test_a_truncated_weights_file_is_one_line(tmp_path):
 def test_a_sound_snapshot_still_reads(tmp_path):
     snapshot = Snapshot.read(write_snapshot(tmp_path / "snap"))
     assert (snapshot.input_size, snapshot.patch_size, snapshot.std) == (224, 14, (0.229, 0.224, 0.225))
+
+
+@pytest.mark.parametrize("declared", [1, 3])
+def test_a_config_declaring_other_layers_than_its_weights_hold_is_refused(tmp_path, declared):
+    keys = ("embeddings.cls_token", "encoder.layer.0.norm1.weight", "encoder.layer.1.norm1.weight")
+    folder = write_snapshot(tmp_path / "snap", keys=keys, extra={"num_hidden_layers": declared})
+    with pytest.raises(OptionError, match=rf"declares num_hidden_layers {declared}, but its weights hold 2 layers"):
+        Snapshot.read(folder)
+    _edit(folder, "config.json", num_hidden_layers=2)
+    assert Snapshot.read(folder).family == "dinov2"
