@@ -52,7 +52,8 @@ def blocks(page: Path) -> list[Block]:
         if language is not None:
             above = next((lines[i] for i in range(number - 1, -1, -1) if lines[i].strip()), "")
             directive = _DIRECTIVE.search(above)
-            skip = None if directive is None else f"{directive.group(1)}: {directive.group(2)}"
+            skip = None if directive is None else f"{directive.group(1)}: {directive.group(2)}" + (
+                " (.ci/run runs it as a newcomer would)" if directive.group(1) == "ci" else "")
             found.append(Block(page, number + 1, language, "\n".join(lines[number + 1 : end]), skip))
         number = end + 1
     return found
