@@ -268,25 +268,23 @@ def pct(pair: tuple[float, float]) -> str:
 
 
 def report(results: list[dict]) -> None:
-    print("\nprecision / recall at k = planted (featx | baseline); flagged: how many featx lists")
-    print(f"{'set':<14}{'images':>7}{'head acc':>9}  {'label issues (k)':<32}{'copies across splits (k)':<32}"
-          f"{'foreign images (k)':<32}")
+    """The figures as a Markdown table: precision / recall at k = planted, featx then the baseline."""
+    print("\n| set | images | head accuracy | label flips: featx | baseline | copies across splits: featx | "
+          "baseline | foreign images: featx | baseline | default manifest keeps | removed: copies, foreign, "
+          "other | inspect s |")
+    print("| --- " * 13 + "|")
     for r in results:
         cells = []
         for kind in ("labels", "copies", "foreign"):
             if kind in r:
                 ours, base, k, flagged = r[kind]
-                cells.append(f"{pct(ours)} | {pct(base)} ({k}; {flagged})")
+                cells += [f"{pct(ours)} (k={k}, listed {flagged})", pct(base)]
             else:
-                cells.append("-")
-        acc = f"{r['accuracy']:.3f}" if r["accuracy"] is not None else "-"
-        print(f"{r['case']:<14}{r['images']:>7}{acc:>9}  " + "".join(f"{c:<32}" for c in cells))
-    print("\ndefault manifest: kept of images; planted copies removed (one of each pair); foreign removed; "
-          "clean images removed; inspect seconds")
-    for r in results:
+                cells += ["–", "–"]
         kept, total, copies, pairs, foreign, others, clean = r["manifest"]
-        print(f"{r['case']:<14} kept {kept}/{total} ({kept / total:.1%});  copies {copies}/{pairs};  "
-              f"foreign {foreign}/{others};  other images removed {clean};  {r['seconds']:.1f} s")
+        acc = f"{r['accuracy']:.3f}" if r["accuracy"] is not None else "–"
+        print(f"| {r['case']} | {r['images']} | {acc} | " + " | ".join(cells) +
+              f" | {kept / total:.1%} | {copies}/{pairs}, {foreign}/{others}, {clean} | {r['seconds']:.1f} |")
 
 
 def main() -> None:

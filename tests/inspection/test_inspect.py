@@ -197,6 +197,12 @@ def test_cli_prints_findings_and_names_flags_in_errors(dataset_cache):
     assert "156 images (156 labelled, 4 classes)" in done.stdout
     assert "likely label errors" in done.stdout and "LEAK" in done.stdout and "CONFLICT" in done.stdout
     assert "outliers 2" in done.stdout
+    assert "held-out accuracy of the head that scores the labels: 95.5%" in done.stdout  # 7 of 156 disbelieved
+    relabel = runner.invoke(app, ["inspect", str(dataset_cache), "--write-manifest",
+                                  str(dataset_cache.parent.parent / "fixed.csv"), "--relabel"])
+    assert relabel.exit_code == 0 and "label issues relabelled" in relabel.stderr
+    fixed = (dataset_cache.parent.parent / "fixed.csv").read_text()
+    assert f"img{FLIPPED[0]:03d}.png,{CLASSES[(int(FLIPPED[0]) // 38) % len(CLASSES)]}," in fixed
     bad = runner.invoke(app, ["inspect", str(dataset_cache), "--threshold", "2"])
     assert bad.exit_code == 2 and "error: --threshold must be a cosine similarity" in bad.stderr
     missing = runner.invoke(app, ["inspect", str(dataset_cache.parent / "nope")])
