@@ -91,7 +91,7 @@ class Planted(NamedTuple):
 def vectors_case(args, folder: Path) -> Planted:
     from featx.features.vectors import Features
     from featx.options import EmbedOptions
-    from tests.test_inspect import write_features
+    from tests.inspection.test_inspect import write_features
 
     rng = np.random.default_rng(args.seed)
     clean = generate(args, rng)

@@ -19,10 +19,11 @@ def inspect_command(
                                                  metavar="CACHE", show_default=False)] = None,
     backbone: Annotated[str | None, typer.Option("--backbone", "-b", help="Use the latest cache of this "
                                                  "backbone.")] = None,
-    threshold: Annotated[float, typer.Option(help="Cosine similarity from which two images are "
-                                             "near-duplicates.")] = 0.95,
+    threshold: Annotated[float, typer.Option(help="Cosine similarity of the cached vectors from which two "
+                                             "images may be near-duplicates (they must also stand out from "
+                                             "their neighbours).")] = 0.88,
     outlier_threshold: Annotated[float, typer.Option("--outlier-threshold", help="Score (robust spreads beyond "
-                                                     "the nearest class) from which an image is an outlier.")] = 4.0,
+                                                     "the nearest class) from which an image is an outlier.")] = 3.5,
     folds: Annotated[int, typer.Option(help="Cross-validation folds that score the labels.")] = 5,
     seed: Annotated[int, typer.Option(help="Seed of the folds, PCA and clusters.")] = 0,
     report: Annotated[Path | None, typer.Option(help="Write an HTML report with thumbnails here.")] = None,
@@ -30,8 +31,11 @@ def inspect_command(
                                                   "here.")] = None,
     manifest: Annotated[Path | None, typer.Option("--write-manifest", help="Write a CSV manifest (path,label"
                                                   "[,split]) without the --drop findings.")] = None,
-    drop: Annotated[str, typer.Option(help="Findings the manifest leaves out, comma-separated.")]
-    = "label_issues,duplicates,outliers",
+    drop: Annotated[str, typer.Option(help="Findings the manifest leaves out, comma-separated: duplicates "
+                                      "(extra exact copies and copies across splits), outliers, label_issues.")]
+    = "duplicates,outliers",
+    relabel: Annotated[bool, typer.Option("--relabel", help="In the manifest, give each label issue kept its "
+                                          "suggested label.")] = False,
     top: Annotated[int, typer.Option(min=0, help="Findings of each kind to print.")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="Print every finding as JSON for scripts.")] = False,
 ) -> None:
@@ -52,9 +56,13 @@ def inspect_command(
     written = {}
     if manifest is not None:
         kinds = [k.strip().replace("-", "_") for k in drop.split(",") if k.strip()]
-        done = write_manifest(result, manifest, drop=kinds)
+        done = write_manifest(result, manifest, drop=kinds, relabel=relabel)
         written["manifest"] = str(done.path)
-        info(f"wrote {done.path}: {done.kept} images kept, {done.left_out} left out")
+        kept_issues = "" if "label_issues" in kinds or not result.label_issues else (
+            f"; {done.relabelled} label issues relabelled" if relabel else
+            f"; {len(result.label_issues)} label issues kept with their labels (--relabel or --drop label_issues "
+            "to act on them)")
+        info(f"wrote {done.path}: {done.kept} images kept, {done.left_out} left out{kept_issues}")
     if map_path is not None:
         written["map"] = str(plot_map(result, map_path, seed=seed))
     if report is not None:
@@ -72,13 +80,16 @@ def _print(result, top: int) -> None:
     s = result.summary()
     typer.echo(f"{s['images']} images ({s['labelled']} labelled, {s['classes']} classes) inspected in "
                f"{s['seconds']:.2f} s")
+    if s["label_accuracy"] is not None:
+        typer.echo(f"held-out accuracy of the head that scores the labels: {s['label_accuracy']:.1%} (how far "
+                   "to trust the label issues)")
     typer.echo(f"label issues {s['label_issues']}   duplicate groups {s['duplicates']} ({s['exact_duplicates']} "
                f"exact, {s['leaks']} across splits, {s['label_conflicts']} with conflicting labels)   "
                f"outliers {s['outliers']}")
     for note in result.notes:
         typer.echo(f"note: {note}")
     if result.label_issues:
-        typer.echo(f"\nlikely label errors ({_shown(top, result.label_issues)}; score: p(suggested) - p(given))")
+        typer.echo(f"\nlikely label errors ({_shown(top, result.label_issues)}; score: 1 - p(given))")
         for f in result.label_issues[:top]:
             typer.echo(f"  {f.score:.3f}  {f.given} -> {f.suggested}  {f.path}")
     if result.duplicates:

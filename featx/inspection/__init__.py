@@ -10,10 +10,10 @@ TensorFlow: it all works on the vectors the cache already holds.
 from __future__ import annotations
 
 from featx.inspection.findings import KINDS, Duplicate, Inspection, LabelIssue, Outlier
-from featx.inspection.manifest import without_findings, write_manifest
+from featx.inspection.manifest import DEFAULT_DROP, without_findings, write_manifest
 from featx.inspection.picture import map_coordinates, plot_map
 from featx.inspection.report import write_report
 from featx.inspection.run import inspect
 
-__all__ = ["KINDS", "Duplicate", "Inspection", "LabelIssue", "Outlier", "inspect", "map_coordinates", "plot_map",
+__all__ = ["DEFAULT_DROP", "KINDS", "Duplicate", "Inspection", "LabelIssue", "Outlier", "inspect", "map_coordinates", "plot_map",
            "without_findings", "write_manifest", "write_report"]

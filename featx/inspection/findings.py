@@ -31,8 +31,8 @@ class _OneImage:
 class LabelIssue(_OneImage):
     """A labelled image whose out-of-fold prediction disbelieves its label.
 
-    ``score`` is how much more probable the cross-validated model finds the ``suggested`` class
-    than the ``given`` one (0 to 1; 1: certain the label is wrong).
+    ``score`` is 1 - the probability the cross-validated model gives the ``given`` label (0 to 1;
+    1: certain the label is wrong); ``confidence`` the probability it gives the ``suggested`` one.
     """
 
     row: int
@@ -40,16 +40,18 @@ class LabelIssue(_OneImage):
     given: str
     suggested: str
     score: float
+    confidence: float = 0.0
 
     def to_dict(self) -> dict:
-        return {"path": self.path, "given": self.given, "suggested": self.suggested, "score": round(self.score, 4)}
+        return {"path": self.path, "given": self.given, "suggested": self.suggested, "score": round(self.score, 4),
+                "confidence": round(self.confidence, 4)}
 
 
 @dataclass(frozen=True)
 class Duplicate:
     """Images with the same content (``exact``) or nearly the same vector (cosine ``similarity``,
-    the lowest of the links that join the group); ``leak``: in several splits; ``conflict``:
-    carrying several labels."""
+    the lowest between two members); ``margin``: how far the pairs stand above their neighbourhoods
+    (the lowest; 1 for exact copies); ``leak``: in several splits; ``conflict``: carrying several labels."""
 
     rows: tuple[int, ...]
     paths: tuple[str, ...]
@@ -59,9 +61,11 @@ class Duplicate:
     exact: bool
     leak: bool
     conflict: bool
+    margin: float = 1.0
 
     def to_dict(self) -> dict:
-        return {"paths": list(self.paths), "similarity": round(self.similarity, 4), "splits": list(self.splits),
+        return {"paths": list(self.paths), "similarity": round(self.similarity, 4),
+                "margin": round(self.margin, 4), "splits": list(self.splits),
                 "labels": list(self.labels), "exact": self.exact, "leak": self.leak, "conflict": self.conflict}
 
 
@@ -69,8 +73,8 @@ class Duplicate:
 class Outlier(_OneImage):
     """An image far from every class (or, unlabelled, every cluster) of the dataset.
 
-    ``score`` is its distance to the nearest group centre, in robust standard deviations of that
-    group's own distances (median and MAD): ``score=6`` is six typical spreads beyond typical.
+    ``score`` is its Mahalanobis distance to the nearest class, in robust standard deviations of
+    every image's such distance (median and MAD): ``score=6`` is six typical spreads beyond typical.
     """
 
     row: int
@@ -94,6 +98,8 @@ class Inspection:
     params: dict = field(default_factory=dict)
     seconds: float = 0.0
     timings: dict = field(default_factory=dict)  # seconds per kind of finding
+    # Out-of-fold accuracy of the head that scored the labels: how far to trust the label issues.
+    label_accuracy: float | None = None
 
     def records(self, kind: str) -> list[dict]:
         """The findings of ``kind`` (one of :data:`KINDS`) as plain dicts, one per finding."""
@@ -111,6 +117,7 @@ class Inspection:
             "backbone": feats.config.get("backbone"),
             "images": len(feats),
             "labelled": int(np.sum(feats.y >= 0)),
+            "label_accuracy": None if self.label_accuracy is None else round(self.label_accuracy, 4),
             "classes": len(feats.classes),
             "label_issues": len(self.label_issues),
             "duplicates": len(self.duplicates),

@@ -15,14 +15,16 @@ from featx.inspection.labels import find_label_issues
 from featx.inspection.outliers import find_outliers
 
 
-def inspect(features: Features | str | os.PathLike, *, threshold: float = 0.95, outlier_threshold: float = 4.0,
+def inspect(features: Features | str | os.PathLike, *, threshold: float = 0.88, outlier_threshold: float = 3.5,
             folds: int = 5, seed: int = 0) -> Inspection:
     """Find likely label errors, exact and near duplicates (leaks across splits, conflicting
     labels) and outliers in cached vectors: a :class:`Features` or a cache file.
 
-    ``threshold`` is the cosine similarity from which two vectors are near-duplicates;
-    ``outlier_threshold`` the score from which an image is an outlier; ``folds`` the
-    cross-validation folds that score the labels; ``seed`` fixes folds, PCA and clusters.
+    ``threshold`` is the cosine similarity of the cached vectors from which two images may be
+    near-duplicates (they must also stand out from their neighbourhoods: see
+    :mod:`featx.inspection.duplicates`); ``outlier_threshold`` the score from which an image is an
+    outlier; ``folds`` the cross-validation folds that score the labels; ``seed`` fixes folds, PCA
+    and clusters. The defaults were chosen on real features (``benchmarks/inspect_real.py``).
     """
     if not 0.0 < threshold <= 1.0:
         raise OptionError(f"{{param}} must be a cosine similarity above 0 and at most 1; got {threshold}.",
@@ -42,7 +44,7 @@ def inspect(features: Features | str | os.PathLike, *, threshold: float = 0.95, 
         clock.append(time.perf_counter())
         return round(clock[-1] - clock[-2], 3)
 
-    label_issues, label_notes = find_label_issues(features, folds=folds, seed=seed)
+    label_issues, label_notes, accuracy = find_label_issues(features, folds=folds, seed=seed)
     timings = {"label_issues": lap()}
     duplicates = find_duplicates(features, threshold=threshold)
     timings["duplicates"] = lap()
@@ -52,7 +54,7 @@ def inspect(features: Features | str | os.PathLike, *, threshold: float = 0.95, 
         features=features, label_issues=tuple(label_issues), duplicates=tuple(duplicates),
         outliers=tuple(outliers), notes=tuple(fold_notes + label_notes + outlier_notes),
         params={"threshold": threshold, "outlier_threshold": outlier_threshold, "folds": folds, "seed": seed},
-        seconds=clock[-1] - clock[0], timings=timings,
+        seconds=clock[-1] - clock[0], timings=timings, label_accuracy=accuracy,
     )
 
 
