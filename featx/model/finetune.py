@@ -112,16 +112,15 @@ def fine_tune(
     model, backbone, feature_model = build_classifier(head, config)
     temperature = _soften(model, feature_model, images.get("val"), config, batch_size)
     unfrozen = unfreeze_backbone(backbone, unfreeze, transformer=config.is_hub)  # a transformer: N counts blocks
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
-                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing), metrics=["accuracy"])
-
     classes = len(head.classes)
     datasets = {name: image_dataset(split, config, batch_size, shuffle=False, one_hot=classes)
                 for name, split in images.items() if len(split) and name != "train"}
     train = image_dataset(images["train"], config, batch_size, shuffle=True, augment=augment, seed=seed,
                           one_hot=classes)
-    before = {name: _evaluate(model, ds) for name, ds in {"train": image_dataset(
-        images["train"], config, batch_size, shuffle=False), **datasets}.items()}
+    model.compile(optimizer=keras.optimizers.Adam(_schedule(keras, learning_rate, len(train), epochs)),
+                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing), metrics=["accuracy"])
+    scored = {"train": image_dataset(_sample(images["train"], seed), config, batch_size, shuffle=False), **datasets}
+    before = {name: _evaluate(model, ds) for name, ds in scored.items()}
     start = [np.array(w) for w in model.get_weights()]
 
     work = model_path.with_name(model_path.name + ".training")
@@ -141,8 +140,7 @@ def fine_tune(
     history = model.fit(train, validation_data=datasets.get("val"), epochs=epochs, callbacks=callbacks,
                         shuffle=False, verbose=verbose)  # the pipeline shuffles, seeded per epoch
     best.restore(model)
-    after = {name: _evaluate(model, ds) for name, ds in {"train": image_dataset(
-        images["train"], config, batch_size, shuffle=False), **datasets}.items()}
+    after = {name: _evaluate(model, ds) for name, ds in scored.items()}
     kept = "fine-tuned" if "val" not in before or improved(before["val"], after["val"]) else "head"
     if kept == "head":
         model.set_weights(start)
@@ -171,6 +169,26 @@ def fine_tune(
     shutil.rmtree(work, ignore_errors=True)
     report.seconds = time.perf_counter() - started
     return report
+
+
+SCORED_TRAIN_IMAGES = 500  # before and after, the training split is scored on a seeded sample of at most this
+
+
+def _sample(images, seed: int):
+    """At most :data:`SCORED_TRAIN_IMAGES` of ``images``, a seeded sample (all when fewer)."""
+    if len(images) <= SCORED_TRAIN_IMAGES:
+        return images
+    return images.subset(np.sort(np.random.default_rng(seed).permutation(len(images))[:SCORED_TRAIN_IMAGES]))
+
+
+def _schedule(keras, learning_rate: float, steps_per_epoch: int, epochs: int):
+    """The learning rate over training: a linear warm-up to ``learning_rate`` over the first epoch,
+    then a cosine decay to zero by the last (a gentle start keeps the warm start's features)."""
+    total = max(1, steps_per_epoch * epochs)
+    warmup = min(steps_per_epoch, total // 2)
+    return keras.optimizers.schedules.CosineDecay(0.0 if warmup else learning_rate, max(1, total - warmup),
+                                                  warmup_target=learning_rate if warmup else None,
+                                                  warmup_steps=warmup)
 
 
 def improved(before: dict, after: dict) -> bool:

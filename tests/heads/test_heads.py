@@ -477,7 +477,7 @@ def test_a_crafted_estimator_with_foreign_types_is_refused(saved, blobs):
 
 
 def test_an_estimator_of_another_kind_is_refused(saved, blobs):
-    _replace_estimator(saved, make_head("knn").fit(blobs.X, blobs.y))
+    _replace_estimator(saved, make_head("knn")[-1].fit(blobs.X, blobs.y))  # a bare KNeighborsClassifier
     with pytest.raises(FeatxError, match="does not hold a fitted logreg head"):
         load_head(saved)
 
