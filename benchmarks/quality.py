@@ -8,7 +8,7 @@ written 32 px by ``featx demo``'s writer). Every image is embedded once into a f
 a pool (a stratified 20 % of them as val, which the keras head and fine-tuning validate on), tested
 on a fixed test set of the official test file. Figures are mean ± standard deviation over draws.
 
-    python benchmarks/quality.py --quick     # 1 draw at 20 and 100 per class, short fine-tune: a few minutes
+    python benchmarks/quality.py --quick     # 1 draw, a smaller pool, 1 view, a 2-epoch fine-tune: minutes
     python benchmarks/quality.py             # the README's tables (about 30-40 min on 2 busy cores)
 
 Parts: (1) each head at 5/20/100/500 images per class, and digits; (2) the heads' defaults
@@ -151,7 +151,8 @@ def main() -> None:
     parser.add_argument("--backbone", type=Path, default=Path(os.environ.get("FEATX_QUALITY_BACKBONE",
                                                                              DEFAULT_BACKBONE)))
     parser.add_argument("--work", type=Path, default=Path("/tmp/featx-quality"), help="images and caches (reused)")
-    parser.add_argument("--quick", action="store_true", help="1 draw, 20 and 100 per class, 3 fine-tune epochs")
+    parser.add_argument("--quick", action="store_true", help="1 draw, 20 and 100 per class, 1 view, a 2-epoch "
+                        "fine-tune at 20 per class: checks that every part runs, in minutes")
     parser.add_argument("--draws", type=int, default=3)
     parser.add_argument("--views", type=int, default=2, help="views per training image")
     parser.add_argument("--recipes", default="flip,crop,jitter;flip;crop", help="';'-separated view recipes")
@@ -163,8 +164,8 @@ def main() -> None:
     if not args.backbone.is_file():
         sys.exit(f"--backbone {args.backbone}: no such .keras file (see ../shared/models/README.md).")
     if args.quick:
-        args.draws, args.fine_tune_draws, args.epochs = 1, 1, args.epochs or 3
-        args.recipes = args.recipes.split(";")[0]
+        args.draws, args.fine_tune_draws, args.epochs, args.views = 1, 1, args.epochs or 2, 1
+        args.recipes, args.fine_tune_sizes = args.recipes.split(";")[0], [20]
     skip = set(args.skip.split(","))
     started = time.perf_counter()
     print(f"# featx quality benchmark: {args.backbone.name}{' (quick)' if args.quick else ''}", flush=True)
