@@ -123,7 +123,8 @@ def fine_tune_table(features, args) -> None:
     from featx.model.finetune import fine_tune
 
     epochs = args.epochs or DEFAULT_EPOCHS
-    print(f"\n## 4. Fine-tuning (unfreeze {DEFAULT_UNFREEZE}, learning rate {DEFAULT_LEARNING_RATE:g}, at most "
+    rate = args.learning_rate or DEFAULT_LEARNING_RATE
+    print(f"\n## 4. Fine-tuning (unfreeze {DEFAULT_UNFREEZE}, learning rate {rate:g}, at most "
           f"{epochs} epochs) from the best frozen head (of logreg, svm, keras, by test accuracy), Fashion-MNIST, "
           "on every other image of the test set\n")
     print("| per class | draw | best frozen head | its test acc | fine-tuned test acc | gain | kept | epochs | "
@@ -137,7 +138,8 @@ def fine_tune_table(features, args) -> None:
             heads = {h: fit_head(drawn, h, note=quiet) for h in ("logreg", "svm", "keras")}
             name, head = max(heads.items(), key=lambda item: item[1].metrics["test"]["accuracy"])
             before = head.metrics["test"]["accuracy"]
-            report = fine_tune(head, output=args.work / f"ft-{n}-{d}.keras", epochs=epochs, seed=d)
+            report = fine_tune(head, output=args.work / f"ft-{n}-{d}.keras", epochs=epochs, learning_rate=rate,
+                               seed=d)
             final = report.after["test"]["accuracy"] if report.kept == "fine-tuned" else before
             gains.append(final - before)
             print(f"| {n} | {d} | `{name}` | {before:.3f} | {report.after['test']['accuracy']:.3f} | "
@@ -159,6 +161,7 @@ def main() -> None:
     parser.add_argument("--fine-tune-sizes", type=lambda t: [int(x) for x in t.split(",")], default=[100])
     parser.add_argument("--fine-tune-draws", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=None, help="fine-tune epochs (default: fine-tune's)")
+    parser.add_argument("--learning-rate", type=float, default=None, help="fine-tune's (default: its default)")
     parser.add_argument("--skip", default="", help="parts to skip, comma-separated: heads,defaults,views,fine-tune")
     args = parser.parse_args()
     if not args.backbone.is_file():
