@@ -9,6 +9,7 @@ import typer
 
 from featx.cli.app import EXIT_USAGE, BackendOption, app, fail, handle_errors, info, print_json
 from featx.data.augment import AUGMENTATIONS, FINE_TUNE_AUGMENT
+from featx.model.defaults import DEFAULT_EPOCHS, DEFAULT_LEARNING_RATE, DEFAULT_UNFREEZE
 
 
 @app.command("fine-tune")
@@ -19,9 +20,10 @@ def fine_tune_command(
     data: Annotated[Path | None, typer.Option(help="Where the images are, if not where the cache found them.")] = None,
     unfreeze: Annotated[str, typer.Option(
         help="Top backbone layers to train: N, a FRACTION or 'all' (transformers: N blocks, with the final LayerNorm).",
-    )] = "30",
-    epochs: Annotated[int, typer.Option(help="Most epochs (early stopping on validation loss).")] = 10,
-    learning_rate: Annotated[float, typer.Option("--learning-rate", help="Adam's learning rate.")] = 1e-5,
+    )] = DEFAULT_UNFREEZE,
+    epochs: Annotated[int, typer.Option(help="Most epochs (early stopping on validation loss).")] = DEFAULT_EPOCHS,
+    learning_rate: Annotated[float, typer.Option("--learning-rate", help="Adam's peak learning rate (one epoch of warm-up, then a cosine decay).")]
+    = DEFAULT_LEARNING_RATE,
     batch_size: Annotated[int, typer.Option("--batch-size")] = 16,
     augment: Annotated[str | None, typer.Option(
         help=f"Augmentations of the training images, comma-separated: {', '.join(AUGMENTATIONS)} (default: "
@@ -47,13 +49,18 @@ def fine_tune_command(
         return
     if report.fresh_start:
         info(report.fresh_start)
+    if report.validation:
+        info(report.validation)
     if report.resumed_from_epoch:
         info(f"resumed from epoch {report.resumed_from_epoch}")
     for split in ("val", "test"):
         if split in report.before:
             typer.echo(f"{split} accuracy: {report.before[split]['accuracy']:.3f} (head on frozen features) -> "
                        f"{report.after[split]['accuracy']:.3f} (fine-tuned)")
-    typer.echo(f"unfroze {report.unfrozen_layers} layers, {report.epochs_run} epochs, {report.seconds:.0f} s")
+    typer.echo(f"unfroze {report.unfrozen_layers} layers, {report.epochs_run} epochs, {report.seconds:.0f} s "
+               f"(the head's logits divided by a temperature of {report.temperature:.3g} first)")
+    if report.kept == "head":
+        typer.echo("validation did not improve on the head: the model saved is the head's, on frozen features")
     typer.echo(f"model: {report.model_path}\nfeatures, for 'featx embed --backbone': {report.backbone_path}")
     typer.echo(f"curves: {report.curves_path}")
 

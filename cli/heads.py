@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from featx.cache.outputs import check_outputs
-from featx.cli.app import BackendOption, app, handle_errors, info, print_json
+from featx.cli.app import EXIT_USAGE, BackendOption, app, fail, handle_errors, info, print_json
 from featx.errors import FeatxError
 
 CacheOption = Annotated[
@@ -130,12 +130,18 @@ def compare_command(
     seed: SeedOption = 0,
     views: ViewsOption = False,
     augment: AugmentOption = None,
+    fine_tune: Annotated[bool, typer.Option("--fine-tune", help="Add a row: the best head that converts to Keras "
+                                            "layers, fine-tuned with its backbone ('featx fine-tune' defaults), "
+                                            "scored on the same test images. Takes minutes, not seconds.")] = False,
+    backend: BackendOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Train several heads (on one or more backbones' caches) on the same split; print a leaderboard.
 
     --param head.key=value sets one head's parameter; key=value every compared head that has it.
     """
+    if fine_tune and cv:
+        raise fail("--fine-tune scores on the test split; drop --cv to add a fine-tune row.", EXIT_USAGE)
     from featx.features.fusion import choose_compared
     from featx.heads import compare_heads
     from featx.heads.fit import compared_heads
@@ -150,18 +156,31 @@ def compare_command(
                          test_size=test_size, seed=seed, class_weight=class_weight, views=views,
                          augment=augment,
                          progress=lambda backbone, head: info(f"fitting {head} on {backbone}..."), note=info)
+    if fine_tune:
+        from featx.model.leaderboard import fine_tune_row
+
+        info("fine-tuning the best head that converts to Keras layers...")
+        row = fine_tune_row(sources, rows, params=params_per_head(param or [], names), test_size=test_size,
+                            seed=seed, class_weight=class_weight, note=info, backend=backend)
+        if row is not None:
+            rows = sorted([*rows, row], key=lambda r: (-r["accuracy"], -r["macro_f1"], r["fit_seconds"]))
     if as_json:
         print_json(rows)
         return
     views_column = f" {'views':>5}" if views else ""
-    typer.echo(f"{'rank':<4}  {'backbone':<20} {'head':<7}{views_column} {'accuracy':>13} {'macro-F1':>13} {'fit s':>8}")
+    width = max([7, *(len(row["head"]) for row in rows)])
+    typer.echo(f"{'rank':<4}  {'backbone':<20} {'head':<{width}}{views_column} {'accuracy':>13} {'macro-F1':>13} {'fit s':>8}")
     for rank, row in enumerate(rows, start=1):
         acc, f1 = f"{row['accuracy']:.3f}", f"{row['macro_f1']:.3f}"
         if cv:
             acc, f1 = f"{acc}±{row['accuracy_std']:.3f}", f"{f1}±{row['macro_f1_std']:.3f}"
         count = f" {row['views'] or '-':>5}" if views else ""
-        typer.echo(f"{rank:<4}  {row['backbone']:<20} {row['head']:<7}{count} {acc:>13} {f1:>13} "
+        typer.echo(f"{rank:<4}  {row['backbone']:<20} {row['head']:<{width}}{count} {acc:>13} {f1:>13} "
                    f"{row['fit_seconds']:>8.3f}")
+    for row in rows:
+        if row.get("kept") == "head":
+            typer.echo(f"{row['head']}: validation did not improve on the head ({row['start']:.3f} on test before "
+                       "fine-tuning): 'featx fine-tune' would keep the head's model")
     typer.echo(f"{'mean of ' + str(cv) + ' stratified folds' if cv else 'on the test split'}, "
                f"{rows[0]['n']} images per {'fold set' if cv else 'test set'}" if rows else "nothing compared")
 

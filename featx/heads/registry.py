@@ -30,6 +30,7 @@ from featx.errors import OptionError, OptionTypeError
 from featx.heads import cost
 from featx.heads.keras_head import KerasHead
 from featx.heads.layers import keras_layers, logreg_layers, svm_layers
+from featx.heads.unitrows import UnitRows
 from featx.heads.zeroshot import ZeroShotHead, zeroshot, zeroshot_context, zeroshot_layers
 
 
@@ -84,8 +85,14 @@ def _rbf_gamma(gamma, scale: bool) -> float | None:
 
 
 def knn(*, n_neighbors=5, weights="uniform", scale=False):
-    """k-nearest neighbours by cosine distance."""
-    return _scaled(KNeighborsClassifier(n_neighbors=n_neighbors, weights=weights, metric="cosine"), scale)
+    """k-nearest neighbours by cosine distance (rows made unit length in float64 first).
+
+    The :class:`~featx.heads.unitrows.UnitRows` step makes the distance right whatever the
+    vectors' scale: float32 cosine counts rows of norm below ~1e-6, as random weights give, as zero.
+    """
+    steps = [StandardScaler()] if scale else []
+    return make_pipeline(*steps, UnitRows(), KNeighborsClassifier(n_neighbors=n_neighbors, weights=weights,
+                                                                   metric="cosine"))
 
 
 def sgd(*, alpha=0.0001, epochs=20, scale=True, random_state=None):
@@ -259,7 +266,7 @@ HEADS: dict[str, HeadSpec] = {
                     cost=cost.svm_seconds),
     "sgd": HeadSpec("sgd", sgd, _SCALED + (SGDClassifier,), to_keras=logreg_layers, streams=True,
                     proba=softmax_proba, cost=cost.sgd_seconds),
-    "knn": HeadSpec("knn", knn, _SCALED + (KNeighborsClassifier,), cost=cost.knn_seconds),
+    "knn": HeadSpec("knn", knn, _SCALED + (UnitRows, KNeighborsClassifier), cost=cost.knn_seconds),
     "keras": HeadSpec("keras", KerasHead, (KerasHead,), to_keras=keras_layers, cost=cost.keras_seconds),
     "zeroshot": HeadSpec("zeroshot", zeroshot, (ZeroShotHead,), to_keras=zeroshot_layers, context=zeroshot_context,
                          compared_by_default=False),

@@ -1,11 +1,15 @@
 """Fine-tuning the top of the backbone end to end, starting from a head trained on the cache.
 
-The classic recipe: the head trained on frozen features is the starting point (a random head would
-wreck the pretrained features), the top N backbone layers are unfrozen with a low learning rate,
-and the backbone always runs with ``training=False`` so BatchNormalization keeps its moving
-statistics. Each epoch is backed up, so a killed run resumes where it stopped; the resume folder
-records which run it belongs to (the head's content, the options that shape training), and one of
-another run is discarded, saying so, instead of being continued.
+The recipe: the head trained on frozen features is the starting point (a random head would wreck
+the pretrained features), softened to the temperature that fits validation images it never saw
+(:mod:`featx.model.warmstart`: otherwise a saturated head leaves no gradient to learn from); the
+top N backbone layers are unfrozen with a low learning rate, and the backbone always runs with
+``training=False`` so BatchNormalization keeps its moving statistics. The epoch with the lowest
+validation loss is kept, and then only if it beats the head on validation accuracy; otherwise the
+head's own model is saved and the report says so (``kept == "head"``). Each epoch is backed up, so
+a killed run resumes where it stopped; the resume folder records which run it belongs to (the head's
+content, the options that shape training), and one of another run is discarded, saying so, instead
+of being continued.
 """
 
 from __future__ import annotations
@@ -26,8 +30,10 @@ from featx.cache.outputs import check_outputs
 from featx.data.augment import FINE_TUNE_AUGMENT, ViewRecipe
 from featx.errors import FeatxError, OptionError, OptionTypeError
 from featx.model.build import build_classifier
+from featx.model.defaults import DEFAULT_EPOCHS, DEFAULT_LABEL_SMOOTHING, DEFAULT_LEARNING_RATE, DEFAULT_UNFREEZE
 from featx.model.file import write_metadata
 from featx.model.trainingdata import image_dataset, split_images
+from featx.model.warmstart import choose_temperature, hold_out_validation, soften
 
 
 @dataclass
@@ -41,6 +47,9 @@ class FineTuneReport:
     epochs_run: int
     resumed_from_epoch: int
     fresh_start: str = ""  # why a resume folder found was not resumed ("" if none was found, or it was)
+    kept: str = "fine-tuned"  # or "head": validation did not improve, the head's model was saved
+    validation: str = ""  # where the validation images came from, when not the head's val split
+    temperature: float = 1.0  # the head's logits were divided by it before training (warmstart)
     before: dict = field(default_factory=dict)  # split -> {loss, accuracy}
     after: dict = field(default_factory=dict)
     history: dict = field(default_factory=dict)
@@ -54,11 +63,12 @@ def fine_tune(
     head,
     *,
     data: str | os.PathLike | None = None,
-    unfreeze: str | int | float = 30,
-    epochs: int = 10,
-    learning_rate: float = 1e-5,
+    unfreeze: str | int | float = DEFAULT_UNFREEZE,
+    epochs: int = DEFAULT_EPOCHS,
+    learning_rate: float = DEFAULT_LEARNING_RATE,
     batch_size: int = 16,
     augment: str = FINE_TUNE_AUGMENT,
+    label_smoothing: float = DEFAULT_LABEL_SMOOTHING,
     output: str | os.PathLike | None = None,
     patience: int = 3,
     seed: int = 0,
@@ -69,7 +79,10 @@ def fine_tune(
 
     ``augment`` is the recipe of augmentations for training images, as ``featx.embed`` takes it
     (:data:`featx.data.augment.AUGMENTATIONS` names, comma-separated; ``""`` for none). ``backend``
-    is the Keras backend to train on (default ``$KERAS_BACKEND``, else tensorflow)."""
+    is the Keras backend to train on (default ``$KERAS_BACKEND``, else tensorflow). Validation
+    images are the head's val split, else a held-out share of its training images (the head is
+    then refitted without them); the report's ``kept`` says whether the fine-tuned model beat the
+    head on them (``"fine-tuned"``) or the head's own model was saved (``"head"``)."""
     from featx.heads.store import load_head
 
     started = time.perf_counter()
@@ -77,6 +90,8 @@ def fine_tune(
     for param, value in (("epochs", epochs), ("batch_size", batch_size)):
         if value < 1:
             raise OptionError(f"{{param}} must be at least 1; got {value!r}.", param=param)
+    if not 0 <= label_smoothing < 1:
+        raise OptionError(f"{{param}} must be at least 0 and below 1; got {label_smoothing!r}.", param="label_smoothing")
     if learning_rate <= 0:
         raise OptionError(f"{{param}} must be above 0; got {learning_rate!r}.", param="learning_rate")
     parse_unfreeze(unfreeze, 1)  # a bad value is reported before anything is built
@@ -91,22 +106,27 @@ def fine_tune(
     images = split_images(head, data)
     if len(images["train"]) == 0:
         raise FeatxError(f"head {head.name} has no training images to fine-tune on.")
+    head, images, validation = hold_out_validation(head, images, seed)
 
     set_random_seed(seed)
     model, backbone, feature_model = build_classifier(head, config)
+    temperature = _soften(model, feature_model, images.get("val"), config, batch_size)
     unfrozen = unfreeze_backbone(backbone, unfreeze, transformer=config.is_hub)  # a transformer: N counts blocks
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
-
-    datasets = {name: image_dataset(split, config, batch_size, shuffle=False)
+    classes = len(head.classes)
+    datasets = {name: image_dataset(split, config, batch_size, shuffle=False, one_hot=classes)
                 for name, split in images.items() if len(split) and name != "train"}
-    train = image_dataset(images["train"], config, batch_size, shuffle=True, augment=augment, seed=seed)
-    before = {name: _evaluate(model, ds) for name, ds in {"train": image_dataset(
-        images["train"], config, batch_size, shuffle=False), **datasets}.items()}
+    train = image_dataset(images["train"], config, batch_size, shuffle=True, augment=augment, seed=seed,
+                          one_hot=classes)
+    model.compile(optimizer=keras.optimizers.Adam(_schedule(keras, learning_rate, len(train), epochs)),
+                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing), metrics=["accuracy"])
+    scored = {"train": image_dataset(_sample(images["train"], seed), config, batch_size, shuffle=False), **datasets}
+    before = {name: _evaluate(model, ds) for name, ds in scored.items()}
+    start = [np.array(w) for w in model.get_weights()]
 
     work = model_path.with_name(model_path.name + ".training")
     run = _run_record(head, images, {"unfreeze": str(unfreeze), "learning_rate": learning_rate,
-                                     "batch_size": batch_size, "augment": augment, "seed": seed})
+                                     "batch_size": batch_size, "augment": augment, "seed": seed,
+                                     "label_smoothing": label_smoothing})
     fresh_start = _claim(work, run)
     resumed = _resumed_epoch(work)
     monitor = "val_loss" if "val" in datasets else "loss"
@@ -120,14 +140,17 @@ def fine_tune(
     history = model.fit(train, validation_data=datasets.get("val"), epochs=epochs, callbacks=callbacks,
                         shuffle=False, verbose=verbose)  # the pipeline shuffles, seeded per epoch
     best.restore(model)
-    after = {name: _evaluate(model, ds) for name, ds in {"train": image_dataset(
-        images["train"], config, batch_size, shuffle=False), **datasets}.items()}
+    after = {name: _evaluate(model, ds) for name, ds in scored.items()}
+    kept = "fine-tuned" if "val" not in before or improved(before["val"], after["val"]) else "head"
+    if kept == "head":
+        model.set_weights(start)
 
     report = FineTuneReport(
         model_path=model_path,
         backbone_path=model_path.with_name(model_path.stem + ".backbone.keras"),
         curves_path=None, unfrozen_layers=unfrozen, epochs_run=len(history.history.get("loss", [])),
-        resumed_from_epoch=resumed, fresh_start=fresh_start, before=before, after=after,
+        resumed_from_epoch=resumed, fresh_start=fresh_start, kept=kept, validation=validation,
+        temperature=temperature, before=before, after=after,
         history={k: [float(v) for v in vs] for k, vs in _full_history(work).items()},
     )
     metadata = {
@@ -135,7 +158,7 @@ def fine_tune(
         "fingerprint": head.fingerprint, "head": head.name, "head_kind": head.kind, "split": head.split,
         "fine_tune": {"unfreeze": str(unfreeze), "unfrozen_layers": unfrozen, "epochs": epochs,
                       "learning_rate": learning_rate, "batch_size": batch_size, "augment": augment,
-                      "before": before, "after": after},
+                      "label_smoothing": label_smoothing, "temperature": temperature, "kept": kept, "before": before, "after": after},
     }
     model_path.parent.mkdir(parents=True, exist_ok=True)
     model.save(model_path)
@@ -146,6 +169,45 @@ def fine_tune(
     shutil.rmtree(work, ignore_errors=True)
     report.seconds = time.perf_counter() - started
     return report
+
+
+SCORED_TRAIN_IMAGES = 500  # before and after, the training split is scored on a seeded sample of at most this
+
+
+def _sample(images, seed: int):
+    """At most :data:`SCORED_TRAIN_IMAGES` of ``images``, a seeded sample (all when fewer)."""
+    if len(images) <= SCORED_TRAIN_IMAGES:
+        return images
+    return images.subset(np.sort(np.random.default_rng(seed).permutation(len(images))[:SCORED_TRAIN_IMAGES]))
+
+
+def _schedule(keras, learning_rate: float, steps_per_epoch: int, epochs: int):
+    """The learning rate over training: a linear warm-up to ``learning_rate`` over the first epoch,
+    then a cosine decay to zero by the last (a gentle start keeps the warm start's features)."""
+    total = max(1, steps_per_epoch * epochs)
+    warmup = min(steps_per_epoch, total // 2)
+    return keras.optimizers.schedules.CosineDecay(0.0 if warmup else learning_rate, max(1, total - warmup),
+                                                  warmup_target=learning_rate if warmup else None,
+                                                  warmup_steps=warmup)
+
+
+def improved(before: dict, after: dict) -> bool:
+    """Whether ``after`` beats ``before`` on validation: a higher accuracy, or the same with a lower loss."""
+    if after["accuracy"] != before["accuracy"]:
+        return after["accuracy"] > before["accuracy"]
+    return after["loss"] < before["loss"]
+
+
+def _soften(model, feature_model, val, config, batch_size: int) -> float:
+    """Divide the head's logits inside ``model`` by the temperature that fits the ``val`` images
+    best on frozen features (:mod:`featx.model.warmstart`); returns it (1.0 without val images)."""
+    if val is None or len(val) == 0:
+        return 1.0
+    network = model.get_layer("featx_head")
+    features = feature_model.predict(image_dataset(val, config, batch_size, shuffle=False), verbose=0)
+    temperature = choose_temperature(np.asarray(network.predict(features, verbose=0)), val.labels)
+    soften(network, temperature)
+    return temperature
 
 
 def _augment_recipe(augment: str) -> str:
@@ -165,8 +227,15 @@ def _default_output(head) -> Path:
 
 
 def _evaluate(model, dataset) -> dict:
-    loss, accuracy = model.evaluate(dataset, verbose=0)
-    return {"loss": float(loss), "accuracy": float(accuracy)}
+    """Loss (mean cross-entropy), accuracy and macro-F1 of ``model`` on a split's images."""
+    from sklearn.metrics import f1_score
+
+    proba = np.asarray(model.predict(dataset, verbose=0), np.float64)
+    labels = dataset.labels
+    loss = -np.log(np.clip(proba[np.arange(len(labels)), labels], 1e-7, None)).mean()
+    predicted = proba.argmax(axis=1)
+    return {"loss": float(loss), "accuracy": float(np.mean(predicted == labels)),
+            "macro_f1": float(f1_score(labels, predicted, average="macro", labels=np.unique(labels)))}
 
 
 RUN_FILE = "run.json"

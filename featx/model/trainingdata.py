@@ -22,10 +22,16 @@ from featx.errors import FeatxError
 
 @dataclass(frozen=True)
 class SplitImages:
-    """Files and their class indices (into the head's classes) of one split."""
+    """Files, their class indices (into the head's classes) and content ids, of one split."""
 
     paths: tuple[str, ...]
     labels: np.ndarray
+    ids: tuple[str, ...] = ()
+
+    def subset(self, rows: np.ndarray) -> SplitImages:
+        """The images at positions ``rows``."""
+        return SplitImages(tuple(self.paths[r] for r in rows), self.labels[rows],
+                           tuple(self.ids[r] for r in rows) if self.ids else ())
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -42,7 +48,8 @@ def split_images(head, data: str | os.PathLike | None = None) -> dict[str, Split
     for name in SPLITS:
         rows = [row_of[i] for i in head.split.get(name, []) if i in row_of]
         rows = [r for r in rows if labels[r] >= 0]
-        result[name] = SplitImages(tuple(paths[r] for r in rows), np.asarray([labels[r] for r in rows], np.int64))
+        result[name] = SplitImages(tuple(paths[r] for r in rows), np.asarray([labels[r] for r in rows], np.int64),
+                                   tuple(ids[r] for r in rows))
     missing = len(head.split.get("train", [])) - len(result["train"])
     if missing and len(result["train"]) == 0:
         raise FeatxError(
@@ -76,12 +83,13 @@ def _from_folder(head, data):
 
 
 def image_dataset(images: SplitImages, config: EmbedConfig, batch_size: int, *, shuffle: bool, augment: str = "",
-                  seed: int = 0):
+                  seed: int = 0, one_hot: int = 0):
     """A Keras ``PyDataset`` of (image batch, labels) on any backend (no tf.data, no TensorFlow).
 
     Batches decode in threads, ahead of training; each epoch's order and augmentation (the recipe
     ``augment``, as :func:`featx.data.augment.augment_image` applies it to views; ``""`` for none)
-    come from ``seed``, the epoch and the batch.
+    come from ``seed``, the epoch and the batch. ``one_hot=K`` gives the labels as (batch, K) one-hot
+    rows (for a loss with label smoothing) instead of class indices.
     """
     from featx.backend import import_keras
     from featx.options import default_workers
@@ -94,6 +102,7 @@ def image_dataset(images: SplitImages, config: EmbedConfig, batch_size: int, *, 
             super().__init__(workers=default_workers(), use_multiprocessing=False, max_queue_size=2)
             self.epoch = 0
             self.order = self._order()
+            self.labels = images.labels  # in order when not shuffled: what predictions are scored against
 
         def _order(self) -> np.ndarray:
             order = np.arange(len(images))
@@ -110,7 +119,8 @@ def image_dataset(images: SplitImages, config: EmbedConfig, batch_size: int, *, 
             if augment:
                 rng = np.random.default_rng([seed, self.epoch, index])
                 batch = np.stack([augment_image(image, augment, rng) for image in batch]).astype(np.float32, copy=False)
-            return batch, images.labels[rows]
+            labels = images.labels[rows]
+            return batch, (np.eye(one_hot, dtype=np.float32)[labels] if one_hot else labels)
 
         def _load(self, row: int) -> np.ndarray:
             try:

@@ -80,6 +80,27 @@ def test_compare_arguments(calls, tmp_path):
     assert (calls["compare_heads"][2]["views"], calls["compare_heads"][2]["augment"]) == (True, "crop")
 
 
+def test_compare_fine_tune_adds_the_libraries_row(calls, tmp_path, monkeypatch):
+    cache = tmp_path / "a.h5"
+    cache.write_bytes(b"")
+    seen = {}
+
+    def fine_tune_row(caches, rows, **kwargs):
+        seen["row"] = (caches, rows, kwargs)
+        return {"backbone": "X", "head": "logreg+fine-tune", "n": 4, "accuracy": 1.0, "macro_f1": 1.0,
+                "fit_seconds": 9.0, "kept": "head", "start": 1.0}
+
+    monkeypatch.setattr("featx.model.leaderboard.fine_tune_row", fine_tune_row)
+    result = invoke("compare", "--heads", "logreg", "--cache", cache, "--seed", "3", "--fine-tune")
+    assert result.exit_code == 0, result.output
+    caches, rows, kwargs = seen["row"]
+    assert caches == [cache] and [r["head"] for r in rows] == ["logreg"] and kwargs["seed"] == 3
+    assert "logreg+fine-tune" in result.stdout and "would keep the head's model" in result.stdout
+    assert "logreg+fine-tune" not in invoke("compare", "--cache", cache, "--heads", "logreg").stdout
+    result = invoke("compare", "--cache", cache, "--fine-tune", "--cv", "3")
+    assert result.exit_code == 2 and "--fine-tune scores on the test split; drop --cv" in result.stderr
+
+
 def test_fine_tune_arguments(calls, tmp_path):
     result = invoke("fine-tune", tmp_path / "head", "--unfreeze", "0.5", "--epochs", "3", "--learning-rate", "1e-4",
                     "--batch-size", "4", "--no-augment", "-o", tmp_path / "m.keras", "--seed", "2", "--json")

@@ -3,6 +3,7 @@ comparison, and safe saving and loading (tampered and foreign files refused)."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -174,8 +175,22 @@ def test_heads_are_plain_scikit_learn_pipelines(blobs):
     assert [type(s).__name__ for _, s in svm.steps] == ["StandardScaler", "CalibratedClassifierCV"]
     assert svm[-1].calibrated_classifiers_[0].estimator.coef_.shape == (3, 16)
     knn = fit_head(blobs, "knn").estimator
-    assert knn.metric == "cosine" and not isinstance(knn, Pipeline)
-    assert isinstance(make_head("knn", scale=True), Pipeline)
+    assert [type(s).__name__ for _, s in knn.steps] == ["UnitRows", "KNeighborsClassifier"]
+    assert knn[-1].metric == "cosine"
+    assert type(make_head("knn", scale=True)[0]).__name__ == "StandardScaler"
+
+
+@pytest.mark.parametrize("scale", [1e-9, 1.0, 1e6])
+def test_knn_is_right_whatever_the_norm_of_float32_vectors(scale, tmp_path):
+    # random backbone weights give float32 vectors of norm ~1e-9, which float32 cosine counted as
+    # zero vectors: knn predicted one class for all (chance)
+    blobs = blob_features(n=300, classes=("a", "b", "c", "d", "e"), seed=3)
+    small = dataclasses.replace(blobs, X=(blobs.X.astype(np.float64) * scale).astype(np.float32))
+    assert np.linalg.norm(small.X, axis=1).max() < 1e-6 or scale >= 1.0
+    head = fit_head(small, "knn")
+    assert head.metrics["test"]["accuracy"] >= 0.95
+    reloaded = load_head(head.save(tmp_path / "knn"))
+    assert (reloaded.predict(small.X) == head.predict(small.X)).all()
 
 
 def test_grid_search_over_a_head(blobs):
@@ -463,7 +478,7 @@ def test_a_crafted_estimator_with_foreign_types_is_refused(saved, blobs):
 
 
 def test_an_estimator_of_another_kind_is_refused(saved, blobs):
-    _replace_estimator(saved, make_head("knn").fit(blobs.X, blobs.y))
+    _replace_estimator(saved, make_head("knn")[-1].fit(blobs.X, blobs.y))  # a bare KNeighborsClassifier
     with pytest.raises(FeatxError, match="does not hold a fitted logreg head"):
         load_head(saved)
 

@@ -436,3 +436,56 @@ def test_cli_fine_tune_and_export_errors(workspace):
     assert result.exit_code == 2 and "--unfreeze must be" in result.stderr
     result = CliRunner().invoke(app, ["export", str(root / "knn-head"), "-o", "x.pb", "--format", "pb"])
     assert result.exit_code == 2 and "--format must be one of keras, onnx, savedmodel, tflite" in result.stderr
+
+
+def test_fine_tune_keeps_the_heads_model_and_says_so_when_validation_does_not_improve(workspace):
+    import keras
+
+    from featx.model.file import read_metadata
+    from featx.model.finetune import fine_tune
+
+    root, _, _, heads = workspace
+    frozen = keras.saving.load_model(root / "tiny.keras")
+    # a learning rate that wrecks the unfrozen layers: validation cannot improve on the head
+    report = fine_tune(heads["logreg"], unfreeze="all", epochs=2, learning_rate=50.0, batch_size=8, augment="",
+                       output=root / "wrecked.keras", patience=5)
+    assert report.kept == "head"
+    assert (report.after["val"]["accuracy"], -report.after["val"]["loss"]) <= \
+        (report.before["val"]["accuracy"], -report.before["val"]["loss"])
+    saved = keras.saving.load_model(report.model_path, safe_mode=True)
+    for name in ("conv_bottom", "conv_top"):  # the head's model: the backbone as it was
+        for before, after in zip(_weights(frozen, name), _weights(saved, name)):
+            np.testing.assert_array_equal(before, after)
+    assert read_metadata(report.model_path)["fine_tune"]["kept"] == "head"
+
+
+def test_a_head_without_a_val_split_is_refitted_with_validation_held_out(workspace):
+    import dataclasses
+
+    from featx.model.finetune import fine_tune
+
+    root, _, features, _ = workspace
+    no_val = dataclasses.replace(features, split=np.where(features.split == "val", "", features.split).astype(object))
+    head = fit_head(no_val, head="logreg")
+    assert not head.split.get("val")
+    report = fine_tune(head, unfreeze=1, epochs=1, batch_size=8, augment="", output=root / "held.keras")
+    assert len(head.split["train"]) == 20  # 10 per class; 15 %, stratified: 3 held out, the head refitted on 17
+    assert "3 of the head's 20 training images held out" in report.validation and "other 17" in report.validation
+    assert set(report.before) == {"train", "val", "test"} and report.temperature > 0
+
+
+def test_compare_with_fine_tune_adds_a_fine_tune_row(workspace):
+    from typer.testing import CliRunner
+
+    from featx.cli import app
+
+    _, _, features, _ = workspace
+    command = ["compare", "--cache", str(features.cache_path), "--heads", "logreg,knn", "--fine-tune", "--json"]
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert sorted(r["head"] for r in rows) == ["knn", "logreg", "logreg+fine-tune"]
+    tuned, logreg = (next(r for r in rows if r["head"] == name) for name in ("logreg+fine-tune", "logreg"))
+    assert tuned["kept"] in ("head", "fine-tuned") and tuned["n"] == logreg["n"]
+    assert tuned["start"] == pytest.approx(logreg["accuracy"])  # warm-started from the same head, same test images
+    assert [r["accuracy"] for r in rows] == sorted((r["accuracy"] for r in rows), reverse=True)
