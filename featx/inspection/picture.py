@@ -48,8 +48,8 @@ def map_coordinates(features: Features, *, method: str = "auto", seed: int = 0) 
 
 
 def plot_map(inspection: Inspection, path: str | os.PathLike, *, method: str = "auto", seed: int = 0) -> Path:
-    check_plot_path(path)
     """Write the map as a PNG: one colour per class (grey: unlabelled), findings ringed."""
+    check_plot_path(path)
     draw_map(inspection, method=method, seed=seed).savefig(path, dpi=100)
     return Path(path)
 
@@ -74,9 +74,16 @@ def draw_map(inspection: Inspection, *, method: str = "auto", seed: int = 0):
             axes.scatter(*coords[rows].T, **{**style, "label": f"{style['label']} ({len(getattr(inspection, kind))})"})
     axes.set_xticks([])
     axes.set_yticks([])
-    axes.set_title(f"{len(feats)} images, {used.upper()} of the {feats.config.get('backbone', '')} vectors".strip())
+    axes.set_title(f"{len(feats)} images, {used.upper()} of the {_short(str(feats.config.get('backbone', '')))} vectors")
     axes.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, markerscale=1.5)
     return figure
+
+
+def _short(backbone: str) -> str:
+    """A backbone as a title shows it: a custom file by its name, without the path and sha256."""
+    if backbone.startswith("custom:"):
+        backbone = os.path.basename(backbone.split(":sha256:")[0].removeprefix("custom:"))
+    return backbone[:60]
 
 
 def _class_colours(n: int) -> list:
