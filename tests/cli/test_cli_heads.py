@@ -186,7 +186,7 @@ def test_heads_by_name_and_listing(run, workspace):
     assert "accuracy" in run("evaluate", saved[0]).stdout  # a name in <cache dir>/heads
     listing = run("heads").stdout
     assert "logreg" in listing and "C=1.0" in listing and saved[0] in listing
-    assert {h["name"] for h in json.loads(run("heads", "--json").stdout)["heads"]} == {"logreg", "svm", "sgd", "knn", "keras"}
+    assert {h["name"] for h in json.loads(run("heads", "--json").stdout)["heads"]} == {"logreg", "svm", "sgd", "knn", "keras", "zeroshot"}
 
 
 def test_scikit_learn_heads_never_import_tensorflow(workspace):
