@@ -17,11 +17,13 @@ from pathlib import Path
 import numpy as np
 
 from featx._faults import crash_point
+from featx.cache.indexfile import write_index
+from featx.cache.parts import TableLayout, layout_table
 from featx.cache.readers import remove_unread
 from featx.cache.schema import ENCODING_TYPE, is_featx_file
 from featx.cache.segments import Blocks, check_blocks, remove_files, segment_dir, stat_matches, write_segment_if_any
 from featx.cache.shards import list_shards, read_shards, remove_shards, shard_dir
-from featx.cache.store import CacheIndex, Source, write_index
+from featx.cache.store import CacheIndex, Source
 from featx.cache.tables import ID_DTYPE, ImageTable, SegmentTable, SkipTable
 from featx.errors import CacheError, CacheWriteError
 
@@ -50,11 +52,12 @@ def plan_segments(index: CacheIndex | None, width: int) -> SegmentPlan:
     usable_width = int(index.attrs.get("feature_dim", -1)) == width
     for source in index.sources():
         ids = index.vector_ids[source.start : source.stop]
-        if usable_width and source.segment >= 0 and stat_matches(index.path, index.segments, source.segment):
+        readable = source.segment not in index.unreadable
+        if usable_width and readable and source.segment >= 0 and stat_matches(index.path, index.segments, source.segment):
             plan.keep.append(source.segment)
             plan.have.update(ids.tolist())
             continue
-        mask, digest = _check(source, width) if usable_width else (None, "")
+        mask, digest = _check(source, width) if usable_width and readable else (None, "")
         if source.segment >= 0 and mask is not None and mask.all() and digest == index.segments.digest[source.segment]:
             stat = source.file.stat()
             plan.keep.append(source.segment)
@@ -89,8 +92,10 @@ def commit(
     feature_dim: int,
     dtype: str,
     embedded: set[bytes] = frozenset(),
+    fold: bool = False,
 ) -> None:
-    """Write the run's vectors (shards, carried rows) as one new segment, then the new index.
+    """Write the run's vectors (shards, carried rows) as one new segment and the image rows new to
+    the table as one new part (all of them with ``fold``: :mod:`featx.cache.parts`), then the index.
 
     The index must give a vector to every id in ``embedded`` (this run's) and every image not
     skipped; if one is missing (its shard was deleted meanwhile) CacheError, and the committed
@@ -118,7 +123,7 @@ def commit(
         for _, ids, features, _, _ in read_shards(cache_path, str(attrs["fingerprint"]), width=feature_dim):
             yield from unseen(ids, features)
 
-    new, new_ids = write_segment_if_any(cache_path, str(attrs["fingerprint"]), blocks(), feature_dim, dtype)
+    new, _ = write_segment_if_any(cache_path, str(attrs["fingerprint"]), blocks(), feature_dim, dtype)
     missing = needed - seen
     if missing:  # raised before the index is replaced: the committed cache is left as it was
         remove_files(segment_dir(cache_path) / name for name in new.name)
@@ -128,16 +133,19 @@ def commit(
                f"{len(missing)} image(s) of {cache_path} have no usable vector (a damaged or missing segment: "
                "'featx cache verify' names it)")
         raise CacheError(f"{why}; the committed cache is unchanged: re-run 'featx embed' to embed them again.")
+    written = [segment_dir(cache_path) / name for name in new.name]
     try:
-        write_index(cache_path, attrs=attrs, classes=classes, images=images, skipped=skipped,
-                    segments=SegmentTable.concat([kept, new]), vector_ids=np.concatenate([kept_ids, new_ids]),
-                    feature_dim=feature_dim, dtype=dtype)
-    except BaseException:  # no commit (a full disk, say): the new segment goes, the shards stay for a rerun
-        remove_files(segment_dir(cache_path) / name for name in new.name)
+        committed = TableLayout(index.parts, index.runs) if index is not None and index.version >= 3 else None
+        table = layout_table(cache_path, images, committed, index.images if index is not None else None, fold=fold)
+        written += table.written
+        write_index(cache_path, attrs=attrs, classes=classes, images=table, skipped=skipped,
+                    segments=SegmentTable.concat([kept, new]), feature_dim=feature_dim, dtype=dtype)
+    except BaseException:  # no commit (a full disk, say): the new files go, the shards stay for a rerun
+        remove_files(written)
         raise
     crash_point("committed")
     remove_shards(shards)
-    remove_unread(cache_path, plan.dropped)  # or, while a reader holds them, the next run under the lock
+    remove_unread(cache_path, [*plan.dropped, *table.dropped])  # or, while a reader holds them, the next run
 
 
 def _kept(index: CacheIndex | None, plan: SegmentPlan) -> tuple[SegmentTable, np.ndarray]:
@@ -159,7 +167,7 @@ def compact(cache_path: Path) -> tuple[int, int]:
     Returns (segments before, vectors dropped). Never needed for correctness: it saves space and
     files. Crash-safe like a commit: the old segments are deleted only after the new index is in place.
     """
-    index = CacheIndex.read(cache_path, hold=False)
+    index = CacheIndex.read(cache_path, hold=False, unreadable_ok=True)
     wanted = set(index.images.id.tolist())
     width = int(index.attrs.get("feature_dim", 0))
     plan = plan_segments(index, width)
@@ -169,7 +177,7 @@ def compact(cache_path: Path) -> tuple[int, int]:
     plan.carry = [(s, m & np.isin(index.vector_ids[s.start : s.stop], list(wanted))) for s, m in plan.carry]
     before = max(len(index.segments), 1 if index.version < 2 else 0)
     commit(cache_path, index, plan, attrs=index.attrs, classes=index.classes, images=index.images,
-           skipped=index.skipped, feature_dim=width, dtype=index.dtype)
+           skipped=index.skipped, feature_dim=width, dtype=index.dtype, fold=True)
     return before, len(index.vector_ids) - len(CacheIndex.read(cache_path, hold=False).vector_ids)
 
 
@@ -177,16 +185,16 @@ def write_cache(path: Path, *, attrs: dict[str, object], classes: list[str], ima
                 vectors: Blocks, feature_dim: int, dtype: str = "float32") -> None:
     """Write a whole new cache at ``path`` (one segment of ``vectors``, then the index): for tools
     and tests that build a cache from arrays. Rows of ``vectors`` must be usable (finite, sane)."""
-    segments, ids = write_segment_if_any(Path(path), str(attrs["fingerprint"]), vectors, feature_dim, dtype)
-    write_index(Path(path), attrs=attrs, classes=classes, images=images, skipped=skipped, segments=segments,
-                vector_ids=ids, feature_dim=feature_dim, dtype=dtype)
+    segments, _ = write_segment_if_any(Path(path), str(attrs["fingerprint"]), vectors, feature_dim, dtype)
+    write_index(Path(path), attrs=attrs, classes=classes, images=layout_table(Path(path), images),
+                skipped=skipped, segments=segments, feature_dim=feature_dim, dtype=dtype)
 
 
 def compact_cache(cache_path: str | Path, *, wait: bool = True) -> tuple[int, int]:
     """:func:`compact` under the cache's writer lock (``wait`` for a running embed, or fail at once);
     returns (segments merged, vectors dropped)."""
     from featx.cache.lock import cache_lock
-    from featx.cache.store import remove_stale_temporaries
+    from featx.cache.sweep import remove_stale_temporaries
 
     cache_path = Path(cache_path)
     if cache_path.is_file() and not is_featx_file(cache_path, ENCODING_TYPE):  # before its lock is made beside it
@@ -227,7 +235,7 @@ def committed_work(
     """Content ids that already have a usable vector, and those known not to decode (with reasons),
     from the committed segments (:func:`plan_segments`: no vector is read while their stat is
     unchanged) and from shards left by earlier (possibly killed) runs."""
-    have = set(plan.have)
+    have = plan.have  # no copy: a million ids cost a hundred megabytes per set
     failed: dict[bytes, str] = {}
     if index is not None:
         failed.update((i, r) for i, r in zip(index.skipped.id.tolist(), index.skipped.reason) if i)

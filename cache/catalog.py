@@ -56,12 +56,12 @@ def summarize(path: str | os.PathLike) -> CacheSummary:
 def _summary(path: Path, h5: h5py.File) -> CacheSummary:
     from featx.cache.store import damaged_cache, index_datasets, read_failure
 
-    missing = [name for name in index_datasets(h5) if name not in h5]
-    if missing:
-        raise damaged_cache(path, f"/{missing[0]} is missing")
     try:
+        missing = [name for name in index_datasets(h5) if name not in h5]
+        if missing:
+            raise damaged_cache(path, f"/{missing[0]} is missing")
         return _read_summary(path, h5)
-    except (KeyError, ValueError, TypeError, AttributeError) as exc:  # a part missing or retyped
+    except (KeyError, ValueError, TypeError, AttributeError, RuntimeError) as exc:  # a part missing or retyped
         raise damaged_cache(path, read_failure(exc)) from None
 
 
@@ -94,7 +94,7 @@ def _views_summaries(path: Path) -> Iterator[dict]:
             with h5py.File(views, "r") as h5:
                 yield {"augment": str(h5.attrs.get("augment", "")), "views_per_image": int(h5.attrs.get("views", 0)),
                        "vectors": len(h5["vectors/id"]), "path": str(views)}
-        except (OSError, KeyError, ValueError, TypeError):
+        except (OSError, KeyError, ValueError, TypeError, RuntimeError):
             continue
 
 

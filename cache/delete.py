@@ -19,7 +19,7 @@ def delete_cache(path: str | os.PathLike) -> None:
     from featx.cache.lock import cache_lock, lock_path
     from featx.cache.segments import SEGMENT_TYPE, segment_dir
     from featx.cache.shards import SHARD_TYPE, shard_dir
-    from featx.cache.store import remove_stale_temporaries
+    from featx.cache.sweep import remove_stale_temporaries
 
     if not Path(path).name:  # "/", "." or "": a folder, never a cache
         raise CacheError(f"{os.fspath(path) or '.'} is a folder, not a featx cache; not deleted.")

@@ -1,9 +1,11 @@
 """The versioned layout of a featx feature cache (HDF5) and the checks made on every read.
 
-Layout, version 2 (all strings UTF-8). A cache is an index file ``<name>.h5`` plus a folder of
-immutable segment files ``<name>.h5.segments/<uuid>.h5`` that hold the vectors:
+Layout, version 3 (all strings UTF-8). A cache is an index file ``<name>.h5`` plus a folder of
+immutable files ``<name>.h5.segments/``: segments ``<uuid>.h5`` that hold the vectors, and parts
+``images-<uuid>.h5`` that hold the rows of the image table. The index holds no per-image data of
+its own, so a commit that adds images writes their rows and a few runs, never the old rows again:
 
-    /                     attrs: encoding-type="featx-feature-cache", encoding-version=2,
+    /                     attrs: encoding-type="featx-feature-cache", encoding-version=3,
                                  fingerprint, config (JSON of the backbone configuration),
                                  dataset (the DATA path), layout, feature_dim, dtype (how vectors
                                  are stored: float32 | float16), featx/keras/tensorflow versions, updated
@@ -12,22 +14,29 @@ immutable segment files ``<name>.h5.segments/<uuid>.h5`` that hold the vectors:
                                  its stat when committed, sha256 of its ids + vector bytes, and the
                                  JSON of its attributes (fingerprint, and whatever else wrote it)
     /vectors/id           (M,)   sha256 of an image file's bytes, one row per distinct content, in
-                                 segment order (the rows of segment 0, then segment 1, ...)
-    /vectors/features     (M, D) an HDF5 virtual dataset over the segments' /features: plain h5py
-                                 reads it as one array (a missing segment reads as NaN)
+                                 segment order: a virtual dataset over the segments' /id
+    /vectors/features     (M, D) a virtual dataset over the segments' /features: plain h5py reads
+                                 it as one array (a missing segment reads as NaN)
+    /parts/name, rows, size, mtime_ns, digest   one row per part file of the image table
+    /runs/part, start, length    the image table in order: rows start:start+length of that part
     /images/path          (N,)   path relative to the dataset root, one row per image file
     /images/id            (N,)   content id of that file, joined to /vectors/id (never by order)
     /images/label         (N,)   int32 class index, -1 when unlabelled
     /images/split         (N,)   "train" | "val" | "test" | ""
     /images/size, mtime_ns (N,)  int64 file size and modification time, to skip rehashing
-    /skipped/path, id, reason    files that could not be embedded, and why
+                                 (every /images column: a virtual dataset over the parts, by /runs)
+    /skipped/path, id, reason    files that could not be embedded, and why (small: kept in the index)
+
+Version 2 kept /vectors/id and the /images columns in the index file itself (rewritten whole by
+every commit); it is read as it is, and the next commit that changes it writes version 3.
 
 A views cache (``<name>.h5.views/<recipe>--<fingerprint>.h5``, featx.engine.views) has this same layout,
 with attrs kind="views", views_of (the plain fingerprint), views (per image) and augment; its config
 is the recipe's, its /images rows are (image, view number) pairs whose id is the view id.
 
 A segment file: attrs encoding-type="featx-feature-segment", fingerprint; /id (R,) and /features
-(R, D) in the cache's dtype, chunked. Version 1 kept /vectors/features (float32) in the index file
+(R, D) in the cache's dtype, chunked. A part file: the same encoding-type, holds="images", and the
+/images columns of its rows (``featx.cache.parts``). Version 1 kept /vectors/features (float32) in the index file
 itself; it is read as one segment and the next embed moves it into one (the upgrade).
 
 Every group carries encoding-type/encoding-version attributes as well. Datasets of fixed-size
@@ -49,8 +58,8 @@ import numpy as np
 from featx.errors import CacheError, CacheNotFoundError, CacheWriteError
 
 ENCODING_TYPE = "featx-feature-cache"
-ENCODING_VERSION = 2
-READABLE_VERSIONS = (1, 2)  # v1 (vectors inside this file) is read, and upgraded by the next embed
+ENCODING_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)  # v1 (vectors inside this file) is read, and upgraded by the next embed
 GROUPS = ("vectors", "images", "skipped")
 VIEWS_KIND = "views"  # the ``kind`` attribute of a views cache (a plain cache has none)
 
@@ -82,8 +91,12 @@ def check_schema(h5: h5py.File, path: str | os.PathLike) -> None:
             f"{path} was written by cache schema v{version}; this featx reads v1 to v{ENCODING_VERSION}. "
             + ("Upgrade featx (pip install -U featx)." if newer else "Re-run 'featx embed' to rebuild it.")
         )
-    missing = [g for g in GROUPS + (("segments",) if version >= 2 else ()) if g not in h5]
-    if missing or "classes" not in h5:
+    try:
+        missing = [g for g in GROUPS + (("segments",) if version >= 2 else ()) + ("classes",) if g not in h5]
+    except (RuntimeError, KeyError) as exc:  # HDF5's own structures damaged
+        raise CacheError(f"{path} is a damaged featx cache ({' '.join(str(exc).split())[:200]}). "
+                         "Delete it and re-run 'featx embed'.") from None
+    if missing:
         raise CacheError(
             f"{path} is a damaged featx cache (missing {', '.join(missing) or 'classes'}). "
             "Delete it and re-run 'featx embed'."

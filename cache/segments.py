@@ -33,6 +33,7 @@ CHUNK_ROWS = 256
 BLOCK_ROWS = CHUNK_ROWS * 16  # rows read or written at a time: memory stays one block
 MAX_MAGNITUDE = 1e30  # no backbone output comes near: a larger value is damage, not a feature
 STORAGE_DTYPES = ("float32", "float16")
+PART_PREFIX = "images-"  # the image table's part files share the folder (and its readers' lock): featx.cache.parts
 
 Blocks = Iterable[tuple[np.ndarray, np.ndarray]]  # (ids S64, features)
 
@@ -40,6 +41,13 @@ Blocks = Iterable[tuple[np.ndarray, np.ndarray]]  # (ids S64, features)
 def segment_dir(cache_path: str | Path) -> Path:
     cache_path = Path(cache_path)
     return cache_path.with_name(cache_path.name + ".segments")
+
+
+def vector_segments(cache_path: str | Path) -> list[Path]:
+    """The files of a cache's segment folder that hold vectors (not the image table's parts), sorted."""
+    folder = segment_dir(cache_path)
+    files = sorted(folder.glob("*.h5")) if folder.is_dir() else []
+    return [p for p in files if not p.name.startswith(PART_PREFIX)]
 
 
 def usable_rows(features: np.ndarray) -> np.ndarray:
@@ -205,3 +213,23 @@ def read_rows(file: Path, dataset: str, rows: np.ndarray) -> np.ndarray:
 def remove_files(files: Iterable[Path]) -> None:
     for file in files:
         file.unlink(missing_ok=True)
+
+
+def write_virtual(group: h5py.Group, name: str, cache_path: Path, pieces: Iterable[tuple[str, str, int, int, int]],
+                  dtype, width: int | None = None, fillvalue=None) -> None:
+    """``group[name]``: an HDF5 virtual dataset over files of the segment folder, so plain h5py reads
+    it as one array. ``pieces`` are (file name, dataset, rows in that dataset, start, length), in
+    order; ``width`` makes it 2-D (vectors). A missing file reads as ``fillvalue``."""
+    pieces = list(pieces)
+    tail = () if width is None else (width,)
+    total = sum(length for *_, length in pieces)
+    if total == 0:
+        group.create_dataset(name, shape=(0, *tail), dtype=dtype)
+        return
+    layout = h5py.VirtualLayout(shape=(total, *tail), dtype=dtype)
+    at, folder = 0, segment_dir(cache_path).name
+    for file, dataset, rows, start, length in pieces:
+        source = h5py.VirtualSource(f"{folder}/{file}", dataset, shape=(rows, *tail), dtype=dtype)
+        layout[at : at + length] = source[start : start + length]
+        at += length
+    group.create_virtual_dataset(name, layout, fillvalue=fillvalue)

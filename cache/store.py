@@ -8,7 +8,6 @@ them into a segment (the upgrade).
 
 from __future__ import annotations
 
-import io
 import json
 import os
 from dataclasses import dataclass, field
@@ -17,15 +16,22 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from featx.cache.atomic import atomic_file
-from featx.cache.readers import SegmentHold, hold_segments, remove_unread
-from featx.cache.schema import checksum_options, open_cache, read, stamp
-from featx.cache.segments import CHUNK_ROWS, MAX_MAGNITUDE, iter_blocks, read_rows, segment_dir, usable_rows
-from featx.cache.tables import ID_DTYPE, STR, ImageTable, SegmentTable, SkipTable
+from featx.cache.parts import part_problems
+from featx.cache.readers import SegmentHold, hold_segments
+from featx.cache.schema import open_cache, read
+from featx.cache.segments import (
+    CHUNK_ROWS,
+    MAX_MAGNITUDE,
+    iter_blocks,
+    read_rows,
+    segment_dir,
+    usable_rows,
+)
+from featx.cache.tables import ID_DTYPE, ImageTable, PartTable, RunTable, SegmentTable, SkipTable, has_repeats, rows_of
 from featx.errors import CacheError, DamagedCacheError
 
-__all__ = ["CHUNK_ROWS", "MAX_MAGNITUDE", "CacheIndex", "Source", "read_vectors", "unusable_vectors", "usable_rows",
-           "write_index"]
+__all__ = ["CHUNK_ROWS", "MAX_MAGNITUDE", "CacheIndex", "Source", "index_problems", "read_vectors", "unusable_vectors",
+           "usable_rows"]
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,9 @@ class CacheIndex:
     version: int = 2
     path: Path | None = None
     config: dict[str, object] = field(default_factory=dict)
+    parts: PartTable = field(default_factory=PartTable.empty)  # v3: the image table's part files
+    runs: RunTable = field(default_factory=RunTable.empty)  # v3: the image table in order, as part rows
+    unreadable: dict[int, str] = field(default_factory=dict)  # segments whose ids could not be read (blank), why
     hold: SegmentHold | None = field(default=None, repr=False, compare=False)  # keeps the listed segments readable
 
     @property
@@ -68,13 +77,15 @@ class CacheIndex:
         return str(self.attrs.get("dtype", "float32"))
 
     @classmethod
-    def read(cls, path: str | os.PathLike, *, check: bool = True, hold: bool = True) -> CacheIndex:
+    def read(cls, path: str | os.PathLike, *, check: bool = True, hold: bool = True,
+             unreadable_ok: bool = False) -> CacheIndex:
         """The index of the cache at ``path``. Every reader opens a cache here, so each gets the same
         checks (:func:`index_problems`, no vector read) and the same one-line :class:`CacheError`
         for a damaged one; ``check=False`` leaves the listing of problems to the caller (verify).
         With ``hold`` (readers) the segments it lists stay readable while the index lives, whatever
         a compact or embed commits meanwhile (:mod:`featx.cache.readers`); a writer, which deletes
-        segments under the cache's lock, reads with ``hold=False``."""
+        segments under the cache's lock, reads with ``hold=False``. A segment that is missing or damaged
+        is a one-line CacheError, unless ``unreadable_ok`` (a run, which embeds its images again)."""
         holding = hold_segments(path) if hold else None  # before the index: it then lists what is held
         try:
             with open_cache(path) as h5:
@@ -83,28 +94,42 @@ class CacheIndex:
                     raise damaged_cache(path, f"/{missing[0]} is missing")
                 attrs = {key: _plain(value) for key, value in h5.attrs.items()}
                 version = int(attrs.get("encoding-version", 1))
+                segments = SegmentTable.read(h5["segments"]) if version >= 2 else SegmentTable.empty()
+                parts = PartTable.read(h5["parts"]) if version >= 3 else PartTable.empty()
+                missing = part_problems(Path(path), parts)  # a missing part's rows would read as blanks
+                if missing:
+                    raise damaged_cache(path, missing[0])
+                vector_ids, unreadable = (_segment_ids(Path(path), segments) if version >= 3
+                                          else (read(h5["vectors/id"]).astype(ID_DTYPE), {}))
                 index = cls(
                     attrs=attrs,
                     classes=list(_strings(h5["classes"])),
                     images=ImageTable.read(h5["images"]),
                     skipped=SkipTable.read(h5["skipped"]),
-                    vector_ids=read(h5["vectors/id"]).astype(ID_DTYPE),
-                    segments=SegmentTable.read(h5["segments"]) if version >= 2 else SegmentTable.empty(),
+                    vector_ids=vector_ids,
+                    segments=segments,
                     version=version,
                     path=Path(path),
                     config=config_attribute(attrs),
+                    parts=parts,
+                    runs=RunTable.read(h5["runs"]) if version >= 3 else RunTable.empty(),
+                    unreadable=unreadable,
                     hold=holding,
                 )
         except CacheError:
             _release(holding)
             raise
-        except (KeyError, ValueError, TypeError, AttributeError, OSError) as exc:  # a table missing or retyped
+        except (KeyError, ValueError, TypeError, AttributeError, OSError, RuntimeError) as exc:  # a table missing,
+            # retyped, or HDF5's own structures damaged (h5py raises RuntimeError for some of those)
             _release(holding)
             raise damaged_cache(path, read_failure(exc)) from None
         problems = index_problems(index) if check else []
         if problems:
             _release(holding)
             raise damaged_cache(path, problems[0])
+        if unreadable and check and not unreadable_ok:
+            _release(holding)
+            raise CacheError(unreadable[min(unreadable)])
         return index
 
     def sources(self) -> list[Source]:
@@ -116,6 +141,26 @@ class CacheIndex:
             out.append(Source(folder / name, "features", start, start + int(rows), i))
             start += int(rows)
         return out
+
+
+def _segment_ids(path: Path, segments: SegmentTable) -> tuple[np.ndarray, dict[int, str]]:
+    """The content ids of every segment, in order, read from the segments themselves (schema v3:
+    the index does not repeat them); a segment that cannot be read gives blank ids, and why."""
+    ids, unreadable = [np.zeros(0, ID_DTYPE)], {}
+    for i, (name, rows) in enumerate(zip(segments.name, segments.rows)):
+        file, found = segment_dir(path) / name, np.zeros(0, ID_DTYPE)
+        try:
+            with h5py.File(file, "r") as h5:
+                found = read(h5["id"]).astype(ID_DTYPE)
+            if len(found) != rows:
+                unreadable[i] = (f"the segments hold {rows} rows by the index, but {file} holds {len(found)}; "
+                                 "re-run 'featx embed' to repair the cache.")
+        except CacheError as exc:  # a checksum
+            unreadable[i] = str(exc)
+        except (OSError, KeyError):
+            unreadable[i] = f"{file} is missing or not readable; re-run 'featx embed' to repair the cache."
+        ids.append(found if i not in unreadable else np.zeros(int(rows), ID_DTYPE))
+    return np.concatenate(ids), unreadable
 
 
 def _release(holding: SegmentHold | None) -> None:
@@ -137,60 +182,16 @@ def unusable_vectors(cache: str | os.PathLike, count: int | None = None) -> Cach
                       f"{MAX_MAGNITUDE:g}); re-run 'featx embed' to embed them again.")
 
 
-def index_problems(index: CacheIndex) -> list[str]:
-    """What is inconsistent in an index, read without any vector: the columns and their types,
-    labels and splits, ids, the fingerprint of the stored configuration, segment rows. The checks
-    every reader makes on open (:meth:`CacheIndex.read`) and ``featx cache verify`` lists."""
-    from featx.config import fingerprint_of
-    from featx.data.records import SPLITS
-
-    problems = []
-    images, skipped, ids = index.images, index.skipped, index.vector_ids
-    try:
-        same = index.fingerprint == fingerprint_of(index.config)
-    except (TypeError, ValueError):
-        same = False
-    if not same:
-        problems.append("the fingerprint does not match the stored backbone configuration")
-    width = index.attrs.get("feature_dim", 0)
-    if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width < 0:
-        problems.append(f"the feature_dim attribute is {width!r}, not a number of floats")
-    if len(set(ids.tolist())) != len(ids):
-        problems.append("a content id appears twice in /vectors/id")
-    for name, table in (("images", images), ("skipped", skipped), ("segments", index.segments)):
-        lengths = {f: len(getattr(table, f)) for f in table.__dataclass_fields__}
-        if len(set(lengths.values())) > 1:
-            problems.append(f"/{name} columns have different lengths {lengths}")
-        kinds = {f: getattr(table, f).dtype.kind for f in table.__dataclass_fields__}
-        wrong = [f for f, kind in kinds.items() if kind not in _KINDS.get(f, "OSU")]
-        if wrong:
-            problems.append(f"/{name}/{wrong[0]} holds values of the wrong type ({getattr(table, wrong[0]).dtype})")
-    if problems:
-        return problems
-    if images.label.size and (images.label.min() < -1 or images.label.max() >= len(index.classes)):
-        problems.append(f"/images/label holds values outside -1..{len(index.classes) - 1}")
-    if set(images.split.tolist()) - {*SPLITS, ""}:
-        problems.append(f"/images/split holds values other than {sorted({*SPLITS, ''})}")
-    if index.version >= 2 and (index.segments.rows.size and index.segments.rows.min() < 0
-                               or int(index.segments.rows.sum()) != len(ids)):
-        problems.append(f"the segments hold {int(index.segments.rows.sum())} rows, /vectors/id {len(ids)}")
-    known = set(ids.tolist())
-    skipped_paths = set(skipped.path.tolist())
-    orphans = [p for p, i in zip(images.path, images.id.tolist()) if i not in known and p not in skipped_paths]
-    if orphans:
-        problems.append(f"{len(orphans)} image rows have no vector and no skip reason (e.g. {orphans[0]})")
-    return problems
-
-
 def index_datasets(h5: h5py.File) -> list[str]:
     """Every dataset an index holds (the version's tables, their columns)."""
     tables = [("images", ImageTable), ("skipped", SkipTable)]
     if int(h5.attrs.get("encoding-version", 1)) >= 2:
         tables.append(("segments", SegmentTable))
+    if int(h5.attrs.get("encoding-version", 1)) >= 3:
+        tables += [("parts", PartTable), ("runs", RunTable)]
     return ["classes", "vectors/id"] + [f"{group}/{f}" for group, table in tables for f in table.__dataclass_fields__]
 
 
-_KINDS = {"label": "i", "size": "iu", "mtime_ns": "i", "rows": "iu", "id": "S"}  # others: strings
 
 
 def _strings(dataset: h5py.Dataset) -> np.ndarray:
@@ -245,88 +246,64 @@ def read_vectors(index: CacheIndex, rows: np.ndarray, dtype: str = "float32") ->
     return out
 
 
-def write_index(
-    path: Path,
-    *,
-    attrs: dict[str, object],
-    classes: list[str],
-    images: ImageTable,
-    skipped: SkipTable,
-    segments: SegmentTable,
-    vector_ids: np.ndarray,
-    feature_dim: int,
-    dtype: str,
-) -> None:
-    """Replace the index file at ``path`` atomically; it lists ``segments`` (already committed).
-
-    The index is built in memory, then written as plain bytes: a full disk or an I/O error is then
-    a plain OSError (one line, the temporary removed, the committed index untouched), never HDF5
-    failing inside its own write, which can leave the process crashing at exit.
-    """
-    image = io.BytesIO()
-    with h5py.File(image, "w") as h5:
-        for key, value in {**attrs, "feature_dim": feature_dim, "dtype": dtype}.items():
-            if not key.startswith("encoding-"):
-                h5.attrs[key] = value
-        stamp(h5)
-        h5.create_dataset("classes", data=np.asarray(classes, dtype=object), dtype=STR)
-        group = h5.create_group("vectors")
-        stamp(group)
-        ids = group.create_dataset("id", shape=(len(vector_ids),), maxshape=(None,), dtype=ID_DTYPE, chunks=(1024,),
-                                   **checksum_options(ID_DTYPE))
-        ids[:] = np.asarray(vector_ids, ID_DTYPE)
-        _virtual_features(group, path, segments, feature_dim, dtype)
-        for name, table in (("images", images), ("skipped", skipped), ("segments", segments)):
-            group = h5.create_group(name)
-            stamp(group)
-            table.write(group)
-    with atomic_file(path, before_rename="index-written") as tmp:
-        tmp.write_bytes(image.getbuffer())
+_KINDS = {"label": "i", "size": "iu", "mtime_ns": "i", "rows": "iu", "id": "S", "part": "i", "start": "i", "length": "i"}  # others: strings
 
 
-def _virtual_features(group: h5py.Group, path: Path, segments: SegmentTable, width: int, dtype: str) -> None:
-    """``/vectors/features``: an HDF5 virtual dataset over the segments (row i is ``/vectors/id``'s
-    row i), so plain h5py reads the whole cache as one array; a missing segment reads as NaN."""
-    total = int(segments.rows.sum())
-    if total == 0:
-        group.create_dataset("features", shape=(0, width), dtype=dtype)
-        return
-    layout = h5py.VirtualLayout(shape=(total, width), dtype=dtype)
-    start = 0
-    for name, rows in zip(segments.name, segments.rows):
-        rows = int(rows)
-        layout[start : start + rows] = h5py.VirtualSource(f"{segment_dir(path).name}/{name}", "features",
-                                                          shape=(rows, width), dtype=dtype)
-        start += rows
-    group.create_virtual_dataset("features", layout, fillvalue=np.nan)
+def index_problems(index: CacheIndex) -> list[str]:
+    """What is inconsistent in an index, read without any vector: the columns and their types,
+    labels and splits, ids, the fingerprint of the stored configuration, segment rows. The checks
+    every reader makes on open (:meth:`CacheIndex.read`) and ``featx cache verify`` lists."""
+    from featx.config import fingerprint_of
+    from featx.data.records import SPLITS
 
-
-def remove_stale_temporaries(cache_path: str | os.PathLike) -> None:
-    """Delete what killed runs left beside the cache (call under the lock): temporary files, and
-    segments that no committed index lists (written by a run killed before its index was, or left
-    by a commit while a reader held them) unless a reader still holds them."""
-    from featx.cache.shards import shard_dir
-
-    cache_path = Path(cache_path)
-    stale = list(cache_path.parent.glob(f".{cache_path.name}.*.tmp"))
-    for folder in (shard_dir(cache_path), segment_dir(cache_path)):
-        if folder.is_dir():
-            stale += list(folder.glob(".*.tmp"))
-    folder = segment_dir(cache_path)
-    if folder.is_dir():
-        listed = _listed_segments(cache_path)
-        if listed is not None:
-            remove_unread(cache_path, [p for p in folder.glob("*.h5") if p.name not in listed])
-    for path in stale:
-        path.unlink(missing_ok=True)
-
-
-def _listed_segments(cache_path: Path) -> set[str] | None:
-    """The segment names the committed index lists; None when it cannot be read (keep them all)."""
-    if not cache_path.exists():
-        return set()
+    problems = []
+    images, skipped, ids = index.images, index.skipped, index.vector_ids
     try:
-        with open_cache(cache_path) as h5:
-            return set(read(h5["segments/name"]).tolist()) if "segments" in h5 else set()
-    except (CacheError, OSError, KeyError):  # a damaged index: keep every segment a repair could use
-        return None
+        same = index.fingerprint == fingerprint_of(index.config)
+    except (TypeError, ValueError):
+        same = False
+    if not same:
+        problems.append("the fingerprint does not match the stored backbone configuration")
+    width = index.attrs.get("feature_dim", 0)
+    if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width < 0:
+        problems.append(f"the feature_dim attribute is {width!r}, not a number of floats")
+    if has_repeats(ids[ids != b""] if index.unreadable else ids):  # unreadable segments: blank ids
+        problems.append("a content id appears twice in /vectors/id")
+    tables = (("images", images), ("skipped", skipped), ("segments", index.segments), ("parts", index.parts),
+              ("runs", index.runs))
+    for name, table in tables:
+        lengths = {f: len(getattr(table, f)) for f in table.__dataclass_fields__}
+        if len(set(lengths.values())) > 1:
+            problems.append(f"/{name} columns have different lengths {lengths}")
+        kinds = {f: getattr(table, f).dtype.kind for f in table.__dataclass_fields__}
+        wrong = [f for f, kind in kinds.items() if kind not in _KINDS.get(f, "OSU")]
+        if wrong:
+            problems.append(f"/{name}/{wrong[0]} holds values of the wrong type ({getattr(table, wrong[0]).dtype})")
+    if problems:
+        return problems
+    if images.label.size and (images.label.min() < -1 or images.label.max() >= len(index.classes)):
+        problems.append(f"/images/label holds values outside -1..{len(index.classes) - 1}")
+    if set(images.split.tolist()) - {*SPLITS, ""}:
+        problems.append(f"/images/split holds values other than {sorted({*SPLITS, ''})}")
+    if index.version >= 2 and (index.segments.rows.size and index.segments.rows.min() < 0
+                               or int(index.segments.rows.sum()) != len(ids)):
+        problems.append(f"the segments hold {int(index.segments.rows.sum())} rows, /vectors/id {len(ids)}")
+    if index.version >= 3 and not _runs_inside_parts(index):
+        problems.append("/runs lists rows that no part of the image table holds")
+    if index.unreadable:  # their images' vectors are unknown here: a writer embeds them again
+        return problems
+    skipped_paths = set(skipped.path.tolist())
+    no_vector = np.flatnonzero(rows_of(ids, images.id) < 0)
+    orphans = [images.path[r] for r in no_vector if images.path[r] not in skipped_paths]
+    if orphans:
+        problems.append(f"{len(orphans)} image rows have no vector and no skip reason (e.g. {orphans[0]})")
+    return problems
+
+
+def _runs_inside_parts(index: CacheIndex) -> bool:
+    runs, parts = index.runs, index.parts
+    if len(runs) == 0:
+        return True
+    if runs.part.min() < 0 or runs.part.max() >= len(parts) or (runs.start < 0).any() or (runs.length < 1).any():
+        return False
+    return bool((runs.start + runs.length <= parts.rows[runs.part]).all())

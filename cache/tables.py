@@ -23,15 +23,55 @@ def id_column(values) -> np.ndarray:
 
 def rows_of(keys: np.ndarray, wanted) -> np.ndarray:
     """The row of each of ``wanted`` in ``keys`` (unique values, e.g. content ids), -1 where absent:
-    sorted arrays and a binary search, no dict of a million Python objects."""
+    sorted arrays and a binary search, no dict of a million Python objects. Content ids (S64) and
+    paths (str objects) are sorted by 64-bit hashes (a million in a fraction of a second), every
+    match then checked against the key itself."""
     keys, wanted = np.asarray(keys), np.asarray(wanted)
     if len(keys) == 0 or len(wanted) == 0:
         return np.full(len(wanted), -1, np.int64)
+    sortable, sought = keys, wanted
+    if keys.dtype == np.dtype(ID_DTYPE) and wanted.dtype == keys.dtype:
+        sortable, sought = id_hashes(keys), id_hashes(wanted)
+    elif keys.dtype == object and wanted.dtype == object:  # paths: Python's own (cached) string hashes
+        sortable, sought = _object_hashes(keys), _object_hashes(wanted)
+    order = np.argsort(sortable, kind="stable")
+    ordered = sortable[order]
+    if sortable is not keys and len(ordered) > 1 and bool((ordered[1:] == ordered[:-1]).any()):
+        return _sorted_rows_of(keys, wanted)  # two keys share a hash: compare them whole
+    return _matched(keys, wanted, order, np.searchsorted(ordered, sought))
+
+
+def _sorted_rows_of(keys: np.ndarray, wanted: np.ndarray) -> np.ndarray:
     order = np.argsort(keys, kind="stable")
-    place = np.minimum(np.searchsorted(keys, wanted, sorter=order), len(keys) - 1)
+    return _matched(keys, wanted, order, np.searchsorted(keys, wanted, sorter=order))
+
+
+def _object_hashes(values: np.ndarray) -> np.ndarray:
+    return np.fromiter(map(hash, values.tolist()), np.int64, len(values))
+
+
+def _matched(keys: np.ndarray, wanted: np.ndarray, order: np.ndarray, place: np.ndarray) -> np.ndarray:
+    place = np.minimum(place, len(keys) - 1)
     rows = order[place].astype(np.int64)
     rows[keys[rows] != wanted] = -1
     return rows
+
+
+def id_hashes(ids: np.ndarray) -> np.ndarray:
+    """A 64-bit hash of each content id (S64), to sort and join millions of them as integers."""
+    words = np.ascontiguousarray(ids, ID_DTYPE).view(np.uint64).reshape(len(ids), 8)
+    mixed = np.zeros(len(ids), np.uint64)
+    for k in range(8):
+        mixed = (mixed ^ words[:, k]) * np.uint64(0x100000001B3 + 2 * k)  # FNV-style, wrapping
+    return mixed
+
+
+def has_repeats(ids: np.ndarray) -> bool:
+    """Whether a content id appears twice in ``ids`` (S64), sorting their hashes."""
+    hashed = np.sort(id_hashes(ids))
+    if len(hashed) < 2 or not bool((hashed[1:] == hashed[:-1]).any()):
+        return False
+    return len(np.unique(ids)) != len(ids)  # a shared hash: compare the ids themselves
 
 
 @dataclass
@@ -66,7 +106,8 @@ class Table:
         return cls(**{f.name: np.asarray([], dtype=_EMPTY_DTYPES.get(f.name, object)) for f in fields(cls)})
 
 
-_EMPTY_DTYPES = {"id": ID_DTYPE, "label": np.int32, "size": np.int64, "mtime_ns": np.int64, "rows": np.int64}
+_EMPTY_DTYPES = {"id": ID_DTYPE, "label": np.int32, "size": np.int64, "mtime_ns": np.int64, "rows": np.int64,
+                 "part": np.int64, "start": np.int64, "length": np.int64}
 
 
 @dataclass
@@ -105,3 +146,24 @@ class SegmentTable(Table):
     mtime_ns: np.ndarray  # int64
     digest: np.ndarray  # object (str)
     attrs: np.ndarray  # object (str), JSON
+
+
+@dataclass
+class PartTable(Table):
+    """One row per part file of a cache's image table (schema v3, ``featx.cache.parts``): its rows,
+    its stat when committed and the sha256 of its bytes."""
+
+    name: np.ndarray  # object (str), file name in the cache's segment folder
+    rows: np.ndarray  # int64
+    size: np.ndarray  # int64
+    mtime_ns: np.ndarray  # int64
+    digest: np.ndarray  # object (str)
+
+
+@dataclass
+class RunTable(Table):
+    """The image table in order, as ranges of part rows: rows ``start:start+length`` of part ``part``."""
+
+    part: np.ndarray  # int64, a row of the PartTable
+    start: np.ndarray  # int64
+    length: np.ndarray  # int64

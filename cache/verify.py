@@ -21,14 +21,14 @@ def verify_cache(path: str | os.PathLike, *, rehash: bool = False) -> tuple[list
     notes = []
     try:
         index = CacheIndex.read(path, check=False)  # reads every table: HDF5 checks their checksums
-        problems = index_problems(index)
+        problems = index_problems(index) + list(index.unreadable.values())
         if not any(p.startswith("the segments hold") for p in problems):  # else rows cannot be told apart
             problems += _vectors(path, index, notes)
     except DamagedCacheError as exc:
         return [exc.problem], []
     except CacheError as exc:
         return [str(exc)], []
-    except (OSError, KeyError, ValueError, TypeError) as exc:
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:
         return [f"{path} is damaged: {exc}. Delete it and re-run 'featx embed'."], []
     if rehash and not problems:
         if index.attrs.get("kind") == VIEWS_KIND:  # its ids are view ids: the plain cache's rehash checks the files
@@ -53,6 +53,8 @@ def _vectors(path: str | os.PathLike, index: CacheIndex, notes: list[str]) -> li
                 notes.append("no checksums: written by an older featx; re-embed to add them")
     bad = 0
     for source in index.sources():
+        if source.segment in index.unreadable:  # its ids could not be read: listed already
+            continue
         ids = index.vector_ids[source.start : source.stop]
         try:
             mask, digest = check_blocks(_same_ids(source.blocks(expected), ids, source.file))

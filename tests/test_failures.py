@@ -18,7 +18,7 @@ import pytest
 
 import featx
 from featx.cache.lock import lock_path
-from featx.cache.segments import segment_dir
+from featx.cache.segments import segment_dir, vector_segments
 from featx.data.images import decode_rgb, resize_image
 from featx.errors import FeatxError, FileSystemError, MissingFileError, OptionError, OptionTypeError, as_featx_error
 from tests.imagegen import make_class_folder, write_image
@@ -148,7 +148,7 @@ def test_a_damaged_cache_is_the_same_one_line_in_every_reader(valid, tmp_path, n
 def test_nan_vectors_are_refused_by_evaluate_in_one_line(valid, tmp_path):
     cache, head = valid
     damaged = copy_cache(cache, tmp_path / "c")
-    with h5py.File(next(segment_dir(damaged).iterdir()), "r+") as h5:
+    with h5py.File(vector_segments(damaged)[0], "r+") as h5:
         h5["features"][3, 0] = np.nan
     result = invoke("evaluate", head, "--cache", damaged)
     check_run(result, allow=(1,))

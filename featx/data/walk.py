@@ -51,7 +51,28 @@ def image_subfolders(folder: Path) -> list[str]:
     """Sorted names of the visible subfolders of `folder` that hold an image at any depth."""
     with os.scandir(folder) as entries:
         names = sorted(e.name for e in entries if not e.name.startswith(".") and e.is_dir())
-    return [name for name in names if next(walk_images(folder / name), None) is not None]
+    return [name for name in names if _holds_image(os.path.join(folder, name), set())]
+
+
+def _holds_image(dirpath: str, seen: set[str]) -> bool:
+    """Whether ``dirpath`` holds an image file at any depth: stops at the first one found, without
+    sorting or keeping the listing (a class folder of a million files is listed once, by the walk)."""
+    real = os.path.realpath(dirpath)
+    if real in seen:
+        return False
+    seen.add(real)
+    folders = []
+    try:
+        with os.scandir(dirpath) as entries:
+            for entry in entries:
+                if entry.name.startswith(".") or not _is_dir(entry):
+                    if is_image_name(entry.name) and not _is_dir(entry):
+                        return True
+                else:
+                    folders.append(entry.path)
+    except OSError:
+        return True  # unreadable: the walk that follows reports it
+    return any(_holds_image(folder, seen) for folder in sorted(folders))
 
 
 def image_names(folder: Path) -> list[str]:

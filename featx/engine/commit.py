@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from featx.cache.append import SegmentPlan, changed_index, commit, committed_work, plan_segments, unwritable
 from featx.cache.lock import cache_lock
 from featx.cache.segments import lossy_rows
-from featx.cache.store import CacheIndex, remove_stale_temporaries
+from featx.cache.store import CacheIndex
+from featx.cache.sweep import remove_stale_temporaries
 from featx.cache.tables import ImageTable, SkipTable
 from featx.errors import OptionError
 
@@ -61,7 +62,16 @@ class RunPlan:
     segments: SegmentPlan
     have: set[bytes]
     failed: dict[bytes, str]
-    reused: frozenset[bytes]  # ``have`` before this run embedded anything
+    embedded: set[bytes] = field(default_factory=set)  # what this run added to ``have`` (the rest is reused)
+
+    def add(self, ids) -> None:
+        """Ids this run embedded."""
+        self.have.update(ids)
+        self.embedded.update(ids)
+
+    def reused(self, content_id: bytes) -> bool:
+        """Whether ``content_id`` had a vector before this run (committed, or in a killed run's shards)."""
+        return content_id in self.have and content_id not in self.embedded
 
     def require_writable(self, why: str) -> None:
         """Refuse, before any work, a run that must write where it cannot."""
@@ -86,4 +96,4 @@ def plan_run(path: Path, index: CacheIndex | None, fingerprint: str, width: int,
     only the backbone can tell)."""
     segments = plan_segments(index, width)
     have, failed = committed_work(index, segments, path, fingerprint, width)
-    return RunPlan(path, fingerprint, writable, index, segments, have, failed, frozenset(have))
+    return RunPlan(path, fingerprint, writable, index, segments, have, failed)

@@ -11,7 +11,7 @@ from typing import Protocol
 
 import numpy as np
 
-from featx.cache.tables import ID_DTYPE, ImageTable, id_column, str_column
+from featx.cache.tables import ID_DTYPE, ImageTable, rows_of, str_column
 from featx.config import sha256_file
 from featx.data.records import ImageRecord
 from featx.errors import os_reason
@@ -38,39 +38,38 @@ def index_files(
     a dataset named by URL.
     """
     files = files or LocalFiles(root, workers)
-    known: dict[str, tuple[int, int, bytes]] = {}
-    if previous is not None:  # tolist(): Python values at C speed, not one numpy scalar at a time
-        known = dict(zip(previous.path.tolist(),
-                         zip(previous.size.tolist(), previous.mtime_ns.tolist(), previous.id.tolist())))
-    paths = [record.path for record in records]
-    results: list[tuple[int, int, bytes] | tuple[int, int] | str] = []
-    to_hash: list[int] = []
-    for row, (path, stat) in enumerate(zip(paths, files.stat(paths))):
-        seen = known.get(path) if not isinstance(stat, str) else None
-        if seen is not None and seen[0] == stat[0] and seen[1] == stat[1] and stat[1] >= 0:
-            results.append(seen)
-            continue
-        results.append(stat)
-        if not isinstance(stat, str):  # new or changed: hashed below
-            to_hash.append(row)
-    for row, digest in zip(to_hash, files.sha256([paths[row] for row in to_hash])):
-        size, mtime_ns = results[row]
-        results[row] = digest if isinstance(digest, str) else (size, mtime_ns, digest)
-
-    ok = [(r, res) for r, res in zip(records, results) if not isinstance(res, str)]
-    failed = [(r.path, res) for r, res in zip(records, results) if isinstance(res, str)]
+    paths = str_column(record.path for record in records)
+    stats = files.stat(paths.tolist())
+    reasons = {row: stat for row, stat in enumerate(stats) if isinstance(stat, str)}
+    size = np.fromiter((-1 if isinstance(s, str) else s[0] for s in stats), np.int64, len(stats))
+    mtime_ns = np.fromiter((-1 if isinstance(s, str) else s[1] for s in stats), np.int64, len(stats))
+    del stats
+    ids = np.zeros(len(paths), ID_DTYPE)
+    seen = np.zeros(len(paths), bool)
+    if previous is not None and len(previous):  # unchanged size and time: the id without reading the file
+        row = rows_of(previous.path, paths)
+        at = np.maximum(row, 0)
+        seen = (row >= 0) & (previous.size[at] == size) & (previous.mtime_ns[at] == mtime_ns) & (mtime_ns >= 0)
+        ids[seen] = previous.id[at[seen]]
+    readable = np.ones(len(paths), bool)
+    readable[list(reasons)] = False
+    to_hash = np.flatnonzero(readable & ~seen)  # new or changed: hashed
+    for row, digest in zip(to_hash.tolist(), files.sha256(paths[to_hash].tolist())):
+        if isinstance(digest, str):
+            reasons[row], readable[row] = digest, False
+        else:
+            ids[row] = digest
+    if not readable.any():
+        return ImageTable.empty(), [(records[row].path, reasons[row]) for row in sorted(reasons)]
     table = ImageTable(
-        path=str_column(r.path for r, _ in ok),
-        id=id_column(res[2] for _, res in ok),
-        label=np.asarray([r.label for r, _ in ok], dtype=np.int32),
-        split=str_column(r.split for r, _ in ok),
-        size=np.asarray([res[0] for _, res in ok], dtype=np.int64),
-        mtime_ns=np.asarray([res[1] for _, res in ok], dtype=np.int64),
+        path=paths[readable],
+        id=ids[readable],
+        label=np.fromiter((r.label for r in records), np.int32, len(records))[readable],
+        split=str_column(r.split for r in records)[readable],
+        size=size[readable],
+        mtime_ns=mtime_ns[readable],
     )
-    if not ok:
-        table = ImageTable.empty()
-    table.id = table.id.astype(ID_DTYPE)
-    return table, failed
+    return table, [(records[row].path, reasons[row]) for row in sorted(reasons)]
 
 
 class Files(Protocol):

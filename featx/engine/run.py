@@ -117,7 +117,7 @@ def embed_into_cache(
 def _update(dataset: Dataset, config: EmbedConfig, cache_path: Path, run: RunOptions, progress, extractor,
             executor, writable: bool = True) -> EmbedReport:
     fingerprint = config.fingerprint
-    index = CacheIndex.read(cache_path, hold=False) if cache_path.exists() else None
+    index = CacheIndex.read(cache_path, hold=False, unreadable_ok=True) if cache_path.exists() else None
     if index is not None and index.fingerprint != fingerprint:
         raise CacheError(
             f"{cache_path} holds features of another backbone configuration "
@@ -139,7 +139,7 @@ def _update(dataset: Dataset, config: EmbedConfig, cache_path: Path, run: RunOpt
             todo[content_id] = dataset.root / path
     crash_point("planned")
 
-    embedded: set[bytes] = set()
+    embedded = plan.embedded
     if todo:
         plan.require_writable(f"{len(todo)} image(s) need embedding")
         advance = progress(len(todo)) if progress else None
@@ -152,8 +152,7 @@ def _update(dataset: Dataset, config: EmbedConfig, cache_path: Path, run: RunOpt
                 write_shard(cache_path, fingerprint, id_column(ids), vectors, id_column(i for i, _ in undecodable),
                             [r for _, r in undecodable], backend=executor.backend)
                 crash_point("shard-committed")
-                have.update(ids)
-                embedded.update(ids)
+                plan.add(ids)
                 failed_ids.update(undecodable)
                 not_as_planned.update((i, str(e)) for i, e in failures if isinstance(e, NotAsPlannedError))
                 if tell:
@@ -163,12 +162,12 @@ def _update(dataset: Dataset, config: EmbedConfig, cache_path: Path, run: RunOpt
     warnings = dataset.warnings
     if index is not None and index.version < 2:
         warnings += (f"upgraded {cache_path} from cache schema v{index.version} (one file, rewritten on "
-                     "every run) to v2 (appended segments)",)
+                     "every run) to v3 (appended segments)",)
     report = EmbedReport(cache_path=cache_path, images=len(images) + len(unreadable), feature_dim=feature_dim,
                          warnings=warnings)
     skipped_rows = [(p, b"", r) for p, r in unreadable]
     for row, (path, content_id) in enumerate(zip(images.path, images.id.tolist())):
-        if content_id in plan.reused:
+        if plan.reused(content_id):
             report.reused += 1
         elif content_id in have:
             report.embedded += 1

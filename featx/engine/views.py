@@ -83,7 +83,7 @@ def update_views(cache_path: Path, root: Path | Url, config: EmbedConfig, recipe
     except OSError as exc:
         raise unwritable(path, f"the views need the folder {path.parent} ({exc.strerror or exc})") from None
     with locked_run(path, wait=wait, on_wait=on_wait) as writable:
-        index = CacheIndex.read(path, hold=False) if path.exists() else None
+        index = CacheIndex.read(path, hold=False, unreadable_ok=True) if path.exists() else None
         if index is not None and index.fingerprint != fingerprint:
             raise CacheError(f"{path} holds other views (fingerprint {index.fingerprint}, its name says {fingerprint}); "
                              "delete it and re-run 'featx embed --views'.")
@@ -95,15 +95,15 @@ def update_views(cache_path: Path, root: Path | Url, config: EmbedConfig, recipe
             keepable = functools.partial(check_keepable, dtype=plain.dtype, precision=config.precision)
             done, failed = _embed_views(path, fingerprint, todo, needs, recipe, executor, run.decode_workers, progress,
                                         keepable)
-            plan.have |= done
+            plan.add(done)
             report.failed = [SkippedImage(str(todo[i]), reason) for i, reason in failed.items()]
         table = wanted.take(np.asarray([vid in plan.have for vid in wanted.id.tolist()], dtype=bool))
-        report.embedded = int(sum(vid not in plan.reused for vid in table.id.tolist()))
+        report.embedded = int(sum(vid in plan.embedded for vid in table.id.tolist()))
         report.reused = len(table) - report.embedded
         plan.commit_if_changed(
             images=table, skipped=SkipTable.empty(), classes=list(plain.classes), root=str(plain.attrs.get("root", "")),
             attrs=lambda: _attrs(plain, recipe, fingerprint, width), feature_dim=width, dtype=plain.dtype,
-            embedded=set(table.id.tolist()) - plan.reused, why="the training images changed since the views were embedded")
+            embedded=set(table.id.tolist()) & plan.embedded, why="the training images changed since the views were embedded")
     report.seconds = time.perf_counter() - started
     return report
 

@@ -29,7 +29,7 @@ def embedded(tmp_path, cache_dir):
 def test_layout_and_attributes(embedded):
     _, features, path = embedded
     with h5py.File(path, "r") as h5:
-        assert h5.attrs["encoding-type"] == "featx-feature-cache" and h5.attrs["encoding-version"] == 2
+        assert h5.attrs["encoding-type"] == "featx-feature-cache" and h5.attrs["encoding-version"] == 3
         for group in ("vectors", "images", "skipped", "segments"):
             assert h5[group].attrs["encoding-type"] == "featx-feature-cache"
         assert h5.attrs["dtype"] == "float32" and h5["vectors/features"].is_virtual
@@ -58,7 +58,7 @@ def test_layout_and_attributes(embedded):
         (lambda p: p.write_bytes(b"plain text, not HDF5"), "not a readable featx cache"),
         (lambda p: p.write_bytes(p.read_bytes()[:2000]), "not a readable featx cache"),
         (lambda p: h5py.File(p, "w").close(), "is not a featx cache"),
-        (lambda p: _set_attr(p, "encoding-version", 3), "written by cache schema v3; this featx reads v1 to v2"),
+        (lambda p: _set_attr(p, "encoding-version", 4), "written by cache schema v4; this featx reads v1 to v3"),
         (lambda p: _delete(p, "images"), "damaged featx cache"),
     ],
 )

@@ -51,7 +51,7 @@ def test_a_sound_cache_verifies(cache_file):
         (lambda h5: h5["vectors/features"].__setitem__((1, 0), np.inf), "1 vectors contain NaN, infinite or absurd values"),
         (lambda h5: h5.attrs.__setitem__("config", json.dumps({"backbone": "Other"})), "fingerprint does not match"),
         (lambda h5: h5.attrs.__setitem__("feature_dim", 7), "expected (4, 7)"),
-        (lambda h5: h5.attrs.__setitem__("encoding-version", 3), "written by cache schema v3; this featx reads v1 to v2"),
+        (lambda h5: h5.attrs.__setitem__("encoding-version", 4), "written by cache schema v4; this featx reads v1 to v3"),
         (lambda h5: h5.attrs.__setitem__("encoding-type", "anndata"), "is not a featx cache"),
         (lambda h5: h5["images/label"].__setitem__(0, 5), "outside -1..1"),
     ],

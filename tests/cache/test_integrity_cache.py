@@ -14,7 +14,7 @@ import pytest
 import featx._faults
 import featx.cache.segments
 import featx.cache.store
-from featx.cache.segments import segment_dir
+from featx.cache.segments import segment_dir, vector_segments
 from featx.cache.shards import list_shards
 from featx.cache.store import CacheIndex
 from featx.cache.verify import verify_cache
@@ -141,19 +141,27 @@ def _flip_a_byte(cache_file, dataset: str, at: int = 100) -> None:
 
 
 def _segment(cache_file):
-    (segment,) = segment_dir(cache_file).iterdir()
+    (segment,) = vector_segments(cache_file)
     return segment
 
 
-@pytest.mark.parametrize("dataset", ["segment:features", "vectors/id", "images/id", "images/mtime_ns"])
+def _part(cache_file):
+    (part,) = CacheIndex.read(cache_file).parts.name
+    return segment_dir(cache_file) / part
+
+
+# the vectors and their ids live in the segment files; the image table in its part files, which the index
+# reads through virtual datasets (so a damaged part is a damaged cache, named by the index file)
+@pytest.mark.parametrize("dataset", ["segment:features", "segment:id", "part:images/id", "part:images/mtime_ns"])
 def test_a_flipped_bit_is_one_clear_error_on_read_and_in_verify(tmp_path, data, dataset):
     cache_file = tmp_path / "c.h5"
     _embed(data, cache_file)
-    in_segment = dataset.startswith("segment:")
-    damaged, dataset = (_segment(cache_file), "features") if in_segment else (cache_file, dataset)
+    kind, dataset = dataset.split(":")
+    in_segment = kind == "segment"
+    damaged = _segment(cache_file) if in_segment else _part(cache_file)
     _flip_a_byte(damaged, dataset, at=3)
 
-    name = damaged.name.replace(".", r"\.")
+    name = (damaged if in_segment else cache_file).name.replace(".", r"\.")
     message = rf"{name} is damaged \(checksum mismatch in /{dataset}\); delete it and re-run 'featx embed'"
     with pytest.raises(CacheError, match=message) as caught:
         load_features(cache_file)
@@ -210,20 +218,46 @@ def test_vectors_of_the_wrong_width_are_not_reused(tmp_path, data):
     _check_all_rows(cache_file, data)
 
 
+def _as_v2(cache_file, checksums: bool = True) -> None:
+    """Rewrite a cache as featx's schema v2 wrote it: ids and image table inside the index file."""
+    with h5py.File(cache_file, "r") as h5:  # read-only: through the virtual datasets, into segments and parts
+        columns = {name: h5[name][()] for name in ("vectors/id", *(f"images/{c}" for c in h5["images"]))}
+    with h5py.File(cache_file, "r+") as h5:
+        for name, column in columns.items():
+            del h5[name]
+            h5.create_dataset(name, data=column, fletcher32=checksums and column.dtype.kind != "O",
+                              dtype=h5py.string_dtype() if column.dtype.kind == "O" else column.dtype)
+        del h5["parts"], h5["runs"]
+        for node in (h5, h5["vectors"], h5["images"], h5["skipped"], h5["segments"]):
+            node.attrs["encoding-version"] = 2
+    for part in segment_dir(cache_file).glob("images-*.h5"):
+        part.unlink()
+
+
 def _as_v1(cache_file, checksums: bool = True) -> None:
     """Rewrite a cache as featx's schema v1 wrote it: the vectors inside the file, no segments."""
+    _as_v2(cache_file, checksums)
     with h5py.File(cache_file, "r+") as h5:
         values = h5["vectors/features"][()]
         del h5["vectors/features"], h5["segments"], h5.attrs["dtype"]
         for node in (h5, h5["vectors"], h5["images"], h5["skipped"]):
             node.attrs["encoding-version"] = 1
         h5.create_dataset("vectors/features", data=values, chunks=True, fletcher32=checksums)
-        if not checksums:  # as an older featx wrote it: no Fletcher-32 filter
-            for name in ("vectors/id", "images/id"):
-                column = h5[name][()]
-                del h5[name]
-                h5.create_dataset(name, data=column)
     shutil.rmtree(segment_dir(cache_file))
+
+
+def test_a_v2_cache_is_read_and_upgraded_by_the_next_embed_that_changes_it(tmp_path, data):
+    cache_file = tmp_path / "c.h5"
+    _embed(data, cache_file)
+    before = load_features(cache_file)
+    _as_v2(cache_file)
+    np.testing.assert_array_equal(load_features(cache_file).X, before.X)
+    assert verify_cache(cache_file) == ([], [])
+    assert _embed(data, cache_file).reused == 4 and CacheIndex.read(cache_file).version == 2  # nothing to write
+    write_image(sorted((data / "cat").iterdir())[0], seed=50)  # changed: one image to embed
+    assert _embed(data, cache_file).embedded == 1
+    assert CacheIndex.read(cache_file).version == 3
+    _check_all_rows(cache_file, data)
 
 
 def test_a_cache_without_checksums_is_read_and_verify_notes_it(tmp_path, data):
@@ -246,8 +280,8 @@ def test_a_v1_cache_is_read_then_upgraded_by_the_next_embed_with_one_line(tmp_pa
     report = _embed(data, cache_file)
     assert (report.embedded, report.reused) == (0, 4)
     assert [w for w in report.warnings if "upgraded" in w] == [
-        f"upgraded {cache_file} from cache schema v1 (one file, rewritten on every run) to v2 (appended segments)"]
-    assert CacheIndex.read(cache_file).version == 2 and len(list(segment_dir(cache_file).iterdir())) == 1
+        f"upgraded {cache_file} from cache schema v1 (one file, rewritten on every run) to v3 (appended segments)"]
+    assert CacheIndex.read(cache_file).version == 3 and len(vector_segments(cache_file)) == 1
     _check_all_rows(cache_file, data)
 
 

@@ -9,7 +9,7 @@ import pickle
 import numpy as np
 
 from featx.cache.append import compact_cache
-from featx.cache.segments import segment_dir
+from featx.cache.segments import vector_segments
 from featx.cache.store import CacheIndex
 from featx.features.vectors import load_features
 from tests.engine.test_loose_files import _embed
@@ -25,7 +25,7 @@ def _two_segments(tmp_path):
 
 
 def _segment_files(cache) -> set[str]:
-    return {p.name for p in segment_dir(cache).glob("*.h5")}
+    return {p.name for p in vector_segments(cache)}
 
 
 def test_a_lazy_reader_reads_through_a_compact_and_its_segments_go_after_it(tmp_path):

@@ -63,10 +63,12 @@ CRASH_POINTS = {
     "shard-committed": ("shard-committed:3", "shard-committed:2"),  # the last batch committed as a shard
     "segment-writing": ("segment-writing:1",) * 2,  # inside the new segment file, half written
     "segment-written": ("segment-written",) * 2,  # new segment complete, not yet renamed
+    "part-written": ("part-written",) * 2,  # the image table's new part complete, not yet renamed
     "index-written": ("index-written",) * 2,  # segment in place, new index complete, not yet renamed
     "committed": ("committed",) * 2,  # new index renamed (the commit), shards not yet deleted
 }
-ALL_SHARDS_COMMITTED = ("shard-committed", "segment-writing", "segment-written", "index-written", "committed")
+ALL_SHARDS_COMMITTED = ("shard-committed", "segment-writing", "segment-written", "part-written", "index-written",
+                        "committed")
 SCENARIOS = ("first-run", "rerun")  # an empty cache, or a committed cache of 4 images and 6 new ones
 BACKBONES = ("MobileNetV2", "custom")
 
@@ -144,6 +146,7 @@ def _embed_here(data, config, cache_file, extractor):
     return featx.load_features(cache_file)
 
 
+@pytest.mark.timeout(600)  # the first test of a backbone builds its matrix: 18 processes killed, two at a time
 @pytest.mark.parametrize("point", list(CRASH_POINTS))
 @pytest.mark.parametrize("scenario", SCENARIOS)
 @pytest.mark.parametrize("backbone", BACKBONES)
@@ -168,7 +171,8 @@ def test_sigkill_then_rerun_equals_an_uninterrupted_run(crash_matrix, backbone, 
         np.testing.assert_array_equal(rows[path], vector)
     assert list_shards(cache_file) == []
     assert not [p for p in cache_file.parent.iterdir() if p.name.endswith(".tmp")]
-    listed = set(CacheIndex.read(cache_file).segments.name.tolist())  # no orphan segment is left
+    index = CacheIndex.read(cache_file)  # no orphan segment or part of the image table is left
+    listed = {*index.segments.name.tolist(), *index.parts.name.tolist()}
     assert {p.name for p in segment_dir(cache_file).iterdir()} == listed
     assert verify_cache(cache_file) == ([], [])
 

@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from featx.cache.append import write_cache
-from featx.cache.segments import segment_dir
+from featx.cache.segments import segment_dir, vector_segments
 from featx.cache.tables import ImageTable, SkipTable, id_column, str_column
 from featx.cli import app
 from featx.data.images import IMAGE_EXTENSIONS, load_image
@@ -165,7 +165,7 @@ MUTATIONS = st.one_of(
 def mutate(cache: Path, mutation) -> None:
     kind = mutation[0]
     if kind in ("truncate", "flip", "segment"):
-        target = cache if kind != "segment" else next(segment_dir(cache).iterdir())
+        target = cache if kind != "segment" else vector_segments(cache)[0]
         data = bytearray(target.read_bytes())
         at = min(int(mutation[1] * len(data)), len(data) - 1)
         if kind == "flip":
@@ -175,7 +175,7 @@ def mutate(cache: Path, mutation) -> None:
         target.write_bytes(bytes(data))
         return
     if kind == "vector":
-        segment = next(segment_dir(cache).iterdir())
+        segment = vector_segments(cache)[0]
         with h5py.File(segment, "r+") as h5:
             h5["features"][mutation[1], 0] = mutation[2]
         return

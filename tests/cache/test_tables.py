@@ -1,0 +1,35 @@
+"""Joining content ids as integers: the same rows as a dict would give, hash collisions included."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+import featx.cache.tables
+from featx.cache.tables import ID_DTYPE, has_repeats, rows_of
+
+
+def _ids(n: int, salt: str = "") -> np.ndarray:
+    return np.asarray([hashlib.sha256(f"{salt}{i}".encode()).hexdigest() for i in range(n)], ID_DTYPE)
+
+
+def test_rows_of_finds_each_id_like_a_dict_and_minus_one_for_absent_ones():
+    keys = _ids(500)
+    wanted = np.concatenate([keys[::-3], _ids(20, "other"), keys[:2]])
+    where = {k: row for row, k in enumerate(keys.tolist())}
+    assert rows_of(keys, wanted).tolist() == [where.get(w, -1) for w in wanted.tolist()]
+
+
+def test_ids_that_share_a_hash_are_still_told_apart(monkeypatch):
+    keys, wanted = _ids(50), _ids(60)[::-1]
+    monkeypatch.setattr(featx.cache.tables, "id_hashes", lambda ids: np.zeros(len(ids), np.uint64))
+    where = {k: row for row, k in enumerate(keys.tolist())}
+    assert rows_of(keys, wanted).tolist() == [where.get(w, -1) for w in wanted.tolist()]
+    assert not has_repeats(keys) and has_repeats(np.concatenate([keys, keys[7:8]]))
+
+
+def test_repeats_are_found_among_a_hundred_thousand_ids():
+    ids = _ids(100_000)
+    assert not has_repeats(ids)
+    assert has_repeats(np.concatenate([ids, ids[12345:12346]]))
