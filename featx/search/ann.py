@@ -24,6 +24,7 @@ from featx.errors import MissingDependencyError
 FLAT_ROWS = 50_000  # below this a segment is scanned exactly: a 50k x 768 scan takes ~2 ms
 NPROBE = 48  # lists searched per IVF segment: recall@10 0.962 at 100k (IVF316), 32 gives 0.944 (benchmarks/search.py)
 TRAIN_PER_LIST = 40  # k-means sample: faiss wants at least 39 points per list
+LIST_CODES = "SQ8,RFlat"  # what an IVF list holds: 8-bit codes, re-scored on floats (benchmarks: "Flat" to compare)
 REFINE = 4  # candidates re-scored exactly per hit wanted, from the 8-bit codes' best
 SINGLE_THREAD_QUERIES = 16  # fewer queries than this are searched on one faiss thread
 
@@ -51,8 +52,9 @@ def build(blocks: Iterable[np.ndarray], rows: int, width: int, *, sample: np.nda
     if nlist == 0:
         index = faiss.IndexFlatIP(width)
     else:
-        index = faiss.index_factory(width, f"IVF{nlist},SQ8,RFlat", faiss.METRIC_INNER_PRODUCT)
-        faiss.extract_index_ivf(index).cp.seed, faiss.extract_index_ivf(index).cp.niter = seed, 10
+        index = faiss.index_factory(width, f"IVF{nlist},{LIST_CODES}", faiss.METRIC_INNER_PRODUCT)
+        ivf = faiss.extract_index_ivf(index)
+        ivf.cp.seed, ivf.cp.niter = seed, 10
         index.train(np.ascontiguousarray(sample, np.float32))
     for block in blocks:
         index.add(np.ascontiguousarray(block, np.float32))

@@ -163,3 +163,25 @@ def test_auto_uses_the_index_from_index_rows_on(cache, dataset, monkeypatch):
     monkeypatch.setattr(search_run, "INDEX_ROWS", 10)
     result = search(cache, query)
     assert result.method == "index" and _hits(result) == _hits(search(cache, query, method="exact"))
+
+
+def test_nprobe_reaches_the_index_and_is_refused_where_it_means_nothing(cache, dataset, monkeypatch):
+    from typer.testing import CliRunner
+
+    from featx.cli import app
+    from featx.search import ann
+
+    asked, original = [], ann.search
+    monkeypatch.setattr(ann, "search", lambda *args, nprobe, **kwargs: asked.append(nprobe)
+                        or original(*args, nprobe=nprobe, **kwargs))
+    query = [dataset / "test" / "cat" / "cat_0.png"]
+    search(cache, query, method="index")
+    search(cache, query, method="index", nprobe=7)
+    done = CliRunner().invoke(app, ["search", *map(str, query), "--cache", str(cache), "--method", "index",
+                                    "--nprobe", "3"])
+    assert done.exit_code == 0, done.output
+    assert asked == [ann.NPROBE, 7, 3]
+    with pytest.raises(OptionError, match="'nprobe' parameter applies to the approximate index"):
+        search(cache, query, method="exact", nprobe=7)
+    with pytest.raises(OptionError, match="'nprobe' parameter must be"):
+        search(cache, query, method="index", nprobe=0)
