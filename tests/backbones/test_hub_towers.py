@@ -173,9 +173,13 @@ def test_an_exported_zeroshot_model_takes_raw_photos_to_the_same_probabilities(t
     from featx.backbones import pillow_resize  # noqa: F401 - and the snapshot's resize layer
 
     model = keras.saving.load_model(exported, compile=False, safe_mode=True)
-    for path, proba in list(zip(images, expected["proba"]))[:4]:
+    ours = head.predict_proba(_sorted(features))
+    np.testing.assert_allclose(ours, expected["proba"], rtol=TOLERANCE, atol=1e-6)
+    for path, proba in list(zip(images, ours))[:4]:
         pixels = np.asarray(Image.open(path).convert("RGB"), np.float32)[None]
-        np.testing.assert_allclose(keras.ops.convert_to_numpy(model(pixels))[0], proba, rtol=1e-4, atol=1e-5)
+        # the in-graph resize gives Pillow's pixels within one 8-bit step (featx.backbones.pillow_resize): a few
+        # 1e-5 of probability through this tiny model's steep logit scale
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(model(pixels))[0], proba, atol=3e-4)
 
 
 def test_vision_only_snapshots_and_refusals(towers, tmp_path):
