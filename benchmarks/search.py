@@ -8,8 +8,12 @@ ReLU'd, plus noise; queries are new images of the same kinds, not in the index),
   (``featx.search.ann``: an IVF of sqrt(N) lists trained on a seeded sample; flat under 50,000);
 - adds 1 % more images as a new segment (what an incremental embed makes) and times its index,
   against the full build;
-- times single queries (one at a time, median and p95) over both segments, and the exact blocked
-  search of ``featx.search.exact`` on the same vectors for comparison;
+- times single queries (one at a time, median and p95) over both segments through featx
+  (``featx.search.ann.search``), a bare faiss search of the same two indexes with the same
+  parameters in the same run (the ratio is featx's own cost, whatever the machine's load), and
+  the exact blocked search of ``featx.search.exact`` on the same vectors for comparison;
+- with ``--load``, times opening the stored index as ``featx search`` does (floats memory-mapped)
+  against reading it whole;
 - reports recall@10 of the index against the exact top 10.
 
     python benchmarks/search.py                         # 100k and 1M x 768 (1M: ~3 GB of vectors, twice)
@@ -83,21 +87,62 @@ def run(n: int, args) -> None:
         started = time.perf_counter()
         exact([X, added], q[None], 10)
         exact_times.append(time.perf_counter() - started)
-    print(f"N={n:>9,} D={args.dim}  index {ann.lists_for(n) and f'IVF{main.nlist},Flat' or 'flat (exact)'} + a flat "
+    print(f"N={n:>9,} D={args.dim}  index {ann.lists_for(n) and f'IVF{ann.lists_of(main)},{ann.LIST_CODES}' or 'flat (exact)'} + a flat "
           f"segment of {len(added):,} (+1 %)")
     print(f"  build {full:7.1f} s   adding 1 %: {increment:6.2f} s ({100 * increment / full:.1f} % of the build)   "
           f"exact blocked scan per query {1000 * np.median(exact_times):7.1f} ms")
+    import faiss
+
     for nprobe in args.nprobe:
-        latencies, found = [], []
-        for q in Q:
+        latencies, bare, found = [], [], []
+        params = [ann._parameters(faiss, index, nprobe, None) for index, _ in parts]
+        threads = faiss.omp_get_max_threads()
+        for i, q in enumerate(Q):  # featx and bare faiss alternate (the second finds the lists in the CPU's cache)
+            if i % 2:
+                bare.append(_bare(faiss, parts, params, q, args.query_threads or 1, threads))
             started = time.perf_counter()
             _, rows = ann.search(parts, q[None], 10, nprobe=nprobe)
             latencies.append(time.perf_counter() - started)
             found.append(rows[0])
+            if not i % 2:
+                bare.append(_bare(faiss, parts, params, q, args.query_threads or 1, threads))
         recall = np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth)])
-        ms = np.asarray(latencies) * 1000
+        ms, bare_ms = np.asarray(latencies) * 1000, np.asarray(bare) * 1000
         print(f"  nprobe {nprobe:4d}: query median {np.median(ms):6.2f} ms  p95 {np.percentile(ms, 95):6.2f} ms   "
+              f"bare faiss median {np.median(bare_ms):6.2f} ms (featx/bare {np.median(ms) / np.median(bare_ms):.2f})   "
               f"recall@10 vs exact {recall:.3f}  ({len(Q)} queries)", flush=True)
+    if args.load:
+        _time_loading(faiss, main)
+
+
+def _bare(faiss, parts, params, q: np.ndarray, query_threads: int, threads: int) -> float:
+    """Seconds faiss alone takes to search every part for ``q``, with featx's parameters."""
+    faiss.omp_set_num_threads(query_threads)
+    started = time.perf_counter()
+    for (index, _), chain in zip(parts, params):
+        index.search(q[None], 10, params=chain[-1])
+    took = time.perf_counter() - started
+    faiss.omp_set_num_threads(threads)
+    return took
+
+
+def _time_loading(faiss, index) -> None:
+    """Opening the stored index as featx does (floats memory-mapped) against reading it whole."""
+    import tempfile
+
+    from featx.search.stored import _read
+
+    with tempfile.TemporaryDirectory(dir=os.environ.get("TMPDIR")) as folder:
+        path = os.path.join(folder, "segment.faiss")
+        faiss.write_index(index, path)
+        started = time.perf_counter()
+        faiss.read_index(path)
+        whole = time.perf_counter() - started
+        started = time.perf_counter()
+        _read(faiss, __import__("pathlib").Path(path), index.ntotal, index.d)
+        mapped = time.perf_counter() - started
+        print(f"  opening the stored index ({os.path.getsize(path) / 1e9:.2f} GB): {mapped:.2f} s as featx does "
+              f"(floats memory-mapped), {whole:.2f} s read whole", flush=True)
 
 
 def main() -> None:
@@ -110,8 +155,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--spread", type=float, default=0.5, help="an image's spread around its kind (latent std; "
                         "the kinds' centres have std 1): larger is harder")
-    parser.add_argument("--query-threads", type=int, default=0, help="faiss threads while querying (0: all)")
+    parser.add_argument("--query-threads", type=int, default=0, help="faiss threads while querying (0: featx's "
+                        "choice, one thread for a single query)")
+    parser.add_argument("--float-lists", action="store_true", help="IVF lists of float vectors (the layout before "
+                        "8-bit codes), to compare")
+    parser.add_argument("--load", action="store_true", help="also time opening the stored index (writes it to $TMPDIR)")
     args = parser.parse_args()
+    if args.float_lists:
+        ann.LIST_CODES = "Flat"
     import faiss
 
     print(f"faiss {faiss.__version__}, {faiss.omp_get_max_threads()} threads, {os.cpu_count()} CPUs")

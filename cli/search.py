@@ -36,6 +36,9 @@ def search_command(
     method: Annotated[str, typer.Option(help="exact, index (the approximate index beside the cache: pip install "
                                         "'featx\\[search]'), or auto (the index from 100,000 images on, when "
                                         "installed).")] = "auto",
+    nprobe: Annotated[int | None, typer.Option(min=1, help="Inverted lists the index searches in each large "
+                                               "segment (default 48): fewer is faster, more is closer to exact.")]
+    = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size", help="Images per batch when a query file "
                                                    "must be embedded.")] = None,
     backend: BackendOption = None,
@@ -53,7 +56,7 @@ def search_command(
     info(chosen.note(lambda p: "--" + p), quiet=as_json)
     result = search(chosen.path, list(queries or []), top=top, split=split, label=label, against=against,
                     batch_size=batch_size, backend=backend, method=method,
-                    text=text, text_model=text_model)
+                    text=text, text_model=text_model, nprobe=nprobe)
     for note in result.notes:
         info(f"note: {note}", quiet=as_json)
     if as_json:

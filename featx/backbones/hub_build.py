@@ -9,6 +9,7 @@ factor of several. Two places where keras-hub's conversion of a transformers sna
 from transformers itself are fixed here: DINOv2's position embeddings are resized with PyTorch's
 bicubic kernel (keras-hub's differs by up to 1%), and a backbone-only ViT snapshot (weights not
 under ``vit.``) is re-keyed in a temporary folder, since keras-hub's converter expects a classifier's.
+CLIP and SigLIP snapshots, which keras-hub does not convert, come from :mod:`featx.backbones.hub_towers`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import numpy as np
 
 from featx.backbones.hub import Snapshot, verified_folder
 from featx.backbones.hub_table import HUB_FAMILIES, get_hub_backbone
+from featx.backbones.hub_towers import load_vision_tower
 from featx.backend import import_keras, import_keras_hub, tensorflow_hidden
 from featx.config import EmbedConfig, short_name
 from featx.errors import FeatxError, OptionError
@@ -51,7 +53,10 @@ def _build(keras, keras_hub, config: EmbedConfig):
     else:
         snapshot = Snapshot.read(verified_folder(config))
         family, projection = snapshot.family, None
-        backbone = _load(keras_hub, snapshot, size)
+        if snapshot.format == "transformers" and family in ("clip", "siglip"):  # no keras-hub converter: ours
+            backbone, projection = load_vision_tower(keras, keras_hub, snapshot.folder, family)
+        else:
+            backbone = _load(keras_hub, snapshot, size)
     model = _pooled_model(keras, backbone, family, config.pooling, projection, short_name(config.backbone[4:]))
     model.trainable = False
     return model

@@ -32,9 +32,13 @@ _BIT = dict(resample=3, size={"shortest_edge": 224}, do_center_crop=True, crop_s
 _VIT = dict(resample=2, size={"height": 224, "width": 224}, do_center_crop=False, image_mean=[0.5] * 3,
             image_std=[0.5] * 3, square=True)
 _DINOV3 = {**_VIT, "image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225]}
-PROCESSOR_DEFAULTS = {"BitImageProcessor": _BIT, "ViTImageProcessor": _VIT, "DINOv3ViTImageProcessor": _DINOV3}
+_SIGLIP = {**_VIT, "resample": 3, "square": False}
+PROCESSOR_DEFAULTS = {"BitImageProcessor": _BIT, "ViTImageProcessor": _VIT, "DINOv3ViTImageProcessor": _DINOV3,
+                      "CLIPImageProcessor": _BIT, "SiglipImageProcessor": _SIGLIP}
 MODEL_PROCESSORS = {"dinov2": "BitImageProcessor", "dinov2_with_registers": "BitImageProcessor",
-                    "vit": "ViTImageProcessor", "dinov3_vit": "DINOv3ViTImageProcessor"}
+                    "vit": "ViTImageProcessor", "dinov3_vit": "DINOv3ViTImageProcessor",
+                    "clip": "CLIPImageProcessor", "clip_vision_model": "CLIPImageProcessor",
+                    "siglip": "SiglipImageProcessor", "siglip_vision_model": "SiglipImageProcessor"}
 
 
 @dataclass(frozen=True)

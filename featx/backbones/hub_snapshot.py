@@ -16,10 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from featx.backbones.hub_pipeline import processor_pipeline
+from featx.backbones.hub_towers import VISION_MODEL_TYPES, vision_config
 from featx.errors import OptionError
 
-TRANSFORMERS_FAMILIES = {"dinov2": "dinov2", "dinov2_with_registers": "dinov2", "dinov3_vit": "dinov3", "vit": "vit"}
-"""The Hugging Face ``model_type`` values featx embeds, each to its family (keras-hub converts them)."""
+TRANSFORMERS_FAMILIES = {"dinov2": "dinov2", "dinov2_with_registers": "dinov2", "dinov3_vit": "dinov3", "vit": "vit",
+                         **VISION_MODEL_TYPES}
+"""The Hugging Face ``model_type`` values featx embeds, each to its family (keras-hub converts the first four;
+CLIP and SigLIP are mapped by :mod:`featx.backbones.hub_towers`)."""
 KERAS_HUB_FAMILIES = {
     "DINOV2Backbone": "dinov2", "DINOV3Backbone": "dinov3", "ViTBackbone": "vit",
     "SigLIPBackbone": "siglip", "SigLIPVisionEncoder": "siglip", "CLIPBackbone": "clip", "CLIPVisionEncoder": "clip",
@@ -51,7 +54,7 @@ class Snapshot:
             return _checked(_read_transformers(folder, config))
         if "architecture" in config:
             raise OptionError(f"{{param}}: {folder} is a timm snapshot; featx reads keras-hub presets and Hugging Face "
-                              "transformers snapshots (dinov2, dinov2_with_registers, dinov3_vit, vit).",
+                              "transformers snapshots (dinov2, dinov2_with_registers, dinov3_vit, vit, clip, siglip).",
                               param="backbone")
         raise OptionError(f"{{param}}: {folder}/config.json is neither a keras-hub preset nor a transformers config "
                           "(no 'registered_name' or 'model_type').", param="backbone")
@@ -138,11 +141,13 @@ def _read_transformers(folder: Path, config: dict) -> Snapshot:
     if family is None:
         raise OptionError(
             f"{{param}}: {folder} holds a transformers '{model_type}' model; featx embeds transformers snapshots of "
-            f"model type {', '.join(TRANSFORMERS_FAMILIES)}; for SigLIP or CLIP use a keras-hub preset "
-            "(e.g. siglip_base_patch16_224).", param="backbone",
+            f"model type {', '.join(TRANSFORMERS_FAMILIES)}.", param="backbone",
         )
     processor = _json(folder / "preprocessor_config.json")
     keys = _weights_keys(folder)
+    if model_type in VISION_MODEL_TYPES:  # sizes in vision_config (a full model), layers under vision_model.
+        config = vision_config(config)
+        keys = [key for key in keys if key.startswith("vision_model.")]
     _check_layer_count(folder, config, keys)
     prefixed = any(key.startswith("vit.") for key in keys) or not keys if model_type == "vit" else True
     if not processor:  # nothing declared: the family's normalisation, stretched to config.json's size

@@ -3,7 +3,12 @@ and the merge of every segment's answers into one top-k.
 
 A segment of fewer than ``FLAT_ROWS`` vectors gets an exact flat index (nothing to train: adding a
 small segment costs what copying it costs); a larger one an inverted file (IVF, ``sqrt(n)`` lists,
-trained on a seeded sample), searched in ``nprobe`` lists. faiss is a well-kept library (Meta, the
+trained on a seeded sample), searched in ``nprobe`` lists. The lists hold 8-bit codes (``SQ8``: a
+quarter of the bytes to scan, which is what a query's time goes to: half the latency of float
+lists at 1M x 768), and the ``REFINE`` x k best codes are re-scored exactly on the float vectors
+the index keeps beside them (``RFlat``): scores are exact cosines, and searching every list is
+exact search. Single queries run on one faiss thread (a second thread only waits on a busy
+machine, benchmarks/search.py). faiss is a well-kept library (Meta, the
 index clip-retrieval and FiftyOne use) whose IVF and flat scans are SIMD and multi-threaded: writing
 k-means and inverted lists again would be slower and a second home for the same thing.
 """
@@ -15,11 +20,13 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from featx.errors import MissingDependencyError
-from featx.search.exact import TopK
 
 FLAT_ROWS = 50_000  # below this a segment is scanned exactly: a 50k x 768 scan takes ~2 ms
 NPROBE = 48  # lists searched per IVF segment: recall@10 0.962 at 100k (IVF316), 32 gives 0.944 (benchmarks/search.py)
 TRAIN_PER_LIST = 40  # k-means sample: faiss wants at least 39 points per list
+LIST_CODES = "SQ8,RFlat"  # what an IVF list holds: 8-bit codes, re-scored on floats (benchmarks: "Flat" to compare)
+REFINE = 4  # candidates re-scored exactly per hit wanted, from the 8-bit codes' best
+SINGLE_THREAD_QUERIES = 16  # fewer queries than this are searched on one faiss thread
 
 
 def import_faiss(param: str = "method"):
@@ -45,8 +52,9 @@ def build(blocks: Iterable[np.ndarray], rows: int, width: int, *, sample: np.nda
     if nlist == 0:
         index = faiss.IndexFlatIP(width)
     else:
-        index = faiss.index_factory(width, f"IVF{nlist},Flat", faiss.METRIC_INNER_PRODUCT)
-        index.cp.seed, index.cp.niter = seed, 10
+        index = faiss.index_factory(width, f"IVF{nlist},{LIST_CODES}", faiss.METRIC_INNER_PRODUCT)
+        ivf = faiss.extract_index_ivf(index)
+        ivf.cp.seed, ivf.cp.niter = seed, 10
         index.train(np.ascontiguousarray(sample, np.float32))
     for block in blocks:
         index.add(np.ascontiguousarray(block, np.float32))
@@ -65,22 +73,45 @@ def search(parts: Sequence[tuple[object, int]], queries: np.ndarray, k: int, *, 
     row order): (scores, rows), best first, padded with -inf and -1. ``allowed`` masks vector rows."""
     faiss = import_faiss()
     queries = np.ascontiguousarray(queries, np.float32)
-    top = TopK(len(queries), k)
-    for index, start in parts:
-        selector = None
-        if allowed is not None:
-            local = np.flatnonzero(allowed[start : start + index.ntotal]).astype(np.int64)
-            if not len(local):
-                continue
-            selector = faiss.IDSelectorBatch(local)
-        if hasattr(index, "nprobe"):
-            params = faiss.SearchParametersIVF(nprobe=min(nprobe, index.nlist), sel=selector)
-        else:
-            params = faiss.SearchParameters(sel=selector)
-        scores, rows = index.search(queries, min(k, index.ntotal), params=params)
-        scores = np.where(rows >= 0, scores, -np.inf).astype(np.float32)
-        top.add(scores, np.where(rows >= 0, rows + start, -1))
-    scores, rows = top.result()
+    found_scores, found_rows = [], []  # at most k per part: merged once, at the end
+    threads = faiss.omp_get_max_threads()
+    if len(queries) < SINGLE_THREAD_QUERIES:
+        faiss.omp_set_num_threads(1)
+    try:
+        for index, start in parts:
+            selector = None
+            if allowed is not None:
+                local = np.flatnonzero(allowed[start : start + index.ntotal]).astype(np.int64)
+                if not len(local):
+                    continue
+                selector = faiss.IDSelectorBatch(local)
+            params = _parameters(faiss, index, nprobe, selector)
+            scores, rows = index.search(queries, min(k, index.ntotal), params=params[-1])
+            found_scores.append(np.where(rows >= 0, scores, -np.inf).astype(np.float32))
+            found_rows.append(np.where(rows >= 0, rows + start, -1))
+    finally:
+        faiss.omp_set_num_threads(threads)
+    scores = np.concatenate(found_scores, axis=1) if found_scores else np.zeros((len(queries), 0), np.float32)
+    rows = np.concatenate(found_rows, axis=1) if found_rows else np.zeros((len(queries), 0), np.int64)
+    best = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    scores, rows = np.take_along_axis(scores, best, axis=1), np.take_along_axis(rows, best, axis=1)
     out_scores, out_rows = np.full((len(queries), k), -np.inf, np.float32), np.full((len(queries), k), -1, np.int64)
     out_scores[:, : scores.shape[1]], out_rows[:, : rows.shape[1]] = scores, rows
     return out_scores, out_rows
+
+
+def lists_of(index) -> int:
+    """The inverted lists of a segment's index (0: a flat index)."""
+    faiss = import_faiss()
+    ivf = faiss.try_extract_index_ivf(index)
+    return int(ivf.nlist) if ivf is not None else 0
+
+
+def _parameters(faiss, index, nprobe: int, selector) -> list:
+    """The search parameters of one segment's index, last; the ones it points to before it (kept alive)."""
+    if isinstance(index, faiss.IndexRefine):  # 8-bit lists re-scored on the floats (an IVF,Flat of before: below)
+        base = _parameters(faiss, faiss.downcast_index(index.base_index), nprobe, selector)
+        return [*base, faiss.IndexRefineSearchParameters(k_factor=REFINE, base_index_params=base[-1])]
+    if hasattr(index, "nprobe"):
+        return [faiss.SearchParametersIVF(nprobe=min(nprobe, index.nlist), sel=selector)]
+    return [faiss.SearchParameters(sel=selector)]

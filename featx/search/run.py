@@ -45,6 +45,7 @@ def search(
     method: str = "auto",
     text: str | Sequence[str] | None = None,
     text_model: str | os.PathLike | None = None,
+    nprobe: int | None = None,
 ) -> SearchResult:
     """The ``top`` images of the feature cache ``cache`` most similar (cosine) to each query.
 
@@ -62,12 +63,19 @@ def search(
     stale, see :mod:`featx.search.stored`), and ``"auto"`` does so from ``INDEX_ROWS`` vectors on
     when faiss is installed. ``text`` (a sentence or several) searches by text on a cache of CLIP or
     SigLIP image features: the text tower of the cache's snapshot folder (or of ``text_model``)
-    embeds each sentence (:mod:`featx.backbones.text_tower`).
+    embeds each sentence (:mod:`featx.backbones.text_tower`). ``nprobe`` is how many inverted lists
+    the index searches per large segment (default ``featx.search.ann.NPROBE``: fewer is faster and
+    less exact, benchmarks/search.py); it applies to the index only.
     """
     started = time.perf_counter()
     check_choice("method", method, METHODS)
     if top is not None:
         check_positive("top", top)
+    if nprobe is not None:
+        check_positive("nprobe", nprobe)
+        if method == "exact":
+            raise OptionError("{param} applies to the approximate index; drop it, or search with method 'index'.",
+                              param="nprobe")
     texts = [text] if isinstance(text, str) else list(text or [])
     if isinstance(queries, (str, os.PathLike)):
         queries = [queries]
@@ -81,7 +89,7 @@ def search(
                               "an other cache, not both.", param="against")
         other = open_images(against, "against")
         _check_comparable(images, other, against)
-        searcher = _searcher(other.index, method)
+        searcher = _searcher(other.index, method, nprobe)
         matches = _against(images, other, top, split, label, searcher)
     else:
         if not queries and not texts:
@@ -93,7 +101,7 @@ def search(
         found += text_queries(images, texts, text_model) if texts else []
         k = top or len(images.features.paths)
         vectors = np.stack([q.vector for q in found])
-        searcher = _searcher(images.index, method)
+        searcher = _searcher(images.index, method, nprobe)
         scores, rows = searcher(vectors, k + 1, allowed)  # +1: a query leaves out one image, its own
         matches = [Match(q.text, images.hits(s, r, k, mask=mask, exclude=q.path)) for q, s, r in zip(found, scores, rows)]
     return SearchResult(cache=Path(cache), matches=tuple(matches), against=Path(against) if against else None,
@@ -150,8 +158,8 @@ def _against(images: CachedImages, other: CachedImages, top: int | None, split, 
 class _Searcher:
     """``searcher(queries, k, allowed) -> (scores, rows)`` over one cache, exactly or with its index."""
 
-    def __init__(self, index: CacheIndex, method: str):
-        self.index, self.method, self.parts, self.notes = index, method, None, ()
+    def __init__(self, index: CacheIndex, method: str, nprobe: int | None = None):
+        self.index, self.method, self.parts, self.notes, self.nprobe = index, method, None, (), nprobe
         if method == "index":
             from featx.search.stored import open_index
 
@@ -167,14 +175,14 @@ class _Searcher:
         from featx.search import ann
         from featx.search.exact import unit
 
-        return ann.search(self.parts, unit(queries), k, allowed=allowed)
+        return ann.search(self.parts, unit(queries), k, allowed=allowed, nprobe=self.nprobe or ann.NPROBE)
 
 
-def _searcher(index: CacheIndex, method: str) -> _Searcher:
+def _searcher(index: CacheIndex, method: str, nprobe: int | None = None) -> _Searcher:
     """Exact search, or the approximate index when asked, or for ``auto`` on a large cache with faiss."""
     if method == "auto":
         import importlib.util
 
         large = len(index.vector_ids) >= INDEX_ROWS and index.version >= 2
         method = "index" if large and importlib.util.find_spec("faiss") is not None else "exact"
-    return _Searcher(index, method)
+    return _Searcher(index, method, nprobe)

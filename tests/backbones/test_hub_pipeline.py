@@ -29,8 +29,13 @@ PROCESSORS = {  # as the snapshots write them, at sizes small enough for tests
     "lanczos-no-crop-size": {"image_processor_type": "BitImageProcessor", "size": 30, "resample": 1,
                              "crop_size": 24, "do_normalize": False, "rescale_factor": 0.5 / 255},
     "crop-only": {"image_processor_type": "BitImageProcessor", "do_resize": False, "crop_size": 28},  # pads small ones
+    # CLIP and SigLIP snapshots: what the file leaves out (bicubic, CLIP's crop and mean/std) is the class's default
+    "clip": {"image_processor_type": "CLIPImageProcessor", "size": {"shortest_edge": 32},
+             "crop_size": {"height": 28, "width": 28}},
+    "siglip": {"image_processor_type": "SiglipImageProcessor", "size": {"height": 28, "width": 28}},
 }
-MODEL_TYPES = {"dinov2": "dinov2", "vit": "vit", "old-vit": "vit", "lanczos-no-crop-size": "dinov2", "crop-only": "dinov2"}
+MODEL_TYPES = {"dinov2": "dinov2", "vit": "vit", "old-vit": "vit", "lanczos-no-crop-size": "dinov2", "crop-only": "dinov2",
+               "clip": "clip", "siglip": "siglip"}
 
 
 def photos(folder, seed: int = 0) -> list:

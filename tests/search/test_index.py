@@ -45,18 +45,46 @@ def test_ivf_searching_every_list_is_exact_and_selectors_filter(monkeypatch):
     Y = unit(rng.normal(size=(50, 16)))
     Q = unit(rng.normal(size=(5, 16)))
     index = ann.build([X[:400], X[400:]], 900, 16, sample=X[ann.training_rows(900)])
-    assert index.nlist == 30
+    assert ann.lists_of(index) == 30
     flat = ann.build([Y], 50, 16)
-    assert not hasattr(flat, "nlist")
+    assert ann.lists_of(flat) == 0
     scores, rows = ann.search([(index, 0), (flat, 900)], Q, 7, nprobe=30)
     every = np.hstack([Q @ X.T, Q @ Y.T])
     top = TopK(5, 7)
     top.add(every, np.arange(950))
     np.testing.assert_array_equal(rows, top.result()[1])
+    np.testing.assert_allclose(scores, top.result()[0], atol=1e-6)  # re-scored on the floats, not the 8-bit codes
     allowed = np.zeros(950, bool)
     allowed[::3] = True
     _, rows = ann.search([(index, 0), (flat, 900)], Q, 7, allowed=allowed, nprobe=30)
     assert (rows % 3 == 0).all()
+
+
+def test_ivf_lists_hold_8_bit_codes_and_single_queries_run_on_one_thread(monkeypatch):
+    """A query's time goes to scanning the probed lists: 8-bit codes are a quarter of float lists'
+    bytes (the floats kept only to re-score the best); one query does not wait on a second thread."""
+    import faiss
+
+    from featx.search import ann
+    from featx.search.exact import unit
+
+    monkeypatch.setattr(ann, "FLAT_ROWS", 100)
+    X = unit(np.random.default_rng(1).normal(size=(2000, 32)))
+    index = ann.build([X], 2000, 32, sample=X[ann.training_rows(2000)])
+    ivf = faiss.extract_index_ivf(index)
+    assert ivf.code_size == 32 and isinstance(index, faiss.IndexRefine)  # one byte per number
+    seen, parameters = [], ann._parameters
+    monkeypatch.setattr(ann, "_parameters", lambda faiss, *args: seen.append(faiss.omp_get_max_threads())
+                        or parameters(faiss, *args))
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(3)
+    try:
+        ann.search([(index, 0)], X[:1], 5)
+        ann.search([(index, 0)], X[: ann.SINGLE_THREAD_QUERIES], 5)
+        assert faiss.omp_get_max_threads() == 3
+    finally:
+        faiss.omp_set_num_threads(threads)
+    assert seen == [1, 1, 3, 3]  # (the refine step and its 8-bit lists, each search)
 
 
 def test_the_index_gives_exact_hits_on_small_segments_and_indexes_only_a_new_segment(cache, dataset, tmp_path):
@@ -135,3 +163,25 @@ def test_auto_uses_the_index_from_index_rows_on(cache, dataset, monkeypatch):
     monkeypatch.setattr(search_run, "INDEX_ROWS", 10)
     result = search(cache, query)
     assert result.method == "index" and _hits(result) == _hits(search(cache, query, method="exact"))
+
+
+def test_nprobe_reaches_the_index_and_is_refused_where_it_means_nothing(cache, dataset, monkeypatch):
+    from typer.testing import CliRunner
+
+    from featx.cli import app
+    from featx.search import ann
+
+    asked, original = [], ann.search
+    monkeypatch.setattr(ann, "search", lambda *args, nprobe, **kwargs: asked.append(nprobe)
+                        or original(*args, nprobe=nprobe, **kwargs))
+    query = [dataset / "test" / "cat" / "cat_0.png"]
+    search(cache, query, method="index")
+    search(cache, query, method="index", nprobe=7)
+    done = CliRunner().invoke(app, ["search", *map(str, query), "--cache", str(cache), "--method", "index",
+                                    "--nprobe", "3"])
+    assert done.exit_code == 0, done.output
+    assert asked == [ann.NPROBE, 7, 3]
+    with pytest.raises(OptionError, match="'nprobe' parameter applies to the approximate index"):
+        search(cache, query, method="exact", nprobe=7)
+    with pytest.raises(OptionError, match="'nprobe' parameter must be"):
+        search(cache, query, method="index", nprobe=0)
