@@ -11,12 +11,13 @@ segment into one, keeping only the vectors an image refers to.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 
 from featx._faults import crash_point
+from featx.cache.idset import IdSet
 from featx.cache.indexfile import write_index
 from featx.cache.parts import TableLayout, layout_table
 from featx.cache.readers import remove_unread
@@ -36,7 +37,7 @@ class SegmentPlan:
     restat: dict[int, tuple[int, int]] = field(default_factory=dict)  # kept, with a new (size, mtime)
     carry: list[tuple[Source, np.ndarray]] = field(default_factory=list)  # (source, usable-row mask)
     dropped: list[Path] = field(default_factory=list)  # segment files the commit stops listing
-    have: set[bytes] = field(default_factory=set)  # content ids with a usable vector
+    have: IdSet = field(default_factory=IdSet)  # content ids with a usable vector
 
     @property
     def changes_index(self) -> bool:
@@ -50,25 +51,26 @@ def plan_segments(index: CacheIndex | None, width: int) -> SegmentPlan:
     if index is None:
         return plan
     usable_width = int(index.attrs.get("feature_dim", -1)) == width
+    usable = np.zeros(len(index.vector_ids), bool)
     for source in index.sources():
-        ids = index.vector_ids[source.start : source.stop]
         readable = source.segment not in index.unreadable
         if usable_width and readable and source.segment >= 0 and stat_matches(index.path, index.segments, source.segment):
             plan.keep.append(source.segment)
-            plan.have.update(ids.tolist())
+            usable[source.start : source.stop] = True
             continue
         mask, digest = _check(source, width) if usable_width and readable else (None, "")
         if source.segment >= 0 and mask is not None and mask.all() and digest == index.segments.digest[source.segment]:
             stat = source.file.stat()
             plan.keep.append(source.segment)
             plan.restat[source.segment] = (stat.st_size, stat.st_mtime_ns)
-            plan.have.update(ids.tolist())
+            usable[source.start : source.stop] = True
             continue
         if mask is not None and mask.any():
             plan.carry.append((source, mask))
-            plan.have.update(ids[mask].tolist())
+            usable[source.start : source.stop] = mask
         if source.segment >= 0:
             plan.dropped.append(source.file)
+    plan.have.update(index.vector_ids if usable.all() else index.vector_ids[usable])  # all: no copy
     return plan
 
 
@@ -231,17 +233,17 @@ def unwritable(cache_path: Path, why: str) -> CacheWriteError:
 
 def committed_work(
     index: CacheIndex | None, plan: SegmentPlan, cache_path: Path, fingerprint: str, feature_dim: int
-) -> tuple[set[bytes], dict[bytes, str]]:
+) -> tuple[IdSet, dict[bytes, str]]:
     """Content ids that already have a usable vector, and those known not to decode (with reasons),
     from the committed segments (:func:`plan_segments`: no vector is read while their stat is
     unchanged) and from shards left by earlier (possibly killed) runs."""
-    have = plan.have  # no copy: a million ids cost a hundred megabytes per set
+    have = plan.have
     failed: dict[bytes, str] = {}
     if index is not None:
         failed.update((i, r) for i, r in zip(index.skipped.id.tolist(), index.skipped.reason) if i)
     width = feature_dim or None
     for _, ids, _, skipped_ids, reasons in read_shards(cache_path, fingerprint, features=False, width=width):
-        have.update(ids.tolist())
+        have.update(ids)
         failed.update(zip(skipped_ids.tolist(), reasons))
     return have, failed
 
@@ -256,7 +258,7 @@ def changed_index(index: CacheIndex | None, plan: SegmentPlan, cache_path: Path,
     for old, new in ((index.images, images), (index.skipped, skipped)):
         if len(old) != len(new):
             return True
-        for name in new.__dataclass_fields__:
+        for name in (f.name for f in fields(new)):
             if not np.array_equal(getattr(old, name), getattr(new, name)):
                 return True
     return False

@@ -27,7 +27,17 @@ from featx.cache.segments import (
     segment_dir,
     usable_rows,
 )
-from featx.cache.tables import ID_DTYPE, ImageTable, PartTable, RunTable, SegmentTable, SkipTable, has_repeats, rows_of
+from featx.cache.tables import (
+    ID_DTYPE,
+    ImageTable,
+    PartTable,
+    RunTable,
+    SegmentTable,
+    SkipTable,
+    column_names,
+    has_repeats,
+    rows_of,
+)
 from featx.errors import CacheError, DamagedCacheError
 
 __all__ = ["CHUNK_ROWS", "MAX_MAGNITUDE", "CacheIndex", "Source", "index_problems", "read_vectors", "unusable_vectors",
@@ -189,7 +199,7 @@ def index_datasets(h5: h5py.File) -> list[str]:
         tables.append(("segments", SegmentTable))
     if int(h5.attrs.get("encoding-version", 1)) >= 3:
         tables += [("parts", PartTable), ("runs", RunTable)]
-    return ["classes", "vectors/id"] + [f"{group}/{f}" for group, table in tables for f in table.__dataclass_fields__]
+    return ["classes", "vectors/id"] + [f"{group}/{f}" for group, table in tables for f in column_names(table)]
 
 
 
@@ -272,10 +282,10 @@ def index_problems(index: CacheIndex) -> list[str]:
     tables = (("images", images), ("skipped", skipped), ("segments", index.segments), ("parts", index.parts),
               ("runs", index.runs))
     for name, table in tables:
-        lengths = {f: len(getattr(table, f)) for f in table.__dataclass_fields__}
+        lengths = {f: len(getattr(table, f)) for f in column_names(table)}
         if len(set(lengths.values())) > 1:
             problems.append(f"/{name} columns have different lengths {lengths}")
-        kinds = {f: getattr(table, f).dtype.kind for f in table.__dataclass_fields__}
+        kinds = {f: getattr(table, f).dtype.kind for f in column_names(table)}
         wrong = [f for f, kind in kinds.items() if kind not in _KINDS.get(f, "OSU")]
         if wrong:
             problems.append(f"/{name}/{wrong[0]} holds values of the wrong type ({getattr(table, wrong[0]).dtype})")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import ClassVar
 
 import h5py
 import numpy as np
@@ -74,6 +75,25 @@ def has_repeats(ids: np.ndarray) -> bool:
     return len(np.unique(ids)) != len(ids)  # a shared hash: compare the ids themselves
 
 
+def column_names(table) -> list[str]:
+    """The column names of a :class:`Table` (class or instance)."""
+    return [f.name for f in fields(table)]
+
+
+def _read_column(dataset: h5py.Dataset, categorical: bool) -> np.ndarray:
+    """A column as NumPy; text block by block (h5py holds each value as bytes and as str while it
+    decodes: a block at a time, not a million), and a categorical column with one shared str per
+    value (a million splits read as a million separate "train" objects would cost 50 MB)."""
+    if dataset.dtype.kind != "O":
+        return np.asarray(read(dataset))
+    shared: dict[str, str] = {}
+    out = np.empty(len(dataset), dtype=object)
+    for start in range(0, len(dataset), 65536):
+        block = read(dataset, np.s_[start : start + 65536])
+        out[start : start + len(block)] = [shared.setdefault(v, v) for v in block.tolist()] if categorical else block
+    return out
+
+
 @dataclass
 class Table:
     """Columns of equal length; subclasses declare them as fields."""
@@ -92,7 +112,9 @@ class Table:
 
     @classmethod
     def read(cls, group: h5py.Group) -> Table:
-        return cls(**{f.name: np.asarray(read(group[f.name])) for f in fields(cls)})
+        return cls(**{f.name: _read_column(group[f.name], f.name in cls.CATEGORICAL) for f in fields(cls)})
+
+    CATEGORICAL: ClassVar[tuple[str, ...]] = ()  # text columns of a few distinct values (one str object each)
 
     @classmethod
     def concat(cls, tables: list[Table]) -> Table:
@@ -113,6 +135,8 @@ _EMPTY_DTYPES = {"id": ID_DTYPE, "label": np.int32, "size": np.int64, "mtime_ns"
 @dataclass
 class ImageTable(Table):
     """One row per image file of the dataset at the last embed."""
+
+    CATEGORICAL: ClassVar[tuple[str, ...]] = ("split",)
 
     path: np.ndarray  # object (str), relative to the dataset root
     id: np.ndarray  # S64

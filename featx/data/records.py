@@ -11,7 +11,7 @@ SPLIT_NAMES = {"train": "train", "val": "val", "validation": "val", "test": "tes
 SPLIT_ORDER = {"train": 0, "val": 1, "test": 2, "": 3}  # records are sorted by split, then path
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a scan of a million images holds a million of these
 class ImageRecord:
     """One image of a dataset: where it is, its class and its split."""
 

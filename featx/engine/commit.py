@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from featx.cache.append import SegmentPlan, changed_index, commit, committed_work, plan_segments, unwritable
+from featx.cache.idset import IdSet
 from featx.cache.lock import cache_lock
 from featx.cache.segments import lossy_rows
 from featx.cache.store import CacheIndex
@@ -60,18 +61,15 @@ class RunPlan:
     writable: bool
     index: CacheIndex | None
     segments: SegmentPlan
-    have: set[bytes]
+    have: IdSet
     failed: dict[bytes, str]
     embedded: set[bytes] = field(default_factory=set)  # what this run added to ``have`` (the rest is reused)
 
     def add(self, ids) -> None:
         """Ids this run embedded."""
+        ids = list(ids)
         self.have.update(ids)
         self.embedded.update(ids)
-
-    def reused(self, content_id: bytes) -> bool:
-        """Whether ``content_id`` had a vector before this run (committed, or in a killed run's shards)."""
-        return content_id in self.have and content_id not in self.embedded
 
     def require_writable(self, why: str) -> None:
         """Refuse, before any work, a run that must write where it cannot."""

@@ -23,6 +23,9 @@ def _unreadable(exc: OSError, path: str) -> str:
     return os_reason(exc)
 
 
+_STAT_BLOCK = 65536
+
+
 def index_files(
     root: Path,
     records: Sequence[ImageRecord],
@@ -33,17 +36,21 @@ def index_files(
     """An :class:`ImageTable` for ``records`` and the (path, reason) of files that cannot be read.
 
     A file whose size and modification time match the previous table keeps its id without being
-    read again, which is what makes a rerun on an unchanged folder fast. ``files`` stats and hashes
+    read again, which is what makes a rerun on an unchanged folder fast. (The previous table's paths
+    are replaced by this scan's equal ones: one str object per path in memory.) ``files`` stats and hashes
     them: local files by default (:class:`LocalFiles`); :class:`featx.data.objectstore.ObjectFiles` for
     a dataset named by URL.
     """
     files = files or LocalFiles(root, workers)
     paths = str_column(record.path for record in records)
-    stats = files.stat(paths.tolist())
-    reasons = {row: stat for row, stat in enumerate(stats) if isinstance(stat, str)}
-    size = np.fromiter((-1 if isinstance(s, str) else s[0] for s in stats), np.int64, len(stats))
-    mtime_ns = np.fromiter((-1 if isinstance(s, str) else s[1] for s in stats), np.int64, len(stats))
-    del stats
+    size, mtime_ns = np.full(len(paths), -1, np.int64), np.full(len(paths), -1, np.int64)
+    reasons: dict[int, str] = {}
+    for start in range(0, len(paths), _STAT_BLOCK):  # a block of (size, mtime) tuples at a time in memory
+        for row, stat in enumerate(files.stat(paths[start : start + _STAT_BLOCK].tolist()), start):
+            if isinstance(stat, str):
+                reasons[row] = stat
+            else:
+                size[row], mtime_ns[row] = stat
     ids = np.zeros(len(paths), ID_DTYPE)
     seen = np.zeros(len(paths), bool)
     if previous is not None and len(previous):  # unchanged size and time: the id without reading the file
@@ -51,6 +58,8 @@ def index_files(
         at = np.maximum(row, 0)
         seen = (row >= 0) & (previous.size[at] == size) & (previous.mtime_ns[at] == mtime_ns) & (mtime_ns >= 0)
         ids[seen] = previous.id[at[seen]]
+        found = np.flatnonzero(row >= 0)  # equal strings: the previous table now shares this scan's
+        previous.path[row[found]] = paths[found]  # objects, so a million paths are held once, not twice
     readable = np.ones(len(paths), bool)
     readable[list(reasons)] = False
     to_hash = np.flatnonzero(readable & ~seen)  # new or changed: hashed

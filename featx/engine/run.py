@@ -22,6 +22,7 @@ import numpy as np
 from featx._faults import crash_point
 from featx._versions import recorded_versions
 from featx.backbones.build import known_feature_dim
+from featx.cache.idset import IdSet
 from featx.cache.locate import cache_path_for
 from featx.cache.shards import shard_backends, shard_width, write_shard
 from featx.cache.store import CacheIndex
@@ -134,8 +135,9 @@ def _update(dataset: Dataset, config: EmbedConfig, cache_path: Path, run: RunOpt
     not_as_planned: dict[bytes, str] = {}  # read but not decoded this run: says nothing of the content
 
     todo: dict[bytes, Path] = {}
-    for path, content_id in zip(images.path, images.id.tolist()):
-        if content_id not in have and content_id not in failed_ids and content_id not in todo:
+    lacking = ~have.contains(images.id)  # one question for the whole column: a rerun loops over none
+    for path, content_id in zip(images.path[lacking], images.id[lacking].tolist()):
+        if content_id not in failed_ids and content_id not in todo:
             todo[content_id] = dataset.root / path
     crash_point("planned")
 
@@ -166,12 +168,12 @@ def _update(dataset: Dataset, config: EmbedConfig, cache_path: Path, run: RunOpt
     report = EmbedReport(cache_path=cache_path, images=len(images) + len(unreadable), feature_dim=feature_dim,
                          warnings=warnings)
     skipped_rows = [(p, b"", r) for p, r in unreadable]
-    for row, (path, content_id) in enumerate(zip(images.path, images.id.tolist())):
-        if plan.reused(content_id):
-            report.reused += 1
-        elif content_id in have:
-            report.embedded += 1
-        elif content_id in failed_ids:  # these bytes do not decode: retried only once they change
+    vector = have.contains(images.id)
+    new = IdSet(embedded).contains(images.id)
+    report.embedded, report.reused = int((vector & new).sum()), int((vector & ~new).sum())
+    for row in np.flatnonzero(~vector).tolist():
+        path, content_id = images.path[row], images.id[row]
+        if content_id in failed_ids:  # these bytes do not decode: retried only once they change
             skipped_rows.append((path, content_id, failed_ids[content_id]))
         else:  # not tied to the content (b""), and hashed again next run whatever its size and time
             skipped_rows.append((path, b"", not_as_planned.get(content_id, "not embedded")))
@@ -195,18 +197,18 @@ def _update(dataset: Dataset, config: EmbedConfig, cache_path: Path, run: RunOpt
     return report
 
 
-def _with_earlier_files(index: CacheIndex | None, images: ImageTable, have: set[bytes]) -> ImageTable:
+def _with_earlier_files(index: CacheIndex | None, images: ImageTable, have: IdSet) -> ImageTable:
     """A loose-files cache is shared by every ``predict`` and Embedder call of its configuration: the
     files of earlier runs that this run did not name stay listed (while their vectors are usable),
     so that neither this run nor a ``cache compact`` after it drops their vectors."""
     if index is None:
         return images
     named = set(images.path.tolist())
-    earlier = [row for row, (path, content_id) in enumerate(zip(index.images.path, index.images.id.tolist()))
-               if path not in named and content_id in have]
-    if not earlier:
+    unnamed = np.fromiter((path not in named for path in index.images.path.tolist()), bool, len(index.images))
+    earlier = np.flatnonzero(unnamed & have.contains(index.images.id))
+    if not len(earlier):
         return images
-    listed = ImageTable.concat([index.images.take(np.asarray(earlier, np.int64)), images])
+    listed = ImageTable.concat([index.images.take(earlier), images])
     return listed.take(np.argsort(listed.path.astype(str), kind="stable"))  # one order, whichever call came last
 
 

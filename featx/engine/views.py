@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from featx._versions import recorded_versions
+from featx.cache.idset import IdSet
 from featx.cache.locate import views_cache_path
 from featx.cache.schema import VIEWS_KIND
 from featx.cache.shards import write_shard
@@ -97,7 +98,7 @@ def update_views(cache_path: Path, root: Path | Url, config: EmbedConfig, recipe
                                         keepable)
             plan.add(done)
             report.failed = [SkippedImage(str(todo[i]), reason) for i, reason in failed.items()]
-        table = wanted.take(np.asarray([vid in plan.have for vid in wanted.id.tolist()], dtype=bool))
+        table = wanted.take(plan.have.contains(wanted.id))
         report.embedded = int(sum(vid in plan.embedded for vid in table.id.tolist()))
         report.reused = len(table) - report.embedded
         plan.commit_if_changed(
@@ -108,13 +109,14 @@ def update_views(cache_path: Path, root: Path | Url, config: EmbedConfig, recipe
     return report
 
 
-def _missing(wanted: ImageTable, image_ids: np.ndarray, have: set[bytes],
+def _missing(wanted: ImageTable, image_ids: np.ndarray, have: IdSet,
              root: Path | Url) -> tuple[dict[bytes, list[bytes]], dict[bytes, Path | Url]]:
     """The view ids each image still needs (by content id), and the file to decode for each image."""
     needs: dict[bytes, list[bytes]] = {}
     todo: dict[bytes, Path | Url] = {}
-    for content_id, vid, relative in zip(image_ids.tolist(), wanted.id.tolist(), wanted.path):
-        if vid not in have and vid not in needs.get(content_id, ()):
+    lacking = ~have.contains(wanted.id)
+    for content_id, vid, relative in zip(image_ids[lacking].tolist(), wanted.id[lacking].tolist(), wanted.path[lacking]):
+        if vid not in needs.get(content_id, ()):
             needs.setdefault(content_id, []).append(vid)
             todo.setdefault(content_id, root / relative)
     return needs, todo

@@ -6,6 +6,7 @@ import hashlib
 
 import numpy as np
 
+import featx.cache.idset
 import featx.cache.tables
 from featx.cache.tables import ID_DTYPE, has_repeats, rows_of
 
@@ -33,3 +34,18 @@ def test_repeats_are_found_among_a_hundred_thousand_ids():
     ids = _ids(100_000)
     assert not has_repeats(ids)
     assert has_repeats(np.concatenate([ids, ids[12345:12346]]))
+
+
+def test_an_id_set_answers_like_a_python_set_for_a_whole_column(monkeypatch):
+    from featx.cache.idset import IdSet
+
+    held, asked = _ids(300), np.concatenate([_ids(300)[::7], _ids(40, "absent")])
+    ids = IdSet(held[:100])
+    ids.update(held[100:].tolist())  # a second block, as bytes
+    ids.update(held[:5])  # repeats are harmless
+    expected = [i in set(held.tolist()) for i in asked.tolist()]
+    assert ids.contains(asked).tolist() == expected and len(ids) == 300
+    assert held[3].tobytes() in ids and _ids(1, "absent")[0].tobytes() not in ids
+    monkeypatch.setattr(featx.cache.idset, "id_hashes", lambda values: np.zeros(len(values), np.uint64))
+    collided = IdSet(held)
+    assert collided.contains(asked).tolist() == expected  # every hash equal: the ids are compared whole

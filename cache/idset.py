@@ -1,0 +1,68 @@
+"""A set of content ids held as arrays: what a run already has a vector for, at a million images.
+
+A Python set of a million ids costs about 140 bytes each (the bytes objects and the table); this
+one keeps the id arrays it was given (often views of the index's own) and 16 bytes per id of
+sorted hashes, and answers membership for a whole column at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from featx.cache.tables import ID_DTYPE, id_hashes
+
+
+class IdSet:
+    """Content ids (S64); :meth:`contains` asks for many at a time, ``in`` for one."""
+
+    def __init__(self, ids: Iterable[bytes] | np.ndarray = ()) -> None:
+        self._blocks: list[np.ndarray] = []
+        self._sorted: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # hashes, order, all ids
+        self._fallback: set[bytes] | None = None  # two different ids share a hash: plain set
+        self.update(ids)
+
+    def update(self, ids: Iterable[bytes] | np.ndarray) -> None:
+        """Add ``ids`` (an S64 array, or any iterable of ids)."""
+        block = np.asarray(ids if isinstance(ids, np.ndarray) else list(ids), ID_DTYPE)
+        if len(block):
+            self._blocks.append(block)
+            self._sorted = self._fallback = None
+
+    def __ior__(self, ids: Iterable[bytes]) -> IdSet:
+        self.update(ids)
+        return self
+
+    def contains(self, ids: np.ndarray) -> np.ndarray:
+        """Whether each of ``ids`` (S64) is in the set."""
+        ids = np.asarray(ids, ID_DTYPE)
+        if not self._blocks or not len(ids):
+            return np.zeros(len(ids), bool)
+        self._prepare()
+        if self._fallback is not None:
+            return np.fromiter((i in self._fallback for i in ids.tolist()), bool, len(ids))
+        hashes, order, every = self._sorted
+        place = np.minimum(np.searchsorted(hashes, id_hashes(ids)), len(hashes) - 1)
+        return every[order[place]] == ids
+
+    def __contains__(self, content_id: bytes) -> bool:
+        return bool(self.contains(np.asarray([content_id], ID_DTYPE))[0])
+
+    def __len__(self) -> int:
+        self._prepare()
+        return len(self._fallback) if self._fallback is not None else len(np.unique(self._sorted[0]))
+
+    def _prepare(self) -> None:
+        if self._sorted is not None or self._fallback is not None:
+            return
+        every = self._blocks[0] if len(self._blocks) == 1 else np.concatenate(self._blocks)
+        self._blocks = [every]
+        hashes = id_hashes(every)
+        order = np.argsort(hashes, kind="stable")
+        hashes = hashes[order]
+        same = np.flatnonzero(hashes[1:] == hashes[:-1])
+        if len(same) and bool((every[order[same]] != every[order[same + 1]]).any()):
+            self._fallback = set(every.tolist())  # a collision of 64-bit hashes: never in practice
+            return
+        self._sorted = (hashes, order, every)
