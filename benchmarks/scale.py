@@ -2,9 +2,10 @@
 new, and memory should cost bytes per image, not kilobytes.
 
     python benchmarks/scale.py [--sizes 100000 1000000] [--work DIR] [--phases ...] [--repeat 3]
+                               [--width 16] [--dtype float32]
 
 For each size N: a folder of N generated 32-px PNGs in 10 class folders (written once into
-``--work`` and reused by later runs), a tiny custom backbone (one strided conv, 16-d vectors, weights
+``--work`` and reused by later runs), a tiny custom backbone (one strided conv, 16-d vectors by default, weights
 in the .keras file: no download) so that featx's own costs are what is measured, then each phase as a
 user runs it, in a fresh process of its own: the first embed (``featx embed``), a plain ``os.walk`` +
 ``os.stat`` of the folder (the filesystem's limit for a rerun), an unchanged rerun, a rerun after
@@ -35,20 +36,20 @@ from pathlib import Path
 
 import numpy as np
 
-WIDTH = 16  # vector width of the tiny backbone: featx's own per-image costs dominate
+WIDTH = 16  # default vector width of the tiny backbone: featx's own per-image costs dominate
 SIDE = 32
 MARK = "SCALE-PHASE "
 PHASES = ("first embed", "walk+stat", "unchanged rerun", "add 1%", "load", "fit logreg", "fit sgd")
 
 
-def tiny_backbone(path: Path) -> Path:
-    """A 32-px .keras backbone whose pooled output is ``WIDTH`` wide (one strided conv)."""
+def tiny_backbone(path: Path, width: int = WIDTH) -> Path:
+    """A 32-px .keras backbone whose pooled output is ``width`` wide (one strided conv)."""
     if path.exists():
         return path
     code = (
         "import keras\n"
         f"x = keras.Input(({SIDE}, {SIDE}, 3))\n"
-        f"y = keras.layers.Conv2D({WIDTH}, 8, strides=8, kernel_initializer='glorot_uniform')(x)\n"
+        f"y = keras.layers.Conv2D({width}, 8, strides=8, kernel_initializer='glorot_uniform')(x)\n"
         f"keras.Model(x, keras.layers.GlobalAveragePooling2D()(y)).save({str(path)!r})\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
@@ -115,7 +116,7 @@ def _walk_stat(data: str) -> None:
             os.stat(os.path.join(root, name))
 
 
-def run_phase(name: str, data: str, cache: str, model: str, out: str) -> None:
+def run_phase(name: str, data: str, cache: str, model: str, out: str, dtype: str) -> None:
     """Import what the phase needs, then time it and its peak memory above the imported process."""
     import featx
     from featx.cli.app import app
@@ -141,7 +142,8 @@ def run_phase(name: str, data: str, cache: str, model: str, out: str) -> None:
 
     held = None
     actions = {
-        "embed": lambda: cli("embed", data, "--backbone", model, "--cache", cache, "--batch-size", "256", "--json"),
+        "embed": lambda: cli("embed", data, "--backbone", model, "--cache", cache, "--batch-size", "256", "--json",
+                             "--dtype", dtype),
         "walk": lambda: _walk_stat(data),
         "load": lambda: featx.load_features(cache),
         "fit-logreg": lambda: cli("fit-head", "--cache", cache, "--head", "logreg", "--output", out, "--json"),
@@ -158,9 +160,9 @@ def run_phase(name: str, data: str, cache: str, model: str, out: str) -> None:
     print(MARK + json.dumps(result), flush=True)
 
 
-def phase(name: str, data: Path, cache: Path, model: Path, out: Path) -> dict:
+def phase(name: str, data: Path, cache: Path, model: Path, out: Path, dtype: str = "float32") -> dict:
     command = [sys.executable, __file__, "--phase", name, "--data", str(data), "--cache", str(cache),
-               "--model", str(model), "--out", str(out)]
+               "--model", str(model), "--out", str(out), "--dtype", dtype]
     result = subprocess.run(command, capture_output=True, text=True)
     lines = [line for line in result.stdout.splitlines() if line.startswith(MARK)]
     if result.returncode or not lines:
@@ -189,11 +191,15 @@ def written(before: dict, after: dict) -> int:
     return sum(size for path, (size, *rest) in after.items() if before.get(path) != (size, *rest))
 
 
-def measure(n: int, work: Path, model: Path, phases: list[str]) -> dict:
+def cache_name(n: int, width: int, dtype: str) -> str:
+    return f"cache{n}-{width}d-{dtype}.h5"
+
+
+def measure(n: int, work: Path, model: Path, phases: list[str], width: int, dtype: str) -> dict:
     data = dataset(work, n)
-    cache, out = work / f"cache{n}.h5", work / f"heads{n}"
+    cache, out = work / cache_name(n, width, dtype), work / f"heads{n}"
     if "first embed" in phases:
-        for old in work.glob(f"cache{n}.h5*"):
+        for old in work.glob(cache.name + "*"):
             shutil.rmtree(old) if old.is_dir() else old.unlink()
     elif not cache.exists():
         raise SystemExit(f"{cache} does not exist: run the 'first embed' phase first.")
@@ -201,7 +207,7 @@ def measure(n: int, work: Path, model: Path, phases: list[str]) -> dict:
 
     def timed(label: str, name: str, images: int) -> None:
         shutil.rmtree(out, ignore_errors=True)
-        result = phase(name, data, cache, model, out)
+        result = phase(name, data, cache, model, out, dtype)
         row[label] = result | {"per_image": result["peak"] / images}
         print(f"  {label}: {result['seconds']:.2f} s, peak +{result['peak'] / 1e6:.1f} MB "
               f"({result['peak'] / images:.0f} B/image), held +{result['held'] / 1e6:.1f} MB", flush=True)
@@ -216,6 +222,7 @@ def measure(n: int, work: Path, model: Path, phases: list[str]) -> dict:
         timed("add 1%", "embed", n + extra)
         row["add 1% wrote"] = written(before, cache_files(cache))
         row["index bytes"] = cache.stat().st_size
+        row["cache bytes/image"] = sum(size for size, *_ in cache_files(cache).values()) / (n + extra)
     total = len(featx_rows(cache))
     for label, name in (("load", "load"), ("fit logreg", "fit-logreg"), ("fit sgd", "fit-sgd")):
         if label in phases:
@@ -231,18 +238,19 @@ def featx_rows(cache: Path):
     return featx.load_features(cache, lazy=True).y
 
 
-def interleaved_adds(sizes: list[int], work: Path, model: Path, repeats: int) -> dict[int, float]:
+def interleaved_adds(sizes: list[int], work: Path, model: Path, repeats: int, width: int,
+                     dtype: str) -> dict[int, float]:
     """Median time to add 200 new images to each size's cache, the sizes taking turns ``repeats``
     times; each round's images are removed again (untimed rerun) so every round adds new content."""
     times: dict[int, list[float]] = {n: [] for n in sizes}
     for round_ in range(repeats):
         for n in sizes:
-            data, cache = work / f"data{n}", work / f"cache{n}.h5"
+            data, cache = work / f"data{n}", work / cache_name(n, width, dtype)
             start = 10_000_000 * (round_ + 1)  # content never seen by this cache
             write_images(data, 200, start=start)
-            times[n].append(phase("embed", data, cache, model, work)["seconds"])
+            times[n].append(phase("embed", data, cache, model, work, dtype)["seconds"])
             remove_from(data, start)
-            phase("embed", data, cache, model, work)
+            phase("embed", data, cache, model, work, dtype)
     return {n: float(np.median(t)) for n, t in times.items()}
 
 
@@ -262,11 +270,16 @@ def table(rows: list[dict]) -> None:
     for key in ("index bytes", "add 1% wrote"):
         if key in rows[0]:
             print(f"| {key} | " + " | ".join(f"{r[key] / 1e6:,.1f} MB" for r in rows) + " |")
+    if "cache bytes/image" in rows[0]:
+        print("| cache bytes per image | " + " | ".join(f"{r['cache bytes/image']:,.0f}" for r in rows) + " |")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[20_000])
+    parser.add_argument("--width", type=int, default=WIDTH, help="Vector width of the tiny backbone (2048: the "
+                        "figures of the segmented-cache release).")
+    parser.add_argument("--dtype", default="float32", help="How the cache stores vectors (float16 halves them).")
     parser.add_argument("--work", type=Path, default=None,
                         help="Keep images (and the backbone) here; a later run reuses them (default: a temporary folder).")
     parser.add_argument("--phases", nargs="+", default=list(PHASES), choices=PHASES, metavar="PHASE",
@@ -279,20 +292,20 @@ def main() -> None:
         parser.add_argument(hidden, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.phase:
-        run_phase(args.phase, args.data, args.cache, args.model, args.out)
+        run_phase(args.phase, args.data, args.cache, args.model, args.out, args.dtype)
         return
     work = args.work or Path(tempfile.mkdtemp(prefix="featx-scale-"))
     work.mkdir(parents=True, exist_ok=True)
-    model = tiny_backbone(work / f"tiny{WIDTH}.keras")
+    model = tiny_backbone(work / f"tiny{args.width}.keras", args.width)
     rows = []
     for n in args.sizes:
         print(f"{n:,} images", flush=True)
-        rows.append(measure(n, work, model, args.phases))
+        rows.append(measure(n, work, model, args.phases, args.width, args.dtype))
         if args.json:
             print(json.dumps(rows[-1]), flush=True)
     table(rows)
     if args.repeat:
-        medians = interleaved_adds(args.sizes, work, model, args.repeat)
+        medians = interleaved_adds(args.sizes, work, model, args.repeat, args.width, args.dtype)
         print(f"\nadd 200 new images, median of {args.repeat} interleaved rounds: "
               + ", ".join(f"{n:,} images {t:.2f} s" for n, t in medians.items()))
         for n in args.sizes[1:]:
