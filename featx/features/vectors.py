@@ -44,7 +44,7 @@ class _Compact:
     def at(self, rows) -> list[str]:
         """The strings of ``rows`` only (decoding nothing else)."""
         if self._strings is not None:
-            return list(self._strings[rows])
+            return list(np.atleast_1d(self._strings[rows]))
         return [self.decode(v) for v in np.atleast_1d(self.raw[rows])]
 
     def take(self, rows) -> _Compact:

@@ -75,7 +75,9 @@ def test_content_ids_sort_as_ids_and_paths_at_reads_the_rows_asked(cache):
     raw = content_ids(features)
     assert raw.dtype.kind == "S" and [i.decode() for i in raw] == features.ids.tolist()
     np.testing.assert_array_equal(np.argsort(raw, kind="stable"), np.argsort(features.ids, kind="stable"))
-    assert paths_at(load_features(cache), [4, 1]) == [features.paths[4], features.paths[1]]
+    fresh = load_features(cache)
+    assert paths_at(fresh, [4, 1]) == [features.paths[4], features.paths[1]] and paths_at(fresh, 2) == [features.paths[2]]
+    assert paths_at(features, 2) == [features.paths[2]]  # built already: the same rows
     built = Features(X=np.zeros((3, 2), np.float32), y=np.zeros(3, np.int64), classes=("a",),
                      paths=np.asarray(["/x/é.png", "/x/b.png", "/x/a.png"], object),
                      ids=np.asarray(["ü", "b", "a"], object), split=np.asarray(["", "", ""], object))
