@@ -207,7 +207,26 @@ def read_rows(file: Path, dataset: str, rows: np.ndarray) -> np.ndarray:
         unique, inverse = np.unique(rows, return_inverse=True)
         if len(unique) > len(features) // 2:
             return read(features)[rows]
-        return read(features, unique)[inverse]
+        return _read_chunks(features, unique)[inverse]
+
+
+def _read_chunks(features: h5py.Dataset, unique: np.ndarray) -> np.ndarray:
+    """Rows ``unique`` (sorted, distinct) of ``features``, read as one slice per run of consecutive
+    chunks that hold some (at most BLOCK_ROWS rows a read): the chunks a point selection would read,
+    without h5py's cost per selected point (~0.5 ms a row: 8,192 scattered rows took 4 s, their
+    chunks as slices 0.1 s)."""
+    out = np.empty((len(unique), *features.shape[1:]), features.dtype)
+    if len(unique) == 0:
+        return out
+    step = (features.chunks or (CHUNK_ROWS,))[0]
+    per_read = max(1, BLOCK_ROWS // step)
+    touched = np.unique(unique // step)
+    for run in np.split(touched, np.flatnonzero(np.diff(touched) != 1) + 1):
+        for first in range(0, len(run), per_read):
+            lo, hi = int(run[first]) * step, min((int(run[min(first + per_read, len(run)) - 1]) + 1) * step, len(features))
+            a, b = np.searchsorted(unique, [lo, hi])
+            out[a:b] = read(features, slice(lo, hi))[unique[a:b] - lo]
+    return out
 
 
 def remove_files(files: Iterable[Path]) -> None:

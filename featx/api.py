@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import replace
 
 from featx.backbones.applications import DEFAULT_BACKBONE
 from featx.data.augment import DEFAULT_AUGMENT, ViewRecipe
@@ -71,6 +70,6 @@ def embed(
     )
     report = update_cache(data, options, cache=cache, progress=progress, wait=wait,
                           views=recipe)
-    return replace(load_features(report.cache_path), report=report)
+    return load_features(report.cache_path).replaced(report=report)
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -74,7 +73,7 @@ def fuse_features(parts: Sequence[Features]) -> Features:
     config = {FUSED: [dict(p.config) for p in parts]}
     sources = {FUSED: [dict(p.sources) for p in parts],
                "caches": [str(os.path.abspath(p.cache_path)) if p.cache_path else None for p in parts]}
-    return replace(first, X=np.hstack(columns), config=config, sources=sources, fingerprint=fingerprint_of(config))
+    return first.replaced(X=np.hstack(columns), config=config, sources=sources, fingerprint=fingerprint_of(config))
 
 
 def load_fused(caches: Sequence[str | os.PathLike]) -> Features:

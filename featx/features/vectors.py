@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from dataclasses import dataclass, field, replace
@@ -14,14 +15,81 @@ from featx.cache.locate import VIEWS_SUFFIX
 from featx.cache.schema import VIEWS_KIND
 from featx.cache.segments import STORAGE_DTYPES
 from featx.cache.store import CacheIndex, read_vectors, unusable_vectors, usable_rows
-from featx.cache.tables import rows_of
+from featx.cache.tables import ImageTable, SkipTable, rows_of
 from featx.checks import check_path
 from featx.config import EmbedConfig
+from featx.data.records import SPLITS
 from featx.errors import CacheError
 from featx.features.reports import SkippedImage
 
 if TYPE_CHECKING:
     from featx.features.reports import EmbedReport
+
+
+class _Compact:
+    """A column of text kept compact (a few bytes per row), decoded into a NumPy array of ``str`` on
+    first read and kept: what :class:`Features` holds for ``paths`` and ``ids`` of a cache."""
+
+    def __init__(self, raw: np.ndarray):
+        self.raw, self._strings = raw, None
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+    def strings(self) -> np.ndarray:
+        if self._strings is None:
+            self._strings = np.asarray([self.decode(v) for v in self.raw], dtype=object)
+        return self._strings
+
+    def at(self, rows) -> list[str]:
+        """The strings of ``rows`` only (decoding nothing else)."""
+        if self._strings is not None:
+            return list(np.atleast_1d(self._strings[rows]))
+        return [self.decode(v) for v in np.atleast_1d(self.raw[rows])]
+
+    def take(self, rows) -> _Compact:
+        taken = copy.copy(self)
+        taken.raw = self.raw[rows]
+        taken._strings = None if self._strings is None else self._strings[rows]
+        return taken
+
+    def decode(self, value) -> str:
+        raise NotImplementedError
+
+
+class _Ids(_Compact):
+    """Content ids as their S64 column (64 bytes a row, not a 121-byte Python ``str``)."""
+
+    def decode(self, value: bytes) -> str:
+        return value.decode()
+
+
+class _Paths(_Compact):
+    """Paths as the cache stores them, relative to ``root`` (the cache's strings, shared), joined on read."""
+
+    def __init__(self, root: str, relative: np.ndarray):
+        super().__init__(relative)
+        self.root = root
+
+    def decode(self, value: str) -> str:
+        return os.path.join(self.root, value)
+
+
+class _Column:
+    """A field of :class:`Features` given as an array, or as a :class:`_Compact` column that reads as
+    the array of ``str`` it decodes to (built on first read, then kept)."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            raise AttributeError(self.name)  # the dataclass field has no default
+        value = obj.__dict__[self.name]
+        return value.strings() if isinstance(value, _Compact) else value
+
+    def __set__(self, obj, value) -> None:
+        obj.__dict__[self.name] = value
 
 
 @dataclass(frozen=True, eq=False)
@@ -32,13 +100,17 @@ class Features:
     ``ids`` (sha256 of the file), ``split`` ("train"/"val"/"test"/""), and ``classes`` names the
     labels. ``config`` is the backbone configuration and ``fingerprint`` its hash. ``report``
     (from :func:`featx.embed` only) says what the run did: embedded, reused, skipped.
+
+    ``paths`` and ``ids`` are NumPy arrays of ``str``. Read from a cache, they are kept compact (the
+    ids' 64-byte column, the cache's relative paths) and built on first access, so features that
+    only train a head cost bytes per image beside their vectors.
     """
 
     X: np.ndarray
     y: np.ndarray
     classes: tuple[str, ...]
-    paths: np.ndarray
-    ids: np.ndarray
+    paths: np.ndarray = _Column()
+    ids: np.ndarray = _Column()
     split: np.ndarray
     config: dict = field(default_factory=dict)
     fingerprint: str = ""
@@ -60,9 +132,12 @@ class Features:
 
     def subset(self, rows) -> Features:
         """The rows selected by a boolean mask or index array, same classes and configuration."""
-        return replace(
-            self, X=self.X[rows], y=self.y[rows], paths=self.paths[rows], ids=self.ids[rows], split=self.split[rows]
-        )
+        return self.replaced(X=self.X[rows], y=self.y[rows], paths=_rows(self.__dict__["paths"], rows),
+                             ids=_rows(self.__dict__["ids"], rows), split=self.split[rows])
+
+    def replaced(self, **changes) -> Features:
+        """``dataclasses.replace(self, **changes)`` that keeps compact ``paths`` and ``ids`` compact."""
+        return Features(**{**self.__dict__, **changes})
 
     def embed_config(self) -> EmbedConfig:
         """The backbone configuration that produced these vectors, ready to embed new images."""
@@ -76,6 +151,40 @@ class Features:
             f"Features(n={len(self)}, dim={self.X.shape[1] if self.X.ndim == 2 else 0}, "
             f"classes={len(self.classes)}, backbone={self.config.get('backbone')!r})"
         )
+
+
+def _rows(column, rows):
+    return column.take(rows) if isinstance(column, _Compact) else column[rows]
+
+
+def content_ids(features: Features) -> np.ndarray:
+    """The content ids of ``features`` as a bytes column (S64 from a cache; UTF-8): what sorting and
+    matching ids need, without a Python ``str`` per image. Sorts as ``features.ids`` sorts."""
+    ids = features.__dict__["ids"]
+    if isinstance(ids, _Ids):
+        return ids.raw
+    return np.asarray([str(i).encode() for i in ids], dtype=bytes) if len(ids) else np.zeros(0, "S64")
+
+
+def paths_at(features: Features, rows) -> list[str]:
+    """``features.paths[rows]`` as a list, decoding only those rows of a cache's compact paths."""
+    paths = features.__dict__["paths"]
+    return paths.at(rows) if isinstance(paths, _Compact) else [str(p) for p in np.atleast_1d(np.asarray(paths)[rows])]
+
+
+def count_unusable(X: np.ndarray, block: int = 65536) -> int:
+    """How many rows of ``X`` hold NaN, infinite or absurd values, checked a block at a time (the
+    check's temporaries stay small whatever the size of ``X``)."""
+    return sum(int((~usable_rows(X[start:start + block])).sum()) for start in range(0, len(X), block))
+
+
+def split_column(split: np.ndarray) -> np.ndarray:
+    """``split`` as an object array whose rows share one ``str`` per split name (8 bytes a row)."""
+    split = np.asarray(split, dtype=object)
+    out = split.copy()
+    for name in ("", *SPLITS):
+        out[split == name] = name
+    return out
 
 
 class LazyVectors:
@@ -130,22 +239,24 @@ def load_features(cache: str | os.PathLike, *, dtype: str = "float32", lazy: boo
     images = index.images
     rows = rows_of(index.vector_ids, images.id)
     present = rows >= 0
-    images = images.take(present)
-    X = LazyVectors(index, rows[present], dtype) if lazy else read_vectors(index, rows[present], dtype)
-    bad = 0 if lazy else int((~usable_rows(X)).sum())
-    if bad:  # never train on them: a rerun of the embed re-embeds such vectors
-        raise unusable_vectors(cache, bad)
-    paths = np.asarray([os.path.join(root, p) for p in images.path], dtype=object)
+    keep = slice(None) if present.all() else present  # no copy of the columns when every image has its vector
     skipped = tuple(
         SkippedImage(os.path.join(root, p), r) for p, r in zip(index.skipped.path, index.skipped.reason)
     )
+    if lazy:  # what reading vectors needs: not the image table (the Features hold its columns)
+        X = LazyVectors(replace(index, images=ImageTable.empty(), skipped=SkipTable.empty()), rows[keep], dtype)
+    else:
+        X = read_vectors(index, rows[keep], dtype)
+        bad = count_unusable(X)
+        if bad:  # never train on them: a rerun of the embed re-embeds such vectors
+            raise unusable_vectors(cache, bad)
     return Features(
         X=X,
-        y=images.label.astype(np.int64),
+        y=images.label[keep].astype(np.int64),
         classes=tuple(index.classes),
-        paths=paths,
-        ids=np.asarray([i.decode() for i in images.id], dtype=object),
-        split=np.asarray(images.split, dtype=object),
+        paths=_Paths(root, images.path[keep]),
+        ids=_Ids(images.id[keep]),
+        split=split_column(images.split[keep]),
         config=index.config,
         fingerprint=index.fingerprint,
         sources=json.loads(str(index.attrs.get("sources", "{}"))),

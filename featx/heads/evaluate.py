@@ -12,7 +12,7 @@ from featx.checks import check_path, check_positive
 from featx.data.records import SPLITS
 from featx.errors import FeatxError, MissingFileError, OptionError, OptionTypeError
 from featx.features.fusion import cache_label, fused_caches, load_fused
-from featx.features.vectors import Features, load_features
+from featx.features.vectors import Features, content_ids, load_features, paths_at
 from featx.heads.head import Head
 
 EVALUATION_SPLITS = (*SPLITS, "all")  # "all": every labelled image of the cache
@@ -101,9 +101,9 @@ def evaluate_head(head: Head, features: Features | str | os.PathLike | None = No
         per_class=[{"class": c, "precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
                    for c, p, r, f, s in zip(head.classes, precision, recall, f1, support)],
         confusion=confusion_matrix(y, predicted, labels=labels).tolist(),
-        misclassified=[{"path": str(features.paths[rows[i]]), "true": head.classes[y[i]],
+        misclassified=[{"path": path, "true": head.classes[y[i]],
                         "predicted": head.classes[predicted[i]], "confidence": float(proba[i, predicted[i]])}
-                       for i in wrong],
+                       for i, path in zip(wrong, paths_at(features, rows[wrong]))],
     )
 
 
@@ -135,8 +135,9 @@ def _split_rows(head: Head, features: Features, y: np.ndarray, split: str) -> tu
             have = [s for s in SPLITS if head.split.get(s)]
             raise FeatxError(f"head {head.name} has no {split!r} images; set {{param}} to {' or '.join(have + ['all'])}.",
                              param="split")
-        rows = labelled[np.isin(features.ids[labelled], list(ids))]
-        missing = len(ids) - len(set(features.ids[rows].tolist()))
+        have = content_ids(features)  # bytes: no str per image
+        rows = labelled[np.isin(have[labelled], np.asarray([i.encode() for i in ids], dtype=bytes))]
+        missing = len(ids) - len(np.unique(have[rows]))
     if len(rows) == 0:
         raise FeatxError(
             f"none of head {head.name}'s {split!r} images are labelled in {features.cache_path}; "

@@ -7,17 +7,17 @@ import os
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from datetime import datetime, timezone
 
 import numpy as np
 
 from featx._versions import featx_version
+from featx.cache.store import unusable_vectors
 from featx.checks import check_path, check_seed
 from featx.data.records import SPLITS
 from featx.errors import FeatxError, MemoryUseWarning, OptionError, OptionTypeError, SlowFitWarning
 from featx.features.fusion import cache_label, display_name
-from featx.features.vectors import Features, LazyVectors, load_features
+from featx.features.vectors import Features, LazyVectors, content_ids, count_unusable, load_features
 from featx.features.views import Views
 from featx.heads.augmented import fit_inputs_with_views, resolve_views
 from featx.heads.cost import TRAIN_SCORE_ROWS, long_fit_message
@@ -53,9 +53,11 @@ def in_memory(features: Features, head: str, note: Callable[[str], None] | None 
     if ram and X.nbytes > RAM_SHARE * ram:
         warnings.warn(f"{message}: more than {RAM_SHARE:.0%} of this machine's {ram / 1e9:.1f} GB of RAM; "
                       "the sgd head trains in mini-batches instead.", MemoryUseWarning, stacklevel=3)
-    if features.cache_path is not None and len(X) == len(features.y):  # the whole cache: load it checked
-        return load_features(features.cache_path, dtype=str(X.dtype))
-    return replace(features, X=np.asarray(X))
+    vectors = np.asarray(X)
+    bad = count_unusable(vectors)
+    if bad:  # never train on them (a lazy read leaves this check to its reader): re-embedding repairs them
+        raise unusable_vectors(features.cache_path or "these features", bad)
+    return features.replaced(X=vectors)
 
 
 def check_class_weight(class_weight: str | None) -> str | None:
@@ -301,7 +303,7 @@ def _cross_validate(features: Features, spec: HeadSpec, head_kwargs: dict, cv: i
     if cv < 2:
         raise OptionError(f"{{param}} must be at least 2 folds; got {cv}.", param="cv")
     rows = np.flatnonzero((features.y >= 0) & (features.split != "test"))
-    rows = rows[np.argsort(features.ids[rows], kind="stable")]
+    rows = rows[np.argsort(content_ids(features)[rows], kind="stable")]
     y = features.y[rows]
     smallest = int(np.unique(y, return_counts=True)[1].min()) if len(y) else 0
     if smallest < cv:

@@ -67,10 +67,11 @@ def write_head_folder(path: Path, estimator: object, meta: dict) -> None:
     staging.mkdir()
     try:
         skops.io.dump(estimator, staging / ESTIMATOR_FILE)
-        meta = json.loads(json.dumps({"format": HEAD_FORMAT, "version": HEAD_VERSION, **meta, "estimator": {
-            "file": ESTIMATOR_FILE, "sha256": sha256_file(staging / ESTIMATOR_FILE)}}, default=str))
+        meta = _plain({"format": HEAD_FORMAT, "version": HEAD_VERSION, **meta, "estimator": {
+            "file": ESTIMATOR_FILE, "sha256": sha256_file(staging / ESTIMATOR_FILE)}})
         meta["checksum"] = content_checksum(meta)
-        (staging / META_FILE).write_text(json.dumps(meta, indent=1))
+        with open(staging / META_FILE, "w") as out:  # written as encoded: no copy of a million split ids in one str
+            json.dump(meta, out, indent=1)
         _replace(staging, path)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -117,12 +118,32 @@ def aside_targets(folder: Path) -> list[Path]:
     return [folder / name for name, _, pid in found if pid.isdigit()]
 
 
+def _plain(meta: dict) -> dict:
+    """``meta`` as JSON reads it back (NumPy numbers and paths as JSON values, through ``str``), the
+    split's lists of id strings kept as they are (a copy of each would cost ~120 bytes an image)."""
+    split = meta.get("split")
+    ids = {k: v for k, v in split.items() if _strings(v)} if isinstance(split, dict) else {}
+    kept = {**meta, "split": {k: v for k, v in split.items() if k not in ids}} if ids else meta
+    plain = json.loads(json.dumps(kept, default=str))
+    if ids:
+        plain["split"] = {k: ids.get(k, plain["split"].get(k)) for k in split}
+    return plain
+
+
+def _strings(value) -> bool:
+    return isinstance(value, list) and all(type(v) is str for v in value)
+
+
 def content_checksum(meta: dict) -> str:
     """sha256 of ``meta``'s canonical JSON without its ``checksum`` field: how head.json pins itself
-    (independent of indentation and key order, so only a change of content breaks it)."""
+    (independent of indentation and key order, so only a change of content breaks it). Hashed as it
+    is encoded, piece by piece: no string of the whole JSON."""
     body = {key: value for key, value in meta.items() if key != "checksum"}
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    encoder = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
+    digest = hashlib.sha256()
+    for piece in encoder.iterencode(body):
+        digest.update(piece.encode())
+    return digest.hexdigest()
 
 
 def read_head_meta(path: Path, kinds: Iterable[str]) -> dict:

@@ -16,7 +16,7 @@ import numpy as np
 
 from featx.data.records import SPLITS
 from featx.errors import FeatxError, OptionError, OptionTypeError
-from featx.features.vectors import Features
+from featx.features.vectors import Features, content_ids
 
 
 def stratified_holdout(y: np.ndarray, size: float, seed: int) -> tuple[np.ndarray, np.ndarray] | None:
@@ -53,11 +53,12 @@ class Split:
 
     def record(self, features: Features) -> dict:
         """The split as stored with a head: content ids per split, and how it was made."""
+        ids = content_ids(features)
         return {
             "method": self.method,
             "test_size": self.test_size,
             "seed": self.seed,
-            **{name: features.ids[self.rows(name)].tolist() for name in SPLITS},
+            **{name: [i.decode() for i in ids[self.rows(name)]] for name in SPLITS},
         }
 
 
@@ -106,7 +107,7 @@ def split_features(features: Features, *, test_size: float = 0.2, seed: int = 0,
 def _holdout(features: Features, rows: np.ndarray, size: float, seed: int, param: str,
              required: bool = True) -> tuple[np.ndarray, np.ndarray] | None:
     """Split ``rows`` stratified by class, drawn in content-id order; ``param`` sets ``size``."""
-    rows = rows[np.argsort(features.ids[rows], kind="stable")]
+    rows = rows[np.argsort(content_ids(features)[rows], kind="stable")]
     held = stratified_holdout(features.y[rows], size, seed)
     if held is None:
         if not required:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from featx.cache.store import CacheIndex
+from featx.cache.tables import rows_of
 from featx.errors import OptionError
-from featx.features.vectors import Features
+from featx.features.vectors import Features, content_ids
 from featx.search.results import Hit
 
 
@@ -17,8 +18,7 @@ class CachedImages:
 
     def __init__(self, index: CacheIndex, features: Features):
         self.index, self.features = index, features
-        row_of = {vid: row for row, vid in enumerate(index.vector_ids.tolist())}
-        self.vector_row = np.asarray([row_of[i.encode()] for i in features.ids], np.int64)
+        self.vector_row = rows_of(index.vector_ids, content_ids(features))  # sorted columns, no dict
         self._order = np.argsort(self.vector_row, kind="stable")
         self._sorted = self.vector_row[self._order]
         self._by_path: dict[str, int] | None = None
