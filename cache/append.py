@@ -105,12 +105,12 @@ def commit(
     """
     shards = list_shards(cache_path)
     kept, kept_ids = _kept(index, plan)
-    seen: set[bytes] = set(kept_ids.tolist())
-    skipped_paths = set(skipped.path.tolist())
-    needed = set(embedded) | {i for p, i in zip(images.path, images.id.tolist()) if p not in skipped_paths}
+    committed = IdSet(kept_ids)  # the kept segments' ids, as arrays; the new segment's in a set (few, usually)
+    seen: set[bytes] = set()
 
     def unseen(ids: np.ndarray, features: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        keep = np.asarray([i not in seen for i in ids.tolist()], dtype=bool)
+        keep = ~committed.contains(ids)
+        keep[keep] = [i not in seen for i in ids[keep].tolist()]
         if keep.any():
             seen.update(ids[keep].tolist())
             yield ids[keep], features[keep]
@@ -126,10 +126,13 @@ def commit(
             yield from unseen(ids, features)
 
     new, _ = write_segment_if_any(cache_path, str(attrs["fingerprint"]), blocks(), feature_dim, dtype)
-    missing = needed - seen
-    if missing:  # raised before the index is replaced: the committed cache is left as it was
+    committed.update(seen)
+    lost = [i for i in embedded if i not in seen and i not in committed]
+    skipped_paths = set(skipped.path.tolist())
+    listed = np.fromiter((p not in skipped_paths for p in images.path.tolist()), bool, len(images))
+    missing = lost or np.flatnonzero(listed & ~committed.contains(images.id))
+    if len(missing):  # raised before the index is replaced: the committed cache is left as it was
         remove_files(segment_dir(cache_path) / name for name in new.name)
-        lost = missing & set(embedded)
         why = (f"{len(lost)} vector(s) embedded for {cache_path} are gone (their shard files in "
                f"{shard_dir(cache_path)} were deleted during the run)") if lost else (
                f"{len(missing)} image(s) of {cache_path} have no usable vector (a damaged or missing segment: "
@@ -170,13 +173,13 @@ def compact(cache_path: Path) -> tuple[int, int]:
     files. Crash-safe like a commit: the old segments are deleted only after the new index is in place.
     """
     index = CacheIndex.read(cache_path, hold=False, unreadable_ok=True)
-    wanted = set(index.images.id.tolist())
+    wanted = IdSet(index.images.id)
     width = int(index.attrs.get("feature_dim", 0))
     plan = plan_segments(index, width)
     plan = SegmentPlan(carry=[*plan.carry, *((s, np.ones(s.stop - s.start, bool)) for s in index.sources()
                                              if s.segment in plan.keep)],
                        dropped=[s.file for s in index.sources() if s.segment >= 0])
-    plan.carry = [(s, m & np.isin(index.vector_ids[s.start : s.stop], list(wanted))) for s, m in plan.carry]
+    plan.carry = [(s, m & wanted.contains(index.vector_ids[s.start : s.stop])) for s, m in plan.carry]
     before = max(len(index.segments), 1 if index.version < 2 else 0)
     commit(cache_path, index, plan, attrs=index.attrs, classes=index.classes, images=index.images,
            skipped=index.skipped, feature_dim=width, dtype=index.dtype, fold=True)

@@ -23,7 +23,7 @@ import numpy as np
 from featx.cache.atomic import atomic_file
 from featx.cache.schema import stamp
 from featx.cache.segments import PART_PREFIX, SEGMENT_TYPE, segment_dir, write_virtual
-from featx.cache.tables import ID_DTYPE, STR, ImageTable, PartTable, RunTable, rows_of, str_column
+from featx.cache.tables import ID_DTYPE, STR, ImageTable, PartTable, RunTable, id_hashes, rows_of, str_column
 
 MAX_PARTS = 16  # then the next commit folds the table into one part
 MAX_RUNS = 4096  # scattered changes: a table of more runs is folded too
@@ -87,16 +87,18 @@ def _row_sources(runs: RunTable, total: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _unchanged_rows(old: ImageTable, new: ImageTable) -> np.ndarray:
     """For each row of ``new``: the row of ``old`` equal to it in every column, else -1. Rows are
-    matched on (content id, path), unique in a table (a views table repeats paths, not ids)."""
+    matched on a 64-bit hash of (content id, path), unique in a table (a views table repeats paths,
+    not ids), then compared column by column (a collision only costs a row written again)."""
     def keys(table: ImageTable) -> np.ndarray:
-        return np.asarray([i + b"\0" + p.encode() for i, p in zip(table.id.tolist(), table.path.tolist())])
+        paths = np.fromiter(map(hash, table.path.tolist()), np.int64, len(table)).view(np.uint64)
+        return id_hashes(table.id) ^ (paths * np.uint64(0x9E3779B97F4A7C15))
 
     if len(old) == 0 or len(new) == 0:
         return np.full(len(new), -1, np.int64)
     rows = rows_of(keys(old), keys(new))
     found = rows >= 0
     at = np.maximum(rows, 0)
-    for name in ("label", "split", "size", "mtime_ns"):
+    for name in ("id", "path", "label", "split", "size", "mtime_ns"):
         found &= getattr(old, name)[at] == getattr(new, name)
     return np.where(found, rows, -1)
 
