@@ -214,6 +214,9 @@ def measure(n: int, work: Path, model: Path, phases: list[str], width: int, dtyp
     elif not cache.exists():
         raise SystemExit(f"{cache} does not exist: run the 'first embed' phase first.")
     row: dict = {"images": n}
+    if "first embed" not in phases and "unchanged rerun" in phases:
+        phase("embed", data, cache, model, out, dtype)  # untimed: the cache as the folder is (an earlier
+        # run's +1 % images were removed after it), so that the rerun below is truly unchanged
 
     def timed(label: str, name: str, images: int) -> None:
         shutil.rmtree(out, ignore_errors=True)

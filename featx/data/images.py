@@ -33,8 +33,10 @@ def is_image_file(name: str) -> bool:
 
 def is_image_name(base: str) -> bool:
     """:func:`is_image_file` for a bare file name (no folder): what a folder walk asks per entry."""
-    dot = base.rfind(".")
-    return dot > 0 and base[0] != "." and base[dot:].lower() in IMAGE_EXTENSIONS
+    return not base.startswith(".") and base.lower().endswith(_EXTENSIONS)
+
+
+_EXTENSIONS = tuple(IMAGE_EXTENSIONS)  # str.endswith takes a tuple: one call per name
 
 
 DEFAULT_MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485  # Pillow's own decompression-bomb limit

@@ -14,11 +14,15 @@ from featx.errors import DatasetError
 def real_file(path: Path | str, real_dirs: dict[str, tuple[str, frozenset[str] | None]]) -> str:
     """The real path of ``path`` (links resolved), resolving each folder and listing its links only
     once (the listing says which names are links: no system call per file)."""
-    folder, name = os.path.split(path if isinstance(path, str) else os.path.abspath(path))
+    path = path if isinstance(path, str) else os.path.abspath(path)
+    folder, _, name = path.rpartition(os.sep)  # os.path.split's answer, at a third of its cost
+    folder = folder or (os.sep if path.startswith(os.sep) else "")
     if folder not in real_dirs:
         real = os.path.realpath(folder)
         real_dirs[folder] = (real if real.endswith(os.sep) else real + os.sep, _links_in(folder))
     real, links = real_dirs[folder]
+    if links is not None and name not in links and len(real) == len(folder) + 1 and real.startswith(folder):
+        return path  # a real folder and no link: the path itself (no new string per file of the dataset)
     full = real + name  # not os.path.join: this runs once per file of the dataset
     is_link = os.path.islink(full) if links is None else name in links
     return os.path.realpath(full) if is_link else full

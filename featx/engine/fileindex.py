@@ -24,6 +24,7 @@ def _unreadable(exc: OSError, path: str) -> str:
 
 
 _STAT_BLOCK = 65536
+_is_absolute = (lambda name: name.startswith("/")) if os.name == "posix" else os.path.isabs  # called per file
 
 
 def index_files(
@@ -46,11 +47,12 @@ def index_files(
     size, mtime_ns = np.full(len(paths), -1, np.int64), np.full(len(paths), -1, np.int64)
     reasons: dict[int, str] = {}
     for start in range(0, len(paths), _STAT_BLOCK):  # a block of (size, mtime) tuples at a time in memory
-        for row, stat in enumerate(files.stat(paths[start : start + _STAT_BLOCK].tolist()), start):
-            if isinstance(stat, str):
-                reasons[row] = stat
-            else:
-                size[row], mtime_ns[row] = stat
+        block = files.stat(paths[start : start + _STAT_BLOCK].tolist())
+        failed = [row for row, stat in enumerate(block) if isinstance(stat, str)]
+        for row in failed:
+            reasons[start + row], block[row] = block[row], (-1, -1)
+        stats = np.array(block, np.int64).reshape(len(block), 2)
+        size[start : start + len(block)], mtime_ns[start : start + len(block)] = stats[:, 0], stats[:, 1]
     ids = np.zeros(len(paths), ID_DTYPE)
     seen = np.zeros(len(paths), bool)
     if previous is not None and len(previous):  # unchanged size and time: the id without reading the file
@@ -98,7 +100,7 @@ class LocalFiles:
         self.workers = workers
 
     def _path(self, name: str) -> str:
-        return name if os.path.isabs(name) else self.prefix + name
+        return name if _is_absolute(name) else self.prefix + name
 
     def stat(self, paths: Sequence[str]) -> list[tuple[int, int] | str]:
         found: list[tuple[int, int] | str] = []
