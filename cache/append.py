@@ -140,8 +140,8 @@ def commit(
         raise CacheError(f"{why}; the committed cache is unchanged: re-run 'featx embed' to embed them again.")
     written = [segment_dir(cache_path) / name for name in new.name]
     try:
-        committed = TableLayout(index.parts, index.runs) if index is not None and index.version >= 3 else None
-        table = layout_table(cache_path, images, committed, index.images if index is not None else None, fold=fold)
+        before = TableLayout(index.parts, index.runs) if index is not None and index.version >= 3 else None
+        table = layout_table(cache_path, images, before, index.images if index is not None else None, fold=fold)
         written += table.written
         write_index(cache_path, attrs=attrs, classes=classes, images=table, skipped=skipped,
                     segments=SegmentTable.concat([kept, new]), feature_dim=feature_dim, dtype=dtype)
