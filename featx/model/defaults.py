@@ -1,5 +1,5 @@
 """Fine-tuning's defaults, chosen on ``benchmarks/quality.py`` (EfficientNet-Lite0, Fashion-MNIST,
-100 images per class; the README's "Fine-tune" section has the figures). A module of their own, so
+100 images per class; docs/finetune.md has the figures and every recipe tried). A module of their own, so
 the CLI shows them without importing scikit-learn or Keras at startup."""
 
 DEFAULT_UNFREEZE = "all"  # backbone layers trained, from the top (BatchNormalization stays frozen)
