@@ -118,6 +118,7 @@ def views_table(folder: Path, args) -> None:
 
 
 def fine_tune_table(features, args) -> None:
+    from featx.data.augment import FINE_TUNE_AUGMENT
     from featx.heads import fit_head
     from featx.model.defaults import DEFAULT_EPOCHS, DEFAULT_LEARNING_RATE, DEFAULT_UNFREEZE
     from featx.model.finetune import fine_tune
@@ -125,7 +126,7 @@ def fine_tune_table(features, args) -> None:
     epochs = args.epochs or DEFAULT_EPOCHS
     rate = args.learning_rate or DEFAULT_LEARNING_RATE
     print(f"\n## 4. Fine-tuning (unfreeze {DEFAULT_UNFREEZE}, learning rate {rate:g}, at most "
-          f"{epochs} epochs) from the best frozen head (of logreg, svm, keras, by test accuracy), Fashion-MNIST, "
+          f"{epochs} epochs, augment {FINE_TUNE_AUGMENT}) from the best frozen head (of logreg, svm, keras, by test accuracy), Fashion-MNIST, "
           "on every other image of the test set\n")
     print("| per class | draw | best frozen head | its test acc | fine-tuned test acc | gain | kept | epochs | "
           "minutes |\n|---:|---:|---|---:|---:|---:|---|---:|---:|")

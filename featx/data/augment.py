@@ -65,7 +65,7 @@ def _jitter(pixels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 # One entry per augmentation; a recipe applies its names in this order.
 AUGMENTATIONS: dict[str, Augmentation] = {"flip": _flip, "vflip": _vflip, "crop": _crop, "jitter": _jitter}
 DEFAULT_AUGMENT = "flip,crop,jitter"
-FINE_TUNE_AUGMENT = "flip,crop"  # fine-tuning's default: the random crop and flip it always had
+FINE_TUNE_AUGMENT = DEFAULT_AUGMENT  # fine-tuning's default (docs/finetune.md: with jitter, chosen on real features)
 RECIPE_VERSION = 1  # bump when an augmentation's arithmetic changes: old views then no longer match
 
 

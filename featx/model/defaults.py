@@ -1,8 +1,8 @@
 """Fine-tuning's defaults, chosen on ``benchmarks/quality.py`` (EfficientNet-Lite0, Fashion-MNIST,
-100 images per class; the README's "Fine-tune" section has the figures). A module of their own, so
+100 images per class; docs/finetune.md has the figures and every recipe tried). A module of their own, so
 the CLI shows them without importing scikit-learn or Keras at startup."""
 
 DEFAULT_UNFREEZE = "all"  # backbone layers trained, from the top (BatchNormalization stays frozen)
-DEFAULT_EPOCHS = 5  # at most; early stopping on the validation loss
-DEFAULT_LEARNING_RATE = 3e-5  # Adam's peak: one epoch of warm-up, then a cosine decay
+DEFAULT_EPOCHS = 4  # at most; the epoch with the best validation accuracy is kept
+DEFAULT_LEARNING_RATE = 1e-4  # Adam's peak: one epoch of warm-up, then a cosine decay
 DEFAULT_LABEL_SMOOTHING = 0.1  # the loss never reaches zero on images the head already fits

@@ -4,8 +4,8 @@ The recipe: the head trained on frozen features is the starting point (a random 
 the pretrained features), softened to the temperature that fits validation images it never saw
 (:mod:`featx.model.warmstart`: otherwise a saturated head leaves no gradient to learn from); the
 top N backbone layers are unfrozen with a low learning rate, and the backbone always runs with
-``training=False`` so BatchNormalization keeps its moving statistics. The epoch with the lowest
-validation loss is kept, and then only if it beats the head on validation accuracy; otherwise the
+``training=False`` so BatchNormalization keeps its moving statistics. The epoch with the best
+validation accuracy is kept, and then only if it beats the head on validation accuracy; otherwise the
 head's own model is saved and the report says so (``kept == "head"``). Each epoch is backed up, so
 a killed run resumes where it stopped; the resume folder records which run it belongs to (the head's
 content, the options that shape training), and one of another run is discarded, saying so, instead
@@ -129,12 +129,12 @@ def fine_tune(
                                      "label_smoothing": label_smoothing})
     fresh_start = _claim(work, run)
     resumed = _resumed_epoch(work)
-    monitor = "val_loss" if "val" in datasets else "loss"
+    monitor = "val_accuracy" if "val" in datasets else "loss"
     epoch_log, best = _callbacks(keras, work, monitor)
     callbacks = [
         keras.callbacks.BackupAndRestore(str(work / "backup")),
         best,
-        keras.callbacks.EarlyStopping(monitor=monitor, patience=patience),
+        keras.callbacks.EarlyStopping(monitor=monitor, patience=patience, mode="max" if "val" in datasets else "min"),
         epoch_log,
     ]
     history = model.fit(train, validation_data=datasets.get("val"), epochs=epochs, callbacks=callbacks,
@@ -214,8 +214,8 @@ def _augment_recipe(augment: str) -> str:
     """``augment`` normalised as ViewRecipe normalises it (``""`` stays: no augmentation); a bool,
     which this option was before it took a recipe, is refused with what to pass instead."""
     if not isinstance(augment, str):
-        raise OptionTypeError(f"{{param}} takes a recipe of augmentations, like 'flip,crop' (the default), or '' for "
-                              f"none; got {type(augment).__name__} {augment!r:.60}.", param="augment")
+        raise OptionTypeError(f"{{param}} takes a recipe of augmentations, like {FINE_TUNE_AUGMENT!r} (the "
+                              f"default), or '' for none; got {type(augment).__name__} {augment!r:.60}.", param="augment")
     return ViewRecipe(augment=augment).augment if augment else ""
 
 
@@ -291,6 +291,14 @@ def _full_history(work: Path) -> dict:
     return json.loads(log.read_text()) if log.is_file() else {}
 
 
+def _score(logs: dict, monitor: str) -> list | None:
+    """An epoch's rank, lower is better: validation accuracy first (the loss, smoothed and noisy on a
+    few hundred images, picked early epochs that were worse on test), its loss breaking ties."""
+    if monitor != "val_accuracy":
+        return None if logs.get(monitor) is None else [float(logs[monitor]), 0.0]
+    return None if "val_accuracy" not in logs else [-float(logs["val_accuracy"]), float(logs.get("val_loss", 0.0))]
+
+
 def _callbacks(keras, work: Path, monitor: str):
     """(epoch log, best-weights keeper): both write to ``work`` so a resumed run keeps them."""
 
@@ -312,12 +320,13 @@ def _callbacks(keras, work: Path, monitor: str):
         weights, record = work / "best.weights.h5", work / "best.json"
 
         def on_epoch_end(self, epoch, logs=None):
-            value = (logs or {}).get(monitor)
-            best = json.loads(self.record.read_text())["value"] if self.record.is_file() else np.inf
+            value = _score(logs or {}, monitor)
+            best = json.loads(self.record.read_text())["value"] if self.record.is_file() else None
+            best = best if isinstance(best, list) else [np.inf, np.inf]  # a float: an older featx's record
             if value is not None and value < best:
                 work.mkdir(parents=True, exist_ok=True)
                 self.model.save_weights(self.weights)
-                self.record.write_text(json.dumps({"value": float(value), "epoch": epoch + 1}))
+                self.record.write_text(json.dumps({"value": value, "epoch": epoch + 1}))
 
         def restore(self, model) -> None:
             if self.weights.is_file():

@@ -115,7 +115,7 @@ def test_fine_tune_arguments(calls, tmp_path):
     assert invoke("fine-tune", tmp_path / "head", "--augment", "crop,jitter", "--json").exit_code == 0
     assert calls["fine_tune"][1]["augment"] == "crop,jitter"
     assert invoke("fine-tune", tmp_path / "head", "--json").exit_code == 0
-    assert calls["fine_tune"][1]["augment"] == "flip,crop"
+    assert calls["fine_tune"][1]["augment"] == "flip,crop,jitter"  # chosen on real features (docs/finetune.md)
 
 
 def test_library_errors_come_back_as_the_commands_flags(monkeypatch):

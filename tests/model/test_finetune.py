@@ -218,7 +218,7 @@ def test_augment_is_a_recipe_string_and_the_old_bool_is_refused_by_name(workspac
     root, _, _, heads = workspace
     for value in (True, False):
         with pytest.raises(OptionTypeError, match=r"^The 'augment' parameter takes a recipe of augmentations, like "
-                                                  r"'flip,crop' \(the default\), or '' for none; got bool " + str(value)):
+                                                  r"'flip,crop,jitter' \(the default\), or '' for none; got bool " + str(value)):
             fine_tune(heads["logreg"], augment=value, output=root / "bool.keras")
     with pytest.raises(OptionError, match=r"^The 'augment' parameter must name one or more of flip, vflip, crop, "
                                           r"jitter \(comma-separated\); got 'flip,rotate'\.$") as raised:
