@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from featx.model.finetune import _callbacks
+
+pytestmark = pytest.mark.integration  # the callbacks are Keras callbacks: importing Keras imports TensorFlow
 
 
 class _Model:
