@@ -7,6 +7,9 @@ import sys
 
 import pytest
 
+from tests import extras_probe
+
+extras_probe.install()  # CI's newcomer run: which tests an extra could change (tests/extras_probe.py)
 # Keras and TensorFlow are imported by some tests: keep their C++ logs quiet and the backend fixed.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -49,3 +52,14 @@ def pytest_sessionfinish(session, exitstatus):
         session.config.get_terminal_writer().line(
             "error: a test outside the 'integration' marker imported TensorFlow; mark it integration.", red=True)
         session.exitstatus = 1
+
+
+def _record_skip(report) -> None:
+    """CI's newcomer run: a skipped test (not a giant backbone's, nor an expected failure) runs again with the
+    extras (tests/extras_probe.py)."""
+    log = os.environ.get(extras_probe.ENV)
+    if log and report.skipped and not hasattr(report, "wasxfail") and "slow" not in report.keywords:
+        extras_probe.record(log, report.nodeid.split("::", 1)[0], "skipped")
+
+
+pytest_runtest_logreport = pytest_collectreport = _record_skip

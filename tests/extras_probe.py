@@ -1,0 +1,105 @@
+"""Which tests could run differently once the extras are installed: CI's second run of the suite.
+
+CI runs the README's test command twice: as a newcomer (the test extra only), then with every extra.
+Rerunning all of it the second time doubled CI's time for tests whose code never asked for an extra.
+With ``FEATX_EXTRAS_PROBE=LOG`` set during the newcomer's run, every process (pytest's workers through
+the conftest; their subprocesses through a ``.pth`` line CI adds to the newcomer's environment) records
+
+- each test that *skipped* (a missing extra, or anything else), and
+- each lookup, from featx's or the tests' own code, of a top-level module that is not installed
+  (``import onnx``, ``find_spec("faiss")``, ``pytest.importorskip("jax")``): the places where an extra
+  changes the path taken. Lookups made inside third-party libraries (TensorFlow probing for JAX) are
+  theirs, not featx's, and are not recorded.
+
+``python3 tests/extras_probe.py pth`` prints that ``.pth`` line;
+``python3 tests/extras_probe.py files LOG`` then prints the test files to run again with the extras:
+those holding a recorded test, or ``tests`` (the whole suite) if a lookup could not be tied to a test
+(a subprocess started with an environment of its own). Standard library only.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OWN = tuple(str(ROOT / part) + os.sep for part in ("featx", "cli", "cache", "tests"))
+ENV = "FEATX_EXTRAS_PROBE"
+UNKNOWN = "?"  # a lookup outside any test: rerun everything
+
+
+def current_test_file() -> str:
+    """The test file running now (``PYTEST_CURRENT_TEST``, inherited by subprocesses), else ``?``."""
+    running = os.environ.get("PYTEST_CURRENT_TEST", "")
+    return running.split("::", 1)[0] if running else UNKNOWN
+
+
+def record(log: str, test_file: str, why: str) -> None:
+    with open(log, "a", encoding="utf-8") as out:  # one short line per write: safe across processes
+        out.write(f"{test_file}\t{why}\n")
+
+
+def _caller_is_ours() -> str | None:
+    """The file of the first frame outside the import machinery, if it is featx's or a test's."""
+    frame = sys._getframe(2)
+    while frame is not None and (frame.f_code.co_filename.startswith("<frozen") or "importlib" in
+                                 frame.f_code.co_filename):
+        frame = frame.f_back
+    name = frame.f_code.co_filename if frame is not None else ""
+    return name if name.startswith(OWN) else None
+
+
+class MissingModuleProbe:
+    """A ``sys.meta_path`` finder that finds nothing; it notes our lookups of modules no finder has."""
+
+    def __init__(self, log: str) -> None:
+        self.log, self.busy, self.seen = log, threading.local(), set()
+
+    def find_spec(self, name, path=None, target=None):
+        if path is not None or getattr(self.busy, "on", False):
+            return None  # submodules follow their package; a lookup of our own is not recorded
+        caller = _caller_is_ours()
+        if caller is None:
+            return None
+        self.busy.on = True
+        try:
+            found = any(finder.find_spec(name, None) is not None for finder in sys.meta_path
+                        if finder is not self and hasattr(finder, "find_spec"))
+        finally:
+            self.busy.on = False
+        test_file = current_test_file()
+        if test_file == UNKNOWN and caller.startswith(str(ROOT / "tests") + os.sep):
+            test_file = os.path.relpath(caller, ROOT)  # a test module's own lookup at collection
+        if not found and (test_file, name) not in self.seen:
+            self.seen.add((test_file, name))
+            record(self.log, test_file, f"looked up {name}, which is not installed")
+        return None
+
+
+def install() -> None:
+    """Start recording in this process if ``FEATX_EXTRAS_PROBE`` names a log (once per process: by class name,
+    as the ``.pth`` line loads this file apart from ``tests.extras_probe``)."""
+    log = os.environ.get(ENV)
+    if log and not any(type(finder).__name__ == "MissingModuleProbe" for finder in sys.meta_path):
+        sys.meta_path.insert(0, MissingModuleProbe(log))
+
+
+def files_to_rerun(log: Path) -> list[str]:
+    """The test files the log names, sorted; ``["tests"]`` if one entry has no test."""
+    if not log.is_file():
+        return ["tests"]
+    entries = [line.split("\t", 1)[0] for line in log.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if UNKNOWN in entries:
+        return ["tests"]
+    return sorted({entry for entry in entries if (ROOT / entry).is_file()})
+
+
+if __name__ == "featx_extras_probe":  # run by the .pth line CI adds: every Python process of the newcomer's venv
+    install()
+elif __name__ == "__main__" and sys.argv[1:2] == ["pth"]:
+    print(f"import os, runpy; os.environ.get({ENV!r}) and runpy.run_path({str(Path(__file__).resolve())!r}, "
+          f"run_name='featx_extras_probe')")
+elif __name__ == "__main__" and sys.argv[1:2] == ["files"]:
+    print(" ".join(files_to_rerun(Path(sys.argv[2]))) or "tests")

@@ -1,0 +1,73 @@
+"""tests/extras_probe.py, which picks the test files CI runs again with every extra: it records our lookups
+of missing modules (in this process and in subprocesses) and skipped tests, and errs towards rerunning."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests import extras_probe
+from tests.extras_probe import ROOT, MissingModuleProbe, files_to_rerun
+
+MISSING = "featx_no_such_module_anywhere"
+
+
+def look_up(module: str, as_file) -> None:
+    """``find_spec(module)`` from code that claims to live in ``as_file``."""
+    code = compile(f"import importlib.util\nimportlib.util.find_spec({module!r})\n", str(as_file), "exec")
+    exec(code, {})
+
+
+@pytest.fixture
+def probe(tmp_path, monkeypatch):
+    log = tmp_path / "probe.log"
+    finder = MissingModuleProbe(str(log))
+    monkeypatch.setattr(sys, "meta_path", [finder, *sys.meta_path])
+    return log
+
+
+def test_our_lookup_of_a_missing_module_is_recorded_against_the_running_test(probe):
+    look_up(MISSING, ROOT / "featx" / "search" / "run.py")
+    look_up(MISSING, ROOT / "featx" / "search" / "run.py")  # once per test and module
+    # pytest names the running test in PYTEST_CURRENT_TEST, which subprocesses inherit
+    assert probe.read_text().splitlines() == [f"tests/test_extras_probe.py\tlooked up {MISSING}, which is not installed"]
+
+
+def test_installed_modules_and_third_party_lookups_are_not_recorded(probe):
+    look_up("json", ROOT / "featx" / "api.py")
+    look_up(MISSING, "/usr/lib/python3/dist-packages/tensorflow/__init__.py")  # TensorFlow probing for JAX
+    assert not probe.exists()
+
+
+def test_a_lookup_outside_any_test_reruns_the_whole_suite(probe, monkeypatch):
+    monkeypatch.delenv("PYTEST_CURRENT_TEST")
+    look_up(MISSING, ROOT / "featx" / "backend.py")
+    look_up(MISSING + "2", ROOT / "tests" / "engine" / "test_backends.py")  # a test module at collection
+    assert [line.split("\t")[0] for line in probe.read_text().splitlines()] == ["?", "tests/engine/test_backends.py"]
+    assert files_to_rerun(probe) == ["tests"]
+
+
+def test_files_to_rerun_are_the_recorded_test_files_once_each(tmp_path):
+    log = tmp_path / "probe.log"
+    assert files_to_rerun(log) == ["tests"]  # no log: everything
+    for name in ("tests/search/test_search.py", "tests/cli/test_cli.py", "tests/search/test_search.py"):
+        extras_probe.record(str(log), name, "skipped")
+    extras_probe.record(str(log), "tests/gone.py", "skipped")  # not a file of this tree
+    assert files_to_rerun(log) == ["tests/cli/test_cli.py", "tests/search/test_search.py"]
+
+
+def test_the_pth_line_records_in_a_subprocess_of_a_test(tmp_path):
+    pth = subprocess.run([sys.executable, str(ROOT / "tests" / "extras_probe.py"), "pth"], capture_output=True,
+                         text=True, check=True).stdout.strip()
+    log = tmp_path / "probe.log"
+    lookup = f"import importlib.util; importlib.util.find_spec({MISSING!r})"
+    code = f"{pth}\nexec(compile({lookup!r}, {str(ROOT / 'featx' / 'api.py')!r}, 'exec'))\n"
+    env = {**os.environ, extras_probe.ENV: str(log), "PYTEST_CURRENT_TEST": "tests/model/test_m.py::test_n (call)"}
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=60)
+    assert log.read_text().splitlines() == [f"tests/model/test_m.py\tlooked up {MISSING}, which is not installed"]
+    env.pop(extras_probe.ENV)  # without the variable the line does nothing
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=60)
+    assert len(log.read_text().splitlines()) == 1
