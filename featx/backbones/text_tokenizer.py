@@ -153,7 +153,13 @@ def read_preset_tokenizer(folder: Path, family: str) -> PresetTokenizer:
     ``vocabulary.spm``. keras-hub 0.32's own CLIPTokenizer cannot load its assets without TensorFlow
     (it reads the vocabulary its TensorFlow path sets), hence this reader, used on every backend."""
     assets = folder / "assets" / "tokenizer"
-    settings = _json(folder / "tokenizer.json").get("config", {})
+    declared = _json(folder / "tokenizer.json")
+    kind = str(declared.get("registered_name") or "").rpartition(">")[2]
+    expected = "CLIPTokenizer" if family == "clip" else "SigLIPTokenizer"
+    if kind and kind != expected:  # e.g. SigLIP 2's Gemma tokenizer: other special tokens, another packing
+        raise OptionError(f"{{param}}: {folder} holds a keras-hub {kind}; featx reads the text towers of presets "
+                          f"with a {expected}.", param="text_model")
+    settings = declared.get("config", {})
     settings = settings if isinstance(settings, dict) else {}
     if family == "clip":
         return _preset_clip(assets, settings)
@@ -168,6 +174,8 @@ def read_preset_tokenizer(folder: Path, family: str) -> PresetTokenizer:
                                      param="text_model") from None
     model = sentencepiece.SentencePieceProcessor(model_proto=path.read_bytes(), out_type=int)
     end = model.piece_to_id("</s>")
+    if model.id_to_piece(end) != "</s>":
+        raise OptionError(f"{{param}}: {path} has no </s> piece, SigLIP's end and padding token.", param="text_model")
     return PresetTokenizer(model, None, end, end)
 
 

@@ -170,6 +170,11 @@ def test_zeroshot_and_text_search_on_a_preset_cache_equal_keras_hub(presets, tmp
     assert done.exit_code == 0, done.output
     head = load_head(tmp_path / "zs")
     np.testing.assert_allclose(head.predict_proba(features.X[order]), expected["proba"], rtol=TOLERANCE, atol=1e-6)
+    import keras
+
+    model = keras.saving.load_model(featx.export(head, tmp_path / "model.keras"), compile=False)  # photo -> proba
+    pixels = np.stack([np.asarray(Image.open(p).convert("RGB"), np.float32) for p in images[:3]])
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(model(pixels)), expected["proba"][:3], atol=1e-5)
 
     done = runner.invoke(app, ["search", "--cache", str(cache), "--text", TEXTS[1], "--top", "3", "--json"])
     assert done.exit_code == 0, done.output
@@ -222,6 +227,13 @@ def test_a_preset_without_its_tokenizer_or_text_tower_is_one_line(presets, tmp_p
     shutil.copytree(found["clip"][0], bare, ignore=shutil.ignore_patterns("assets", "preprocessor.json"))
     with pytest.raises(OptionError, match=r"'text_model' parameter: .*bare has no assets/tokenizer/vocabulary.json"):
         load_text_tower(bare)
+    other = tmp_path / "other"
+    shutil.copytree(found["siglip"][0], other)
+    declared = json.loads((other / "tokenizer.json").read_text())
+    (other / "tokenizer.json").write_text(json.dumps({**declared, "registered_name": "keras_hub>SigLIP2Tokenizer"}))
+    with pytest.raises(OptionError, match=r"other holds a keras-hub SigLIP2Tokenizer; featx reads the text towers "
+                                          "of presets with a SigLIPTokenizer"):
+        load_text_tower(other)
     vision = keras_hub.models.Backbone.from_preset(str(found["siglip"][0])).vision_encoder
     vision.save_to_preset(str(tmp_path / "vision"))
     assert not has_text_tower(tmp_path / "vision")
