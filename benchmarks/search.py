@@ -87,7 +87,7 @@ def run(n: int, args) -> None:
         started = time.perf_counter()
         exact([X, added], q[None], 10)
         exact_times.append(time.perf_counter() - started)
-    print(f"N={n:>9,} D={args.dim}  index {ann.lists_for(n) and f'IVF{ann.lists_of(main)},{ann.LIST_CODES}' or 'flat (exact)'} + a flat "
+    print(f"N={n:>9,} D={args.dim}  index {ann.lists_for(n) and f'IVF{ann.lists_of(main)},{ann.list_codes(args.dim)}' or 'flat (exact)'} + a flat "
           f"segment of {len(added):,} (+1 %)")
     print(f"  build {full:7.1f} s   adding 1 %: {increment:6.2f} s ({100 * increment / full:.1f} % of the build)   "
           f"exact blocked scan per query {1000 * np.median(exact_times):7.1f} ms")
@@ -157,12 +157,14 @@ def main() -> None:
                         "the kinds' centres have std 1): larger is harder")
     parser.add_argument("--query-threads", type=int, default=0, help="faiss threads while querying (0: featx's "
                         "choice, one thread for a single query)")
-    parser.add_argument("--float-lists", action="store_true", help="IVF lists of float vectors (the layout before "
-                        "8-bit codes), to compare")
+    parser.add_argument("--float-lists", action="store_true", help="IVF lists of float vectors (the first layout), "
+                        "to compare")
+    parser.add_argument("--list-codes", help='what IVF lists hold, a faiss factory string: "SQ8,RFlat" (8-bit codes, '
+                        'the layout before 4-bit product codes), to compare')
     parser.add_argument("--load", action="store_true", help="also time opening the stored index (writes it to $TMPDIR)")
     args = parser.parse_args()
-    if args.float_lists:
-        ann.LIST_CODES = "Flat"
+    if args.float_lists or args.list_codes:
+        ann.LIST_CODES = "Flat" if args.float_lists else args.list_codes
     import faiss
 
     print(f"faiss {faiss.__version__}, {faiss.omp_get_max_threads()} threads, {os.cpu_count()} CPUs")

@@ -37,7 +37,7 @@ def search_command(
                                         "'featx\\[search]'), or auto (the index from 100,000 images on, when "
                                         "installed).")] = "auto",
     nprobe: Annotated[int | None, typer.Option(min=1, help="Inverted lists the index searches in each large "
-                                               "segment (default 48): fewer is faster, more is closer to exact.")]
+                                               "segment (default 96): fewer is faster, more is closer to exact.")]
     = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size", help="Images per batch when a query file "
                                                    "must be embedded.")] = None,

@@ -1,5 +1,6 @@
 """The text towers of CLIP and SigLIP, read from a Hugging Face snapshot folder: texts -> the
 vectors of transformers' ``get_text_features``, and the learned logit scale (and SigLIP's bias).
+:func:`load_text_tower` is the one door: it sends a keras-hub preset to :mod:`featx.backbones.hub_text`.
 
 keras-hub has no converter for these snapshots, so the weight mapping is written here, from
 transformers' parameter names (``text_model.encoder.layers.{i}.self_attn.q_proj.weight``, ...), and
@@ -149,10 +150,25 @@ def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float)
     return (x - mean) / np.sqrt(var + eps) * weight + bias
 
 
+def load_text_tower(folder: str | Path):
+    """The text tower of a model folder, chosen by what the folder is: a keras-hub CLIP or SigLIP
+    preset runs on keras-hub's own encoder (:mod:`featx.backbones.hub_text`), a Hugging Face
+    snapshot on :class:`TextTower`. Either gives ``encode``, ``logit_scale`` and ``logit_bias``."""
+    from featx.backbones.hub_text import PresetTextTower, preset_family
+
+    if preset_family(folder) is not None:
+        return PresetTextTower.from_folder(folder)
+    return TextTower.from_folder(folder)
+
+
 def has_text_tower(folder: str | Path | None) -> bool:
-    """Whether ``folder`` is a CLIP or SigLIP snapshot (its config.json says so)."""
+    """Whether ``folder`` is a CLIP or SigLIP snapshot or keras-hub preset (its config.json says so)."""
+    from featx.backbones.hub_text import preset_family
+
     if not folder or not (Path(folder) / "config.json").is_file():
         return False
+    if preset_family(folder) is not None:
+        return True
     try:
         return _config(Path(folder)).get("model_type") in FAMILIES
     except OptionError:
@@ -168,9 +184,10 @@ def _config(folder: Path) -> dict:
                           f"({type(exc).__name__}); give the folder of a CLIP or SigLIP snapshot.",
                           param="text_model") from None
     if not isinstance(config, dict) or config.get("model_type") not in FAMILIES:
-        kind = config.get("model_type") if isinstance(config, dict) else None
+        kind = (config.get("model_type") or str(config.get("registered_name", "")).rpartition(">")[2] or None
+                if isinstance(config, dict) else None)
         raise OptionError(f"{{param}}: {folder} holds a {kind!r} model, which has no text tower; give the folder of "
-                          "a CLIP or SigLIP snapshot.", param="text_model")
+                          "a CLIP or SigLIP snapshot or keras-hub preset.", param="text_model")
     return config
 
 

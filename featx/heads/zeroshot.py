@@ -37,7 +37,7 @@ DEFAULT_TEMPLATES = (
 class ZeroShotHead(ClassifierMixin, BaseEstimator):
     """Classify by the cosine of an image's vector with each class's text prototype.
 
-    ``text_model`` is the CLIP or SigLIP snapshot folder whose image features the vectors are
+    ``text_model`` is the CLIP or SigLIP snapshot folder (or keras-hub preset) whose image features the vectors are
     (``featx fit-head`` takes it, and ``class_names``, from the cache). ``templates`` hold ``{}``
     for the class name (default: :data:`DEFAULT_TEMPLATES`); ``prompts`` replaces them with each
     class's own texts (a list in class order or a dict by name; each a text or a list of texts).
@@ -53,15 +53,15 @@ class ZeroShotHead(ClassifierMixin, BaseEstimator):
         self.prompts = prompts
 
     def fit(self, X, y=None):
-        from featx.backbones.text_tower import TextTower
+        from featx.backbones.text_tower import load_text_tower
 
         X = validate_data(self, X, dtype=[np.float32, np.float64])
         prompts = self._class_prompts()
         if not self.text_model:
             raise OptionError("{param}: the zeroshot head needs the text tower of the CLIP or SigLIP model that "
                               "embedded these images, and this cache's backbone has none; embed with a CLIP or "
-                              "SigLIP snapshot folder, or give one (-p text_model=FOLDER).", param="text_model")
-        tower = TextTower.from_folder(Path(str(self.text_model)))
+                              "SigLIP snapshot folder or keras-hub preset, or give one (-p text_model=FOLDER).", param="text_model")
+        tower = load_text_tower(Path(str(self.text_model)))
         vectors = _unit(tower.encode([p for texts in prompts for p in texts]))
         ends = np.cumsum([len(texts) for texts in prompts])
         prototypes = _unit(np.stack([vectors[a:b].mean(axis=0) for a, b in zip([0, *ends[:-1]], ends)]))

@@ -3,14 +3,18 @@ and the merge of every segment's answers into one top-k.
 
 A segment of fewer than ``FLAT_ROWS`` vectors gets an exact flat index (nothing to train: adding a
 small segment costs what copying it costs); a larger one an inverted file (IVF, ``sqrt(n)`` lists,
-trained on a seeded sample), searched in ``nprobe`` lists. The lists hold 8-bit codes (``SQ8``: a
-quarter of the bytes to scan, which is what a query's time goes to: half the latency of float
-lists at 1M x 768), and the ``REFINE`` x k best codes are re-scored exactly on the float vectors
-the index keeps beside them (``RFlat``): scores are exact cosines, and searching every list is
-exact search. Single queries run on one faiss thread (a second thread only waits on a busy
-machine, benchmarks/search.py). faiss is a well-kept library (Meta, the
-index clip-retrieval and FiftyOne use) whose IVF and flat scans are SIMD and multi-threaded: writing
-k-means and inverted lists again would be slower and a second home for the same thing.
+trained on a seeded sample), searched in ``nprobe`` lists. The lists hold 4-bit product codes
+scanned with faiss's SIMD fast-scan kernels (``PQ{d/4}x4fs``: one 4-bit code per 4 numbers, a
+sixteenth of float lists' bytes; scanning the probed lists is what a query's time goes to: at
+1M x 768 a quarter of 8-bit codes' time or less, benchmarks/search.py), and the ``REFINE`` x k best
+codes are re-scored exactly on the float vectors the index keeps beside them (``RFlat``): scores are
+exact cosines, and searching every list finds the exact hits unless the codes rank a hit below
+REFINE x k others. Single queries run on one faiss thread (a second thread only waits on a busy
+machine, benchmarks/search.py), and so does the training of the product codes (d/4 small k-means
+of a few thousand points each: on a loaded machine two threads' barriers took 15 times the work).
+faiss is a well-kept library (Meta, the index clip-retrieval and FiftyOne use) whose IVF and flat
+scans are SIMD and multi-threaded: writing k-means, product codes and inverted lists again would be
+slower and a second home for the same thing.
 """
 
 from __future__ import annotations
@@ -22,10 +26,14 @@ import numpy as np
 from featx.errors import MissingDependencyError
 
 FLAT_ROWS = 50_000  # below this a segment is scanned exactly: a 50k x 768 scan takes ~2 ms
-NPROBE = 48  # lists searched per IVF segment: recall@10 0.962 at 100k (IVF316), 32 gives 0.944 (benchmarks/search.py)
+# lists searched per IVF segment: recall@10 0.988 at 100k (IVF316; 48 gave 0.962, 64 0.976), 3.7 ms a query at
+# 1M (IVF1000, recall 0.997) on a loaded 2-core machine (benchmarks/search.py, docs/search.md)
+NPROBE = 96
 TRAIN_PER_LIST = 40  # k-means sample: faiss wants at least 39 points per list
-LIST_CODES = "SQ8,RFlat"  # what an IVF list holds: 8-bit codes, re-scored on floats (benchmarks: "Flat" to compare)
-REFINE = 4  # candidates re-scored exactly per hit wanted, from the 8-bit codes' best
+# what an IVF list holds: 4-bit product codes, one per 4 numbers, re-scored on floats; a width that 4 does
+# not divide gets 8-bit codes ("SQ8,RFlat", the layout before; benchmarks/search.py --list-codes compares)
+LIST_CODES = "PQ{pq}x4fs,RFlat"
+REFINE = 10  # candidates re-scored exactly per hit wanted, from the codes' best
 SINGLE_THREAD_QUERIES = 16  # fewer queries than this are searched on one faiss thread
 
 
@@ -52,13 +60,25 @@ def build(blocks: Iterable[np.ndarray], rows: int, width: int, *, sample: np.nda
     if nlist == 0:
         index = faiss.IndexFlatIP(width)
     else:
-        index = faiss.index_factory(width, f"IVF{nlist},{LIST_CODES}", faiss.METRIC_INNER_PRODUCT)
+        index = faiss.index_factory(width, f"IVF{nlist},{list_codes(width)}", faiss.METRIC_INNER_PRODUCT)
         ivf = faiss.extract_index_ivf(index)
         ivf.cp.seed, ivf.cp.niter = seed, 10
-        index.train(np.ascontiguousarray(sample, np.float32))
+        sample = np.ascontiguousarray(sample, np.float32)
+        faiss.Clustering(width, nlist, ivf.cp).train(sample, ivf.quantizer)  # the lists, on every thread
+        threads = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(1)  # then the codes (the quantizer is trained: faiss keeps it)
+        try:
+            index.train(sample)
+        finally:
+            faiss.omp_set_num_threads(threads)
     for block in blocks:
         index.add(np.ascontiguousarray(block, np.float32))
     return index
+
+
+def list_codes(width: int) -> str:
+    """The faiss factory string of what an IVF list of ``width``-wide vectors holds (:data:`LIST_CODES`)."""
+    return LIST_CODES.format(pq=width // 4) if width % 4 == 0 else "SQ8,RFlat"
 
 
 def training_rows(rows: int, seed: int = 0) -> np.ndarray:
@@ -109,7 +129,7 @@ def lists_of(index) -> int:
 
 def _parameters(faiss, index, nprobe: int, selector) -> list:
     """The search parameters of one segment's index, last; the ones it points to before it (kept alive)."""
-    if isinstance(index, faiss.IndexRefine):  # 8-bit lists re-scored on the floats (an IVF,Flat of before: below)
+    if isinstance(index, faiss.IndexRefine):  # coded lists re-scored on the floats (an IVF,Flat of before: below)
         base = _parameters(faiss, faiss.downcast_index(index.base_index), nprobe, selector)
         return [*base, faiss.IndexRefineSearchParameters(k_factor=REFINE, base_index_params=base[-1])]
     if hasattr(index, "nprobe"):

@@ -83,20 +83,21 @@ def _embedded(images: CachedImages, files: dict[int, Path], cache_dir, run: RunO
 
 
 def text_queries(images: CachedImages, texts: list[str], text_model=None) -> list[Query]:
-    """Sentences as vectors of the text tower of the cache's CLIP or SigLIP snapshot (or ``text_model``)."""
-    from featx.backbones.text_tower import TextTower, has_text_tower
+    """Sentences as vectors of the text tower of the cache's CLIP or SigLIP snapshot or keras-hub preset
+    (or ``text_model``)."""
+    from featx.backbones.text_tower import has_text_tower, load_text_tower
     from featx.errors import OptionError
 
     folder = text_model or (images.features.sources or {}).get("model_path")
     if text_model is None and not has_text_tower(folder):
         backbone = images.features.config.get("backbone")
         raise OptionError(f"{{param}}: {images.index.path} holds image vectors of {backbone}, which has no text "
-                          "tower; search by text needs a cache of a CLIP or SigLIP snapshot folder (or give its "
-                          "folder as text_model).", param="text")
+                          "tower; search by text needs a cache of a CLIP or SigLIP snapshot folder or keras-hub preset "
+                          "(or give its folder as text_model).", param="text")
     for text in texts:
         if not isinstance(text, str) or not text.strip():
             raise OptionError(f"{{param}} holds {text!r:.40}; give sentences to search for.", param="text")
-    tower = TextTower.from_folder(folder)
+    tower = load_text_tower(folder)
     vectors = tower.encode(texts)
     if vectors.shape[1] != images.features.feature_dim:
         raise OptionError(f"{{param}}: {folder}'s text vectors are {vectors.shape[1]} wide, the cache's image "

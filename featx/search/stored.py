@@ -71,7 +71,7 @@ def _read(faiss, path: Path, rows: int, width: int):
     """The stored index at ``path`` when it reads back whole with ``rows`` vectors ``width`` wide, else None."""
     if not path.is_file():
         return None
-    try:  # the float vectors memory-mapped, not read: opening a 1M index reads its 8-bit codes only
+    try:  # the float vectors memory-mapped, not read: opening a 1M index reads its codes only
         index = faiss.read_index(str(path), getattr(faiss, "IO_FLAG_MMAP_IFC", 0) | faiss.IO_FLAG_READ_ONLY)
     except (RuntimeError, OSError):  # a damaged or truncated file: stale
         return None

@@ -35,34 +35,38 @@ def _hits(result):
     return _Hits([(h.path, h.score) for h in m.hits] for m in result)
 
 
-def test_ivf_searching_every_list_is_exact_and_selectors_filter(monkeypatch):
+def test_ivf_searching_every_list_finds_the_exact_hits_with_exact_scores_and_selectors_filter(monkeypatch):
+    """Every list searched: the codes' REFINE x k best are re-scored on the floats, so the scores are
+    exact cosines and the hits those of exact search (on vectors shaped like embeddings: clusters)."""
     from featx.search import ann
     from featx.search.exact import TopK, unit
 
     monkeypatch.setattr(ann, "FLAT_ROWS", 100)
     rng = np.random.default_rng(0)
-    X = unit(rng.normal(size=(900, 16)))
-    Y = unit(rng.normal(size=(50, 16)))
-    Q = unit(rng.normal(size=(5, 16)))
-    index = ann.build([X[:400], X[400:]], 900, 16, sample=X[ann.training_rows(900)])
-    assert ann.lists_of(index) == 30
-    flat = ann.build([Y], 50, 16)
+    centres = rng.normal(size=(20, 32))
+    X = unit(centres[rng.integers(0, 20, 1200)] + rng.normal(0, 0.5, (1200, 32)))
+    Y = unit(centres[rng.integers(0, 20, 50)] + rng.normal(0, 0.5, (50, 32)))
+    Q = unit(centres[rng.integers(0, 20, 20)] + rng.normal(0, 0.5, (20, 32)))
+    index = ann.build([X[:400], X[400:]], 1200, 32, sample=X[ann.training_rows(1200)])
+    assert ann.lists_of(index) == 34
+    flat = ann.build([Y], 50, 32)
     assert ann.lists_of(flat) == 0
-    scores, rows = ann.search([(index, 0), (flat, 900)], Q, 7, nprobe=30)
+    scores, rows = ann.search([(index, 0), (flat, 1200)], Q, 7, nprobe=34)
     every = np.hstack([Q @ X.T, Q @ Y.T])
-    top = TopK(5, 7)
-    top.add(every, np.arange(950))
+    top = TopK(len(Q), 7)
+    top.add(every, np.arange(1250))
     np.testing.assert_array_equal(rows, top.result()[1])
-    np.testing.assert_allclose(scores, top.result()[0], atol=1e-6)  # re-scored on the floats, not the 8-bit codes
-    allowed = np.zeros(950, bool)
+    np.testing.assert_allclose(scores, top.result()[0], atol=1e-6)  # re-scored on the floats, not the codes
+    allowed = np.zeros(1250, bool)
     allowed[::3] = True
-    _, rows = ann.search([(index, 0), (flat, 900)], Q, 7, allowed=allowed, nprobe=30)
+    _, rows = ann.search([(index, 0), (flat, 1200)], Q, 7, allowed=allowed, nprobe=34)
     assert (rows % 3 == 0).all()
 
 
-def test_ivf_lists_hold_8_bit_codes_and_single_queries_run_on_one_thread(monkeypatch):
-    """A query's time goes to scanning the probed lists: 8-bit codes are a quarter of float lists'
-    bytes (the floats kept only to re-score the best); one query does not wait on a second thread."""
+def test_ivf_lists_hold_4_bit_product_codes_and_single_queries_run_on_one_thread(monkeypatch):
+    """A query's time goes to scanning the probed lists: 4-bit codes of 4 numbers each are a sixteenth
+    of float lists' bytes (the floats kept only to re-score the best), 8-bit ones where 4 does not
+    divide the width; one query does not wait on a second thread."""
     import faiss
 
     from featx.search import ann
@@ -71,8 +75,11 @@ def test_ivf_lists_hold_8_bit_codes_and_single_queries_run_on_one_thread(monkeyp
     monkeypatch.setattr(ann, "FLAT_ROWS", 100)
     X = unit(np.random.default_rng(1).normal(size=(2000, 32)))
     index = ann.build([X], 2000, 32, sample=X[ann.training_rows(2000)])
-    ivf = faiss.extract_index_ivf(index)
-    assert ivf.code_size == 32 and isinstance(index, faiss.IndexRefine)  # one byte per number
+    ivf = faiss.downcast_index(faiss.extract_index_ivf(index))
+    assert isinstance(ivf, faiss.IndexIVFPQFastScan) and ivf.pq.M == 8 and ivf.pq.nbits == 4
+    assert ivf.code_size == 4 and isinstance(index, faiss.IndexRefine)  # half a byte per 4 numbers
+    odd = ann.build([X[:, :30]], 2000, 30, sample=unit(X[ann.training_rows(2000), :30]))
+    assert faiss.extract_index_ivf(odd).code_size == 30  # one byte per number
     seen, parameters = [], ann._parameters
     monkeypatch.setattr(ann, "_parameters", lambda faiss, *args: seen.append(faiss.omp_get_max_threads())
                         or parameters(faiss, *args))
@@ -84,7 +91,24 @@ def test_ivf_lists_hold_8_bit_codes_and_single_queries_run_on_one_thread(monkeyp
         assert faiss.omp_get_max_threads() == 3
     finally:
         faiss.omp_set_num_threads(threads)
-    assert seen == [1, 1, 3, 3]  # (the refine step and its 8-bit lists, each search)
+    assert seen == [1, 1, 3, 3]  # (the refine step and its coded lists, each search)
+
+
+def test_a_stored_product_code_index_reads_back_with_its_floats_mapped(monkeypatch, tmp_path):
+    import faiss
+
+    from featx.search import ann
+    from featx.search.exact import unit
+    from featx.search.stored import _read, _store
+
+    monkeypatch.setattr(ann, "FLAT_ROWS", 100)
+    X = unit(np.random.default_rng(2).normal(size=(2000, 32)))
+    index = ann.build([X], 2000, 32, sample=X[ann.training_rows(2000)])
+    assert _store(faiss, index, tmp_path / "segment.faiss")
+    again = _read(faiss, tmp_path / "segment.faiss", 2000, 32)
+    assert isinstance(again, faiss.IndexRefine) and _read(faiss, tmp_path / "segment.faiss", 1999, 32) is None
+    for a, b in zip(ann.search([(index, 0)], X[:20], 5, nprobe=8), ann.search([(again, 0)], X[:20], 5, nprobe=8)):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_the_index_gives_exact_hits_on_small_segments_and_indexes_only_a_new_segment(cache, dataset, tmp_path):

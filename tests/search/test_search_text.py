@@ -71,3 +71,18 @@ def test_text_on_the_command_line(tmp_path, dataset):
     matches = json.loads(done.stdout)["matches"]
     assert [m["query"] for m in matches] == ["a cat", "a dog"] and all(len(m["hits"]) == 2 for m in matches)
     assert matches == [m.to_dict() for m in search(cache, text=["a cat", "a dog"], top=2)]
+
+
+def test_text_on_a_keras_hub_preset_cache_reads_its_tokenizer_first(tmp_path, dataset):
+    """A cache of a keras-hub CLIPBackbone preset has a text tower; one saved without its tokenizer is
+    refused in one line, before Keras loads anything (tests/backbones/test_hub_text.py runs real presets)."""
+    import json
+
+    preset = tmp_path / "preset"
+    preset.mkdir()
+    (preset / "config.json").write_text(json.dumps({"registered_name": "keras_hub>CLIPBackbone", "config": {}}))
+    cache = tmp_path / "featx" / "preset.h5"
+    embed_into_cache(scan_dataset(dataset), replace(CONFIG, model_path=str(preset)), cache, RUN, extractor=Projected())
+    with pytest.raises(OptionError, match=r"'text_model' parameter: .*preset has no assets/tokenizer/vocabulary.json "
+                                          r"\(CLIP's byte-level BPE\); save the preset with its tokenizer"):
+        search(cache, text="a cat")
