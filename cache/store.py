@@ -16,6 +16,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from featx._gc import gc_paused
 from featx.cache.parts import part_problems
 from featx.cache.readers import SegmentHold, hold_segments
 from featx.cache.schema import open_cache, read
@@ -87,6 +88,7 @@ class CacheIndex:
         return str(self.attrs.get("dtype", "float32"))
 
     @classmethod
+    @gc_paused()
     def read(cls, path: str | os.PathLike, *, check: bool = True, hold: bool = True,
              unreadable_ok: bool = False) -> CacheIndex:
         """The index of the cache at ``path``. Every reader opens a cache here, so each gets the same

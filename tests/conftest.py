@@ -58,7 +58,7 @@ def _record_skip(report) -> None:
     """CI's newcomer run: a skipped test (not a giant backbone's, nor an expected failure) runs again with the
     extras (tests/extras_probe.py)."""
     log = os.environ.get(extras_probe.ENV)
-    if log and report.skipped and not hasattr(report, "wasxfail") and "slow" not in report.keywords:
+    if log and report.skipped and not hasattr(report, "wasxfail") and "slow" not in getattr(report, "keywords", {}):
         extras_probe.record(log, report.nodeid.split("::", 1)[0], "skipped")
 
 

@@ -71,3 +71,21 @@ def test_the_pth_line_records_in_a_subprocess_of_a_test(tmp_path):
     env.pop(extras_probe.ENV)  # without the variable the line does nothing
     subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=60)
     assert len(log.read_text().splitlines()) == 1
+
+
+def test_the_conftest_records_skipped_tests_and_modules_not_giant_backbones_nor_expected_failures(tmp_path):
+    (tmp_path / "test_needs_extra.py").write_text(f"import pytest\npytest.importorskip({MISSING!r})\n")
+    (tmp_path / "test_mixed.py").write_text(
+        "import pytest\n"
+        "def test_runs(): pass\n"
+        "def test_skips(): pytest.skip('no GPU')\n"
+        "@pytest.mark.slow\ndef test_giant(): pytest.skip('giant backbone')\n"
+        "@pytest.mark.xfail(reason='known')\ndef test_known(): assert False\n")
+    (tmp_path / "test_plain.py").write_text("def test_runs(): pass\n")
+    log = tmp_path / "probe.log"
+    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "tests.conftest", "-q", "-p", "no:cacheprovider",
+                           "--rootdir", str(tmp_path), str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, extras_probe.ENV: str(log)}, timeout=120)
+    assert done.returncode == 0, done.stdout[-2000:]
+    assert sorted(line.split("\t")[0] for line in log.read_text().splitlines()) == [
+        "test_mixed.py", "test_needs_extra.py"]

@@ -17,7 +17,7 @@ PACKAGES = (("featx", "featx"), ("cache", "featx.cache"), ("cli", "featx.cli")) 
 
 # Lowest first. A module belongs to the first stage one of whose prefixes names it or its package.
 STAGES: list[tuple[str, tuple[str, ...]]] = [
-    ("core", ("featx.errors", "featx.checks", "featx._faults", "featx._versions", "featx.config", "featx.backend")),
+    ("core", ("featx.errors", "featx.checks", "featx._faults", "featx._gc", "featx._versions", "featx.config", "featx.backend")),
     ("data", ("featx.data",)),
     ("cache", ("featx.cache",)),
     ("backbones", ("featx.backbones",)),

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
+from featx._gc import gc_paused
 from featx.data.images import IMAGE_EXTENSIONS
 from featx.data.records import LOOSE_FILES, SPLIT_NAMES, SPLIT_ORDER, Dataset, ImageRecord
 from featx.data.walk import image_names, image_subfolders, real_file, relative_path, walk_images
@@ -39,6 +40,7 @@ def loose_files(paths: Sequence[str | os.PathLike]) -> Dataset:
                    records=tuple(ImageRecord(Path(p).as_posix(), -1, "") for p in files))
 
 
+@gc_paused()
 def scan_dataset(data: str | os.PathLike) -> Dataset:
     """Find the images and labels at `data`, a folder or a CSV manifest, in a stable order; a URL
     (``s3://...``) is listed through fsspec (:func:`featx.data.objectstore.scan_url`)."""

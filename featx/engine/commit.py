@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from featx._gc import gc_paused
 from featx.cache.append import SegmentPlan, changed_index, commit, committed_work, plan_segments, unwritable
 from featx.cache.idset import IdSet
 from featx.cache.lock import cache_lock
@@ -76,6 +77,7 @@ class RunPlan:
         if not self.writable:
             raise unwritable(self.path, why)
 
+    @gc_paused()
     def commit_if_changed(self, *, images: ImageTable, skipped: SkipTable, classes: list[str], root: str,
                           attrs: Callable[[], dict[str, object]], feature_dim: int, dtype: str,
                           embedded: set[bytes], why: str) -> bool:
@@ -89,6 +91,7 @@ class RunPlan:
         return True
 
 
+@gc_paused()
 def plan_run(path: Path, index: CacheIndex | None, fingerprint: str, width: int, writable: bool) -> RunPlan:
     """The plan of a run on ``path`` under ``fingerprint`` with vectors ``width`` wide (0 while
     only the backbone can tell)."""

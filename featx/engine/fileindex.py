@@ -11,6 +11,7 @@ from typing import Protocol
 
 import numpy as np
 
+from featx._gc import gc_paused
 from featx.cache.tables import ID_DTYPE, ImageTable, rows_of, str_column
 from featx.config import sha256_file
 from featx.data.records import ImageRecord
@@ -27,6 +28,7 @@ _STAT_BLOCK = 65536
 _is_absolute = (lambda name: name.startswith("/")) if os.name == "posix" else os.path.isabs  # called per file
 
 
+@gc_paused()
 def index_files(
     root: Path,
     records: Sequence[ImageRecord],

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from featx._gc import gc_paused
 from featx.cache.locate import VIEWS_SUFFIX
 from featx.cache.schema import VIEWS_KIND
 from featx.cache.segments import STORAGE_DTYPES
@@ -219,6 +220,7 @@ class LazyVectors:
             yield read_vectors(self._index, self._rows[start : start + size], str(self.dtype))
 
 
+@gc_paused()
 def load_features(cache: str | os.PathLike, *, dtype: str = "float32", lazy: bool = False) -> Features:
     """Read a feature cache back: every embedded image file, joined to its vector by content id.
 
