@@ -24,8 +24,9 @@ def look_up(module: str, as_file) -> None:
 @pytest.fixture
 def probe(tmp_path, monkeypatch):
     log = tmp_path / "probe.log"
-    finder = MissingModuleProbe(str(log))
-    monkeypatch.setattr(sys, "meta_path", [finder, *sys.meta_path])
+    finder = MissingModuleProbe(str(log))  # alone: CI's own probe (this suite's newcomer run) sees none of this
+    others = [f for f in sys.meta_path if type(f).__name__ != "MissingModuleProbe"]
+    monkeypatch.setattr(sys, "meta_path", [finder, *others])
     return log
 
 
@@ -34,6 +35,14 @@ def test_our_lookup_of_a_missing_module_is_recorded_against_the_running_test(pro
     look_up(MISSING, ROOT / "featx" / "search" / "run.py")  # once per test and module
     # pytest names the running test in PYTEST_CURRENT_TEST, which subprocesses inherit
     assert probe.read_text().splitlines() == [f"tests/test_extras_probe.py\tlooked up {MISSING}, which is not installed"]
+
+
+def test_two_probes_each_record_the_lookup_once_in_their_own_log(probe, tmp_path, monkeypatch):
+    second = tmp_path / "second.log"
+    monkeypatch.setattr(sys, "meta_path", [*sys.meta_path, MissingModuleProbe(str(second))])
+    look_up(MISSING, ROOT / "featx" / "search" / "run.py")
+    expected = [f"tests/test_extras_probe.py\tlooked up {MISSING}, which is not installed"]
+    assert probe.read_text().splitlines() == expected and second.read_text().splitlines() == expected
 
 
 def test_installed_modules_and_third_party_lookups_are_not_recorded(probe):
