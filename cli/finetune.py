@@ -31,7 +31,8 @@ def fine_tune_command(
     learning_rate: Annotated[float, typer.Option("--learning-rate", help="Adam's peak learning rate (one epoch of warm-up, then a cosine decay).")]
     = DEFAULT_LEARNING_RATE,
     head_learning_rate: Annotated[float | None, typer.Option(
-        "--head-learning-rate", help=f"The head's peak rate (default: {DEFAULT_HEAD_RATE_FACTOR:g} x --learning-rate).",
+        "--head-learning-rate", help="The head's peak rate (default: " + ("--learning-rate" if DEFAULT_HEAD_RATE_FACTOR == 1 else
+                                                 f"{DEFAULT_HEAD_RATE_FACTOR:g} x --learning-rate") + ").",
         show_default=False)] = None,
     wise: Annotated[float, typer.Option(help="WiSE-FT: average the fine-tuned weights with the start's, this share on "
                                              "the fine-tuned (0-1; 1: no averaging).")] = DEFAULT_WISE,

@@ -468,6 +468,7 @@ def test_the_head_trains_at_its_own_rate_and_wise_averages_what_validation_judge
     import keras
 
     import featx.model.finetune as finetune
+    from featx.model.defaults import DEFAULT_HEAD_RATE_FACTOR, DEFAULT_WISE
     from featx.model.file import read_metadata
     from featx.model.rates import interpolate, two_rate_adam
 
@@ -499,10 +500,11 @@ def test_the_head_trains_at_its_own_rate_and_wise_averages_what_validation_judge
     recorded = read_metadata(report.model_path)["fine_tune"]
     assert (recorded["head_learning_rate"], recorded["wise"]) == (5e-2, 0.5)
 
-    seen.clear()  # the defaults: the head at 10 x the backbone's rate, no averaging
+    seen.clear()  # the defaults
     report = finetune.fine_tune(heads["logreg"], unfreeze=1, epochs=1, learning_rate=1e-3, batch_size=8, augment="",
                                 output=root / "plain.keras")
-    assert seen["adam"][1] == pytest.approx(10.0) and "wise" not in seen and report.unaveraged == {}
+    assert seen["adam"][1] == pytest.approx(DEFAULT_HEAD_RATE_FACTOR)
+    assert ("wise" in seen) == (DEFAULT_WISE < 1) and bool(report.unaveraged) == (DEFAULT_WISE < 1)
 
 
 def test_a_head_without_a_val_split_is_refitted_with_validation_held_out(workspace):
