@@ -9,7 +9,13 @@ import typer
 
 from featx.cli.app import EXIT_USAGE, BackendOption, app, fail, handle_errors, info, print_json
 from featx.data.augment import AUGMENTATIONS, FINE_TUNE_AUGMENT
-from featx.model.defaults import DEFAULT_EPOCHS, DEFAULT_LEARNING_RATE, DEFAULT_UNFREEZE
+from featx.model.defaults import (
+    DEFAULT_EPOCHS,
+    DEFAULT_HEAD_RATE_FACTOR,
+    DEFAULT_LEARNING_RATE,
+    DEFAULT_UNFREEZE,
+    DEFAULT_WISE,
+)
 
 
 @app.command("fine-tune")
@@ -24,6 +30,12 @@ def fine_tune_command(
     epochs: Annotated[int, typer.Option(help="Most epochs (early stopping on validation accuracy).")] = DEFAULT_EPOCHS,
     learning_rate: Annotated[float, typer.Option("--learning-rate", help="Adam's peak learning rate (one epoch of warm-up, then a cosine decay).")]
     = DEFAULT_LEARNING_RATE,
+    head_learning_rate: Annotated[float | None, typer.Option(
+        "--head-learning-rate", help="The head's peak rate (default: " + ("--learning-rate" if DEFAULT_HEAD_RATE_FACTOR == 1 else
+                                                 f"{DEFAULT_HEAD_RATE_FACTOR:g} x --learning-rate") + ").",
+        show_default=False)] = None,
+    wise: Annotated[float, typer.Option(help="WiSE-FT: average the fine-tuned weights with the start's, this share on "
+                                             "the fine-tuned (0-1; 1: no averaging).")] = DEFAULT_WISE,
     batch_size: Annotated[int, typer.Option("--batch-size")] = 16,
     augment: Annotated[str | None, typer.Option(
         help=f"Augmentations of the training images, comma-separated: {', '.join(AUGMENTATIONS)} (default: "
@@ -42,8 +54,8 @@ def fine_tune_command(
         raise fail("--no-augment and --augment both say which augmentations to use; give one.", EXIT_USAGE)
     augment = "" if no_augment else FINE_TUNE_AUGMENT if augment is None else augment
     report = fine_tune(head, data=data, unfreeze=unfreeze, epochs=epochs, learning_rate=learning_rate,
-                       batch_size=batch_size, augment=augment, output=output, seed=seed, backend=backend,
-                       verbose=0 if as_json else 2)
+                       head_learning_rate=head_learning_rate, wise=wise, batch_size=batch_size, augment=augment,
+                       output=output, seed=seed, backend=backend, verbose=0 if as_json else 2)
     if as_json:
         print_json(report.to_dict())
         return
@@ -57,6 +69,8 @@ def fine_tune_command(
         if split in report.before:
             typer.echo(f"{split} accuracy: {report.before[split]['accuracy']:.3f} (head on frozen features) -> "
                        f"{report.after[split]['accuracy']:.3f} (fine-tuned)")
+    if report.unaveraged.get("val"):
+        typer.echo(f"val accuracy of the best epoch before WiSE-FT averaging: {report.unaveraged['val']['accuracy']:.3f}")
     typer.echo(f"unfroze {report.unfrozen_layers} layers, {report.epochs_run} epochs, {report.seconds:.0f} s "
                f"(the head's logits divided by a temperature of {report.temperature:.3g} first)")
     if report.kept == "head":

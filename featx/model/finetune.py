@@ -29,9 +29,10 @@ from featx.backend import import_keras, set_random_seed
 from featx.cache.outputs import check_outputs
 from featx.data.augment import FINE_TUNE_AUGMENT, ViewRecipe
 from featx.errors import FeatxError, OptionError, OptionTypeError
+from featx.model import defaults
 from featx.model.build import build_classifier
-from featx.model.defaults import DEFAULT_EPOCHS, DEFAULT_LABEL_SMOOTHING, DEFAULT_LEARNING_RATE, DEFAULT_UNFREEZE
 from featx.model.file import write_metadata
+from featx.model.rates import check_rates, interpolate, schedule, two_rate_adam
 from featx.model.trainingdata import image_dataset, split_images
 from featx.model.warmstart import choose_temperature, hold_out_validation, soften
 
@@ -51,7 +52,8 @@ class FineTuneReport:
     validation: str = ""  # where the validation images came from, when not the head's val split
     temperature: float = 1.0  # the head's logits were divided by it before training (warmstart)
     before: dict = field(default_factory=dict)  # split -> {loss, accuracy}
-    after: dict = field(default_factory=dict)
+    after: dict = field(default_factory=dict)  # of the model judged against the head (WiSE-FT averaged, if asked)
+    unaveraged: dict = field(default_factory=dict)  # with wise < 1: the best epoch's own scores, before averaging
     history: dict = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -63,12 +65,14 @@ def fine_tune(
     head,
     *,
     data: str | os.PathLike | None = None,
-    unfreeze: str | int | float = DEFAULT_UNFREEZE,
-    epochs: int = DEFAULT_EPOCHS,
-    learning_rate: float = DEFAULT_LEARNING_RATE,
+    unfreeze: str | int | float = defaults.DEFAULT_UNFREEZE,
+    epochs: int = defaults.DEFAULT_EPOCHS,
+    learning_rate: float = defaults.DEFAULT_LEARNING_RATE,
+    head_learning_rate: float | None = None,
+    wise: float = defaults.DEFAULT_WISE,
     batch_size: int = 16,
     augment: str = FINE_TUNE_AUGMENT,
-    label_smoothing: float = DEFAULT_LABEL_SMOOTHING,
+    label_smoothing: float = defaults.DEFAULT_LABEL_SMOOTHING,
     output: str | os.PathLike | None = None,
     patience: int = 3,
     seed: int = 0,
@@ -79,7 +83,11 @@ def fine_tune(
 
     ``augment`` is the recipe of augmentations for training images, as ``featx.embed`` takes it
     (:data:`featx.data.augment.AUGMENTATIONS` names, comma-separated; ``""`` for none). ``backend``
-    is the Keras backend to train on (default ``$KERAS_BACKEND``, else tensorflow). Validation
+    is the Keras backend to train on (default ``$KERAS_BACKEND``, else tensorflow). The head's layers
+    train at ``head_learning_rate`` (default ``learning_rate`` times
+    :data:`~featx.model.defaults.DEFAULT_HEAD_RATE_FACTOR`), the backbone at ``learning_rate``; the
+    best epoch's weights are then averaged with the start's, ``wise`` of the way to the fine-tuned
+    ones (WiSE-FT; 1 for none), and that model is the one judged against the head. Validation
     images are the head's val split, else a held-out share of its training images (the head is
     then refitted without them); the report's ``kept`` says whether the fine-tuned model beat the
     head on them (``"fine-tuned"``) or the head's own model was saved (``"head"``)."""
@@ -92,8 +100,8 @@ def fine_tune(
             raise OptionError(f"{{param}} must be at least 1; got {value!r}.", param=param)
     if not 0 <= label_smoothing < 1:
         raise OptionError(f"{{param}} must be at least 0 and below 1; got {label_smoothing!r}.", param="label_smoothing")
-    if learning_rate <= 0:
-        raise OptionError(f"{{param}} must be above 0; got {learning_rate!r}.", param="learning_rate")
+    check_rates(learning_rate, head_learning_rate, wise)
+    head_rate = learning_rate * defaults.DEFAULT_HEAD_RATE_FACTOR if head_learning_rate is None else head_learning_rate
     parse_unfreeze(unfreeze, 1)  # a bad value is reported before anything is built
     augment = _augment_recipe(augment)
     keras = import_keras(backend)
@@ -117,15 +125,16 @@ def fine_tune(
                 for name, split in images.items() if len(split) and name != "train"}
     train = image_dataset(images["train"], config, batch_size, shuffle=True, augment=augment, seed=seed,
                           one_hot=classes)
-    model.compile(optimizer=keras.optimizers.Adam(_schedule(keras, learning_rate, len(train), epochs)),
-                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing), metrics=["accuracy"])
+    optimizer = two_rate_adam(keras, schedule(keras, learning_rate, len(train), epochs),
+                              model.get_layer("featx_head").trainable_variables, head_rate / learning_rate)
+    model.compile(optimizer, keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing), metrics=["accuracy"])
     scored = {"train": image_dataset(_sample(images["train"], seed), config, batch_size, shuffle=False), **datasets}
     before = {name: _evaluate(model, ds) for name, ds in scored.items()}
     start = [np.array(w) for w in model.get_weights()]
 
     work = model_path.with_name(model_path.name + ".training")
     run = _run_record(head, images, {"unfreeze": str(unfreeze), "learning_rate": learning_rate,
-                                     "batch_size": batch_size, "augment": augment, "seed": seed,
+                                     "head_learning_rate": head_rate, "batch_size": batch_size, "augment": augment, "seed": seed,
                                      "label_smoothing": label_smoothing})
     fresh_start = _claim(work, run)
     resumed = _resumed_epoch(work)
@@ -140,7 +149,10 @@ def fine_tune(
     history = model.fit(train, validation_data=datasets.get("val"), epochs=epochs, callbacks=callbacks,
                         shuffle=False, verbose=verbose)  # the pipeline shuffles, seeded per epoch
     best.restore(model)
-    after = {name: _evaluate(model, ds) for name, ds in scored.items()}
+    after = unaveraged = {name: _evaluate(model, ds) for name, ds in scored.items()}
+    if wise < 1:  # WiSE-FT: part of the way back to the start; this average is what validation judges
+        model.set_weights(interpolate(start, model.get_weights(), wise))
+        after = {name: _evaluate(model, ds) for name, ds in scored.items()}
     kept = "fine-tuned" if "val" not in before or improved(before["val"], after["val"]) else "head"
     if kept == "head":
         model.set_weights(start)
@@ -150,17 +162,19 @@ def fine_tune(
         backbone_path=model_path.with_name(model_path.stem + ".backbone.keras"),
         curves_path=None, unfrozen_layers=unfrozen, epochs_run=len(history.history.get("loss", [])),
         resumed_from_epoch=resumed, fresh_start=fresh_start, kept=kept, validation=validation,
-        temperature=temperature, before=before, after=after,
+        temperature=temperature, before=before, after=after, unaveraged=unaveraged if wise < 1 else {},
         history={k: [float(v) for v in vs] for k, vs in _full_history(work).items()},
     )
     metadata = {
         "classes": list(head.classes), "config": head.config, "sources": head.sources,
         "fingerprint": head.fingerprint, "head": head.name, "head_kind": head.kind, "split": head.split,
         "fine_tune": {"unfreeze": str(unfreeze), "unfrozen_layers": unfrozen, "epochs": epochs,
-                      "learning_rate": learning_rate, "batch_size": batch_size, "augment": augment,
+                      "learning_rate": learning_rate, "head_learning_rate": head_rate, "wise": wise,
+                      "batch_size": batch_size, "augment": augment,
                       "label_smoothing": label_smoothing, "temperature": temperature, "kept": kept, "before": before, "after": after},
     }
     model_path.parent.mkdir(parents=True, exist_ok=True)
+    model.compile(keras.optimizers.Adam(learning_rate), model.loss, metrics=["accuracy"])  # loads without featx
     model.save(model_path)
     write_metadata(model_path, {**metadata, "kind": "classifier"})
     feature_model.save(report.backbone_path)
@@ -179,16 +193,6 @@ def _sample(images, seed: int):
     if len(images) <= SCORED_TRAIN_IMAGES:
         return images
     return images.subset(np.sort(np.random.default_rng(seed).permutation(len(images))[:SCORED_TRAIN_IMAGES]))
-
-
-def _schedule(keras, learning_rate: float, steps_per_epoch: int, epochs: int):
-    """The learning rate over training: a linear warm-up to ``learning_rate`` over the first epoch,
-    then a cosine decay to zero by the last (a gentle start keeps the warm start's features)."""
-    total = max(1, steps_per_epoch * epochs)
-    warmup = min(steps_per_epoch, total // 2)
-    return keras.optimizers.schedules.CosineDecay(0.0 if warmup else learning_rate, max(1, total - warmup),
-                                                  warmup_target=learning_rate if warmup else None,
-                                                  warmup_steps=warmup)
 
 
 def improved(before: dict, after: dict) -> bool:

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from featx.cache.catalog import CacheChoice
 from featx.cli import app
+from featx.model.defaults import DEFAULT_WISE
 
 runner = CliRunner()
 
@@ -110,6 +111,9 @@ def test_fine_tune_arguments(calls, tmp_path):
     assert {k: kwargs[k] for k in ("unfreeze", "epochs", "learning_rate", "batch_size", "augment", "output", "seed")} \
         == {"unfreeze": "0.5", "epochs": 3, "learning_rate": 1e-4, "batch_size": 4, "augment": "",
             "output": tmp_path / "m.keras", "seed": 2}
+    assert (kwargs["head_learning_rate"], kwargs["wise"]) == (None, DEFAULT_WISE)  # the library's defaults
+    assert invoke("fine-tune", tmp_path / "head", "--head-learning-rate", "3e-3", "--wise", "0.5", "--json").exit_code == 0
+    assert (calls["fine_tune"][1]["head_learning_rate"], calls["fine_tune"][1]["wise"]) == (3e-3, 0.5)
     assert invoke("fine-tune", tmp_path / "head", "--augment", "", "--json").exit_code == 0
     assert calls["fine_tune"][1]["augment"] == ""  # the same call as --no-augment
     assert invoke("fine-tune", tmp_path / "head", "--augment", "crop,jitter", "--json").exit_code == 0

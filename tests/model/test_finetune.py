@@ -434,6 +434,11 @@ def test_cli_fine_tune_and_export_errors(workspace):
     assert result.exit_code == 1 and "knn head, which has no equivalent Keras layer" in result.stderr
     result = CliRunner().invoke(app, ["fine-tune", str(root / "knn-head"), "--unfreeze", "lots"])
     assert result.exit_code == 2 and "--unfreeze must be" in result.stderr
+    for flag, value, says in (("--wise", "1.5", "--wise is the share"), ("--wise", "-0.5", "--wise is the share"),
+                              ("--head-learning-rate", "0", "--head-learning-rate must be above 0"),
+                              ("--learning-rate", "-1e-4", "--learning-rate must be above 0")):
+        result = CliRunner().invoke(app, ["fine-tune", str(root / "knn-head"), flag, value])
+        assert result.exit_code == 2 and says in result.stderr and len(result.stderr.strip().splitlines()) == 1
     result = CliRunner().invoke(app, ["export", str(root / "knn-head"), "-o", "x.pb", "--format", "pb"])
     assert result.exit_code == 2 and "--format must be one of keras, onnx, savedmodel, tflite" in result.stderr
 
@@ -447,8 +452,8 @@ def test_fine_tune_keeps_the_heads_model_and_says_so_when_validation_does_not_im
     root, _, _, heads = workspace
     frozen = keras.saving.load_model(root / "tiny.keras")
     # a learning rate that wrecks the unfrozen layers: validation cannot improve on the head
-    report = fine_tune(heads["logreg"], unfreeze="all", epochs=2, learning_rate=50.0, batch_size=8, augment="",
-                       output=root / "wrecked.keras", patience=5)
+    report = fine_tune(heads["logreg"], unfreeze="all", epochs=2, learning_rate=50.0, head_learning_rate=50.0,
+                       batch_size=8, augment="", output=root / "wrecked.keras", patience=5)
     assert report.kept == "head"
     assert (report.after["val"]["accuracy"], -report.after["val"]["loss"]) <= \
         (report.before["val"]["accuracy"], -report.before["val"]["loss"])
@@ -457,6 +462,49 @@ def test_fine_tune_keeps_the_heads_model_and_says_so_when_validation_does_not_im
         for before, after in zip(_weights(frozen, name), _weights(saved, name)):
             np.testing.assert_array_equal(before, after)
     assert read_metadata(report.model_path)["fine_tune"]["kept"] == "head"
+
+
+def test_the_head_trains_at_its_own_rate_and_wise_averages_what_validation_judges(workspace, monkeypatch):
+    import keras
+
+    import featx.model.finetune as finetune
+    from featx.model.defaults import DEFAULT_HEAD_RATE_FACTOR, DEFAULT_WISE
+    from featx.model.file import read_metadata
+    from featx.model.rates import interpolate, two_rate_adam
+
+    root, _, _, heads = workspace
+    seen = {}
+
+    def spy_adam(keras_, rate, head_variables, factor):
+        seen["adam"] = (list(head_variables), factor)
+        return two_rate_adam(keras_, rate, head_variables, factor)
+
+    def spy_interpolate(start, end, alpha):
+        seen["wise"] = (start, end, alpha, interpolate(start, end, alpha))
+        return seen["wise"][3]
+
+    monkeypatch.setattr(finetune, "two_rate_adam", spy_adam)
+    monkeypatch.setattr(finetune, "interpolate", spy_interpolate)
+    monkeypatch.setattr(finetune, "improved", lambda before, after: True)  # keep the averaged model
+    report = finetune.fine_tune(heads["logreg"], unfreeze=1, epochs=2, learning_rate=1e-2, head_learning_rate=5e-2,
+                                wise=0.5, batch_size=8, augment="", output=root / "wise.keras")
+    variables, factor = seen["adam"]
+    model = keras.saving.load_model(report.model_path, safe_mode=True)  # loads without featx's optimizer class
+    head_layer = model.get_layer("featx_head")
+    assert factor == pytest.approx(5.0) and [v.shape for v in variables] == [v.shape for v in head_layer.weights]
+    start, end, alpha, averaged = seen["wise"]
+    assert alpha == 0.5 and any(not np.array_equal(a, b) for a, b in zip(start, end))  # training moved something
+    for saved, expected in zip(model.get_weights(), averaged):  # the average is what is kept and saved
+        np.testing.assert_allclose(saved, expected, rtol=1e-6)
+    assert report.kept == "fine-tuned" and set(report.unaveraged) == set(report.after) == {"train", "val", "test"}
+    recorded = read_metadata(report.model_path)["fine_tune"]
+    assert (recorded["head_learning_rate"], recorded["wise"]) == (5e-2, 0.5)
+
+    seen.clear()  # the defaults
+    report = finetune.fine_tune(heads["logreg"], unfreeze=1, epochs=1, learning_rate=1e-3, batch_size=8, augment="",
+                                output=root / "plain.keras")
+    assert seen["adam"][1] == pytest.approx(DEFAULT_HEAD_RATE_FACTOR)
+    assert ("wise" in seen) == (DEFAULT_WISE < 1) and bool(report.unaveraged) == (DEFAULT_WISE < 1)
 
 
 def test_a_head_without_a_val_split_is_refitted_with_validation_held_out(workspace):
