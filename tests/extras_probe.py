@@ -5,16 +5,16 @@ Rerunning all of it the second time doubled CI's time for tests whose code never
 With ``FEATX_EXTRAS_PROBE=LOG`` set during the newcomer's run, every process (pytest's workers through
 the conftest; their subprocesses through a ``.pth`` line CI adds to the newcomer's environment) records
 
-- each test that *skipped* (a missing extra, or anything else), and
+- each test that *skipped* (``pytest.importorskip("jax")``, or anything else), and
 - each lookup, from featx's or the tests' own code, of a top-level module that is not installed
-  (``import onnx``, ``find_spec("faiss")``, ``pytest.importorskip("jax")``): the places where an extra
-  changes the path taken. Lookups made inside third-party libraries (TensorFlow probing for JAX) are
+  (``import onnx``, ``find_spec("faiss")``): the places where an extra changes the path taken. Lookups made inside third-party libraries (TensorFlow probing for JAX) are
   theirs, not featx's, and are not recorded.
 
 ``python3 tests/extras_probe.py pth`` prints that ``.pth`` line;
-``python3 tests/extras_probe.py files LOG`` then prints the test files to run again with the extras:
-those holding a recorded test, or ``tests`` (the whole suite) if a lookup could not be tied to a test
-(a subprocess started with an environment of its own). Standard library only.
+``python3 tests/extras_probe.py files LOG`` then prints the test files to run again with the extras
+(run in their environment: a lookup counts if the module is there now), or ``tests`` (the whole suite)
+if such a lookup could not be tied to a test (a subprocess started with an environment of its own).
+Standard library only.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from collections.abc import Callable
+from importlib.util import find_spec
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,9 +38,12 @@ def current_test_file() -> str:
     return running.split("::", 1)[0] if running else UNKNOWN
 
 
-def record(log: str, test_file: str, why: str) -> None:
+SKIPPED, MISSING = "skipped", "missing"  # what a log line says of its test file (MISSING: and which module)
+
+
+def record(log: str, test_file: str, what: str, module: str = "") -> None:
     with open(log, "a", encoding="utf-8") as out:  # one short line per write: safe across processes
-        out.write(f"{test_file}\t{why}\n")
+        out.write(f"{test_file}\t{what}\t{module}\n")
 
 
 def _caller_is_ours() -> str | None:
@@ -75,7 +80,7 @@ class MissingModuleProbe:
             test_file = os.path.relpath(caller, ROOT)  # a test module's own lookup at collection
         if not found and (test_file, name) not in self.seen:
             self.seen.add((test_file, name))
-            record(self.log, test_file, f"looked up {name}, which is not installed")
+            record(self.log, test_file, MISSING, name)
         return None
 
 
@@ -87,14 +92,26 @@ def install() -> None:
         sys.meta_path.insert(0, MissingModuleProbe(log))
 
 
-def files_to_rerun(log: Path) -> list[str]:
-    """The test files the log names, sorted; ``["tests"]`` if one entry has no test."""
+def files_to_rerun(log: Path, installed: Callable[[str], bool] = lambda name: find_spec(name) is not None,
+                   tell: Callable[[str], None] = lambda line: None) -> list[str]:
+    """The test files the log names, sorted: those of skipped tests and of lookups of a module that is
+    ``installed`` now (run in the environment with every extra: a module still missing takes the same
+    path again); ``["tests"]`` if such a lookup had no test, or if there is no log. ``tell`` hears why
+    each file is rerun."""
     if not log.is_file():
         return ["tests"]
-    entries = [line.split("\t", 1)[0] for line in log.read_text(encoding="utf-8").splitlines() if line.strip()]
-    if UNKNOWN in entries:
+    why: dict[str, str] = {}
+    for line in log.read_text(encoding="utf-8").splitlines():
+        test_file, what, module = (line.split("\t") + ["", ""])[:3]
+        if what == SKIPPED or (what == MISSING and installed(module)):
+            why.setdefault(test_file, "a test skipped" if what == SKIPPED else f"looked up {module}")
+    if UNKNOWN in why:
+        tell(f"a lookup outside any test ({why[UNKNOWN]}): the whole suite")
         return ["tests"]
-    return sorted({entry for entry in entries if (ROOT / entry).is_file()})
+    files = sorted(name for name in why if (ROOT / name).is_file())
+    for name in files:
+        tell(f"{name}: {why[name]}")
+    return files
 
 
 if __name__ == "featx_extras_probe":  # run by the .pth line CI adds: every Python process of the newcomer's venv
@@ -103,4 +120,4 @@ elif __name__ == "__main__" and sys.argv[1:2] == ["pth"]:
     print(f"import os, runpy; os.environ.get({ENV!r}) and runpy.run_path({str(Path(__file__).resolve())!r}, "
           f"run_name='featx_extras_probe')")
 elif __name__ == "__main__" and sys.argv[1:2] == ["files"]:
-    print(" ".join(files_to_rerun(Path(sys.argv[2]))) or "tests")
+    print(" ".join(files_to_rerun(Path(sys.argv[2]), tell=lambda line: print(line, file=sys.stderr))) or "tests")

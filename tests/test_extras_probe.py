@@ -34,14 +34,14 @@ def test_our_lookup_of_a_missing_module_is_recorded_against_the_running_test(pro
     look_up(MISSING, ROOT / "featx" / "search" / "run.py")
     look_up(MISSING, ROOT / "featx" / "search" / "run.py")  # once per test and module
     # pytest names the running test in PYTEST_CURRENT_TEST, which subprocesses inherit
-    assert probe.read_text().splitlines() == [f"tests/test_extras_probe.py\tlooked up {MISSING}, which is not installed"]
+    assert probe.read_text().splitlines() == [f"tests/test_extras_probe.py\tmissing\t{MISSING}"]
 
 
 def test_two_probes_each_record_the_lookup_once_in_their_own_log(probe, tmp_path, monkeypatch):
     second = tmp_path / "second.log"
     monkeypatch.setattr(sys, "meta_path", [*sys.meta_path, MissingModuleProbe(str(second))])
     look_up(MISSING, ROOT / "featx" / "search" / "run.py")
-    expected = [f"tests/test_extras_probe.py\tlooked up {MISSING}, which is not installed"]
+    expected = [f"tests/test_extras_probe.py\tmissing\t{MISSING}"]
     assert probe.read_text().splitlines() == expected and second.read_text().splitlines() == expected
 
 
@@ -56,7 +56,8 @@ def test_a_lookup_outside_any_test_reruns_the_whole_suite(probe, monkeypatch):
     look_up(MISSING, ROOT / "featx" / "backend.py")
     look_up(MISSING + "2", ROOT / "tests" / "engine" / "test_backends.py")  # a test module at collection
     assert [line.split("\t")[0] for line in probe.read_text().splitlines()] == ["?", "tests/engine/test_backends.py"]
-    assert files_to_rerun(probe) == ["tests"]
+    assert files_to_rerun(probe, installed=lambda name: True) == ["tests"]  # the extras brought it
+    assert files_to_rerun(probe) == []  # still missing with every extra: the same path again
 
 
 def test_files_to_rerun_are_the_recorded_test_files_once_each(tmp_path):
@@ -65,7 +66,13 @@ def test_files_to_rerun_are_the_recorded_test_files_once_each(tmp_path):
     for name in ("tests/search/test_search.py", "tests/cli/test_cli.py", "tests/search/test_search.py"):
         extras_probe.record(str(log), name, "skipped")
     extras_probe.record(str(log), "tests/gone.py", "skipped")  # not a file of this tree
-    assert files_to_rerun(log) == ["tests/cli/test_cli.py", "tests/search/test_search.py"]
+    extras_probe.record(str(log), "tests/heads/test_heads.py", "missing", "faiss")
+    extras_probe.record(str(log), "tests/data/test_images.py", "missing", "umap")
+    told = []
+    files = files_to_rerun(log, installed=lambda name: name == "faiss", tell=told.append)
+    assert files == ["tests/cli/test_cli.py", "tests/heads/test_heads.py", "tests/search/test_search.py"]
+    assert told == ["tests/cli/test_cli.py: a test skipped", "tests/heads/test_heads.py: looked up faiss",
+                    "tests/search/test_search.py: a test skipped"]
 
 
 def test_the_pth_line_records_in_a_subprocess_of_a_test(tmp_path):
@@ -76,7 +83,7 @@ def test_the_pth_line_records_in_a_subprocess_of_a_test(tmp_path):
     code = f"{pth}\nexec(compile({lookup!r}, {str(ROOT / 'featx' / 'api.py')!r}, 'exec'))\n"
     env = {**os.environ, extras_probe.ENV: str(log), "PYTEST_CURRENT_TEST": "tests/model/test_m.py::test_n (call)"}
     subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=60)
-    assert log.read_text().splitlines() == [f"tests/model/test_m.py\tlooked up {MISSING}, which is not installed"]
+    assert log.read_text().splitlines() == [f"tests/model/test_m.py\tmissing\t{MISSING}"]
     env.pop(extras_probe.ENV)  # without the variable the line does nothing
     subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=60)
     assert len(log.read_text().splitlines()) == 1
