@@ -19,6 +19,7 @@ Standard library only.
 
 from __future__ import annotations
 
+import dis
 import os
 import sys
 import threading
@@ -47,13 +48,21 @@ def record(log: str, test_file: str, what: str, module: str = "") -> None:
 
 
 def _caller_is_ours() -> str | None:
-    """The file of the first frame outside the import machinery, if it is featx's or a test's."""
-    frame = sys._getframe(2)
-    while frame is not None and (frame.f_code.co_filename.startswith("<frozen") or "importlib" in
-                                 frame.f_code.co_filename or frame.f_code.co_filename == __file__):
+    """The file of the code that asked for the module, if it is featx's or a test's: an ``import``
+    statement there, or a call of importlib's (``find_spec``, ``import_module``). A library's C code
+    importing while our frame calls it (pyarrow asking for pandas) is the library's."""
+    frame, through_importlib = sys._getframe(2), False
+    while frame is not None:
+        name = frame.f_code.co_filename
+        if not (name.startswith("<frozen") or name == __file__ or f"{os.sep}importlib{os.sep}" in name):
+            break
+        through_importlib |= (name.startswith("<frozen importlib.") and "_bootstrap" not in name  # util
+                              or f"{os.sep}importlib{os.sep}" in name)  # import_module
         frame = frame.f_back
-    name = frame.f_code.co_filename if frame is not None else ""
-    return name if name.startswith(OWN) else None
+    if frame is None or not frame.f_code.co_filename.startswith(OWN):
+        return None
+    importing = frame.f_code.co_code[frame.f_lasti] == dis.opmap["IMPORT_NAME"]
+    return frame.f_code.co_filename if importing or through_importlib else None
 
 
 class MissingModuleProbe:
@@ -120,4 +129,4 @@ elif __name__ == "__main__" and sys.argv[1:2] == ["pth"]:
     print(f"import os, runpy; os.environ.get({ENV!r}) and runpy.run_path({str(Path(__file__).resolve())!r}, "
           f"run_name='featx_extras_probe')")
 elif __name__ == "__main__" and sys.argv[1:2] == ["files"]:
-    print(" ".join(files_to_rerun(Path(sys.argv[2]), tell=lambda line: print(line, file=sys.stderr))) or "tests")
+    print(" ".join(files_to_rerun(Path(sys.argv[2]), tell=lambda line: print(line, file=sys.stderr))))

@@ -105,3 +105,14 @@ def test_the_conftest_records_skipped_tests_and_modules_not_giant_backbones_nor_
     assert done.returncode == 0, done.stdout[-2000:]
     assert sorted(line.split("\t")[0] for line in log.read_text().splitlines()) == [
         "test_mixed.py", "test_needs_extra.py"]
+
+
+def test_an_import_statement_of_ours_counts_a_librarys_c_code_importing_under_our_call_does_not(probe):
+    def run_as_featx(code: str) -> None:
+        exec(compile(f"try:\n    {code}\nexcept ImportError:\n    pass\n", str(ROOT / "featx" / "x.py"), "exec"), {})
+
+    run_as_featx(f"import {MISSING}")
+    # C code importing (as pyarrow's asks for pandas) while a line of ours calls it: builtins.__import__ is
+    # such C code, called here from featx's frame without an import statement
+    run_as_featx(f"__import__({MISSING + '_from_c'!r})")
+    assert probe.read_text().splitlines() == [f"tests/test_extras_probe.py\tmissing\t{MISSING}"]
