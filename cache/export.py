@@ -17,8 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from featx.cache.outputs import check_outputs
-from featx.cache.store import CacheIndex, read_vectors, unusable_vectors, usable_rows
-from featx.cache.tables import rows_of
+from featx.cache.store import CacheIndex, read_vectors, unusable_vectors, usable_rows, vector_rows
 from featx.errors import MissingDependencyError, OptionError
 
 EXPORT_FORMATS = ("parquet", "npy")
@@ -50,7 +49,7 @@ def export_cache(cache: str | os.PathLike, out: str | os.PathLike, *, format: st
 
 def _chunks(index: CacheIndex, chunk_rows: int) -> Iterator[tuple[dict[str, list], np.ndarray]]:
     """(columns, float32 vectors) of the images that have a vector, ``chunk_rows`` at a time."""
-    rows = rows_of(index.vector_ids, index.images.id)
+    rows = vector_rows(index)
     present = np.flatnonzero(rows >= 0)
     root = str(index.attrs.get("root", ""))
     images, classes = index.images, list(index.classes)

@@ -146,10 +146,11 @@ def checksum_options(dtype) -> dict[str, object]:
     return {"fletcher32": True}
 
 
-def read(dataset: h5py.Dataset, selection=()) -> np.ndarray:
-    """``dataset[selection]`` (strings as ``str``); a damaged chunk raises one clear CacheError."""
+def read(dataset: h5py.Dataset, selection=(), *, text: bool = True) -> np.ndarray:
+    """``dataset[selection]`` (strings as ``str``; as ``bytes`` unless ``text``); a damaged chunk raises
+    one clear CacheError."""
     try:
-        if dataset.dtype.kind == "O":
+        if dataset.dtype.kind == "O" and text:
             return dataset.asstr()[selection]
         return dataset[selection]
     except OSError as exc:

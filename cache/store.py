@@ -36,13 +36,13 @@ from featx.cache.tables import (
     SegmentTable,
     SkipTable,
     column_names,
-    has_repeats,
     rows_of,
 )
+from featx.cache.vectorids import hashed_rows, repeated_ids, segment_ids
 from featx.errors import CacheError, DamagedCacheError
 
 __all__ = ["CHUNK_ROWS", "MAX_MAGNITUDE", "CacheIndex", "Source", "index_problems", "read_vectors", "unusable_vectors",
-           "usable_rows"]
+           "usable_rows", "vector_rows"]
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ class CacheIndex:
     classes: list[str]
     images: ImageTable
     skipped: SkipTable
-    vector_ids: np.ndarray  # S64, in segment order
+    vector_ids: np.ndarray | None  # S64, in segment order; None in a lean index (vector_hashes instead)
     segments: SegmentTable = field(default_factory=SegmentTable.empty)
     version: int = 2
     path: Path | None = None
@@ -77,10 +77,17 @@ class CacheIndex:
     runs: RunTable = field(default_factory=RunTable.empty)  # v3: the image table in order, as part rows
     unreadable: dict[int, str] = field(default_factory=dict)  # segments whose ids could not be read (blank), why
     hold: SegmentHold | None = field(default=None, repr=False, compare=False)  # keeps the listed segments readable
+    vector_hashes: np.ndarray | None = field(default=None, repr=False, compare=False)  # lean: id_hashes of vector_ids
+    image_rows: np.ndarray | None = field(default=None, repr=False, compare=False)  # vector_rows' answer, once computed
 
     @property
     def fingerprint(self) -> str:
         return str(self.attrs.get("fingerprint", ""))
+
+    @property
+    def vector_count(self) -> int:
+        """How many vectors the segments hold."""
+        return len(self.vector_ids if self.vector_ids is not None else self.vector_hashes)
 
     @property
     def dtype(self) -> str:
@@ -90,14 +97,18 @@ class CacheIndex:
     @classmethod
     @gc_paused()
     def read(cls, path: str | os.PathLike, *, check: bool = True, hold: bool = True,
-             unreadable_ok: bool = False) -> CacheIndex:
+             unreadable_ok: bool = False, lean: bool = False) -> CacheIndex:
         """The index of the cache at ``path``. Every reader opens a cache here, so each gets the same
         checks (:func:`index_problems`, no vector read) and the same one-line :class:`CacheError`
         for a damaged one; ``check=False`` leaves the listing of problems to the caller (verify).
         With ``hold`` (readers) the segments it lists stay readable while the index lives, whatever
         a compact or embed commits meanwhile (:mod:`featx.cache.readers`); a writer, which deletes
         segments under the cache's lock, reads with ``hold=False``. A segment that is missing or damaged
-        is a one-line CacheError, unless ``unreadable_ok`` (a run, which embeds its images again)."""
+        is a one-line CacheError, unless ``unreadable_ok`` (a run, which embeds its images again).
+
+        A ``lean`` index (what reading features needs, a few bytes per image less) holds the image
+        table's paths as :class:`PackedStrings` and, for a schema v3 cache whose segments all read, 64-bit
+        hashes of the vector ids instead of the ids (``vector_ids`` is None; :func:`vector_rows` joins)."""
         holding = hold_segments(path) if hold else None  # before the index: it then lists what is held
         try:
             with open_cache(path) as h5:
@@ -111,12 +122,17 @@ class CacheIndex:
                 missing = part_problems(Path(path), parts)  # a missing part's rows would read as blanks
                 if missing:
                     raise damaged_cache(path, missing[0])
-                vector_ids, unreadable = (_segment_ids(Path(path), segments) if version >= 3
+                images = ImageTable.read(h5["images"], packed=("path",) if lean else ())
+                vector_ids, unreadable = (segment_ids(Path(path), segments, hashed=lean) if version >= 3
                                           else (read(h5["vectors/id"]).astype(ID_DTYPE), {}))
+                hashes = None
+                if vector_ids.dtype != np.dtype(ID_DTYPE):  # hashed; an unreadable segment's rows: the ids (blank)
+                    vector_ids, hashes = (None, vector_ids) if not unreadable else (segment_ids(Path(path), segments)[0],
+                                                                                  None)
                 index = cls(
                     attrs=attrs,
                     classes=list(_strings(h5["classes"])),
-                    images=ImageTable.read(h5["images"]),
+                    images=images,
                     skipped=SkipTable.read(h5["skipped"]),
                     vector_ids=vector_ids,
                     segments=segments,
@@ -127,6 +143,7 @@ class CacheIndex:
                     runs=RunTable.read(h5["runs"]) if version >= 3 else RunTable.empty(),
                     unreadable=unreadable,
                     hold=holding,
+                    vector_hashes=hashes,
                 )
         except CacheError:
             _release(holding)
@@ -144,6 +161,10 @@ class CacheIndex:
             raise CacheError(unreadable[min(unreadable)])
         return index
 
+    def all_vector_ids(self) -> np.ndarray:
+        """``vector_ids``, read from the segments again where a lean index holds only their hashes."""
+        return self.vector_ids if self.vector_ids is not None else segment_ids(self.path, self.segments)[0]
+
     def sources(self) -> list[Source]:
         """Where each row of ``vector_ids`` is stored, segment by segment."""
         if self.version < 2:
@@ -153,26 +174,6 @@ class CacheIndex:
             out.append(Source(folder / name, "features", start, start + int(rows), i))
             start += int(rows)
         return out
-
-
-def _segment_ids(path: Path, segments: SegmentTable) -> tuple[np.ndarray, dict[int, str]]:
-    """The content ids of every segment, in order, read from the segments themselves (schema v3:
-    the index does not repeat them); a segment that cannot be read gives blank ids, and why."""
-    ids, unreadable = [np.zeros(0, ID_DTYPE)], {}
-    for i, (name, rows) in enumerate(zip(segments.name, segments.rows)):
-        file, found = segment_dir(path) / name, np.zeros(0, ID_DTYPE)
-        try:
-            with h5py.File(file, "r") as h5:
-                found = read(h5["id"]).astype(ID_DTYPE)
-            if len(found) != rows:
-                unreadable[i] = (f"the segments hold {rows} rows by the index, but {file} holds {len(found)}; "
-                                 "re-run 'featx embed' to repair the cache.")
-        except CacheError as exc:  # a checksum
-            unreadable[i] = str(exc)
-        except (OSError, KeyError):
-            unreadable[i] = f"{file} is missing or not readable; re-run 'featx embed' to repair the cache."
-        ids.append(found if i not in unreadable else np.zeros(int(rows), ID_DTYPE))
-    return np.concatenate(ids), unreadable
 
 
 def _release(holding: SegmentHold | None) -> None:
@@ -243,19 +244,27 @@ def _plain(value):
 
 def read_vectors(index: CacheIndex, rows: np.ndarray, dtype: str = "float32") -> np.ndarray:
     """The feature rows at ``rows`` (indices into ``index.vector_ids``; any order, repeats allowed),
-    read across the segments, as ``dtype``."""
+    read across the segments, as ``dtype``: in the segments' order, a block of rows (``_READ_BYTES``) at
+    a time, so that memory holds the result and one block beside it."""
     width = int(index.attrs.get("feature_dim", 0))
     out = np.zeros((len(rows), width), dtype)
     rows = np.asarray(rows, np.int64)
+    order = np.argsort(rows, kind="stable")
+    ordered = rows[order]
+    per_read = max(CHUNK_ROWS, _READ_BYTES // max(1, width * 4))
     for source in index.sources():
-        mine = np.flatnonzero((rows >= source.start) & (rows < source.stop))
-        if len(mine):
-            block = read_rows(source.file, source.dataset, rows[mine] - source.start)
+        first, last = np.searchsorted(ordered, [source.start, source.stop]).tolist()
+        for start in range(first, last, per_read):
+            stop = min(start + per_read, last)
+            block = read_rows(source.file, source.dataset, ordered[start:stop] - source.start)
             if block.shape[1] != width:
                 raise CacheError(f"{source.file} holds vectors {block.shape[1]} wide, the cache says {width}; "
                                  "re-run 'featx embed' to repair the cache.")
-            out[mine] = block
+            out[order[start:stop]] = block
     return out
+
+
+_READ_BYTES = 4 << 20  # vectors read at a time, as float32 (a larger block costs more than it saves)
 
 
 _KINDS = {"label": "i", "size": "iu", "mtime_ns": "i", "rows": "iu", "id": "S", "part": "i", "start": "i", "length": "i"}  # others: strings
@@ -269,7 +278,7 @@ def index_problems(index: CacheIndex) -> list[str]:
     from featx.data.records import SPLITS
 
     problems = []
-    images, skipped, ids = index.images, index.skipped, index.vector_ids
+    images, skipped = index.images, index.skipped
     try:
         same = index.fingerprint == fingerprint_of(index.config)
     except (TypeError, ValueError):
@@ -279,7 +288,7 @@ def index_problems(index: CacheIndex) -> list[str]:
     width = index.attrs.get("feature_dim", 0)
     if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width < 0:
         problems.append(f"the feature_dim attribute is {width!r}, not a number of floats")
-    if has_repeats(ids[ids != b""] if index.unreadable else ids):  # unreadable segments: blank ids
+    if repeated_ids(index.vector_ids, index.vector_hashes, index.all_vector_ids, bool(index.unreadable)):
         problems.append("a content id appears twice in /vectors/id")
     tables = (("images", images), ("skipped", skipped), ("segments", index.segments), ("parts", index.parts),
               ("runs", index.runs))
@@ -298,18 +307,28 @@ def index_problems(index: CacheIndex) -> list[str]:
     if set(images.split.tolist()) - {*SPLITS, ""}:
         problems.append(f"/images/split holds values other than {sorted({*SPLITS, ''})}")
     if index.version >= 2 and (index.segments.rows.size and index.segments.rows.min() < 0
-                               or int(index.segments.rows.sum()) != len(ids)):
-        problems.append(f"the segments hold {int(index.segments.rows.sum())} rows, /vectors/id {len(ids)}")
+                               or int(index.segments.rows.sum()) != index.vector_count):
+        problems.append(f"the segments hold {int(index.segments.rows.sum())} rows, /vectors/id {index.vector_count}")
     if index.version >= 3 and not _runs_inside_parts(index):
         problems.append("/runs lists rows that no part of the image table holds")
     if index.unreadable:  # their images' vectors are unknown here: a writer embeds them again
         return problems
     skipped_paths = set(skipped.path.tolist())
-    no_vector = np.flatnonzero(rows_of(ids, images.id) < 0)
+    no_vector = np.flatnonzero(vector_rows(index) < 0)
     orphans = [images.path[r] for r in no_vector if images.path[r] not in skipped_paths]
     if orphans:
         problems.append(f"{len(orphans)} image rows have no vector and no skip reason (e.g. {orphans[0]})")
     return problems
+
+
+def vector_rows(index: CacheIndex) -> np.ndarray:
+    """The row of each image's vector in the segments (indices into ``vector_ids``), -1 where it has none;
+    computed once per index (reading features and checking the index both ask)."""
+    if index.image_rows is None:
+        images = index.images
+        index.image_rows = (rows_of(index.vector_ids, images.id) if index.vector_ids is not None
+                            else hashed_rows(index.vector_hashes, images.id, index.sources(), index.all_vector_ids))
+    return index.image_rows
 
 
 def _runs_inside_parts(index: CacheIndex) -> bool:

@@ -8,6 +8,7 @@ from typing import ClassVar
 import h5py
 import numpy as np
 
+from featx.cache.packed import PackedStrings
 from featx.cache.schema import checksum_options, read
 
 STR = h5py.string_dtype("utf-8")
@@ -111,8 +112,10 @@ class Table:
             group.create_dataset(f.name, data=column, dtype=dtype, **checksum_options(dtype))
 
     @classmethod
-    def read(cls, group: h5py.Group) -> Table:
-        return cls(**{f.name: _read_column(group[f.name], f.name in cls.CATEGORICAL) for f in fields(cls)})
+    def read(cls, group: h5py.Group, packed: tuple[str, ...] = ()) -> Table:
+        """The table stored in ``group``; the text columns named in ``packed`` as :class:`PackedStrings`."""
+        return cls(**{f.name: PackedStrings.read(group[f.name]) if f.name in packed
+                      else _read_column(group[f.name], f.name in cls.CATEGORICAL) for f in fields(cls)})
 
     CATEGORICAL: ClassVar[tuple[str, ...]] = ()  # text columns of a few distinct values (one str object each)
 
@@ -138,7 +141,7 @@ class ImageTable(Table):
 
     CATEGORICAL: ClassVar[tuple[str, ...]] = ("split",)
 
-    path: np.ndarray  # object (str), relative to the dataset root
+    path: np.ndarray  # object (str), relative to the dataset root (PackedStrings in a lean index)
     id: np.ndarray  # S64
     label: np.ndarray  # int32, -1 unlabelled
     split: np.ndarray  # object (str)

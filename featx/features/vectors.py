@@ -15,8 +15,8 @@ from featx._gc import gc_paused
 from featx.cache.locate import VIEWS_SUFFIX
 from featx.cache.schema import VIEWS_KIND
 from featx.cache.segments import STORAGE_DTYPES
-from featx.cache.store import CacheIndex, read_vectors, unusable_vectors, usable_rows
-from featx.cache.tables import ImageTable, SkipTable, rows_of
+from featx.cache.store import CacheIndex, read_vectors, unusable_vectors, usable_rows, vector_rows
+from featx.cache.tables import ImageTable, SkipTable
 from featx.checks import check_path
 from featx.config import EmbedConfig
 from featx.data.records import SPLITS
@@ -46,7 +46,8 @@ class _Compact:
         """The strings of ``rows`` only (decoding nothing else)."""
         if self._strings is not None:
             return list(np.atleast_1d(self._strings[rows]))
-        return [self.decode(v) for v in np.atleast_1d(self.raw[rows])]
+        taken = self.raw[rows]
+        return [self.decode(v) for v in ([taken] if isinstance(taken, (str, bytes)) else taken)]
 
     def take(self, rows) -> _Compact:
         taken = copy.copy(self)
@@ -66,9 +67,9 @@ class _Ids(_Compact):
 
 
 class _Paths(_Compact):
-    """Paths as the cache stores them, relative to ``root`` (the cache's strings, shared), joined on read."""
+    """Paths as the cache stores them, relative to ``root`` (packed UTF-8), joined on read."""
 
-    def __init__(self, root: str, relative: np.ndarray):
+    def __init__(self, root: str, relative):
         super().__init__(relative)
         self.root = root
 
@@ -232,14 +233,14 @@ def load_features(cache: str | os.PathLike, *, dtype: str = "float32", lazy: boo
 
     check_path("cache", cache)
     check_choice("dtype", dtype, STORAGE_DTYPES)
-    index = CacheIndex.read(cache)
+    index = CacheIndex.read(cache, lean=True)
     if index.attrs.get("kind") == VIEWS_KIND:  # its rows are views: as features, an image's views are "duplicates"
         plain = Path(cache).parent.name.removesuffix(VIEWS_SUFFIX)
         raise CacheError(f"{cache} holds augmented views of the cache {plain}; give that cache (a head takes its "
                          "views with views=True).", param="cache")
     root = str(index.attrs.get("root", ""))  # a folder, or a URL (which a Path would mangle)
     images = index.images
-    rows = rows_of(index.vector_ids, images.id)
+    rows = vector_rows(index)
     present = rows >= 0
     keep = slice(None) if present.all() else present  # no copy of the columns when every image has its vector
     skipped = tuple(

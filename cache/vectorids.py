@@ -1,0 +1,90 @@
+"""The vectors' content ids: read from the segments (schema v3: the index does not repeat them), or
+only their 64-bit hashes (a lean index), and joined to the image table's ids."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from featx.cache.schema import read
+from featx.cache.segments import segment_dir
+from featx.cache.tables import ID_DTYPE, SegmentTable, has_repeats, id_hashes, rows_of
+from featx.errors import CacheError
+
+_ID_BLOCK = 65536  # ids read at a time while hashing or checking a lean join (4 MB)
+
+
+def segment_ids(path: Path, segments: SegmentTable, hashed: bool = False) -> tuple[np.ndarray, dict[int, str]]:
+    """The content ids of every segment, in order, read from the segments themselves (schema v3:
+    the index does not repeat them), or only their :func:`id_hashes` (8 bytes each, not 64); a segment
+    that cannot be read gives blank ids, and why."""
+    ids, unreadable = [np.zeros(0, np.uint64 if hashed else ID_DTYPE)], {}
+    for i, (name, rows) in enumerate(zip(segments.name, segments.rows)):
+        file, found = segment_dir(path) / name, np.zeros(0, ID_DTYPE)
+        try:
+            with h5py.File(file, "r") as h5:
+                found = read_ids(h5["id"], hashed)
+            if len(found) != rows:
+                unreadable[i] = (f"the segments hold {rows} rows by the index, but {file} holds {len(found)}; "
+                                 "re-run 'featx embed' to repair the cache.")
+        except CacheError as exc:  # a checksum
+            unreadable[i] = str(exc)
+        except (OSError, KeyError):
+            unreadable[i] = f"{file} is missing or not readable; re-run 'featx embed' to repair the cache."
+        if i in unreadable:
+            found = np.zeros(int(rows), ID_DTYPE)
+            found = id_hashes(found) if hashed else found
+        ids.append(found)
+    return np.concatenate(ids), unreadable
+
+
+def read_ids(dataset: h5py.Dataset, hashed: bool) -> np.ndarray:
+    """A segment's ids (S64), or their hashes read a block at a time (no column of ids in memory)."""
+    if not hashed:
+        return read(dataset).astype(ID_DTYPE, copy=False)
+    return np.concatenate([np.zeros(0, np.uint64)] + [
+        id_hashes(read(dataset, np.s_[start : start + _ID_BLOCK]).astype(ID_DTYPE, copy=False))
+        for start in range(0, len(dataset), _ID_BLOCK)])
+
+
+def repeated_ids(ids: np.ndarray | None, hashes: np.ndarray | None, all_ids: Callable[[], np.ndarray],
+                 blanks: bool = False) -> bool:
+    """Whether a content id appears twice among the vectors: their ``ids`` (``blanks``: rows of
+    unreadable segments, left out), or in a lean index their ``hashes``, where only a shared hash needs
+    ``all_ids()``."""
+    if ids is None:
+        hashed = np.sort(hashes)
+        if not bool((hashed[1:] == hashed[:-1]).any()):
+            return False
+        ids = all_ids()
+    return has_repeats(ids[ids != b""] if blanks else ids)
+
+
+def hashed_rows(hashes: np.ndarray, ids: np.ndarray, sources: list, all_ids: Callable[[], np.ndarray]) -> np.ndarray:
+    """The row of each of ``ids`` among the vectors whose id ``hashes`` a lean index holds (-1: none):
+    found by hash, each match then checked against the id the segment holds (``sources``, a block at a
+    time); where two vectors share a hash, joined on ``all_ids()`` instead."""
+    order = np.argsort(hashes, kind="stable")
+    ordered = hashes[order]
+    if len(ordered) > 1 and bool((ordered[1:] == ordered[:-1]).any()):
+        return rows_of(all_ids(), ids)
+    if len(ordered) == 0 or len(ids) == 0:
+        return np.full(len(ids), -1, np.int64)
+    sought = id_hashes(ids)
+    place = np.minimum(np.searchsorted(ordered, sought), len(ordered) - 1)
+    rows = np.where(ordered[place] == sought, order[place], -1).astype(np.int64)
+    del order, ordered, sought, place
+    for source in sources:
+        with h5py.File(source.file, "r") as h5:
+            stored = h5[source.ids_dataset]
+            for start in range(source.start, source.stop, _ID_BLOCK):
+                stop = min(start + _ID_BLOCK, source.stop)
+                mine = np.flatnonzero((rows >= start) & (rows < stop))
+                if len(mine):
+                    block = read(stored, np.s_[start - source.start : stop - source.start]).astype(ID_DTYPE)
+                    mine = mine[block[rows[mine] - start] != ids[mine]]
+                    rows[mine] = -1
+    return rows
