@@ -4,6 +4,7 @@ instead of 75 MB, and no million objects for the allocator to keep)."""
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterator
 
 import h5py
@@ -66,12 +67,17 @@ class PackedStrings:
             offsets = self.offsets[first : last + 1]
             return PackedStrings(self.buffer[offsets[0] : offsets[-1]], offsets - offsets[0])
         rows = np.arange(len(self))[key]  # a boolean mask or row numbers, as NumPy reads them
-        starts, lengths = self.offsets[rows], self.offsets[rows + 1] - self.offsets[rows]
+        lengths = self.offsets[rows + 1] - self.offsets[rows]
         offsets = np.zeros(len(rows) + 1, np.int64)
         np.cumsum(lengths, out=offsets[1:])
-        # each byte of the result: its row's start in the buffer plus its place within the row
-        within = np.arange(int(offsets[-1]), dtype=np.int64) - np.repeat(offsets[:-1], lengths)
-        return PackedStrings(self.buffer[np.repeat(starts, lengths) + within], offsets)
+        buffer = np.empty(int(offsets[-1]), np.uint8)
+        for start in range(0, len(rows), _BLOCK):  # gathered a block of rows at a time: the byte positions
+            block = rows[start : start + _BLOCK]  # of a million rows at once would cost 8 bytes a byte
+            size = lengths[start : start + _BLOCK]
+            into = offsets[start : start + len(block)]
+            within = np.arange(int(size.sum()), dtype=np.int64) - np.repeat(into - into[0], size)
+            buffer[into[0] : into[0] + len(within)] = self.buffer[np.repeat(self.offsets[block], size) + within]
+        return PackedStrings(buffer, offsets)
 
     def __iter__(self) -> Iterator[str]:
         for start in range(0, len(self), _BLOCK):
@@ -89,7 +95,13 @@ class PackedStrings:
         return out if dtype is None else out.astype(dtype)
 
     def __eq__(self, other) -> np.ndarray:  # type: ignore[override]
-        return np.asarray(self) == np.asarray(other, dtype=object)
+        """Row by row against a ``str`` or a column of as many rows (one row's ``str`` at a time in memory)."""
+        if isinstance(other, str):
+            return np.fromiter((value == other for value in self), bool, len(self))
+        other = other if isinstance(other, PackedStrings) else np.asarray(other, dtype=object)
+        if len(other) != len(self):
+            raise ValueError(f"cannot compare {len(self)} strings with {len(other)}")
+        return np.fromiter(map(operator.eq, self, other), bool, len(self))
 
     def __ne__(self, other) -> np.ndarray:  # type: ignore[override]
         return ~(self == other)

@@ -68,7 +68,7 @@ class CacheIndex:
     classes: list[str]
     images: ImageTable
     skipped: SkipTable
-    vector_ids: np.ndarray | None  # S64, in segment order; None in a lean index (vector_hashes instead)
+    vector_ids: np.ndarray | None  # S64, in segment order; None when read with hashed_ids (vector_hashes)
     segments: SegmentTable = field(default_factory=SegmentTable.empty)
     version: int = 2
     path: Path | None = None
@@ -77,7 +77,7 @@ class CacheIndex:
     runs: RunTable = field(default_factory=RunTable.empty)  # v3: the image table in order, as part rows
     unreadable: dict[int, str] = field(default_factory=dict)  # segments whose ids could not be read (blank), why
     hold: SegmentHold | None = field(default=None, repr=False, compare=False)  # keeps the listed segments readable
-    vector_hashes: np.ndarray | None = field(default=None, repr=False, compare=False)  # lean: id_hashes of vector_ids
+    vector_hashes: np.ndarray | None = field(default=None, repr=False, compare=False)  # id_hashes of the vector ids (hashed_ids)
     image_rows: np.ndarray | None = field(default=None, repr=False, compare=False)  # vector_rows' answer, once computed
 
     @property
@@ -97,7 +97,7 @@ class CacheIndex:
     @classmethod
     @gc_paused()
     def read(cls, path: str | os.PathLike, *, check: bool = True, hold: bool = True,
-             unreadable_ok: bool = False, lean: bool = False) -> CacheIndex:
+             unreadable_ok: bool = False, packed_paths: bool = False, hashed_ids: bool = False) -> CacheIndex:
         """The index of the cache at ``path``. Every reader opens a cache here, so each gets the same
         checks (:func:`index_problems`, no vector read) and the same one-line :class:`CacheError`
         for a damaged one; ``check=False`` leaves the listing of problems to the caller (verify).
@@ -106,9 +106,10 @@ class CacheIndex:
         segments under the cache's lock, reads with ``hold=False``. A segment that is missing or damaged
         is a one-line CacheError, unless ``unreadable_ok`` (a run, which embeds its images again).
 
-        A ``lean`` index (what reading features needs, a few bytes per image less) holds the image
-        table's paths as :class:`PackedStrings` and, for a schema v3 cache whose segments all read, 64-bit
-        hashes of the vector ids instead of the ids (``vector_ids`` is None; :func:`vector_rows` joins)."""
+        Two options save memory where millions of images are read: ``packed_paths`` holds the image
+        table's paths as :class:`PackedStrings` (~26 bytes an image, not ~75), and ``hashed_ids`` (schema
+        v3, every segment readable) 64-bit hashes of the vectors' ids instead of the ids (``vector_ids``
+        is None; :func:`vector_rows` joins, :meth:`all_vector_ids` reads them)."""
         holding = hold_segments(path) if hold else None  # before the index: it then lists what is held
         try:
             with open_cache(path) as h5:
@@ -122,8 +123,8 @@ class CacheIndex:
                 missing = part_problems(Path(path), parts)  # a missing part's rows would read as blanks
                 if missing:
                     raise damaged_cache(path, missing[0])
-                images = ImageTable.read(h5["images"], packed=("path",) if lean else ())
-                vector_ids, unreadable = (segment_ids(Path(path), segments, hashed=lean) if version >= 3
+                images = ImageTable.read(h5["images"], packed=("path",) if packed_paths else ())
+                vector_ids, unreadable = (segment_ids(Path(path), segments, hashed=hashed_ids) if version >= 3
                                           else (read(h5["vectors/id"]).astype(ID_DTYPE), {}))
                 hashes = None
                 if vector_ids.dtype != np.dtype(ID_DTYPE):  # hashed; an unreadable segment's rows: the ids (blank)
@@ -162,7 +163,7 @@ class CacheIndex:
         return index
 
     def all_vector_ids(self) -> np.ndarray:
-        """``vector_ids``, read from the segments again where a lean index holds only their hashes."""
+        """``vector_ids``, read from the segments again where the index holds only their hashes."""
         return self.vector_ids if self.vector_ids is not None else segment_ids(self.path, self.segments)[0]
 
     def sources(self) -> list[Source]:

@@ -141,7 +141,7 @@ class ImageTable(Table):
 
     CATEGORICAL: ClassVar[tuple[str, ...]] = ("split",)
 
-    path: np.ndarray  # object (str), relative to the dataset root (PackedStrings in a lean index)
+    path: np.ndarray  # object (str), relative to the dataset root (PackedStrings when read with packed_paths)
     id: np.ndarray  # S64
     label: np.ndarray  # int32, -1 unlabelled
     split: np.ndarray  # object (str)

@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from operator import attrgetter
 from pathlib import Path
 from typing import NamedTuple
+
+import numpy as np
 
 from featx._gc import gc_paused
 from featx.data.images import IMAGE_EXTENSIONS
@@ -217,10 +220,17 @@ def _scan_manifest(source: Path) -> Dataset:
 
 def _dataset(root: Path, source: Path, layout: str, classes: tuple[str, ...],
              found: list[_Found], warnings: Sequence[str] = ()) -> Dataset:
-    """A Dataset of one record per file, sorted by split (train, val, test, none) then path."""
-    found, doubles = _one_per_file(root, source, classes, found)
-    records = [ImageRecord(path, f.label, f.split) for path, f in zip(_relatives(found, root), found)]
-    records.sort(key=lambda r: (SPLIT_ORDER[r.split], r.path))
+    """A Dataset of one record per file, sorted by split (train, val, test, none) then path. ``found``
+    is emptied: each entry goes as soon as its record exists (a million of both would not fit 200
+    bytes an image)."""
+    kept, doubles = _one_per_file(root, source, classes, found)
+    found.clear()
+    records = []
+    for row, (path, entry) in enumerate(zip(_relatives(kept, root), kept)):
+        records.append(ImageRecord(path, entry.label, entry.split))
+        kept[row] = None  # type: ignore[call-overload]
+    records.sort(key=attrgetter("path"))  # then by split, stable: no key tuple per record
+    records.sort(key=lambda r: SPLIT_ORDER[r.split])
     return Dataset(root, source, layout, classes, tuple(records), (*warnings, *doubles))
 
 
@@ -228,12 +238,18 @@ def _one_per_file(root: Path, source: Path, classes: tuple[str, ...],
                   found: list[_Found]) -> tuple[list[_Found], list[str]]:
     """One label and split per file. A file found with two labels or in two splits is an error that
     names both places. Found twice alike, it is a warning: a repeated manifest row is used once; a
-    link in a folder is a second name the user made, so both paths stay (one vector, two rows)."""
-    first: dict[str, _Found] = {}
+    link in a folder is a second name the user made, so both paths stay (one vector, two rows).
+    Only entries whose real paths share a hash are compared (a dict of a million paths: ~70 bytes each)."""
     real_dirs: dict[str, tuple[str, frozenset[str] | None]] = {}
+    reals = [real_file(entry.path, real_dirs) for entry in found]
+    suspects = _shared_hashes(reals)
+    first: dict[str, _Found] = {}
     kept, doubles = [], []
-    for entry in found:
-        seen = first.setdefault(real_file(entry.path, real_dirs), entry)
+    for row, entry in enumerate(found):
+        if row not in suspects:  # no other entry has its real path
+            kept.append(entry)
+            continue
+        seen = first.setdefault(reals[row], entry)
         if seen is entry:
             kept.append(entry)
         elif (seen.label, seen.split) != (entry.label, entry.split):
@@ -256,6 +272,14 @@ def _one_per_file(root: Path, source: Path, classes: tuple[str, ...],
     return kept, [f"{len(doubles)} files are found twice (e.g. {example}): {outcome}."]
 
 
+def _shared_hashes(strings: list[str]) -> set[int]:
+    """The rows of ``strings`` whose hash another row shares (equal strings among them)."""
+    hashes = np.fromiter(map(hash, strings), np.int64, len(strings))
+    order = np.argsort(hashes, kind="stable")
+    same = np.flatnonzero(hashes[order][1:] == hashes[order][:-1])
+    return set(order[same].tolist()) | set(order[same + 1].tolist())
+
+
 def _conflict(root: Path, source: Path, classes: tuple[str, ...], seen: _Found, entry: _Found) -> str:
     """The message for one file found with two labels or in two splits."""
 
@@ -275,12 +299,11 @@ def _conflict(root: Path, source: Path, classes: tuple[str, ...], seen: _Found, 
             f"({what(entry)}) are the same file, reached twice through a link; {rule}: remove the link.")
 
 
-def _relatives(found: list[_Found], root: Path) -> list[str]:
-    """:func:`relative_path` of every path found; a walked path under ``root`` (a str, absolute and
-    normal) needs only a slice, which matters at millions of files."""
+def _relatives(found: list[_Found], root: Path) -> Iterator[str]:
+    """:func:`relative_path` of every path found, one at a time; a walked path under ``root`` (a str,
+    absolute and normal) needs only a slice, which matters at millions of files."""
     prefix = str(root).rstrip(os.sep) + os.sep
     cut = len(prefix)
-    return [f.path[cut:] if os.sep == "/" and isinstance(f.path, str) and f.path.startswith(prefix)
-            and len(f.path) > cut else relative_path(f.path, root) for f in found]
-
-
+    for f in found:
+        yield (f.path[cut:] if os.sep == "/" and isinstance(f.path, str) and f.path.startswith(prefix)
+               and len(f.path) > cut else relative_path(f.path, root))

@@ -74,13 +74,14 @@ def index_files(
             ids[row] = digest
     if not readable.any():
         return ImageTable.empty(), [(records[row].path, reasons[row]) for row in sorted(reasons)]
+    keep = slice(None) if readable.all() else readable  # no copy of a column when every file reads
     table = ImageTable(
-        path=paths[readable],
-        id=ids[readable],
-        label=np.fromiter((r.label for r in records), np.int32, len(records))[readable],
-        split=str_column(r.split for r in records)[readable],
-        size=size[readable],
-        mtime_ns=mtime_ns[readable],
+        path=paths[keep],
+        id=ids[keep],
+        label=np.fromiter((r.label for r in records), np.int32, len(records))[keep],
+        split=str_column(r.split for r in records)[keep],
+        size=size[keep],
+        mtime_ns=mtime_ns[keep],
     )
     return table, [(records[row].path, reasons[row]) for row in sorted(reasons)]
 

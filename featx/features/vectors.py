@@ -233,7 +233,7 @@ def load_features(cache: str | os.PathLike, *, dtype: str = "float32", lazy: boo
 
     check_path("cache", cache)
     check_choice("dtype", dtype, STORAGE_DTYPES)
-    index = CacheIndex.read(cache, lean=True)
+    index = CacheIndex.read(cache, packed_paths=True, hashed_ids=True)
     if index.attrs.get("kind") == VIEWS_KIND:  # its rows are views: as features, an image's views are "duplicates"
         plain = Path(cache).parent.name.removesuffix(VIEWS_SUFFIX)
         raise CacheError(f"{cache} holds augmented views of the cache {plain}; give that cache (a head takes its "

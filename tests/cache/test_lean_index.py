@@ -42,7 +42,7 @@ def make_cache(path, n=40, ids=None, vector_ids=None):
 def test_a_lean_index_joins_as_the_full_one(tmp_path, monkeypatch):
     monkeypatch.setattr(vectorids, "_ID_BLOCK", 7)  # the ids checked a few blocks at a time
     cache = make_cache(tmp_path / "c.h5")
-    full, lean = CacheIndex.read(cache), CacheIndex.read(cache, lean=True)
+    full, lean = CacheIndex.read(cache), CacheIndex.read(cache, packed_paths=True, hashed_ids=True)
     assert lean.vector_ids is None and lean.vector_count == len(full.vector_ids) == 40
     assert isinstance(lean.images.path, PackedStrings) and lean.images.path.tolist() == full.images.path.tolist()
     expected = rows_of(full.vector_ids, full.images.id)
@@ -79,7 +79,7 @@ def test_a_hash_match_with_another_id_is_no_match(tmp_path, monkeypatch):
     monkeypatch.setattr(vectorids, "id_hashes", first_letter_hash)
     vector_ids = ["a" * 64, "b" * 64]
     cache = make_cache(tmp_path / "c.h5", ids=vector_ids, vector_ids=vector_ids)
-    index = CacheIndex.read(cache, lean=True)
+    index = CacheIndex.read(cache, packed_paths=True, hashed_ids=True)
     index.images = index.images.take(np.array([0, 1, 1]))
     index.images.id = id_column(["a" * 64, "b" * 64, "b" + "c" * 63])  # the third: b's hash, not b's id
     index.image_rows = None  # joined again, for this table
@@ -89,14 +89,14 @@ def test_a_hash_match_with_another_id_is_no_match(tmp_path, monkeypatch):
 def test_vectors_that_share_a_hash_are_joined_by_their_ids(tmp_path, monkeypatch):
     monkeypatch.setattr(vectorids, "id_hashes", lambda ids: np.zeros(len(ids), np.uint64))
     cache = make_cache(tmp_path / "c.h5", n=10)
-    index = CacheIndex.read(cache, lean=True)  # its checks: the shared hash is no repeated id
+    index = CacheIndex.read(cache, packed_paths=True, hashed_ids=True)  # its checks: the shared hash is no repeated id
     assert vector_rows(index).tolist() == list(range(10))[::-1]
     assert featx.load_features(cache).X[:, 0].tolist() == [i + 0.5 for i in range(10)]
 
 
 def test_a_repeated_vector_id_is_found_in_a_lean_index(tmp_path):
     cache = make_cache(tmp_path / "c.h5", n=6)
-    index = CacheIndex.read(cache, lean=True)
+    index = CacheIndex.read(cache, packed_paths=True, hashed_ids=True)
     assert not repeated_ids(None, index.vector_hashes, index.all_vector_ids)
     shared = index.vector_hashes[[0, 0, 1, 2, 3, 4]]  # a shared hash: the ids decide
     assert not repeated_ids(None, shared, index.all_vector_ids)
@@ -106,7 +106,7 @@ def test_a_repeated_vector_id_is_found_in_a_lean_index(tmp_path):
 @pytest.mark.parametrize("lean", [False, True])
 def test_an_empty_cache_reads(tmp_path, lean):
     cache = make_cache(tmp_path / "c.h5", n=1)
-    index = CacheIndex.read(cache, lean=lean)
+    index = CacheIndex.read(cache, packed_paths=lean, hashed_ids=lean)
     index.images = index.images.take(np.zeros(0, np.int64))
     index.image_rows = None
     assert vector_rows(index).tolist() == []

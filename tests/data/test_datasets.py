@@ -112,6 +112,24 @@ def test_a_link_to_a_file_of_the_same_class_keeps_both_names_with_a_warning(tmp_
     assert "cat/cat_0.png is the same file as cat/again.png" in warning and "both names" in warning
 
 
+@pytest.mark.parametrize("collide", [False, True])
+def test_only_files_reached_twice_are_doubles_whatever_their_paths_hash_to(tmp_path, monkeypatch, collide):
+    """Entries are compared only where real paths share a hash: every row made a suspect (as colliding
+    hashes would) changes nothing, and a link is found either way."""
+    import featx.data.layouts as layouts
+
+    if collide:
+        monkeypatch.setattr(layouts, "_shared_hashes", lambda strings: set(range(len(strings))))
+    root = make_class_folder(tmp_path / "d", classes=("cat", "dog"), per_class=3, splits=("train", "val"))
+    (root / "train" / "cat" / "again.png").symlink_to(root / "train" / "cat" / "cat_0.png")
+    dataset = scan_dataset(root)
+    assert len(dataset.records) == 13 and len(dataset.warnings) == 1 and "(a link)" in dataset.warnings[0]
+    assert [r.split for r in dataset.records] == sorted((r.split for r in dataset.records), key=SPLITS.index)
+    for split in ("train", "val"):
+        paths = [r.path for r in dataset.records if r.split == split]
+        assert paths == sorted(paths)
+
+
 def test_an_unreadable_class_folder_is_an_error_naming_it(tmp_path, monkeypatch):
     root = make_class_folder(tmp_path / "d", classes=("cat", "dog"), per_class=1)
     locked = root / "dog"
