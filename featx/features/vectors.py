@@ -239,15 +239,19 @@ def load_features(cache: str | os.PathLike, *, dtype: str = "float32", lazy: boo
         raise CacheError(f"{cache} holds augmented views of the cache {plain}; give that cache (a head takes its "
                          "views with views=True).", param="cache")
     root = str(index.attrs.get("root", ""))  # a folder, or a URL (which a Path would mangle)
-    images = index.images
     rows = vector_rows(index)
     present = rows >= 0
     keep = slice(None) if present.all() else present  # no copy of the columns when every image has its vector
     skipped = tuple(
         SkippedImage(os.path.join(root, p), r) for p, r in zip(index.skipped.path, index.skipped.reason)
     )
-    if lazy:  # what reading vectors needs: not the image table (the Features hold its columns)
-        X = LazyVectors(replace(index, images=ImageTable.empty(), skipped=SkipTable.empty()), rows[keep], dtype)
+    images = index.images
+    label, path, ids, split = images.label[keep], images.path[keep], images.id[keep], split_column(images.split[keep])
+    # what reading vectors needs: not the image table (its other columns go before the vectors come)
+    del images
+    index = replace(index, images=ImageTable.empty(), skipped=SkipTable.empty())
+    if lazy:
+        X = LazyVectors(index, rows[keep], dtype)
     else:
         X = read_vectors(index, rows[keep], dtype)
         bad = count_unusable(X)
@@ -255,11 +259,11 @@ def load_features(cache: str | os.PathLike, *, dtype: str = "float32", lazy: boo
             raise unusable_vectors(cache, bad)
     return Features(
         X=X,
-        y=images.label[keep].astype(np.int64),
+        y=label.astype(np.int64),
         classes=tuple(index.classes),
-        paths=_Paths(root, images.path[keep]),
-        ids=_Ids(images.id[keep]),
-        split=split_column(images.split[keep]),
+        paths=_Paths(root, path),
+        ids=_Ids(ids),
+        split=split,
         config=index.config,
         fingerprint=index.fingerprint,
         sources=json.loads(str(index.attrs.get("sources", "{}"))),
