@@ -62,9 +62,8 @@ class PackedStrings:
             row = range(len(self))[key]  # negative rows count from the end; out of range raises IndexError
             return self.buffer[self.offsets[row] : self.offsets[row + 1]].tobytes().decode()
         if isinstance(key, slice) and key.step in (None, 1):  # contiguous rows: a view of the buffer
-            first, last = range(len(self))[key].start, range(len(self))[key].stop
-            last = max(first, last)
-            offsets = self.offsets[first : last + 1]
+            span = range(len(self))[key]
+            offsets = self.offsets[span.start : max(span.start, span.stop) + 1]
             return PackedStrings(self.buffer[offsets[0] : offsets[-1]], offsets - offsets[0])
         rows = np.arange(len(self))[key]  # a boolean mask or row numbers, as NumPy reads them
         lengths = self.offsets[rows + 1] - self.offsets[rows]

@@ -221,8 +221,8 @@ def _scan_manifest(source: Path) -> Dataset:
 def _dataset(root: Path, source: Path, layout: str, classes: tuple[str, ...],
              found: list[_Found], warnings: Sequence[str] = ()) -> Dataset:
     """A Dataset of one record per file, sorted by split (train, val, test, none) then path. ``found``
-    is emptied: each entry goes as soon as its record exists (a million of both would not fit 200
-    bytes an image)."""
+    is emptied, each entry freed as soon as its record is made: a million of both side by side would
+    double the scan's peak memory."""
     kept, doubles = _one_per_file(root, source, classes, found)
     found.clear()
     records = []
@@ -276,7 +276,8 @@ def _shared_hashes(strings: list[str]) -> set[int]:
     """The rows of ``strings`` whose hash another row shares (equal strings among them)."""
     hashes = np.fromiter(map(hash, strings), np.int64, len(strings))
     order = np.argsort(hashes, kind="stable")
-    same = np.flatnonzero(hashes[order][1:] == hashes[order][:-1])
+    ordered = hashes[order]
+    same = np.flatnonzero(ordered[1:] == ordered[:-1])
     return set(order[same].tolist()) | set(order[same + 1].tolist())
 
 
