@@ -13,6 +13,8 @@ import numpy as np
 
 from featx.cache.tables import ID_DTYPE, id_hashes
 
+_BLOCK = 65536  # ids asked about at a time (their matches, gathered to compare: 4 MB)
+
 
 class IdSet:
     """Content ids (S64); :meth:`contains` asks for many at a time, ``in`` for one."""
@@ -43,8 +45,12 @@ class IdSet:
         if self._fallback is not None:
             return np.fromiter((i in self._fallback for i in ids.tolist()), bool, len(ids))
         hashes, order, every = self._sorted
-        place = np.minimum(np.searchsorted(hashes, id_hashes(ids)), len(hashes) - 1)
-        return every[order[place]] == ids
+        found = np.empty(len(ids), bool)
+        for start in range(0, len(ids), _BLOCK):  # a block at a time: the matched ids are gathered to compare
+            block = ids[start : start + _BLOCK]
+            place = np.minimum(np.searchsorted(hashes, id_hashes(block)), len(hashes) - 1)
+            found[start : start + len(block)] = every[order[place]] == block
+        return found
 
     def __contains__(self, content_id: bytes) -> bool:
         return bool(self.contains(np.asarray([content_id], ID_DTYPE))[0])

@@ -13,6 +13,7 @@ from featx.cache.schema import checksum_options, read
 
 STR = h5py.string_dtype("utf-8")
 ID_DTYPE = "S64"  # sha256 hex digest of the file's bytes
+_BLOCK = 65536  # rows compared at a time in a join
 
 
 def str_column(values) -> np.ndarray:
@@ -55,7 +56,9 @@ def _object_hashes(values: np.ndarray) -> np.ndarray:
 def _matched(keys: np.ndarray, wanted: np.ndarray, order: np.ndarray, place: np.ndarray) -> np.ndarray:
     place = np.minimum(place, len(keys) - 1)
     rows = order[place].astype(np.int64)
-    rows[keys[rows] != wanted] = -1
+    for start in range(0, len(rows), _BLOCK):  # a block at a time: the matched keys are gathered to compare
+        block = rows[start : start + _BLOCK]
+        block[keys[block] != wanted[start : start + _BLOCK]] = -1
     return rows
 
 

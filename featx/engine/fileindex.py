@@ -61,7 +61,9 @@ def index_files(
         row = rows_of(previous.path, paths)
         at = np.maximum(row, 0)
         seen = (row >= 0) & (previous.size[at] == size) & (previous.mtime_ns[at] == mtime_ns) & (mtime_ns >= 0)
-        ids[seen] = previous.id[at[seen]]
+        for start in range(0, len(paths), _STAT_BLOCK):  # a block at a time: no gathered column of ids
+            block = slice(start, start + _STAT_BLOCK)
+            ids[block][seen[block]] = previous.id[at[block][seen[block]]]
         found = np.flatnonzero(row >= 0)  # equal strings: the previous table now shares this scan's
         previous.path[row[found]] = paths[found]  # objects, so a million paths are held once, not twice
     readable = np.ones(len(paths), bool)
