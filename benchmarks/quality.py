@@ -149,7 +149,8 @@ def fine_tune_table(features, args) -> None:
             name, head = max(heads.items(), key=lambda item: item[1].metrics["test"]["accuracy"])
             before = head.metrics["test"]["accuracy"]
             report = fine_tune(head, output=args.work / f"ft-{n}-{d}.keras", epochs=epochs, learning_rate=rate,
-                               head_learning_rate=head_rate, wise=wise, seed=d)
+                               head_learning_rate=head_rate, wise=wise, seed=d,
+                               **({} if args.patience is None else {"patience": args.patience}))
             final = report.after["test"]["accuracy"] if report.kept == "fine-tuned" else before
             unaveraged = report.unaveraged or report.after
             plain_kept = improved(report.before["val"], unaveraged["val"])
@@ -180,6 +181,8 @@ def main() -> None:
     parser.add_argument("--learning-rate", type=float, default=None, help="fine-tune's (default: its default)")
     parser.add_argument("--head-learning-rate", type=float, default=None, help="fine-tune's (default: its default)")
     parser.add_argument("--wise", type=float, default=None, help="fine-tune's WiSE-FT share (default: its default)")
+    parser.add_argument("--patience", type=int, default=None, help="fine-tune's early-stopping patience in epochs "
+                        "(default: its default; at least --epochs: the whole schedule runs)")
     parser.add_argument("--skip", default="", help="parts to skip, comma-separated: heads,defaults,views,fine-tune")
     args = parser.parse_args()
     if not args.backbone.is_file():
