@@ -27,7 +27,7 @@ def fine_tune_command(
     unfreeze: Annotated[str, typer.Option(
         help="Top backbone layers to train: N, a FRACTION or 'all' (transformers: N blocks, with the final LayerNorm).",
     )] = DEFAULT_UNFREEZE,
-    epochs: Annotated[int, typer.Option(help="Most epochs (early stopping on validation accuracy).")] = DEFAULT_EPOCHS,
+    epochs: Annotated[int, typer.Option(help="Epochs of the cosine (no early stopping); the one with the best validation accuracy is kept.")] = DEFAULT_EPOCHS,
     learning_rate: Annotated[float, typer.Option("--learning-rate", help="Adam's peak learning rate (one epoch of warm-up, then a cosine decay).")]
     = DEFAULT_LEARNING_RATE,
     head_learning_rate: Annotated[float | None, typer.Option(

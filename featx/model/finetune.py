@@ -74,7 +74,7 @@ def fine_tune(
     augment: str = FINE_TUNE_AUGMENT,
     label_smoothing: float = defaults.DEFAULT_LABEL_SMOOTHING,
     output: str | os.PathLike | None = None,
-    patience: int = 3,
+    patience: int | None = defaults.DEFAULT_PATIENCE,
     seed: int = 0,
     backend: str | None = None,
     verbose: int = 0,
@@ -90,7 +90,8 @@ def fine_tune(
     ones (WiSE-FT; 1 for none), and that model is the one judged against the head. Validation
     images are the head's val split, else a held-out share of its training images (the head is
     then refitted without them); the report's ``kept`` says whether the fine-tuned model beat the
-    head on them (``"fine-tuned"``) or the head's own model was saved (``"head"``)."""
+    head on them (``"fine-tuned"``) or the head's own model was saved (``"head"``). ``patience``: epochs
+    without a better validation score before stopping early (default None: the whole schedule runs)."""
     from featx.heads.store import load_head
 
     started = time.perf_counter()
@@ -140,12 +141,9 @@ def fine_tune(
     resumed = _resumed_epoch(work)
     monitor = "val_accuracy" if "val" in datasets else "loss"
     epoch_log, best = _callbacks(keras, work, monitor)
-    callbacks = [
-        keras.callbacks.BackupAndRestore(str(work / "backup")),
-        best,
-        keras.callbacks.EarlyStopping(monitor=monitor, patience=patience, mode="max" if "val" in datasets else "min"),
-        epoch_log,
-    ]
+    stop = [keras.callbacks.EarlyStopping(monitor=monitor, patience=patience, mode="max" if "val" in datasets else "min")]
+    # early stopping is off by default (patience None): the cosine runs to its end (docs/finetune.md)
+    callbacks = [keras.callbacks.BackupAndRestore(str(work / "backup")), best, *(stop if patience else []), epoch_log]
     history = model.fit(train, validation_data=datasets.get("val"), epochs=epochs, callbacks=callbacks,
                         shuffle=False, verbose=verbose)  # the pipeline shuffles, seeded per epoch
     best.restore(model)

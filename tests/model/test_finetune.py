@@ -537,3 +537,15 @@ def test_compare_with_fine_tune_adds_a_fine_tune_row(workspace):
     assert tuned["kept"] in ("head", "fine-tuned") and tuned["n"] == logreg["n"]
     assert tuned["start"] == pytest.approx(logreg["accuracy"])  # warm-started from the same head, same test images
     assert [r["accuracy"] for r in rows] == sorted((r["accuracy"] for r in rows), reverse=True)
+
+
+def test_by_default_the_whole_schedule_runs_even_when_validation_stalls(workspace):
+    from featx.model.finetune import fine_tune
+
+    root, _, _, heads = workspace
+    # a rate too small to change any prediction: validation accuracy stays where it starts
+    options = dict(unfreeze=1, epochs=5, learning_rate=1e-12, head_learning_rate=1e-12, batch_size=8, augment="")
+    report = fine_tune(heads["logreg"], output=root / "stalled.keras", **options)
+    assert report.epochs_run == 5 and len(report.history["val_accuracy"]) == 5
+    stopped = fine_tune(heads["logreg"], output=root / "stopped.keras", patience=2, **options)
+    assert stopped.epochs_run == 3  # the first epoch's score, then 2 without a better one
