@@ -78,7 +78,8 @@ class CacheIndex:
     unreadable: dict[int, str] = field(default_factory=dict)  # segments whose ids could not be read (blank), why
     hold: SegmentHold | None = field(default=None, repr=False, compare=False)  # keeps the listed segments readable
     vector_hashes: np.ndarray | None = field(default=None, repr=False, compare=False)  # id_hashes of the vector ids (hashed_ids)
-    image_rows: np.ndarray | None = field(default=None, repr=False, compare=False)  # vector_rows' answer, once computed
+    # vector_rows' answer, once computed (not carried by dataclasses.replace, which may change the images)
+    image_rows: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def fingerprint(self) -> str:
@@ -127,9 +128,11 @@ class CacheIndex:
                 vector_ids, unreadable = (segment_ids(Path(path), segments, hashed=hashed_ids) if version >= 3
                                           else (read(h5["vectors/id"]).astype(ID_DTYPE), {}))
                 hashes = None
-                if vector_ids.dtype != np.dtype(ID_DTYPE):  # hashed; an unreadable segment's rows: the ids (blank)
-                    vector_ids, hashes = (None, vector_ids) if not unreadable else (segment_ids(Path(path), segments)[0],
-                                                                                  None)
+                if hashed_ids and version >= 3:
+                    if unreadable:  # blank ids mark the rows of unreadable segments: the ids themselves
+                        vector_ids = segment_ids(Path(path), segments)[0]
+                    else:
+                        vector_ids, hashes = None, vector_ids
                 index = cls(
                     attrs=attrs,
                     classes=list(_strings(h5["classes"])),
