@@ -141,7 +141,7 @@ def fine_tune_table(features, args) -> None:
           "gain | kept | epochs | minutes |\n|---:|---:|---|---:|---:|---:|---:|---:|---|---:|---:|")
     for n in args.fine_tune_sizes:
         gains, plain_gains = [], []
-        for d in range(args.fine_tune_draws):
+        for d in range(args.first_fine_tune_draw, args.first_fine_tune_draw + args.fine_tune_draws):
             drawn = draw(features, n, d)
             test = np.flatnonzero(drawn.split == "test")
             drawn.split[test[1::2]] = ""  # half the test set: two passes of the whole network over it
@@ -177,6 +177,7 @@ def main() -> None:
     parser.add_argument("--recipes", default="flip,crop,jitter;flip;crop", help="';'-separated view recipes")
     parser.add_argument("--fine-tune-sizes", type=lambda t: [int(x) for x in t.split(",")], default=[100])
     parser.add_argument("--fine-tune-draws", type=int, default=3)
+    parser.add_argument("--first-fine-tune-draw", type=int, default=0, help="more draws without rerunning the first")
     parser.add_argument("--epochs", type=int, default=None, help="fine-tune epochs (default: fine-tune's)")
     parser.add_argument("--learning-rate", type=float, default=None, help="fine-tune's (default: its default)")
     parser.add_argument("--head-learning-rate", type=float, default=None, help="fine-tune's (default: its default)")
