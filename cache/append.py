@@ -19,13 +19,13 @@ import numpy as np
 from featx._faults import crash_point
 from featx.cache.idset import IdSet
 from featx.cache.indexfile import write_index
-from featx.cache.parts import TableLayout, layout_table
+from featx.cache.parts import TableLayout, layout_table, unchanged_rows
 from featx.cache.readers import remove_unread
 from featx.cache.schema import ENCODING_TYPE, is_featx_file
 from featx.cache.segments import Blocks, check_blocks, remove_files, segment_dir, stat_matches, write_segment_if_any
 from featx.cache.shards import list_shards, read_shards, remove_shards, shard_dir
 from featx.cache.store import CacheIndex, Source
-from featx.cache.tables import ID_DTYPE, ImageTable, SegmentTable, SkipTable
+from featx.cache.tables import ImageTable, SegmentTable, SkipTable
 from featx.errors import CacheError, CacheWriteError
 
 
@@ -51,7 +51,7 @@ def plan_segments(index: CacheIndex | None, width: int) -> SegmentPlan:
     if index is None:
         return plan
     usable_width = int(index.attrs.get("feature_dim", -1)) == width
-    usable = np.zeros(len(index.vector_ids), bool)
+    usable = np.zeros(index.vector_count, bool)
     for source in index.sources():
         readable = source.segment not in index.unreadable
         if usable_width and readable and source.segment >= 0 and stat_matches(index.path, index.segments, source.segment):
@@ -70,7 +70,10 @@ def plan_segments(index: CacheIndex | None, width: int) -> SegmentPlan:
             usable[source.start : source.stop] = mask
         if source.segment >= 0:
             plan.dropped.append(source.file)
-    plan.have.update(index.vector_ids if usable.all() else index.vector_ids[usable])  # all: no copy
+    if index.vector_ids is None:  # a lean index: the ids' hashes, each match checked against its segment
+        plan.have.update_hashed(index.hashed.limited(None if usable.all() else usable))
+    else:
+        plan.have.update(index.vector_ids if usable.all() else index.vector_ids[usable])  # all: no copy
     return plan
 
 
@@ -95,17 +98,18 @@ def commit(
     dtype: str,
     embedded: set[bytes] = frozenset(),
     fold: bool = False,
+    unchanged: np.ndarray | None = None,
 ) -> None:
     """Write the run's vectors (shards, carried rows) as one new segment and the image rows new to
     the table as one new part (all of them with ``fold``: :mod:`featx.cache.parts`), then the index.
 
-    The index must give a vector to every id in ``embedded`` (this run's) and every image not
+    ``unchanged`` (for each row of ``images``, the committed row equal to it, else -1) saves reading the
+    committed table to find them. The index must give a vector to every id in ``embedded`` (this run's) and every image not
     skipped; if one is missing (its shard was deleted meanwhile) CacheError, and the committed
     cache stays as it was.
     """
     shards = list_shards(cache_path)
-    kept, kept_ids = _kept(index, plan)
-    committed = IdSet(kept_ids)  # the kept segments' ids, as arrays; the new segment's in a set (few, usually)
+    kept, committed = _kept(index, plan)  # the kept segments' ids, as arrays; the new segment's in a set (few, usually)
     seen: set[bytes] = set()
 
     def unseen(ids: np.ndarray, features: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -141,7 +145,9 @@ def commit(
     written = [segment_dir(cache_path) / name for name in new.name]
     try:
         before = TableLayout(index.parts, index.runs) if index is not None and index.version >= 3 else None
-        table = layout_table(cache_path, images, before, index.images if index is not None else None, fold=fold)
+        if unchanged is None and index is not None and index.images is not None:
+            unchanged = unchanged_rows(index.images, images)
+        table = layout_table(cache_path, images, before, unchanged, fold=fold)
         written += table.written
         write_index(cache_path, attrs=attrs, classes=classes, images=table, skipped=skipped,
                     segments=SegmentTable.concat([kept, new]), feature_dim=feature_dim, dtype=dtype)
@@ -153,17 +159,24 @@ def commit(
     remove_unread(cache_path, [*plan.dropped, *table.dropped])  # or, while a reader holds them, the next run
 
 
-def _kept(index: CacheIndex | None, plan: SegmentPlan) -> tuple[SegmentTable, np.ndarray]:
-    """The segment rows the new index keeps (new stats recorded) and their ids, in order."""
+def _kept(index: CacheIndex | None, plan: SegmentPlan) -> tuple[SegmentTable, IdSet]:
+    """The segment rows the new index keeps (new stats recorded) and their ids."""
     if index is None or not plan.keep:
-        return SegmentTable.empty(), np.zeros(0, ID_DTYPE)
+        return SegmentTable.empty(), IdSet()
     sources = {s.segment: s for s in index.sources()}
     kept = index.segments.take(np.asarray(plan.keep))
     for row, segment in enumerate(plan.keep):
         if segment in plan.restat:
             kept.size[row], kept.mtime_ns[row] = plan.restat[segment]
-    ids = [index.vector_ids[sources[s].start : sources[s].stop] for s in plan.keep]
-    return kept, np.concatenate(ids).astype(ID_DTYPE)
+    ids = IdSet()
+    if index.vector_ids is None:  # a lean index
+        rows = np.zeros(index.vector_count, bool)
+        for s in plan.keep:
+            rows[sources[s].start : sources[s].stop] = True
+        ids.update_hashed(index.hashed.limited(rows))
+    else:
+        ids.update(np.concatenate([index.vector_ids[sources[s].start : sources[s].stop] for s in plan.keep]))
+    return kept, ids
 
 
 def compact(cache_path: Path) -> tuple[int, int]:
@@ -252,13 +265,18 @@ def committed_work(
 
 
 def changed_index(index: CacheIndex | None, plan: SegmentPlan, cache_path: Path, images: ImageTable,
-                  skipped: SkipTable, classes: list[str], root: str) -> bool:
-    """Whether a run must commit a new index: new vectors, or tables, classes or root not as committed."""
+                  skipped: SkipTable, classes: list[str], root: str, same_images: bool | None = None) -> bool:
+    """Whether a run must commit a new index: new vectors, or tables, classes or root not as committed
+    (``same_images``: whether ``images`` is the committed table, known to a run that read the index
+    without it; None: compared here)."""
     if index is None or index.version < 2 or plan.changes_index or list_shards(cache_path):
         return True
     if list(index.classes) != list(classes) or str(index.attrs.get("root")) != root:
         return True
-    for old, new in ((index.images, images), (index.skipped, skipped)):
+    if same_images is False:
+        return True
+    tables = [(index.skipped, skipped)] if same_images else [(index.images, images), (index.skipped, skipped)]
+    for old, new in tables:
         if len(old) != len(new):
             return True
         for name in (f.name for f in fields(new)):

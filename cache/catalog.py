@@ -54,7 +54,8 @@ def summarize(path: str | os.PathLike) -> CacheSummary:
 
 
 def _summary(path: Path, h5: h5py.File) -> CacheSummary:
-    from featx.cache.store import damaged_cache, index_datasets, read_failure
+    from featx.cache.damage import damaged_cache, read_failure
+    from featx.cache.store import index_datasets
 
     try:
         missing = [name for name in index_datasets(h5) if name not in h5]

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from featx.cache.damage import unusable_vectors
 from featx.cache.outputs import check_outputs
-from featx.cache.store import CacheIndex, read_vectors, unusable_vectors, usable_rows, vector_rows
+from featx.cache.store import CacheIndex, read_vectors, usable_rows, vector_rows
 from featx.errors import MissingDependencyError, OptionError
 
 EXPORT_FORMATS = ("parquet", "npy")

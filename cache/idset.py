@@ -12,6 +12,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from featx.cache.tables import ID_DTYPE, id_hashes
+from featx.cache.vectorids import HashedIds
 
 _BLOCK = 65536  # ids asked about at a time (their matches, gathered to compare: 4 MB)
 
@@ -23,6 +24,7 @@ class IdSet:
         self._blocks: list[np.ndarray] = []
         self._sorted: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # hashes, order, all ids
         self._fallback: set[bytes] | None = None  # two different ids share a hash: plain set
+        self._hashed: list[HashedIds] = []  # ids a lean index knows by hash (12 bytes each)
         self.update(ids)
 
     def update(self, ids: Iterable[bytes] | np.ndarray) -> None:
@@ -32,6 +34,10 @@ class IdSet:
             self._blocks.append(block)
             self._sorted = self._fallback = None
 
+    def update_hashed(self, ids: HashedIds) -> None:
+        """Add the vectors' ids of a lean index, kept as their hashes."""
+        self._hashed.append(ids)
+
     def __ior__(self, ids: Iterable[bytes]) -> IdSet:
         self.update(ids)
         return self
@@ -39,8 +45,16 @@ class IdSet:
     def contains(self, ids: np.ndarray) -> np.ndarray:
         """Whether each of ``ids`` (S64) is in the set."""
         ids = np.asarray(ids, ID_DTYPE)
+        found = None
+        for hashed in self._hashed:
+            found = hashed.contains(ids) if found is None else found | hashed.contains(ids)
+        if found is None:
+            found = np.zeros(len(ids), bool)
         if not self._blocks or not len(ids):
-            return np.zeros(len(ids), bool)
+            return found
+        return found | self._contains(ids)
+
+    def _contains(self, ids: np.ndarray) -> np.ndarray:
         self._prepare()
         if self._fallback is not None:
             return np.fromiter((i in self._fallback for i in ids.tolist()), bool, len(ids))
@@ -56,8 +70,12 @@ class IdSet:
         return bool(self.contains(np.asarray([content_id], ID_DTYPE))[0])
 
     def __len__(self) -> int:
+        """How many ids (those of a lean index counted apart: ask :meth:`contains` for overlaps)."""
+        hashed = sum(len(h) for h in self._hashed)
+        if not self._blocks:
+            return hashed
         self._prepare()
-        return len(self._fallback) if self._fallback is not None else len(np.unique(self._sorted[0]))
+        return hashed + (len(self._fallback) if self._fallback is not None else len(np.unique(self._sorted[0])))
 
     def _prepare(self) -> None:
         if self._sorted is not None or self._fallback is not None:

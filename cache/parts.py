@@ -41,16 +41,17 @@ class TableLayout:
 
 
 def layout_table(cache_path: Path, images: ImageTable, committed: TableLayout | None = None,
-                 committed_rows: ImageTable | None = None, *, fold: bool = False) -> TableLayout:
-    """Write what ``images`` needs beyond the ``committed`` layout of the table ``committed_rows``
-    (one new part of its new or changed rows, or nothing) and return its layout; with ``fold`` (or
-    past the limits) one part of every row."""
+                 unchanged: np.ndarray | None = None, *, fold: bool = False) -> TableLayout:
+    """Write what ``images`` needs beyond the ``committed`` layout of the table (one new part of its
+    new or changed rows, or nothing) and return its layout; ``unchanged`` gives, for each row of
+    ``images``, the committed row equal to it in every column, else -1 (:func:`unchanged_rows`). With
+    ``fold`` (or past the limits) one part of every row."""
     old_parts = committed.parts if committed is not None else PartTable.empty()
     old_files = [segment_dir(cache_path) / name for name in old_parts.name]
-    if fold or committed_rows is None or len(old_parts) == 0 or len(old_parts) >= MAX_PARTS:
+    if fold or unchanged is None or len(old_parts) == 0 or len(old_parts) >= MAX_PARTS:
         return _whole(cache_path, images, old_files)
-    source_part, source_row = _row_sources(committed.runs, len(committed_rows))
-    old = _unchanged_rows(committed_rows, images)
+    source_part, source_row = _row_sources(committed.runs, int(committed.runs.length.sum()))
+    old = unchanged
     new = old < 0
     part = np.where(new, len(old_parts), source_part[np.maximum(old, 0)])
     row = np.where(new, np.cumsum(new) - 1, source_row[np.maximum(old, 0)])
@@ -85,7 +86,7 @@ def _row_sources(runs: RunTable, total: int) -> tuple[np.ndarray, np.ndarray]:
     return part.astype(np.int64), row
 
 
-def _unchanged_rows(old: ImageTable, new: ImageTable) -> np.ndarray:
+def unchanged_rows(old: ImageTable, new: ImageTable) -> np.ndarray:
     """For each row of ``new``: the row of ``old`` equal to it in every column, else -1. Rows are
     matched on a 64-bit hash of (content id, path), unique in a table (a views table repeats paths,
     not ids), then compared column by column (a collision only costs a row written again)."""

@@ -8,8 +8,10 @@ them into a segment (the upgrade).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +19,7 @@ import h5py
 import numpy as np
 
 from featx._gc import gc_paused
+from featx.cache.damage import damaged_cache, read_failure
 from featx.cache.parts import part_problems
 from featx.cache.readers import SegmentHold, hold_segments
 from featx.cache.schema import open_cache, read
@@ -38,11 +41,11 @@ from featx.cache.tables import (
     column_names,
     rows_of,
 )
-from featx.cache.vectorids import hashed_rows, repeated_ids, segment_ids
-from featx.errors import CacheError, DamagedCacheError
+from featx.cache.vectorids import HashedIds, repeated_ids, segment_ids
+from featx.errors import CacheError
 
-__all__ = ["CHUNK_ROWS", "MAX_MAGNITUDE", "CacheIndex", "Source", "index_problems", "read_vectors", "unusable_vectors",
-           "usable_rows", "vector_rows"]
+__all__ = ["CHUNK_ROWS", "MAX_MAGNITUDE", "CacheIndex", "Source", "index_problems", "read_vectors", "usable_rows",
+           "vector_rows"]
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,7 @@ class CacheIndex:
 
     attrs: dict[str, object]
     classes: list[str]
-    images: ImageTable
+    images: ImageTable | None  # None when read with images=False (a run reads it a block at a time)
     skipped: SkipTable
     vector_ids: np.ndarray | None  # S64, in segment order; None when read with hashed_ids (vector_hashes)
     segments: SegmentTable = field(default_factory=SegmentTable.empty)
@@ -77,7 +80,7 @@ class CacheIndex:
     runs: RunTable = field(default_factory=RunTable.empty)  # v3: the image table in order, as part rows
     unreadable: dict[int, str] = field(default_factory=dict)  # segments whose ids could not be read (blank), why
     hold: SegmentHold | None = field(default=None, repr=False, compare=False)  # keeps the listed segments readable
-    vector_hashes: np.ndarray | None = field(default=None, repr=False, compare=False)  # id_hashes of the vector ids (hashed_ids)
+    hashed: HashedIds | None = field(default=None, repr=False, compare=False)  # the vector ids as hashes (hashed_ids)
     # vector_rows' answer, once computed (not carried by dataclasses.replace, which may change the images)
     image_rows: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -88,7 +91,7 @@ class CacheIndex:
     @property
     def vector_count(self) -> int:
         """How many vectors the segments hold."""
-        return len(self.vector_ids if self.vector_ids is not None else self.vector_hashes)
+        return len(self.vector_ids) if self.vector_ids is not None else len(self.hashed)
 
     @property
     def dtype(self) -> str:
@@ -98,7 +101,8 @@ class CacheIndex:
     @classmethod
     @gc_paused()
     def read(cls, path: str | os.PathLike, *, check: bool = True, hold: bool = True,
-             unreadable_ok: bool = False, packed_paths: bool = False, hashed_ids: bool = False) -> CacheIndex:
+             unreadable_ok: bool = False, packed_paths: bool = False, hashed_ids: bool = False,
+             images: bool = True) -> CacheIndex:
         """The index of the cache at ``path``. Every reader opens a cache here, so each gets the same
         checks (:func:`index_problems`, no vector read) and the same one-line :class:`CacheError`
         for a damaged one; ``check=False`` leaves the listing of problems to the caller (verify).
@@ -110,7 +114,8 @@ class CacheIndex:
         Two options save memory where millions of images are read: ``packed_paths`` holds the image
         table's paths as :class:`PackedStrings` (~26 bytes an image, not ~75), and ``hashed_ids`` (schema
         v3, every segment readable) 64-bit hashes of the vectors' ids instead of the ids (``vector_ids``
-        is None; :func:`vector_rows` joins, :meth:`all_vector_ids` reads them)."""
+        is None; :func:`vector_rows` joins, :meth:`all_vector_ids` reads them). Without ``images`` the image
+        table is not read (nor checked): :meth:`image_blocks` reads it a block at a time (a run)."""
         holding = hold_segments(path) if hold else None  # before the index: it then lists what is held
         try:
             with open_cache(path) as h5:
@@ -124,7 +129,7 @@ class CacheIndex:
                 missing = part_problems(Path(path), parts)  # a missing part's rows would read as blanks
                 if missing:
                     raise damaged_cache(path, missing[0])
-                images = ImageTable.read(h5["images"], packed=("path",) if packed_paths else ())
+                table = ImageTable.read(h5["images"], packed=("path",) if packed_paths else ()) if images else None
                 vector_ids, unreadable = (segment_ids(Path(path), segments, hashed=hashed_ids) if version >= 3
                                           else (read(h5["vectors/id"]).astype(ID_DTYPE), {}))
                 hashes = None
@@ -136,7 +141,7 @@ class CacheIndex:
                 index = cls(
                     attrs=attrs,
                     classes=list(_strings(h5["classes"])),
-                    images=images,
+                    images=table,
                     skipped=SkipTable.read(h5["skipped"]),
                     vector_ids=vector_ids,
                     segments=segments,
@@ -147,8 +152,10 @@ class CacheIndex:
                     runs=RunTable.read(h5["runs"]) if version >= 3 else RunTable.empty(),
                     unreadable=unreadable,
                     hold=holding,
-                    vector_hashes=hashes,
                 )
+                if hashes is not None:  # sorted once: every join of this index searches them
+                    index.hashed = HashedIds.of(hashes, index.sources(), functools.partial(_segment_ids, Path(path), segments))
+                    del hashes
         except CacheError:
             _release(holding)
             raise
@@ -165,9 +172,26 @@ class CacheIndex:
             raise CacheError(unreadable[min(unreadable)])
         return index
 
+    def image_blocks(self, rows: int = 16384) -> Iterator[tuple[int, ImageTable]]:
+        """The image table, ``rows`` at a time: (first row, its rows), without the whole table in memory."""
+        if self.images is not None:
+            yield 0, self.images
+            return
+        with open_cache(self.path) as h5:
+            group = h5["images"]
+            total = len(group["id"])
+            for start in range(0, total, rows):
+                block = np.s_[start : start + rows]
+                yield start, ImageTable(**{name: read(group[name], block) for name in column_names(ImageTable)})
+
+    @property
+    def vector_hashes(self) -> np.ndarray | None:
+        """The :func:`id_hashes` of the vectors' ids in row order, where the index holds only those (hashed_ids)."""
+        return self.hashed.hashes if self.hashed is not None else None
+
     def all_vector_ids(self) -> np.ndarray:
         """``vector_ids``, read from the segments again where the index holds only their hashes."""
-        return self.vector_ids if self.vector_ids is not None else segment_ids(self.path, self.segments)[0]
+        return self.vector_ids if self.vector_ids is not None else _segment_ids(self.path, self.segments)
 
     def sources(self) -> list[Source]:
         """Where each row of ``vector_ids`` is stored, segment by segment."""
@@ -180,23 +204,13 @@ class CacheIndex:
         return out
 
 
+def _segment_ids(path: Path, segments: SegmentTable) -> np.ndarray:
+    return segment_ids(path, segments)[0]
+
+
 def _release(holding: SegmentHold | None) -> None:
     if holding is not None:
         holding.release()
-
-
-def damaged_cache(path: str | os.PathLike, problem: str) -> DamagedCacheError:
-    """The one line every reader gives for a damaged cache."""
-    return DamagedCacheError(f"damaged cache {path}: {problem}. Run 'featx cache verify' for every problem; delete "
-                             "the cache and re-run 'featx embed' to rebuild it.", problem=problem)
-
-
-def unusable_vectors(cache: str | os.PathLike, count: int | None = None) -> CacheError:
-    """The error of a reader that meets NaN, infinite or absurd vectors: it never uses them, and a
-    rerun of the embed re-embeds them."""
-    how_many = f"{count} vectors" if count else "vectors"
-    return CacheError(f"{cache} holds {how_many} with NaN, infinite or absurd values (magnitude above "
-                      f"{MAX_MAGNITUDE:g}); re-run 'featx embed' to embed them again.")
 
 
 def index_datasets(h5: h5py.File) -> list[str]:
@@ -207,8 +221,6 @@ def index_datasets(h5: h5py.File) -> list[str]:
     if int(h5.attrs.get("encoding-version", 1)) >= 3:
         tables += [("parts", PartTable), ("runs", RunTable)]
     return ["classes", "vectors/id"] + [f"{group}/{f}" for group, table in tables for f in column_names(table)]
-
-
 
 
 def _strings(dataset: h5py.Dataset) -> np.ndarray:
@@ -227,15 +239,6 @@ def config_attribute(attrs: dict[str, object]) -> dict[str, object]:
     if not isinstance(config, dict):
         raise TypeError("the config attribute is not a JSON object")
     return config
-
-
-def read_failure(exc: Exception) -> str:
-    """The cause of a failed read, in a few words."""
-    if isinstance(exc, KeyError):
-        return f"missing {exc.args[0] if exc.args else 'a table'}"
-    if isinstance(exc, json.JSONDecodeError):
-        return "an attribute (config, sources or backends) is not JSON"
-    return " ".join(str(exc).split())[:200] or type(exc).__name__
 
 
 def _plain(value):
@@ -282,7 +285,7 @@ def index_problems(index: CacheIndex) -> list[str]:
     from featx.data.records import SPLITS
 
     problems = []
-    images, skipped = index.images, index.skipped
+    images, skipped = index.images if index.images is not None else ImageTable.empty(), index.skipped
     try:
         same = index.fingerprint == fingerprint_of(index.config)
     except (TypeError, ValueError):
@@ -292,7 +295,8 @@ def index_problems(index: CacheIndex) -> list[str]:
     width = index.attrs.get("feature_dim", 0)
     if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width < 0:
         problems.append(f"the feature_dim attribute is {width!r}, not a number of floats")
-    if repeated_ids(index.vector_ids, index.vector_hashes, index.all_vector_ids, bool(index.unreadable)):
+    hashes = index.hashed.ordered if index.hashed is not None else None
+    if repeated_ids(index.vector_ids, hashes, index.all_vector_ids, bool(index.unreadable)):
         problems.append("a content id appears twice in /vectors/id")
     tables = (("images", images), ("skipped", skipped), ("segments", index.segments), ("parts", index.parts),
               ("runs", index.runs))
@@ -315,7 +319,7 @@ def index_problems(index: CacheIndex) -> list[str]:
         problems.append(f"the segments hold {int(index.segments.rows.sum())} rows, /vectors/id {index.vector_count}")
     if index.version >= 3 and not _runs_inside_parts(index):
         problems.append("/runs lists rows that no part of the image table holds")
-    if index.unreadable:  # their images' vectors are unknown here: a writer embeds them again
+    if index.unreadable or index.images is None:  # their images' vectors are unknown here: a writer embeds them again
         return problems
     skipped_paths = set(skipped.path.tolist())
     no_vector = np.flatnonzero(vector_rows(index) < 0)
@@ -331,7 +335,7 @@ def vector_rows(index: CacheIndex) -> np.ndarray:
     if index.image_rows is None:
         images = index.images
         index.image_rows = (rows_of(index.vector_ids, images.id) if index.vector_ids is not None
-                            else hashed_rows(index.vector_hashes, images.id, index.sources(), index.all_vector_ids))
+                            else index.hashed.rows(images.id))
     return index.image_rows
 
 

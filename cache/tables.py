@@ -8,7 +8,7 @@ from typing import ClassVar
 import h5py
 import numpy as np
 
-from featx.cache.packed import PackedStrings
+from featx.cache.packed import read_packed
 from featx.cache.schema import checksum_options, read
 
 STR = h5py.string_dtype("utf-8")
@@ -60,6 +60,17 @@ def _matched(keys: np.ndarray, wanted: np.ndarray, order: np.ndarray, place: np.
         block = rows[start : start + _BLOCK]
         block[keys[block] != wanted[start : start + _BLOCK]] = -1
     return rows
+
+
+def sorted_hashes(hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(order, hashes in that order) of 64-bit ``hashes``, which it consumes: the order as int32 where
+    it fits (12 bytes a row held, not 24 with the hashes themselves)."""
+    order = np.argsort(hashes, kind="stable")
+    if len(order) < 2**31 - 1:
+        order = order.astype(np.int32)
+    ordered = hashes[order]
+    del hashes
+    return order, ordered
 
 
 def id_hashes(ids: np.ndarray) -> np.ndarray:
@@ -116,8 +127,8 @@ class Table:
 
     @classmethod
     def read(cls, group: h5py.Group, packed: tuple[str, ...] = ()) -> Table:
-        """The table stored in ``group``; the text columns named in ``packed`` as :class:`PackedStrings`."""
-        return cls(**{f.name: PackedStrings.read(group[f.name]) if f.name in packed
+        """The table stored in ``group``; the text columns named in ``packed`` as :class:`featx.data.packed.PackedStrings`."""
+        return cls(**{f.name: read_packed(group[f.name]) if f.name in packed
                       else _read_column(group[f.name], f.name in cls.CATEGORICAL) for f in fields(cls)})
 
     CATEGORICAL: ClassVar[tuple[str, ...]] = ()  # text columns of a few distinct values (one str object each)

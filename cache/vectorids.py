@@ -9,9 +9,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from featx._gc import release_free_memory
 from featx.cache.schema import read
 from featx.cache.segments import segment_dir
-from featx.cache.tables import ID_DTYPE, SegmentTable, has_repeats, id_hashes, rows_of
+from featx.cache.tables import ID_DTYPE, SegmentTable, has_repeats, id_hashes, rows_of, sorted_hashes
 from featx.errors import CacheError
 
 _ID_BLOCK = 65536  # ids read at a time while hashing or checking a lean join (4 MB)
@@ -38,7 +39,9 @@ def segment_ids(path: Path, segments: SegmentTable, hashed: bool = False) -> tup
             found = np.zeros(int(rows), ID_DTYPE)
             found = id_hashes(found) if hashed else found
         ids.append(found)
-    return np.concatenate(ids), unreadable
+    ids = np.concatenate(ids)
+    release_free_memory()  # the blocks of ids read and hashed
+    return ids, unreadable
 
 
 def read_ids(dataset: h5py.Dataset, hashed: bool) -> np.ndarray:
@@ -63,28 +66,69 @@ def repeated_ids(ids: np.ndarray | None, hashes: np.ndarray | None, all_ids: Cal
     return has_repeats(ids[ids != b""] if blanks else ids)
 
 
-def hashed_rows(hashes: np.ndarray, ids: np.ndarray, sources: list, all_ids: Callable[[], np.ndarray]) -> np.ndarray:
-    """The row of each of ``ids`` among the vectors whose id ``hashes`` a lean index holds (-1: none):
-    found by hash, each match then checked against the id the segment holds (``sources``, a block at a
-    time); where two vectors share a hash, joined on ``all_ids()`` instead."""
-    order = np.argsort(hashes, kind="stable")
-    ordered = hashes[order]
-    if len(ordered) > 1 and bool((ordered[1:] == ordered[:-1]).any()):
-        return rows_of(all_ids(), ids)
-    if len(ordered) == 0 or len(ids) == 0:
-        return np.full(len(ids), -1, np.int64)
-    sought = id_hashes(ids)
-    place = np.minimum(np.searchsorted(ordered, sought), len(ordered) - 1)
-    rows = np.where(ordered[place] == sought, order[place], -1).astype(np.int64)
-    del order, ordered, sought, place
-    for source in sources:
-        with h5py.File(source.file, "r") as h5:
-            stored = h5[source.ids_dataset]
-            for start in range(source.start, source.stop, _ID_BLOCK):
-                stop = min(start + _ID_BLOCK, source.stop)
-                mine = np.flatnonzero((rows >= start) & (rows < stop))
-                if len(mine):
-                    block = read(stored, np.s_[start - source.start : stop - source.start]).astype(ID_DTYPE)
-                    mine = mine[block[rows[mine] - start] != ids[mine]]
-                    rows[mine] = -1
-    return rows
+class HashedIds:
+    """The vectors' ids of a lean index known by their 64-bit hashes, sorted (12 bytes an id, not 64):
+    which row holds each of many ids, found by hash, each match then checked against the id the
+    segment holds (``sources``, a block at a time); where two vectors share a hash, joined on
+    ``all_ids()``. ``usable`` (a mask of rows, or None for all) limits the rows that count as held."""
+
+    def __init__(self, order: np.ndarray, ordered: np.ndarray, sources: list, all_ids: Callable[[], np.ndarray],
+                 usable: np.ndarray | None = None):
+        self.order, self.ordered = order, ordered  # rows by hash, and their hashes in that order
+        self.sources, self.all_ids, self.usable = sources, all_ids, usable
+
+    @classmethod
+    def of(cls, hashes: np.ndarray, sources: list, all_ids: Callable[[], np.ndarray]) -> HashedIds:
+        """From the hashes in row order (:func:`id_hashes`), which it consumes."""
+        return cls(*sorted_hashes(hashes), sources, all_ids)
+
+    def limited(self, usable: np.ndarray | None) -> HashedIds:
+        """The same ids, only the rows of ``usable`` counting as held (None: all)."""
+        return HashedIds(self.order, self.ordered, self.sources, self.all_ids, usable)
+
+    @property
+    def hashes(self) -> np.ndarray:
+        """The hashes in row order (made on each call)."""
+        out = np.empty_like(self.ordered)
+        out[self.order] = self.ordered
+        return out
+
+    def __len__(self) -> int:
+        return len(self.ordered) if self.usable is None else int(self.usable.sum())
+
+    def rows(self, ids: np.ndarray) -> np.ndarray:
+        """The row of each of ``ids`` (S64) among the vectors, -1 where none (or not usable): int32 where
+        the rows fit (4 bytes an id asked)."""
+        ids = np.asarray(ids, ID_DTYPE)
+        rows = self._rows(ids)
+        if self.usable is not None:
+            rows[~self.usable[np.maximum(rows, 0)]] = -1
+        return rows
+
+    def contains(self, ids: np.ndarray) -> np.ndarray:
+        return self.rows(ids) >= 0
+
+    def _rows(self, ids: np.ndarray) -> np.ndarray:
+        order, ordered = self.order, self.ordered
+        if len(ordered) == 0 or len(ids) == 0:
+            return np.full(len(ids), -1, np.int64)
+        if len(ordered) > 1 and bool((ordered[1:] == ordered[:-1]).any()):
+            return rows_of(self.all_ids(), ids)
+        rows = np.empty(len(ids), np.int32 if len(ordered) < 2**31 - 1 else np.int64)
+        for start in range(0, len(ids), _ID_BLOCK):  # a block at a time: a million at once costs ~40 bytes each
+            sought = id_hashes(ids[start : start + _ID_BLOCK])
+            place = np.minimum(np.searchsorted(ordered, sought), len(ordered) - 1)
+            rows[start : start + len(sought)] = np.where(ordered[place] == sought, order[place], -1)
+        for source in self.sources:  # each match checked against the id its segment holds
+            with h5py.File(source.file, "r") as h5:
+                stored = h5[source.ids_dataset]
+                for start in range(source.start, source.stop, _ID_BLOCK):
+                    stop = min(start + _ID_BLOCK, source.stop)
+                    mine = np.flatnonzero((rows >= start) & (rows < stop))
+                    if len(mine):
+                        block = read(stored, np.s_[start - source.start : stop - source.start]).astype(ID_DTYPE)
+                        mine = mine[block[rows[mine] - start] != ids[mine]]
+                        rows[mine] = -1
+        return rows
+
+

@@ -38,7 +38,7 @@ def test_a_scan_builds_its_records_with_the_collector_paused(tmp_path, monkeypat
 
     make_class_folder(tmp_path / "data", per_class=2)
     seen = []
-    original = layouts._dataset
-    monkeypatch.setattr(layouts, "_dataset", lambda *a, **k: seen.append(gc.isenabled()) or original(*a, **k))
+    original = layouts.dataset_of
+    monkeypatch.setattr(layouts, "dataset_of", lambda *a, **k: seen.append(gc.isenabled()) or original(*a, **k))
     dataset = layouts.scan_dataset(tmp_path / "data")
     assert len(dataset.records) == 4 and seen == [False] and gc.isenabled()

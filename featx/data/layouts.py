@@ -17,16 +17,13 @@ from __future__ import annotations
 import csv
 import os
 from collections.abc import Iterable, Iterator, Sequence
-from operator import attrgetter
 from pathlib import Path
-from typing import NamedTuple
 
-import numpy as np
-
-from featx._gc import gc_paused
+from featx._gc import gc_paused, release_free_memory
+from featx.data.found import Found, dataset_of
 from featx.data.images import IMAGE_EXTENSIONS
-from featx.data.records import LOOSE_FILES, SPLIT_NAMES, SPLIT_ORDER, Dataset, ImageRecord
-from featx.data.walk import image_names, image_subfolders, real_file, relative_path, walk_images
+from featx.data.records import LOOSE_FILES, SPLIT_NAMES, Dataset, ImageRecord
+from featx.data.walk import image_names, image_subfolders, walk_images
 from featx.errors import DatasetError, FeatxError, MissingFileError, OptionError
 
 _EXPECTED = (
@@ -63,25 +60,18 @@ def scan_dataset(data: str | os.PathLike) -> Dataset:
         return _scan_folder(source)
     except OSError as exc:
         raise _unreadable(exc, source) from None
-
-
-class _Found(NamedTuple):
-    """An image as a scan found it, before the checks of :func:`_dataset`."""
-
-    path: Path | str  # str: found by a folder walk (absolute, normal); Path: from a manifest
-    label: int
-    split: str
-    row: int = 0  # its line in a manifest (0 for folders), to name it in messages
+    finally:
+        release_free_memory()  # the walk's strings and entries, freed: not kept for the stages after
 
 
 def _scan_folder(source: Path) -> Dataset:
     """Layouts (a), (b) and (d): which one is decided by the subfolders that hold images."""
     subfolders = image_subfolders(source)
     if not subfolders:
-        loose = [source / name for name in image_names(source)]
+        loose = image_names(source)
         if not loose:
             raise FeatxError(f"{source} contains no image files; {_EXPECTED}.")
-        return _dataset(source, source, "unlabelled", (), [_Found(image, -1, "") for image in loose])
+        return dataset_of(source, source, "unlabelled", (), (Found(source / name, -1, "") for name in loose))
     split_like = [name for name in subfolders if name.lower() in SPLIT_NAMES]
     if len(split_like) == len(subfolders):
         return _scan_splits(source, subfolders)
@@ -89,9 +79,9 @@ def _scan_folder(source: Path) -> Dataset:
     if split_like:
         warnings.append(_split_named_class(source, split_like, subfolders))
     fences = (os.path.realpath(source),)
-    labelled = [_Found(image, label, "") for label, name in enumerate(subfolders)
-                for image in walk_images(source / name, fences)]
-    return _dataset(source, source, "classes", tuple(subfolders), labelled, warnings)
+    labelled = (Found(image, label, "") for label, name in enumerate(subfolders)
+                for image in walk_images(source / name, fences))
+    return dataset_of(source, source, "classes", tuple(subfolders), labelled, warnings)
 
 
 def _split_named_class(source: Path, split_like: list[str], subfolders: list[str]) -> str:
@@ -168,19 +158,22 @@ def _scan_splits(source: Path, split_names: Iterable[str]) -> Dataset:
     per_split = []
     for name in split_names:
         folder = source / name
-        class_images = {cls: list(walk_images(folder / cls, fences)) for cls in image_subfolders(folder)}
+        class_folders = image_subfolders(folder)  # walked as the records are made, not before
         # A split folder with no class subfolders holds unlabelled images of that split.
-        loose = [] if class_images else [folder / f for f in image_names(folder)]
-        if class_images:
+        loose = [] if class_folders else [folder / f for f in image_names(folder)]
+        if class_folders:
             warnings += _left_out(folder, "class folders")
-        per_split.append((SPLIT_NAMES[name.lower()], class_images, loose))
-    classes = tuple(sorted({cls for _, class_images, _ in per_split for cls in class_images}))
-    found = []
-    for split, class_images, loose in per_split:
-        found += [_Found(img, classes.index(cls), split) for cls, imgs in class_images.items()
-                  for img in imgs]
-        found += [_Found(img, -1, split) for img in loose]
-    return _dataset(source, source, "splits", classes, found, warnings)
+        per_split.append((SPLIT_NAMES[name.lower()], folder, class_folders, loose))
+    classes = tuple(sorted({cls for _, _, class_folders, _ in per_split for cls in class_folders}))
+
+    def found() -> Iterator[Found]:
+        for split, folder, class_folders, loose in per_split:
+            for cls in class_folders:
+                label = classes.index(cls)
+                yield from (Found(image, label, split) for image in walk_images(folder / cls, fences))
+            yield from (Found(image, -1, split) for image in loose)
+
+    return dataset_of(source, source, "splits", classes, found(), warnings)
 
 
 def _scan_manifest(source: Path) -> Dataset:
@@ -213,98 +206,6 @@ def _scan_manifest(source: Path) -> Dataset:
             raise FeatxError(f"manifest {source} row {line}: the path holds a NUL byte (\\0); remove it.")
         entries.append((root / cell["path"], cell.get("label", ""), split, line))
     classes = tuple(sorted({label for _, label, _, _ in entries if label}))
-    labelled = [_Found(p, classes.index(label) if label else -1, split, line)
-                for p, label, split, line in entries]
-    return _dataset(root, source, "manifest", classes, labelled)
-
-
-def _dataset(root: Path, source: Path, layout: str, classes: tuple[str, ...],
-             found: list[_Found], warnings: Sequence[str] = ()) -> Dataset:
-    """A Dataset of one record per file, sorted by split (train, val, test, none) then path. ``found``
-    is emptied, each entry freed as soon as its record is made: a million of both side by side would
-    double the scan's peak memory."""
-    kept, doubles = _one_per_file(root, source, classes, found)
-    found.clear()
-    records = []
-    for row, (path, entry) in enumerate(zip(_relatives(kept, root), kept)):
-        records.append(ImageRecord(path, entry.label, entry.split))
-        kept[row] = None  # type: ignore[call-overload]
-    records.sort(key=attrgetter("path"))  # then by split, stable: no key tuple per record
-    records.sort(key=lambda r: SPLIT_ORDER[r.split])
-    return Dataset(root, source, layout, classes, tuple(records), (*warnings, *doubles))
-
-
-def _one_per_file(root: Path, source: Path, classes: tuple[str, ...],
-                  found: list[_Found]) -> tuple[list[_Found], list[str]]:
-    """One label and split per file. A file found with two labels or in two splits is an error that
-    names both places. Found twice alike, it is a warning: a repeated manifest row is used once; a
-    link in a folder is a second name the user made, so both paths stay (one vector, two rows).
-    Only entries whose real paths share a hash are compared (a dict of a million paths: ~70 bytes each)."""
-    real_dirs: dict[str, tuple[str, frozenset[str] | None]] = {}
-    reals = [real_file(entry.path, real_dirs) for entry in found]
-    suspects = _shared_hashes(reals)
-    first: dict[str, _Found] = {}
-    kept, doubles = [], []
-    for row, entry in enumerate(found):
-        if row not in suspects:  # no other entry has its real path
-            kept.append(entry)
-            continue
-        seen = first.setdefault(reals[row], entry)
-        if seen is entry:
-            kept.append(entry)
-        elif (seen.label, seen.split) != (entry.label, entry.split):
-            raise DatasetError(_conflict(root, source, classes, seen, entry))
-        else:
-            doubles.append((seen, entry))
-            if not entry.row:
-                kept.append(entry)
-    if not doubles:
-        return kept, []
-    seen, entry = doubles[0]
-    name = relative_path(entry.path, root)
-    if entry.row:
-        example, outcome = f"{source} lists {name} on rows {seen.row} and {entry.row}", "used once"
-    else:
-        example = f"{name} is the same file as {relative_path(seen.path, root)} (a link)"
-        outcome = "kept under both names, one vector twice"
-    if len(doubles) == 1:
-        return kept, [f"{example}: {outcome}."]
-    return kept, [f"{len(doubles)} files are found twice (e.g. {example}): {outcome}."]
-
-
-def _shared_hashes(strings: list[str]) -> set[int]:
-    """The rows of ``strings`` whose hash another row shares (equal strings among them)."""
-    hashes = np.fromiter(map(hash, strings), np.int64, len(strings))
-    order = np.argsort(hashes, kind="stable")
-    ordered = hashes[order]
-    same = np.flatnonzero(ordered[1:] == ordered[:-1])
-    return set(order[same].tolist()) | set(order[same + 1].tolist())
-
-
-def _conflict(root: Path, source: Path, classes: tuple[str, ...], seen: _Found, entry: _Found) -> str:
-    """The message for one file found with two labels or in two splits."""
-
-    def what(found: _Found) -> str:
-        parts = []
-        if found.label != seen.label or found.label != entry.label:
-            parts.append(f"label {classes[found.label]!r}" if found.label >= 0 else "no label")
-        if found.split != seen.split or found.split != entry.split:
-            parts.append(f"split {found.split!r}" if found.split else "no split")
-        return " in ".join(parts)
-
-    rule = "a file has one label and one split"
-    if entry.row:
-        return (f"{source} lists {relative_path(entry.path, root)} with {what(seen)} on row {seen.row} and "
-                f"with {what(entry)} on row {entry.row}; {rule}: keep one of the rows.")
-    return (f"{relative_path(seen.path, root)} ({what(seen)}) and {relative_path(entry.path, root)} "
-            f"({what(entry)}) are the same file, reached twice through a link; {rule}: remove the link.")
-
-
-def _relatives(found: list[_Found], root: Path) -> Iterator[str]:
-    """:func:`relative_path` of every path found, one at a time; a walked path under ``root`` (a str,
-    absolute and normal) needs only a slice, which matters at millions of files."""
-    prefix = str(root).rstrip(os.sep) + os.sep
-    cut = len(prefix)
-    for f in found:
-        yield (f.path[cut:] if os.sep == "/" and isinstance(f.path, str) and f.path.startswith(prefix)
-               and len(f.path) > cut else relative_path(f.path, root))
+    labelled = (Found(p, classes.index(label) if label else -1, split, line)
+                for p, label, split, line in entries)
+    return dataset_of(root, source, "manifest", classes, labelled)

@@ -21,6 +21,7 @@ from featx.cache.segments import lossy_rows
 from featx.cache.store import CacheIndex
 from featx.cache.sweep import remove_stale_temporaries
 from featx.cache.tables import ImageTable, SkipTable
+from featx.engine.fileindex import Matched
 from featx.errors import OptionError
 
 
@@ -80,14 +81,18 @@ class RunPlan:
     @gc_paused()
     def commit_if_changed(self, *, images: ImageTable, skipped: SkipTable, classes: list[str], root: str,
                           attrs: Callable[[], dict[str, object]], feature_dim: int, dtype: str,
-                          embedded: set[bytes], why: str) -> bool:
+                          embedded: set[bytes], why: str, matched: Matched | None = None) -> bool:
         """Commit ``images`` and ``skipped`` (one new segment, then the index) unless the committed
-        index already says exactly that; ``why`` names what changed for a read-only cache's error."""
-        if not changed_index(self.index, self.segments, self.path, images, skipped, classes, root):
+        index already says exactly that (``matched``: how ``images`` lines up with the committed
+        table, where the index was read without it); ``why`` names what changed for a read-only
+        cache's error."""
+        same = matched.same_table(images) if matched is not None else None
+        if not changed_index(self.index, self.segments, self.path, images, skipped, classes, root, same):
             return False
         self.require_writable(why)
         commit(self.path, self.index, self.segments, attrs=attrs(), classes=classes, images=images,
-               skipped=skipped, feature_dim=feature_dim, dtype=dtype, embedded=embedded)
+               skipped=skipped, feature_dim=feature_dim, dtype=dtype, embedded=embedded,
+               unchanged=matched.unchanged_rows(images) if matched is not None else None)
         return True
 
 

@@ -118,7 +118,10 @@ def embed_into_cache(
 def _update(dataset: Dataset, config: EmbedConfig, cache_path: Path, run: RunOptions, progress, extractor,
             executor, writable: bool = True) -> EmbedReport:
     fingerprint = config.fingerprint
-    index = CacheIndex.read(cache_path, hold=False, unreadable_ok=True) if cache_path.exists() else None
+    # lean: the image table is read a block at a time by index_files, the vectors' ids as hashes (a
+    # loose-files cache, which keeps earlier files' rows, reads its table whole)
+    index = CacheIndex.read(cache_path, hold=False, unreadable_ok=True, hashed_ids=True,
+                            images=dataset.is_loose_files) if cache_path.exists() else None
     if index is not None and index.fingerprint != fingerprint:
         raise CacheError(
             f"{cache_path} holds features of another backbone configuration "
@@ -127,15 +130,15 @@ def _update(dataset: Dataset, config: EmbedConfig, cache_path: Path, run: RunOpt
         )
     _check_same_dataset(index, cache_path, dataset)
     dtype = _dtype(index, run.dtype, cache_path)
-    images, unreadable = index_files(dataset.root, dataset.records, index.images if index else None,
-                                     run.decode_workers, files=_object_files(dataset, run))
+    images, unreadable, matched = index_files(dataset.root, dataset.records, index, run.decode_workers,
+                                              files=_object_files(dataset, run))
     feature_dim = _known_width(index, config, cache_path)
     plan = plan_run(cache_path, index, fingerprint, feature_dim, writable)
     have, failed_ids = plan.have, plan.failed
     not_as_planned: dict[bytes, str] = {}  # read but not decoded this run: says nothing of the content
 
     todo: dict[bytes, Path] = {}
-    lacking = ~have.contains(images.id)  # one question for the whole column: a rerun loops over none
+    lacking = ~have.contains(images.id)  # asked once for the whole column: a rerun loops over none
     for path, content_id in zip(images.path[lacking], images.id[lacking].tolist()):
         if content_id not in failed_ids and content_id not in todo:
             todo[content_id] = dataset.root / path
@@ -168,8 +171,8 @@ def _update(dataset: Dataset, config: EmbedConfig, cache_path: Path, run: RunOpt
     report = EmbedReport(cache_path=cache_path, images=len(images) + len(unreadable), feature_dim=feature_dim,
                          warnings=warnings)
     skipped_rows = [(p, b"", r) for p, r in unreadable]
-    vector = have.contains(images.id)
     new = IdSet(embedded).contains(images.id)
+    vector = ~lacking | new
     report.embedded, report.reused = int((vector & new).sum()), int((vector & ~new).sum())
     for row in np.flatnonzero(~vector).tolist():
         path, content_id = images.path[row], images.id[row]
@@ -191,7 +194,8 @@ def _update(dataset: Dataset, config: EmbedConfig, cache_path: Path, run: RunOpt
         reason=str_column(r for _, _, r in skipped_rows),
     )
     plan.commit_if_changed(
-        images=_with_earlier_files(index, images, plan.have) if dataset.is_loose_files else images, skipped=skipped, classes=list(dataset.classes), root=str(dataset.root),
+        images=_with_earlier_files(index, images, plan.have) if dataset.is_loose_files else images, skipped=skipped,
+        matched=None if dataset.is_loose_files else matched, classes=list(dataset.classes), root=str(dataset.root),
         attrs=lambda: {**_attrs(dataset, config, feature_dim), "backends": json.dumps(_backends(index, cache_path, config))},
         feature_dim=feature_dim, dtype=dtype, embedded=embedded, why="the dataset changed since the cache was written")
     return report

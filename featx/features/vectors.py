@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from featx._gc import gc_paused
+from featx.cache.damage import unusable_vectors
 from featx.cache.locate import VIEWS_SUFFIX
 from featx.cache.schema import VIEWS_KIND
 from featx.cache.segments import STORAGE_DTYPES
-from featx.cache.store import CacheIndex, read_vectors, unusable_vectors, usable_rows, vector_rows
+from featx.cache.store import CacheIndex, read_vectors, usable_rows, vector_rows
 from featx.cache.tables import ImageTable, SkipTable
 from featx.checks import check_path
 from featx.config import EmbedConfig

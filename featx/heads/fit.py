@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 import numpy as np
 
 from featx._versions import featx_version
-from featx.cache.store import unusable_vectors
+from featx.cache.damage import unusable_vectors
 from featx.checks import check_path, check_seed
 from featx.data.records import SPLITS
 from featx.errors import FeatxError, MemoryUseWarning, OptionError, OptionTypeError, SlowFitWarning

@@ -75,7 +75,7 @@ def _from_folder(head, data):
     from featx.options import default_workers
 
     dataset = scan_dataset(data)
-    table, _ = index_files(dataset.root, dataset.records, None, default_workers())
+    table, _, _ = index_files(dataset.root, dataset.records, None, default_workers())
     lookup = {name: i for i, name in enumerate(head.classes)}
     labels = [lookup.get(dataset.classes[label], -1) if label >= 0 else -1 for label in table.label]
     paths = [str(dataset.root / p) for p in table.path]

@@ -13,10 +13,10 @@ import featx
 import featx.cache.store as store
 import featx.cache.vectorids as vectorids
 from featx.cache.append import write_cache
-from featx.cache.packed import PackedStrings
 from featx.cache.store import CacheIndex, read_vectors, vector_rows
 from featx.cache.tables import ImageTable, SkipTable, id_column, rows_of, str_column
 from featx.cache.vectorids import repeated_ids
+from featx.data.packed import PackedStrings
 from featx.options import EmbedOptions
 
 CONFIG = EmbedOptions("MobileNetV2", weights="none", image_size=32).resolve()

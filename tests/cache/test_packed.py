@@ -6,9 +6,11 @@ import h5py
 import numpy as np
 import pytest
 
-import featx.cache.packed as packed
-from featx.cache.packed import PackedStrings
+import featx.cache.packed as cache_packed
+import featx.data.packed as packed
+from featx.cache.packed import read_packed
 from featx.cache.tables import STR
+from featx.data.packed import PackedStrings
 
 WORDS = ["c0/a.png", "", "ünïcode/ß.jpg", "c1/" + "x" * 300 + ".png", "c0/b.png", "日本/画像.png", "z"]
 
@@ -43,16 +45,25 @@ def test_equality_compares_row_by_row():
 
 
 def test_an_hdf5_text_column_reads_packed_a_block_at_a_time(tmp_path, monkeypatch):
-    monkeypatch.setattr(packed, "_BLOCK", 3)  # several blocks, the last one short
+    monkeypatch.setattr(cache_packed, "_BLOCK", 3)  # several blocks, the last one short
     words = WORDS * 3
     with h5py.File(tmp_path / "t.h5", "w") as h5:
         h5.create_dataset("path", data=np.asarray(words, dtype=object), dtype=STR)
         h5.create_dataset("none", data=np.asarray([], dtype=object), dtype=STR)
     with h5py.File(tmp_path / "t.h5", "r") as h5:
-        column, empty = PackedStrings.read(h5["path"]), PackedStrings.read(h5["none"])
+        column, empty = read_packed(h5["path"]), read_packed(h5["none"])
+        middle = read_packed(h5["path"], slice(2, 8))
     assert list(column) == words and len(empty) == 0 and empty.tolist() == []
+    assert list(middle) == words[2:8]
 
 
 def test_iteration_crosses_blocks(monkeypatch):
     monkeypatch.setattr(packed, "_BLOCK", 2)
     assert list(PackedStrings.from_strings(WORDS)) == WORDS
+
+
+def test_columns_join_and_keep_offsets_small():
+    first, second = PackedStrings.from_strings(WORDS[:3]), PackedStrings.from_strings(WORDS[3:])
+    joined = PackedStrings.concat([first, second[1:], PackedStrings.from_strings([])])
+    assert list(joined) == WORDS[:3] + WORDS[4:] and list(PackedStrings.concat([])) == []
+    assert joined.offsets.dtype == np.int32  # 4 bytes a row below 2 GB of text

@@ -116,10 +116,10 @@ def test_a_link_to_a_file_of_the_same_class_keeps_both_names_with_a_warning(tmp_
 def test_only_files_reached_twice_are_doubles_whatever_their_paths_hash_to(tmp_path, monkeypatch, collide):
     """Entries are compared only where real paths share a hash: every row made a suspect (as colliding
     hashes would) changes nothing, and a link is found either way."""
-    import featx.data.layouts as layouts
+    import featx.data.found as found
 
     if collide:
-        monkeypatch.setattr(layouts, "_shared_hashes", lambda strings: set(range(len(strings))))
+        monkeypatch.setattr(found, "_shared_hashes", lambda hashes: set(range(len(hashes))))
     root = make_class_folder(tmp_path / "d", classes=("cat", "dog"), per_class=3, splits=("train", "val"))
     (root / "train" / "cat" / "again.png").symlink_to(root / "train" / "cat" / "cat_0.png")
     dataset = scan_dataset(root)
@@ -403,3 +403,20 @@ def test_scan_warnings_reach_the_cli_json_and_python(tmp_path, cache_dir):
     assert again.exit_code == 0 and f"warning: {warning}" in again.stderr.splitlines()
     assert "warning:" not in again.stdout
     assert featx.embed(data, "MobileNetV2", weights="none", image_size=32).report.warnings == (warning,)
+
+
+def test_records_are_columns_in_path_order_where_the_walk_is_not(tmp_path, monkeypatch):
+    """A folder walk lists class "a" before "a-b", but "a-b/x.png" sorts before "a/y.png" ('-' < '/'),
+    and a class folder's files before its subfolder's: the records are sorted by path all the same,
+    each keeping its label, and held as columns (a block of finds at a time)."""
+    import featx.data.found as found
+    from featx.data.records import RecordColumns
+
+    monkeypatch.setattr(found, "_BLOCK", 2)  # several blocks
+    for name in ("a/y.png", "a/sub/z.png", "a/zz.png", "a-b/x.png", "ab/w.png"):
+        write_image(tmp_path / "d" / name)
+    dataset = scan_dataset(tmp_path / "d")
+    assert isinstance(dataset.records, RecordColumns)
+    assert [(r.path, r.label) for r in dataset.records] == [
+        ("a-b/x.png", 1), ("a/sub/z.png", 0), ("a/y.png", 0), ("a/zz.png", 0), ("ab/w.png", 2)]
+    assert dataset.records == tuple(dataset.records) and dataset.records[1:3] == list(dataset.records)[1:3]

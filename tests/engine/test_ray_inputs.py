@@ -74,15 +74,15 @@ def test_url_files_get_the_ids_of_their_bytes_and_a_rerun_hashes_only_what_chang
         hashed.extend(urls)
         return hash_urls(urls)
 
-    first, failed = index_files(dataset.root, dataset.records, None, 2, files=ObjectFiles(url, hash_many))
-    local, _ = index_files(data, scan_dataset(data).records, None, 2)
+    first, failed, _ = index_files(dataset.root, dataset.records, None, 2, files=ObjectFiles(url, hash_many))
+    local, _, _ = index_files(data, scan_dataset(data).records, None, 2)
     assert failed == [] and first.id.tolist() == local.id.tolist()
     assert first.id[0] == hashlib.sha256((data / first.path[0]).read_bytes()).hexdigest().encode()
     assert len(hashed) == 6
 
     hashed.clear()
     fsspec.filesystem("memory").pipe(url.split("://")[1] + "/dog/dog_1.png", (data / "cat" / "cat_2.png").read_bytes())
-    again, _ = index_files(dataset.root, dataset.records, first, 2, files=ObjectFiles(url, hash_many))
+    again, _, _ = index_files(dataset.root, dataset.records, first, 2, files=ObjectFiles(url, hash_many))
     assert hashed == [f"{url}/dog/dog_1.png"]
     changed = again.path.tolist().index("dog/dog_1.png")
     assert again.id[changed] == local.id[local.path.tolist().index("cat/cat_2.png")]
