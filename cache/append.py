@@ -133,7 +133,8 @@ def commit(
     committed.update(seen)
     lost = [i for i in embedded if i not in seen and i not in committed]
     skipped_paths = set(skipped.path.tolist())
-    listed = np.fromiter((p not in skipped_paths for p in images.path.tolist()), bool, len(images))
+    listed = (np.fromiter((p not in skipped_paths for p in images.path), bool, len(images)) if skipped_paths
+              else np.ones(len(images), bool))  # (paths one at a time: a list of a million costs ~80 bytes each)
     missing = lost or np.flatnonzero(listed & ~committed.contains(images.id))
     if len(missing):  # raised before the index is replaced: the committed cache is left as it was
         remove_files(segment_dir(cache_path) / name for name in new.name)

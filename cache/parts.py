@@ -50,12 +50,8 @@ def layout_table(cache_path: Path, images: ImageTable, committed: TableLayout | 
     old_files = [segment_dir(cache_path) / name for name in old_parts.name]
     if fold or unchanged is None or len(old_parts) == 0 or len(old_parts) >= MAX_PARTS:
         return _whole(cache_path, images, old_files)
-    source_part, source_row = _row_sources(committed.runs, int(committed.runs.length.sum()))
-    old = unchanged
-    new = old < 0
-    part = np.where(new, len(old_parts), source_part[np.maximum(old, 0)])
-    row = np.where(new, np.cumsum(new) - 1, source_row[np.maximum(old, 0)])
-    runs = _runs(part, row)
+    new = unchanged < 0
+    runs = _merged(RunTable.concat(list(_block_runs(committed.runs, unchanged, len(old_parts)))))
     if len(runs) > MAX_RUNS:
         return _whole(cache_path, images, old_files)
     parts, written = old_parts, []
@@ -78,12 +74,32 @@ def _whole(cache_path: Path, images: ImageTable, old_files: list[Path]) -> Table
     return TableLayout(part, runs, [segment_dir(cache_path) / part.name[0]], old_files)
 
 
-def _row_sources(runs: RunTable, total: int) -> tuple[np.ndarray, np.ndarray]:
-    """For each row of the committed table: its part and its row in that part."""
-    part = np.repeat(runs.part, runs.length)
-    offsets = np.repeat(runs.start - (np.cumsum(runs.length) - runs.length), runs.length)
-    row = np.arange(total, dtype=np.int64) + offsets
-    return part.astype(np.int64), row
+_BLOCK = 65536  # rows laid out at a time: a million rows' part and row numbers at once cost ~50 bytes a row
+
+
+def _block_runs(committed: RunTable, unchanged: np.ndarray, new_part: int):
+    """The runs of the new table, a block of its rows at a time: an unchanged row where the committed
+    runs put it, a new row at the next row of part ``new_part``."""
+    offsets = np.cumsum(committed.length) - committed.length  # where each committed run starts in the table
+    added = 0
+    for start in range(0, len(unchanged), _BLOCK):
+        old = unchanged[start : start + _BLOCK].astype(np.int64)
+        fresh = old < 0
+        part, row = np.full(len(old), new_part, np.int64), np.empty(len(old), np.int64)
+        run = np.searchsorted(offsets, old[~fresh], side="right") - 1
+        part[~fresh], row[~fresh] = committed.part[run], committed.start[run] + old[~fresh] - offsets[run]
+        row[fresh] = added + np.arange(int(fresh.sum()))
+        added += int(fresh.sum())
+        yield _runs(part, row)
+
+
+def _merged(runs: RunTable) -> RunTable:
+    """``runs`` with each run that continues the one before it joined to it."""
+    if len(runs) < 2:
+        return runs
+    joins = (runs.part[1:] == runs.part[:-1]) & (runs.start[1:] == runs.start[:-1] + runs.length[:-1])
+    starts = np.flatnonzero(np.r_[True, ~joins])
+    return RunTable(part=runs.part[starts], start=runs.start[starts], length=np.add.reduceat(runs.length, starts))
 
 
 def unchanged_rows(old: ImageTable, new: ImageTable) -> np.ndarray:

@@ -172,7 +172,7 @@ class CacheIndex:
             raise CacheError(unreadable[min(unreadable)])
         return index
 
-    def image_blocks(self, rows: int = 16384) -> Iterator[tuple[int, ImageTable]]:
+    def image_blocks(self, rows: int = 8192) -> Iterator[tuple[int, ImageTable]]:
         """The image table, ``rows`` at a time: (first row, its rows), without the whole table in memory."""
         if self.images is not None:
             yield 0, self.images

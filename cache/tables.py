@@ -158,7 +158,7 @@ class ImageTable(Table):
     path: np.ndarray  # object (str), relative to the dataset root (PackedStrings when read with packed_paths)
     id: np.ndarray  # S64
     label: np.ndarray  # int32, -1 unlabelled
-    split: np.ndarray  # object (str)
+    split: np.ndarray  # object (str) (a run's: CodedStrings, one byte each)
     size: np.ndarray  # int64
     mtime_ns: np.ndarray  # int64
 

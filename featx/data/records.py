@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from featx.data.packed import PackedStrings
+from featx.data.packed import CodedStrings, PackedStrings
 
 SPLITS = ("train", "val", "test")  # the splits a dataset can have; "" is "no split given"
 LOOSE_FILES = "files"  # the layout of loose files: absolute paths, no labels, no split
@@ -45,9 +45,9 @@ class RecordColumns(Sequence[ImageRecord]):
                    np.fromiter((r.label for r in records), np.int32, len(records)),
                    np.fromiter((SPLIT_ORDER[r.split] for r in records), np.uint8, len(records)))
 
-    def split_names(self) -> np.ndarray:
-        """The split of each record as an object column, one shared ``str`` per split."""
-        return np.asarray(SPLIT_CODES, dtype=object)[self.splits]
+    def split_names(self) -> CodedStrings:
+        """The split of each record, as a column of ``str`` held as one byte each."""
+        return CodedStrings(self.splits, SPLIT_CODES)
 
     def __len__(self) -> int:
         return len(self.labels)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from featx._gc import gc_paused
+from featx._gc import gc_paused, release_free_memory
 from featx.cache.append import SegmentPlan, changed_index, commit, committed_work, plan_segments, unwritable
 from featx.cache.idset import IdSet
 from featx.cache.lock import cache_lock
@@ -90,6 +90,7 @@ class RunPlan:
         if not changed_index(self.index, self.segments, self.path, images, skipped, classes, root, same):
             return False
         self.require_writable(why)
+        release_free_memory()  # what embedding freed: the commit's peak is the run's
         commit(self.path, self.index, self.segments, attrs=attrs(), classes=classes, images=images,
                skipped=skipped, feature_dim=feature_dim, dtype=dtype, embedded=embedded,
                unchanged=matched.unchanged_rows(images) if matched is not None else None)

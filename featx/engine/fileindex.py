@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from stat import S_ISREG
 from typing import Protocol
@@ -14,9 +13,10 @@ import numpy as np
 
 from featx._gc import gc_paused, release_free_memory
 from featx.cache.store import CacheIndex
-from featx.cache.tables import ID_DTYPE, ImageTable, sorted_hashes
+from featx.cache.tables import ID_DTYPE, ImageTable
 from featx.config import sha256_file
-from featx.data.records import SPLIT_ORDER, ImageRecord, RecordColumns
+from featx.data.records import ImageRecord, RecordColumns
+from featx.engine.tablematch import Matched, match_committed
 from featx.errors import os_reason
 
 
@@ -28,43 +28,6 @@ def _unreadable(exc: OSError, path: str) -> str:
 
 _STAT_BLOCK = 65536
 _is_absolute = (lambda name: name.startswith("/")) if os.name == "posix" else os.path.isabs  # called per file
-
-
-@dataclass
-class Matched:
-    """How a scan's image table lines up with the committed one, found a block of committed rows at a
-    time (the committed table is never whole in memory): what a run needs to know whether its table
-    changed and which rows a commit writes again. About 5 bytes an image."""
-
-    rows: np.ndarray  # int32 (int64 past 2**31 rows): the committed row with each image's path, -1 where none
-    equal: np.ndarray  # bool: that row equals this image's in every column (the mtime as stat gives it)
-    unset: np.ndarray  # rows whose committed mtime is unset (-1: not embedded) and otherwise equal
-    committed: int  # rows of the committed table
-
-    def take(self, keep) -> Matched:
-        return Matched(self.rows[keep], self.equal[keep], np.flatnonzero(self._unset()[keep]), self.committed)
-
-    def _unset(self) -> np.ndarray:
-        flags = np.zeros(len(self.rows), bool)
-        flags[self.unset] = True
-        return flags
-
-    def unchanged_rows(self, images: ImageTable) -> np.ndarray:
-        """For each row of ``images``: the committed row equal to it in every column, else -1 (a run
-        unsets the mtime of an image it could not embed: equal then only if it was unset before)."""
-        return np.where(np.where(images.mtime_ns == -1, self._unset(), self.equal), self.rows, -1)
-
-    def same_table(self, images: ImageTable) -> bool:
-        """Whether ``images`` is the committed table, row for row (a block at a time: no temporaries
-        as long as the table)."""
-        if self.committed != len(images):
-            return False
-        for start in range(0, len(images), _STAT_BLOCK):
-            block = slice(start, start + _STAT_BLOCK)
-            if not np.array_equal(self.take(block).unchanged_rows(images.take(block)),
-                                  np.arange(start, start + len(self.rows[block]))):
-                return False
-        return True
 
 
 @gc_paused()
@@ -98,7 +61,7 @@ def index_files(
         size[start : start + len(block)], mtime_ns[start : start + len(block)] = stats[:, 0], stats[:, 1]
     ids = np.zeros(len(paths), ID_DTYPE)
     seen = np.zeros(len(paths), bool)  # unchanged size and time: the id without reading the file
-    matched, rehashed = _match(columns, size, mtime_ns, ids, seen, previous)
+    matched, rehashed = match_committed(columns, size, mtime_ns, ids, seen, previous)
     readable = np.ones(len(paths), bool)
     readable[list(reasons)] = False
     to_hash = np.flatnonzero(readable & ~seen)  # new or changed: hashed
@@ -117,54 +80,6 @@ def index_files(
     table = ImageTable(path=paths[keep], id=ids[keep], label=columns.labels[keep], split=columns.split_names()[keep],
                        size=size[keep], mtime_ns=mtime_ns[keep])
     return table, unreadable, matched.take(keep)
-
-
-def _match(columns: RecordColumns, size: np.ndarray, mtime_ns: np.ndarray, ids: np.ndarray, seen: np.ndarray,
-           previous: ImageTable | CacheIndex | None) -> tuple[Matched, dict[int, bytes]]:
-    """Join the scan to the ``previous`` table on paths (sorted 64-bit hashes of the scan's, each match
-    checked against the path itself), a block of previous rows at a time: fills ``ids`` and ``seen``
-    where size and time are unchanged; returns the match and, of the rows whose committed mtime is
-    unset, the committed ids (the same row if the same bytes, once hashed)."""
-    n = len(columns)
-    matched = Matched(np.full(n, -1, np.int32), np.zeros(n, bool), np.zeros(0, np.int64), 0)
-    rehashed: dict[int, bytes] = {}
-    if previous is None or n == 0:
-        return matched, rehashed
-    order, ordered = sorted_hashes(np.concatenate([_hashes(columns.paths[start : start + _STAT_BLOCK])
-                                                   for start in range(0, n, _STAT_BLOCK)]))
-    blocks = previous.image_blocks() if isinstance(previous, CacheIndex) else [(0, previous)]
-    for offset, block in blocks:
-        matched.committed = offset + len(block)
-        if matched.committed >= 2**31 and matched.rows.dtype != np.int64:
-            matched.rows = matched.rows.astype(np.int64)
-        for start in range(0, len(block), _STAT_BLOCK):
-            part = block.take(slice(start, start + _STAT_BLOCK))
-            sought = _hashes(part.path)
-            place = np.minimum(np.searchsorted(ordered, sought), n - 1)
-            within = np.flatnonzero(ordered[place] == sought)
-            rows = order[place[within]]
-            same_path = columns.paths[rows] == np.asarray(part.path, dtype=object)[within]
-            within, rows = within[same_path], rows[same_path]
-            before = part.take(within)
-            matched.rows[rows] = offset + start + within
-            unchanged = (before.size == size[rows]) & (before.mtime_ns == mtime_ns[rows]) & (mtime_ns[rows] >= 0)
-            ids[rows[unchanged]] = before.id[unchanged]
-            seen[rows[unchanged]] = True
-            alike = ((before.label == columns.labels[rows]) & (before.size == size[rows])
-                     & (_split_codes(before.split) == columns.splits[rows]))
-            matched.equal[rows] = alike & unchanged
-            was_unset = alike & (before.mtime_ns == -1)
-            rehashed.update(zip(rows[was_unset].tolist(), before.id[was_unset].tolist()))
-    return matched, rehashed
-
-
-def _hashes(paths) -> np.ndarray:
-    """Python's hash of each path (a block of them: decoded one block at a time)."""
-    return np.fromiter(map(hash, paths.tolist() if hasattr(paths, "tolist") else paths), np.int64, len(paths))
-
-
-def _split_codes(splits: np.ndarray) -> np.ndarray:
-    return np.fromiter((SPLIT_ORDER.get(s, 255) for s in splits.tolist()), np.uint8, len(splits))
 
 
 class Files(Protocol):

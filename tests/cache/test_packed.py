@@ -67,3 +67,17 @@ def test_columns_join_and_keep_offsets_small():
     joined = PackedStrings.concat([first, second[1:], PackedStrings.from_strings([])])
     assert list(joined) == WORDS[:3] + WORDS[4:] and list(PackedStrings.concat([])) == []
     assert joined.offsets.dtype == np.int32  # 4 bytes a row below 2 GB of text
+
+
+def test_coded_strings_act_as_a_column_of_their_values():
+    from featx.data.packed import CodedStrings
+
+    names = ("train", "val", "test", "")
+    codes = np.asarray([0, 3, 1, 0, 2], np.uint8)
+    column = CodedStrings(codes, names)
+    values = [names[c] for c in codes]
+    assert len(column) == 5 and column[1] == "" and list(column) == values == column.tolist()
+    assert np.array_equal(column, np.asarray(values, dtype=object)) and np.asarray(column).dtype == object
+    assert (column == "train").tolist() == [v == "train" for v in values] and not (column == "other").any()
+    assert list(column[1:3]) == values[1:3] and list(column[np.asarray([4, 0])]) == ["test", "train"]
+    assert (column != np.asarray(values[::-1], dtype=object)).tolist() == [a != b for a, b in zip(values, values[::-1])]

@@ -41,7 +41,9 @@ def _same_as_a_fresh_cache(cache_file, data, tmp_path) -> None:
     shutil.rmtree(fresh.parent)
 
 
-def test_adding_images_writes_a_part_of_the_new_rows_and_rewrites_no_committed_file(tmp_path, data):
+@pytest.mark.parametrize("block", [65536, 3, 1])  # the new table laid out a block of rows at a time
+def test_adding_images_writes_a_part_of_the_new_rows_and_rewrites_no_committed_file(tmp_path, data, block, monkeypatch):
+    monkeypatch.setattr(featx.cache.parts, "_BLOCK", block)
     cache_file = tmp_path / "c.h5"
     _embed(data, cache_file)
     before = _files(cache_file)

@@ -77,3 +77,24 @@ def test_a_row_unset_before_is_unchanged_only_if_the_run_unsets_it_again(tmp_pat
     _, _, matched = _index(data, committed, monkeypatch)
     assert matched.unchanged_rows(again).tolist() == [0, -1, 2, 3]
     assert np.array_equal(matched.take(np.asarray([True, False, True, True])).rows, [0, 2, 3])
+
+
+def test_a_committed_table_in_the_scans_order_is_merged_and_any_other_joined_by_hashes(tmp_path, monkeypatch):
+    """A run writes its table in the scan's order: merged in order, no hash of any path made. A table in
+    another order (not written by a run) gives the same rows, through the hashes of the paths."""
+    import featx.engine.tablematch as tablematch
+
+    monkeypatch.setattr(tablematch, "_BLOCK", 2)
+    data = make_class_folder(tmp_path / "data", per_class=3, splits=("train", "val"))
+    _embed(data, tmp_path / "c.h5")
+    committed = CacheIndex.read(tmp_path / "c.h5").images
+    real = tablematch._ByHashes.__call__
+    monkeypatch.setattr(tablematch._ByHashes, "__call__", lambda self, part: (_ for _ in ()).throw(AssertionError("hashed")))
+    table, _, matched = _index(data, committed, monkeypatch)
+    assert matched.same_table(table) and matched.unchanged_rows(table).tolist() == list(range(12))
+    monkeypatch.setattr(tablematch._ByHashes, "__call__", real)
+    shuffled = committed.take(np.asarray([5, 0, 11, 3, 1, 2, 4, 6, 10, 7, 8, 9]))
+    table, _, matched = _index(data, shuffled, monkeypatch)
+    assert not matched.same_table(table)  # the same rows, in another order
+    assert shuffled.path[matched.unchanged_rows(table)].tolist() == list(table.path)
+    assert table.id.tolist() == committed.id.tolist()
