@@ -33,7 +33,7 @@ class Executor(Protocol):
     feature_dim: int
     live_workers: int | None
 
-    def batches(self, todo: dict[bytes, Path]) -> Iterator[Batch]: ...
+    def batches(self, todo: dict[bytes, Path | str]) -> Iterator[Batch]: ...
 
 
 class LocalExecutor:
@@ -54,7 +54,7 @@ class LocalExecutor:
         self.extractor, self.config, self.run = extractor, config, run
         self.backend, self.feature_dim = extractor.backend, extractor.feature_dim
 
-    def batches(self, todo: dict[bytes, Path], expand: Expand | None = None, per_image: int = 1) -> Iterator[Batch]:
+    def batches(self, todo: dict[bytes, Path | str], expand: Expand | None = None, per_image: int = 1) -> Iterator[Batch]:
         """(content ids, their vectors, (id, error) of images that failed to decode), batch by batch.
 
         With ``expand`` (``(ids, pixels) -> (keys, pixels)``, at most ``per_image`` rows per image:
@@ -98,7 +98,7 @@ class SharedLocalExecutor:
     def feature_dim(self) -> int:
         return self._built().feature_dim
 
-    def batches(self, todo: dict[bytes, Path], expand: Expand | None = None, per_image: int = 1) -> Iterator[Batch]:
+    def batches(self, todo: dict[bytes, Path | str], expand: Expand | None = None, per_image: int = 1) -> Iterator[Batch]:
         return self._built(len(todo)).batches(todo, expand, per_image)
 
 

@@ -27,6 +27,7 @@ def _unreadable(exc: OSError, path: str) -> str:
 
 
 _STAT_BLOCK = 65536
+_HASH_BLOCK = 1024  # files handed to the hashing threads at a time
 _is_absolute = (lambda name: name.startswith("/")) if os.name == "posix" else os.path.isabs  # called per file
 
 
@@ -123,5 +124,8 @@ class LocalFiles:
 
         if not paths:
             return []
+        found: list[bytes | str] = []
         with ThreadPoolExecutor(max_workers=max(1, self.workers)) as pool:
-            return list(pool.map(digest, paths))
+            for start in range(0, len(paths), _HASH_BLOCK):  # a block of futures at a time (~2 KB each)
+                found += pool.map(digest, paths[start : start + _HASH_BLOCK])
+        return found

@@ -82,12 +82,12 @@ class RayExecutor:
         now = time.monotonic()
         return sum(1 for last in self._seen.values() if now - last <= LIVE_SECONDS)
 
-    def batches(self, todo: dict[bytes, Path]) -> Iterator[Batch]:
+    def batches(self, todo: dict[bytes, Path | str]) -> Iterator[Batch]:
         connect(self.ray, self.run.address)
         for batch in _stream(self.ray, self._dataset(todo), self.batch_size):
             yield self._unpack(batch)
 
-    def _dataset(self, todo: dict[bytes, Path]):
+    def _dataset(self, todo: dict[bytes, Path | str]):
         ray, run, config = self.ray, self.run, self.config
         from ray.data import DataContext
 
