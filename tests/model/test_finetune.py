@@ -522,12 +522,15 @@ def test_a_head_without_a_val_split_is_refitted_with_validation_held_out(workspa
     assert set(report.before) == {"train", "val", "test"} and report.temperature > 0
 
 
-def test_compare_with_fine_tune_adds_a_fine_tune_row(workspace):
+def test_compare_with_fine_tune_adds_a_fine_tune_row(workspace, monkeypatch):
     from typer.testing import CliRunner
 
     from featx.cli import app
+    from featx.model import finetune
 
     _, _, features, _ = workspace
+    real = finetune.fine_tune  # 1 epoch, not the default's whole schedule: the row, not the recipe, is tested here
+    monkeypatch.setattr(finetune, "fine_tune", lambda head, **options: real(head, **{"epochs": 1, **options}))
     command = ["compare", "--cache", str(features.cache_path), "--heads", "logreg,knn", "--fine-tune", "--json"]
     result = CliRunner().invoke(app, command)
     assert result.exit_code == 0, result.output
