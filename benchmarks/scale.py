@@ -90,6 +90,17 @@ def remove_from(folder: Path, first: int) -> None:
                 os.unlink(os.path.join(root, name))
 
 
+def unused_numbers(work: Path, n: int, count: int) -> int:
+    """The first of ``count`` image numbers no earlier run in ``work`` wrote: new content, so that the +1 %
+    is embedded (a cache keeps the vectors of removed images until compacted, and would reuse them)."""
+    counter = work / f"added{n}"
+    runs = int(counter.read_text()) + 1 if counter.exists() else 1
+    counter.write_text(str(runs))
+    if n + (runs + 1) * count >= 10**8:
+        raise SystemExit(f"{work}: image numbers used up; delete {counter} and the caches to start again")
+    return n + runs * count
+
+
 def dataset(work: Path, n: int) -> Path:
     """The folder of ``n`` images, made once (a marker file says it is complete)."""
     data, done = work / f"data{n}", work / f"data{n}.complete"
@@ -230,7 +241,7 @@ def measure(n: int, work: Path, model: Path, phases: list[str], width: int, dtyp
             timed(label, name, n)
     extra = max(1, n // 100)
     if "add 1%" in phases:
-        write_images(data, extra, start=n)
+        write_images(data, extra, start=unused_numbers(work, n, extra))
         before = cache_files(cache)
         timed("add 1%", "embed", n + extra)
         row["add 1% wrote"] = written(before, cache_files(cache))

@@ -10,7 +10,7 @@ segment into one, keeping only the vectors an image refers to.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -98,12 +98,12 @@ def commit(
     dtype: str,
     embedded: set[bytes] = frozenset(),
     fold: bool = False,
-    unchanged: np.ndarray | None = None,
+    unchanged: Callable[[ImageTable], np.ndarray] | None = None,
 ) -> None:
     """Write the run's vectors (shards, carried rows) as one new segment and the image rows new to
     the table as one new part (all of them with ``fold``: :mod:`featx.cache.parts`), then the index.
 
-    ``unchanged`` (for each row of ``images``, the committed row equal to it, else -1) saves reading the
+    ``unchanged(images)`` (for each row, the committed row equal to it, else -1) saves reading the
     committed table to find them. The index must give a vector to every id in ``embedded`` (this run's) and every image not
     skipped; if one is missing (its shard was deleted meanwhile) CacheError, and the committed
     cache stays as it was.
@@ -135,7 +135,9 @@ def commit(
     skipped_paths = set(skipped.path.tolist())
     listed = (np.fromiter((p not in skipped_paths for p in images.path), bool, len(images)) if skipped_paths
               else np.ones(len(images), bool))  # (paths one at a time: a list of a million costs ~80 bytes each)
-    missing = lost or np.flatnonzero(listed & ~committed.contains(images.id))
+    if not lost:
+        listed &= ~committed.contains(images.id)
+    missing = lost or np.flatnonzero(listed)
     if len(missing):  # raised before the index is replaced: the committed cache is left as it was
         remove_files(segment_dir(cache_path) / name for name in new.name)
         why = (f"{len(lost)} vector(s) embedded for {cache_path} are gone (their shard files in "
@@ -146,9 +148,11 @@ def commit(
     written = [segment_dir(cache_path) / name for name in new.name]
     try:
         before = TableLayout(index.parts, index.runs) if index is not None and index.version >= 3 else None
-        if unchanged is None and index is not None and index.images is not None:
-            unchanged = unchanged_rows(index.images, images)
-        table = layout_table(cache_path, images, before, unchanged, fold=fold)
+        if unchanged is not None:
+            rows = unchanged(images)
+        else:
+            rows = unchanged_rows(index.images, images) if index is not None and index.images is not None else None
+        table = layout_table(cache_path, images, before, rows, fold=fold)
         written += table.written
         write_index(cache_path, attrs=attrs, classes=classes, images=table, skipped=skipped,
                     segments=SegmentTable.concat([kept, new]), feature_dim=feature_dim, dtype=dtype)

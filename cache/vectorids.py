@@ -73,9 +73,12 @@ class HashedIds:
     ``all_ids()``. ``usable`` (a mask of rows, or None for all) limits the rows that count as held."""
 
     def __init__(self, order: np.ndarray, ordered: np.ndarray, sources: list, all_ids: Callable[[], np.ndarray],
-                 usable: np.ndarray | None = None):
+                 usable: np.ndarray | None = None, shared: bool | None = None):
         self.order, self.ordered = order, ordered  # rows by hash, and their hashes in that order
         self.sources, self.all_ids, self.usable = sources, all_ids, usable
+        if shared is None:  # two ids share a hash: joined on the ids themselves
+            shared = len(ordered) > 1 and bool((ordered[1:] == ordered[:-1]).any())
+        self.shared = shared
 
     @classmethod
     def of(cls, hashes: np.ndarray, sources: list, all_ids: Callable[[], np.ndarray]) -> HashedIds:
@@ -84,7 +87,7 @@ class HashedIds:
 
     def limited(self, usable: np.ndarray | None) -> HashedIds:
         """The same ids, only the rows of ``usable`` counting as held (None: all)."""
-        return HashedIds(self.order, self.ordered, self.sources, self.all_ids, usable)
+        return HashedIds(self.order, self.ordered, self.sources, self.all_ids, usable, self.shared)
 
     @property
     def hashes(self) -> np.ndarray:
@@ -98,37 +101,44 @@ class HashedIds:
 
     def rows(self, ids: np.ndarray) -> np.ndarray:
         """The row of each of ``ids`` (S64) among the vectors, -1 where none (or not usable): int32 where
-        the rows fit (4 bytes an id asked)."""
+        the rows fit (4 bytes an id asked; the work is done a block of ids at a time)."""
         ids = np.asarray(ids, ID_DTYPE)
-        rows = self._rows(ids)
+        order, ordered = self.order, self.ordered
+        if len(ordered) == 0 or len(ids) == 0:
+            return np.full(len(ids), -1, np.int64)
+        if self.shared:
+            rows = rows_of(self.all_ids(), ids)
+        else:
+            rows = np.empty(len(ids), np.int32 if len(ordered) < 2**31 - 1 else np.int64)
+            for start in range(0, len(ids), _ID_BLOCK):
+                sought = id_hashes(ids[start : start + _ID_BLOCK])
+                place = np.minimum(np.searchsorted(ordered, sought), len(ordered) - 1)
+                rows[start : start + len(sought)] = np.where(ordered[place] == sought, order[place], -1)
+            self._check(rows, ids)
         if self.usable is not None:
-            rows[~self.usable[np.maximum(rows, 0)]] = -1
+            for start in range(0, len(rows), _ID_BLOCK):
+                block = rows[start : start + _ID_BLOCK]
+                block[~self.usable[np.maximum(block, 0)]] = -1
         return rows
 
     def contains(self, ids: np.ndarray) -> np.ndarray:
         return self.rows(ids) >= 0
 
-    def _rows(self, ids: np.ndarray) -> np.ndarray:
-        order, ordered = self.order, self.ordered
-        if len(ordered) == 0 or len(ids) == 0:
-            return np.full(len(ids), -1, np.int64)
-        if len(ordered) > 1 and bool((ordered[1:] == ordered[:-1]).any()):
-            return rows_of(self.all_ids(), ids)
-        rows = np.empty(len(ids), np.int32 if len(ordered) < 2**31 - 1 else np.int64)
-        for start in range(0, len(ids), _ID_BLOCK):  # a block at a time: a million at once costs ~40 bytes each
-            sought = id_hashes(ids[start : start + _ID_BLOCK])
-            place = np.minimum(np.searchsorted(ordered, sought), len(ordered) - 1)
-            rows[start : start + len(sought)] = np.where(ordered[place] == sought, order[place], -1)
-        for source in self.sources:  # each match checked against the id its segment holds
+    def _check(self, rows: np.ndarray, ids: np.ndarray) -> None:
+        """Unset each row whose segment holds another id than the one its hash found (each segment
+        block read once, the rows compared a block at a time)."""
+        for source in self.sources:
             with h5py.File(source.file, "r") as h5:
                 stored = h5[source.ids_dataset]
                 for start in range(source.start, source.stop, _ID_BLOCK):
-                    stop = min(start + _ID_BLOCK, source.stop)
-                    mine = np.flatnonzero((rows >= start) & (rows < stop))
-                    if len(mine):
-                        block = read(stored, np.s_[start - source.start : stop - source.start]).astype(ID_DTYPE)
-                        mine = mine[block[rows[mine] - start] != ids[mine]]
-                        rows[mine] = -1
-        return rows
+                    stop, block = min(start + _ID_BLOCK, source.stop), None
+                    for first in range(0, len(rows), _ID_BLOCK):
+                        chunk = rows[first : first + _ID_BLOCK]
+                        mine = np.flatnonzero((chunk >= start) & (chunk < stop))
+                        if not len(mine):
+                            continue
+                        if block is None:
+                            block = read(stored, np.s_[start - source.start : stop - source.start]).astype(ID_DTYPE)
+                        chunk[mine[block[chunk[mine] - start] != ids[first + mine]]] = -1
 
 

@@ -93,7 +93,7 @@ class RunPlan:
         release_free_memory()  # what embedding freed: the commit's peak is the run's
         commit(self.path, self.index, self.segments, attrs=attrs(), classes=classes, images=images,
                skipped=skipped, feature_dim=feature_dim, dtype=dtype, embedded=embedded,
-               unchanged=matched.unchanged_rows(images) if matched is not None else None)
+               unchanged=matched.unchanged_rows if matched is not None else None)
         return True
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from featx._faults import crash_point
+from featx._gc import release_free_memory
 from featx._versions import recorded_versions
 from featx.backbones.build import known_feature_dim
 from featx.cache.idset import IdSet
@@ -147,6 +148,7 @@ def _update(dataset: Dataset, config: EmbedConfig, cache_path: Path, run: RunOpt
     embedded = plan.embedded
     if todo:
         plan.require_writable(f"{len(todo)} image(s) need embedding")
+        release_free_memory()  # the plan's temporaries, before the backbone's runtime takes its own
         advance = progress(len(todo)) if progress else None
         executor = executor or executor_for(config, run, extractor, planned=len(todo))
         tell = _with_workers(advance, executor)
@@ -163,6 +165,9 @@ def _update(dataset: Dataset, config: EmbedConfig, cache_path: Path, run: RunOpt
                 if tell:
                     tell(len(ids) + len(failures))
         feature_dim = executor.feature_dim
+        del executor, batches, tell  # the backbone built here goes before the commit (a caller's stays theirs),
+        todo.clear()  # and the work list
+        release_free_memory()
 
     warnings = dataset.warnings
     if index is not None and index.version < 2:
