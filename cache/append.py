@@ -148,10 +148,11 @@ def commit(
     written = [segment_dir(cache_path) / name for name in new.name]
     try:
         before = TableLayout(index.parts, index.runs) if index is not None and index.version >= 3 else None
-        if unchanged is not None:
+        rows = None  # folded: every row written again
+        if not fold and unchanged is not None:
             rows = unchanged(images)
-        else:
-            rows = unchanged_rows(index.images, images) if index is not None and index.images is not None else None
+        elif not fold and index is not None and index.images is not None:
+            rows = unchanged_rows(index.images, images)
         table = layout_table(cache_path, images, before, rows, fold=fold)
         written += table.written
         write_index(cache_path, attrs=attrs, classes=classes, images=table, skipped=skipped,
