@@ -50,6 +50,10 @@ def arguments():
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--wise", type=float, default=0.0, help="also score the average of start and end weights, "
                    "this share on the end (WiSE-FT)")
+    p.add_argument("--refit", action="store_true", help="also score a logistic regression refitted on the "
+                   "fine-tuned backbone's features of the training images, after the last epoch")
+    p.add_argument("--ema", type=float, default=0.0, help="also score an exponential moving average of the "
+                   "weights after every epoch, this decay per step (0: none)")
     return p.parse_args()
 
 
@@ -130,6 +134,9 @@ def main() -> None:
         return keras.optimizers.Adam(rate) if a.opt == "adam" else keras.optimizers.SGD(rate, 0.9, nesterov=True)
 
     body_opt, head_opt = optimizer(a.lr), optimizer(a.head_lr or a.lr)
+    trained = body + head
+    averaged = [tf.Variable(v, trainable=False) for v in trained]
+    updates = tf.Variable(0.0, trainable=False)
     loss_fn = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=a.label_smoothing)
 
     @tf.function
@@ -139,6 +146,11 @@ def main() -> None:
         grads = tape.gradient(loss, body + head)
         body_opt.apply_gradients(zip(grads[:len(body)], body))
         head_opt.apply_gradients(zip(grads[len(body):], head))
+        if a.ema:
+            updates.assign_add(1.0)
+            decay = tf.minimum(a.ema, (1.0 + updates) / (10.0 + updates))
+            for mean, v in zip(averaged, trained):
+                mean.assign(decay * mean + (1.0 - decay) * v)
         return loss
 
     @tf.function
@@ -149,8 +161,19 @@ def main() -> None:
         P = np.concatenate([predict(X[i:i + 64]).numpy() for i in range(0, len(X), 64)])
         return float((P.argmax(1) == y).mean()), float(-np.log(np.clip(P[np.arange(len(y)), y], 1e-7, None)).mean())
 
+    def score_averaged():
+        """(val accuracy, val loss, test accuracy) of the moving average, the trained weights put back."""
+        current = [np.array(v) for v in trained]
+        for v, mean in zip(trained, averaged):
+            v.assign(mean)
+        result = (*score(Xva, yva), score(Xte, yte)[0])
+        for v, value in zip(trained, current):
+            v.assign(value)
+        return result
+
     rng = np.random.default_rng(a.draw)
     curve = [(*score(Xva, yva), score(Xte, yte)[0])]
+    ema_curve = [curve[0]]
     print(f"epoch 0: val {curve[0][0]:.3f} (loss {curve[0][1]:.3f}) test {curve[0][2]:.3f}", flush=True)
     for epoch in range(1, a.epochs + 1):
         started, order, losses = time.perf_counter(), rng.permutation(len(Xtr)), []
@@ -163,6 +186,16 @@ def main() -> None:
         curve.append((*score(Xva, yva), score(Xte, yte)[0]))
         print(f"epoch {epoch}: train loss {np.mean(losses):.3f} val {curve[-1][0]:.3f} (loss {curve[-1][1]:.3f}) "
               f"test {curve[-1][2]:.3f} ({time.perf_counter() - started:.0f} s)", flush=True)
+        if a.ema:
+            ema_curve.append(score_averaged())
+            print(f"  EMA {a.ema}: val {ema_curve[-1][0]:.3f} (loss {ema_curve[-1][1]:.3f}) test {ema_curve[-1][2]:.3f}",
+                  flush=True)
+    if a.refit:
+        Gtr, Gva, Gte = features(Xtr), features(Xva), features(Xte)
+        rescale = StandardScaler().fit(Gtr)
+        refit = LogisticRegression(C=1.0, max_iter=1000).fit(rescale.transform(Gtr), ytr)
+        print(f"RESULT refit logreg on the last epoch's features: val {refit.score(rescale.transform(Gva), yva):.3f} "
+              f"test {refit.score(rescale.transform(Gte), yte):.3f}", flush=True)
     if a.wise:
         variables = [*backbone.weights, *dense.weights]
         end = [np.array(v) for v in variables]
@@ -173,6 +206,10 @@ def main() -> None:
     best = max(range(len(curve)), key=lambda i: (curve[i][0], -curve[i][1]))
     print(f"RESULT {json.dumps({k: str(v) for k, v in vars(a).items()})} head {head_test:.3f} "
           f"best-val-accuracy epoch {best}: test {curve[best][2]:.3f}, last epoch test {curve[-1][2]:.3f}")
+    if a.ema:
+        best = max(range(len(ema_curve)), key=lambda i: (ema_curve[i][0], -ema_curve[i][1]))
+        print(f"RESULT EMA best-val-accuracy epoch {best}: test {ema_curve[best][2]:.3f}, "
+              f"last epoch test {ema_curve[-1][2]:.3f}")
 
 
 if __name__ == "__main__":

@@ -133,8 +133,9 @@ def fine_tune_table(features, args) -> None:
     rate = args.learning_rate or DEFAULT_LEARNING_RATE
     head_rate = args.head_learning_rate or rate * DEFAULT_HEAD_RATE_FACTOR
     wise = DEFAULT_WISE if args.wise is None else args.wise
+    augment = FINE_TUNE_AUGMENT if args.augment is None else args.augment
     print(f"\n## 4. Fine-tuning (unfreeze {DEFAULT_UNFREEZE}, learning rate {rate:g}, the head's {head_rate:g}, at most "
-          f"{epochs} epochs, augment {FINE_TUNE_AUGMENT}, WiSE-FT {wise:g}) from the best frozen head (of logreg, svm, "
+          f"{epochs} epochs, augment {augment or 'none'}, WiSE-FT {wise:g}) from the best frozen head (of logreg, svm, "
           "keras, by test accuracy), Fashion-MNIST, on every other image of the test set; with WiSE-FT below 1, "
           "'best epoch' is the model before averaging (its own validation check)\n")
     print("| per class | draw | best frozen head | its test acc | best epoch test acc (kept) | gain | fine-tuned test acc | "
@@ -149,7 +150,7 @@ def fine_tune_table(features, args) -> None:
             name, head = max(heads.items(), key=lambda item: item[1].metrics["test"]["accuracy"])
             before = head.metrics["test"]["accuracy"]
             report = fine_tune(head, output=args.work / f"ft-{n}-{d}.keras", epochs=epochs, learning_rate=rate,
-                               head_learning_rate=head_rate, wise=wise, seed=d,
+                               head_learning_rate=head_rate, wise=wise, augment=augment, seed=d,
                                **({} if args.patience is None else {"patience": args.patience}))
             final = report.after["test"]["accuracy"] if report.kept == "fine-tuned" else before
             unaveraged = report.unaveraged or report.after
@@ -182,6 +183,7 @@ def main() -> None:
     parser.add_argument("--learning-rate", type=float, default=None, help="fine-tune's (default: its default)")
     parser.add_argument("--head-learning-rate", type=float, default=None, help="fine-tune's (default: its default)")
     parser.add_argument("--wise", type=float, default=None, help="fine-tune's WiSE-FT share (default: its default)")
+    parser.add_argument("--augment", default=None, help="fine-tune's augmentations (default: its default)")
     parser.add_argument("--patience", type=int, default=None, help="fine-tune's early-stopping patience in epochs "
                         "(default: its default; at least --epochs: the whole schedule runs)")
     parser.add_argument("--skip", default="", help="parts to skip, comma-separated: heads,defaults,views,fine-tune")

@@ -23,7 +23,6 @@ from pathlib import Path
 
 import numpy as np
 
-from featx._faults import crash_point
 from featx.backbones.unfreeze import parse_unfreeze, unfreeze_backbone
 from featx.backend import import_keras, set_random_seed
 from featx.cache.outputs import check_outputs
@@ -31,6 +30,7 @@ from featx.data.augment import FINE_TUNE_AUGMENT, ViewRecipe
 from featx.errors import FeatxError, OptionError, OptionTypeError
 from featx.model import defaults
 from featx.model.build import build_classifier
+from featx.model.epochs import epoch_callbacks, full_history, resumed_epoch
 from featx.model.file import write_metadata
 from featx.model.rates import check_rates, interpolate, schedule, two_rate_adam
 from featx.model.trainingdata import image_dataset, split_images
@@ -138,12 +138,12 @@ def fine_tune(
                                      "head_learning_rate": head_rate, "batch_size": batch_size, "augment": augment, "seed": seed,
                                      "label_smoothing": label_smoothing})
     fresh_start = _claim(work, run)
-    resumed = _resumed_epoch(work)
+    resumed = resumed_epoch(work)
     monitor = "val_accuracy" if "val" in datasets else "loss"
-    epoch_log, best = _callbacks(keras, work, monitor)
-    stop = [keras.callbacks.EarlyStopping(monitor=monitor, patience=patience, mode="max" if "val" in datasets else "min")]
-    # early stopping is off by default (patience None): the cosine runs to its end (docs/finetune.md)
-    callbacks = [keras.callbacks.BackupAndRestore(str(work / "backup")), best, *(stop if patience else []), epoch_log]
+    callbacks, best = epoch_callbacks(keras, work, monitor)
+    if patience:  # off by default (None): the cosine runs to its end (docs/finetune.md)
+        callbacks.insert(-1, keras.callbacks.EarlyStopping(monitor=monitor, patience=patience,
+                                                           mode="max" if "val" in datasets else "min"))
     history = model.fit(train, validation_data=datasets.get("val"), epochs=epochs, callbacks=callbacks,
                         shuffle=False, verbose=verbose)  # the pipeline shuffles, seeded per epoch
     best.restore(model)
@@ -161,7 +161,7 @@ def fine_tune(
         curves_path=None, unfrozen_layers=unfrozen, epochs_run=len(history.history.get("loss", [])),
         resumed_from_epoch=resumed, fresh_start=fresh_start, kept=kept, validation=validation,
         temperature=temperature, before=before, after=after, unaveraged=unaveraged if wise < 1 else {},
-        history={k: [float(v) for v in vs] for k, vs in _full_history(work).items()},
+        history={k: [float(v) for v in vs] for k, vs in full_history(work).items()},
     )
     metadata = {
         "classes": list(head.classes), "config": head.config, "sources": head.sources,
@@ -281,60 +281,6 @@ def _claim(work: Path, run: dict) -> str:
     (work / "run.tmp").write_text(json.dumps(run))
     os.replace(work / "run.tmp", work / RUN_FILE)
     return reason
-
-
-def _resumed_epoch(work: Path) -> int:
-    log = work / "epochs.json"
-    return len(json.loads(log.read_text()).get("loss", [])) if log.is_file() else 0
-
-
-def _full_history(work: Path) -> dict:
-    log = work / "epochs.json"
-    return json.loads(log.read_text()) if log.is_file() else {}
-
-
-def _score(logs: dict, monitor: str) -> list | None:
-    """An epoch's rank, lower is better: validation accuracy first (the loss, smoothed and noisy on a
-    few hundred images, picked early epochs that were worse on test), its loss breaking ties."""
-    if monitor != "val_accuracy":
-        return None if logs.get(monitor) is None else [float(logs[monitor]), 0.0]
-    return None if "val_accuracy" not in logs else [-float(logs["val_accuracy"]), float(logs.get("val_loss", 0.0))]
-
-
-def _callbacks(keras, work: Path, monitor: str):
-    """(epoch log, best-weights keeper): both write to ``work`` so a resumed run keeps them."""
-
-    class EpochLog(keras.callbacks.Callback):
-        """Keeps every epoch's metrics in a file, so the curves survive a resumed run."""
-
-        def on_epoch_end(self, epoch, logs=None):
-            history = _full_history(work)
-            for key, value in (logs or {}).items():
-                history.setdefault(key, []).append(float(value))
-            work.mkdir(parents=True, exist_ok=True)
-            (work / "epochs.tmp").write_text(json.dumps(history))
-            os.replace(work / "epochs.tmp", work / "epochs.json")
-            crash_point("finetune-epoch")
-
-    class BestWeights(keras.callbacks.Callback):
-        """Saves the best epoch's weights; its record survives a killed run (EarlyStopping's does not)."""
-
-        weights, record = work / "best.weights.h5", work / "best.json"
-
-        def on_epoch_end(self, epoch, logs=None):
-            value = _score(logs or {}, monitor)
-            best = json.loads(self.record.read_text())["value"] if self.record.is_file() else None
-            best = best if isinstance(best, list) else [np.inf, np.inf]  # a float: an older featx's record
-            if value is not None and value < best:
-                work.mkdir(parents=True, exist_ok=True)
-                self.model.save_weights(self.weights)
-                self.record.write_text(json.dumps({"value": value, "epoch": epoch + 1}))
-
-        def restore(self, model) -> None:
-            if self.weights.is_file():
-                model.load_weights(self.weights)
-
-    return EpochLog(), BestWeights()
 
 
 def _plot(head, report: FineTuneReport, path: Path) -> Path | None:

@@ -179,6 +179,7 @@ def test_a_killed_fine_tune_resumes_from_its_last_epoch(workspace):
 
 def _interrupted_fine_tune(head, monkeypatch, **options):
     """A fine-tune stopped after its first epoch, its resume folder left behind as by a kill."""
+    import featx.model.epochs
     import featx.model.finetune
 
     class Killed(Exception):
@@ -188,7 +189,7 @@ def _interrupted_fine_tune(head, monkeypatch, **options):
         raise Killed(name)
 
     with monkeypatch.context() as patch:
-        patch.setattr(featx.model.finetune, "crash_point", crash)
+        patch.setattr(featx.model.epochs, "crash_point", crash)
         with pytest.raises(Killed):
             featx.model.finetune.fine_tune(head, **options)
 
@@ -266,7 +267,7 @@ def test_no_augment_and_an_empty_recipe_are_the_same_run(workspace, monkeypatch)
         raise KeyboardInterrupt(name)
 
     with monkeypatch.context() as patch:
-        patch.setattr("featx.model.finetune.crash_point", crash)
+        patch.setattr("featx.model.epochs.crash_point", crash)
         assert CliRunner().invoke(app, common + ["--no-augment"]).exit_code == 130
     assert json.loads((root / "plain.keras.training" / "run.json").read_text())["options"]["augment"] == ""
     result = CliRunner().invoke(app, common + ["--augment", ""])  # the run --no-augment started, resumed

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from featx.model.finetune import _callbacks
+from featx.model.epochs import epoch_callbacks
 
 pytestmark = pytest.mark.integration  # the callbacks are Keras callbacks: importing Keras imports TensorFlow
 
@@ -25,7 +25,7 @@ class _Model:
 def _kept_epoch(tmp_path, epochs: list[dict], monitor: str = "val_accuracy") -> int:
     import keras
 
-    _, best = _callbacks(keras, tmp_path, monitor)
+    _, best = epoch_callbacks(keras, tmp_path, monitor)
     best.set_model(_Model())
     for epoch, logs in enumerate(epochs):
         best.model.epoch = epoch + 1
