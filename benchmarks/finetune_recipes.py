@@ -50,6 +50,7 @@ def arguments():
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--wise", type=float, default=0.0, help="also score the average of start and end weights, "
                    "this share on the end (WiSE-FT)")
+    p.add_argument("--unfreeze", default="all", help="backbone layers trained, as featx fine-tune --unfreeze takes it")
     p.add_argument("--refit", action="store_true", help="also score a logistic regression refitted on the "
                    "fine-tuned backbone's features of the training images, after the last epoch")
     p.add_argument("--ema", type=float, default=0.0, help="also score an exponential moving average of the "
@@ -121,6 +122,9 @@ def main() -> None:
     dense.build((None, Ftr.shape[1]))
     dense.set_weights([(kernel / temperature).astype(np.float32), (bias / temperature).astype(np.float32)])
 
+    from featx.backbones.unfreeze import unfreeze_backbone
+
+    print(f"unfrozen layers: {unfreeze_backbone(backbone, a.unfreeze, transformer=False)}")
     bn_train = a.bn == "train"
     for layer in bns:
         layer.trainable = bn_train

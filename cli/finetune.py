@@ -27,7 +27,7 @@ def fine_tune_command(
     unfreeze: Annotated[str, typer.Option(
         help="Top backbone layers to train: N, a FRACTION or 'all' (transformers: N blocks, with the final LayerNorm).",
     )] = DEFAULT_UNFREEZE,
-    epochs: Annotated[int, typer.Option(help="Epochs of the cosine (no early stopping); the one with the best validation accuracy is kept.")] = DEFAULT_EPOCHS,
+    epochs: Annotated[int, typer.Option(help="Epochs of the cosine (no early stopping); the last is kept.")] = DEFAULT_EPOCHS,
     learning_rate: Annotated[float, typer.Option("--learning-rate", help="Adam's peak learning rate (one epoch of warm-up, then a cosine decay).")]
     = DEFAULT_LEARNING_RATE,
     head_learning_rate: Annotated[float | None, typer.Option(
@@ -70,8 +70,9 @@ def fine_tune_command(
             typer.echo(f"{split} accuracy: {report.before[split]['accuracy']:.3f} (head on frozen features) -> "
                        f"{report.after[split]['accuracy']:.3f} (fine-tuned)")
     if report.unaveraged.get("val"):
-        typer.echo(f"val accuracy of the best epoch before WiSE-FT averaging: {report.unaveraged['val']['accuracy']:.3f}")
-    typer.echo(f"unfroze {report.unfrozen_layers} layers, {report.epochs_run} epochs, {report.seconds:.0f} s "
+        typer.echo(f"val accuracy of the kept epoch before WiSE-FT averaging: {report.unaveraged['val']['accuracy']:.3f}")
+    typer.echo(f"unfroze {report.unfrozen_layers} layers, {report.epochs_run} epochs (kept epoch {report.kept_epoch}), "
+               f"{report.seconds:.0f} s "
                f"(the head's logits divided by a temperature of {report.temperature:.3g} first)")
     if report.kept == "head":
         typer.echo("validation did not improve on the head: the model saved is the head's, on frozen features")

@@ -1,8 +1,11 @@
 """Fine-tuning's epochs: which one is kept, and what survives a killed run.
 
-Keras callbacks for ``featx.model.finetune``: a log of every epoch's metrics and the best epoch's
+Keras callbacks for ``featx.model.finetune``: a log of every epoch's metrics and the kept epoch's
 weights, both written to the run's resume folder so a resumed run keeps them (EarlyStopping's own
-best weights live in memory and die with the process).
+best weights live in memory and die with the process). The kept epoch is the last one, where the
+cosine schedule ends, unless ``best``: then the one with the best validation score. On a few hundred
+validation images that choice is mostly noise and, when it falls on an early, high-rate epoch, a
+loss of up to 2 points on test (docs/finetune.md), so only early stopping asks for it.
 """
 
 from __future__ import annotations
@@ -36,9 +39,10 @@ def rank(logs: dict, monitor: str) -> list | None:
     return None if "val_accuracy" not in logs else [-float(logs["val_accuracy"]), float(logs.get("val_loss", 0.0))]
 
 
-def epoch_callbacks(keras, work: Path, monitor: str) -> tuple[list, object]:
+def epoch_callbacks(keras, work: Path, monitor: str, best: bool = False) -> tuple[list, object]:
     """(callbacks in the order ``fit`` calls them: the backup of each epoch for a resume, the
-    best-weights keeper, the log; the best-weights keeper, to restore the kept epoch after ``fit``)."""
+    keeper of the kept epoch's weights, the log; that keeper, to restore the kept epoch after ``fit``).
+    ``best``: keep the epoch ``rank`` puts first on ``monitor``, else the last."""
 
     class EpochLog(keras.callbacks.Callback):
         """Keeps every epoch's metrics in a file, so the curves survive a resumed run."""
@@ -52,23 +56,26 @@ def epoch_callbacks(keras, work: Path, monitor: str) -> tuple[list, object]:
             os.replace(work / "epochs.tmp", work / "epochs.json")
             crash_point("finetune-epoch")
 
-    class BestWeights(keras.callbacks.Callback):
-        """Saves the best epoch's weights; its record survives a killed run (EarlyStopping's does not)."""
+    class KeptWeights(keras.callbacks.Callback):
+        """Saves the kept epoch's weights; its record survives a killed run (EarlyStopping's does not)."""
 
         weights, record = work / "best.weights.h5", work / "best.json"
 
         def on_epoch_end(self, epoch, logs=None):
-            value = rank(logs or {}, monitor)
-            best = json.loads(self.record.read_text())["value"] if self.record.is_file() else None
-            best = best if isinstance(best, list) else [np.inf, np.inf]  # a float: an older featx's record
-            if value is not None and value < best:
+            value = rank(logs or {}, monitor) if best else [-float(epoch), 0.0]
+            kept = json.loads(self.record.read_text())["value"] if self.record.is_file() else None
+            kept = kept if isinstance(kept, list) else [np.inf, np.inf]  # a float: an older featx's record
+            if value is not None and value < kept:
                 work.mkdir(parents=True, exist_ok=True)
                 self.model.save_weights(self.weights)
                 self.record.write_text(json.dumps({"value": value, "epoch": epoch + 1}))
 
-        def restore(self, model) -> None:
-            if self.weights.is_file():
-                model.load_weights(self.weights)
+        def restore(self, model) -> int:
+            """Load the kept epoch's weights into ``model``; returns that epoch (0: none was kept)."""
+            if not self.weights.is_file():
+                return 0
+            model.load_weights(self.weights)
+            return int(json.loads(self.record.read_text())["epoch"])
 
-    best = BestWeights()
-    return [keras.callbacks.BackupAndRestore(str(work / "backup")), best, EpochLog()], best
+    keeper = KeptWeights()
+    return [keras.callbacks.BackupAndRestore(str(work / "backup")), keeper, EpochLog()], keeper

@@ -4,9 +4,9 @@ The recipe: the head trained on frozen features is the starting point (a random 
 the pretrained features), softened to the temperature that fits validation images it never saw
 (:mod:`featx.model.warmstart`: otherwise a saturated head leaves no gradient to learn from); the
 top N backbone layers are unfrozen with a low learning rate, and the backbone always runs with
-``training=False`` so BatchNormalization keeps its moving statistics. The epoch with the best
-validation accuracy is kept, and then only if it beats the head on validation accuracy; otherwise the
-head's own model is saved and the report says so (``kept == "head"``). Each epoch is backed up, so
+``training=False`` so BatchNormalization keeps its moving statistics. The last epoch of the cosine
+is kept (with early stopping, the one with the best validation accuracy: :mod:`featx.model.epochs`),
+and then only if it beats the head on validation accuracy; otherwise the head's own model is saved and the report says so (``kept == "head"``). Each epoch is backed up, so
 a killed run resumes where it stopped; the resume folder records which run it belongs to (the head's
 content, the options that shape training), and one of another run is discarded, saying so, instead
 of being continued.
@@ -47,13 +47,14 @@ class FineTuneReport:
     unfrozen_layers: int
     epochs_run: int
     resumed_from_epoch: int
+    kept_epoch: int = 0  # the epoch whose weights were kept: the last, or with early stopping the best
     fresh_start: str = ""  # why a resume folder found was not resumed ("" if none was found, or it was)
     kept: str = "fine-tuned"  # or "head": validation did not improve, the head's model was saved
     validation: str = ""  # where the validation images came from, when not the head's val split
     temperature: float = 1.0  # the head's logits were divided by it before training (warmstart)
     before: dict = field(default_factory=dict)  # split -> {loss, accuracy}
     after: dict = field(default_factory=dict)  # of the model judged against the head (WiSE-FT averaged, if asked)
-    unaveraged: dict = field(default_factory=dict)  # with wise < 1: the best epoch's own scores, before averaging
+    unaveraged: dict = field(default_factory=dict)  # with wise < 1: the kept epoch's own scores, before averaging
     history: dict = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -86,12 +87,13 @@ def fine_tune(
     is the Keras backend to train on (default ``$KERAS_BACKEND``, else tensorflow). The head's layers
     train at ``head_learning_rate`` (default ``learning_rate`` times
     :data:`~featx.model.defaults.DEFAULT_HEAD_RATE_FACTOR`), the backbone at ``learning_rate``; the
-    best epoch's weights are then averaged with the start's, ``wise`` of the way to the fine-tuned
+    kept epoch's weights are then averaged with the start's, ``wise`` of the way to the fine-tuned
     ones (WiSE-FT; 1 for none), and that model is the one judged against the head. Validation
     images are the head's val split, else a held-out share of its training images (the head is
     then refitted without them); the report's ``kept`` says whether the fine-tuned model beat the
     head on them (``"fine-tuned"``) or the head's own model was saved (``"head"``). ``patience``: epochs
-    without a better validation score before stopping early (default None: the whole schedule runs)."""
+    without a better validation score before stopping early, keeping the best epoch (default None:
+    the whole schedule runs and its last epoch is kept)."""
     from featx.heads.store import load_head
 
     started = time.perf_counter()
@@ -136,17 +138,17 @@ def fine_tune(
     work = model_path.with_name(model_path.name + ".training")
     run = _run_record(head, images, {"unfreeze": str(unfreeze), "learning_rate": learning_rate,
                                      "head_learning_rate": head_rate, "batch_size": batch_size, "augment": augment, "seed": seed,
-                                     "label_smoothing": label_smoothing})
+                                     "label_smoothing": label_smoothing, "keep": "best" if patience else "last"})
     fresh_start = _claim(work, run)
     resumed = resumed_epoch(work)
     monitor = "val_accuracy" if "val" in datasets else "loss"
-    callbacks, best = epoch_callbacks(keras, work, monitor)
+    callbacks, keeper = epoch_callbacks(keras, work, monitor, best=bool(patience))
     if patience:  # off by default (None): the cosine runs to its end (docs/finetune.md)
         callbacks.insert(-1, keras.callbacks.EarlyStopping(monitor=monitor, patience=patience,
                                                            mode="max" if "val" in datasets else "min"))
     history = model.fit(train, validation_data=datasets.get("val"), epochs=epochs, callbacks=callbacks,
                         shuffle=False, verbose=verbose)  # the pipeline shuffles, seeded per epoch
-    best.restore(model)
+    kept_epoch = keeper.restore(model)
     after = unaveraged = {name: _evaluate(model, ds) for name, ds in scored.items()}
     if wise < 1:  # WiSE-FT: part of the way back to the start; this average is what validation judges
         model.set_weights(interpolate(start, model.get_weights(), wise))
@@ -158,7 +160,7 @@ def fine_tune(
     report = FineTuneReport(
         model_path=model_path,
         backbone_path=model_path.with_name(model_path.stem + ".backbone.keras"),
-        curves_path=None, unfrozen_layers=unfrozen, epochs_run=len(history.history.get("loss", [])),
+        curves_path=None, unfrozen_layers=unfrozen, epochs_run=len(history.history.get("loss", [])), kept_epoch=kept_epoch,
         resumed_from_epoch=resumed, fresh_start=fresh_start, kept=kept, validation=validation,
         temperature=temperature, before=before, after=after, unaveraged=unaveraged if wise < 1 else {},
         history={k: [float(v) for v in vs] for k, vs in full_history(work).items()},
@@ -166,7 +168,7 @@ def fine_tune(
     metadata = {
         "classes": list(head.classes), "config": head.config, "sources": head.sources,
         "fingerprint": head.fingerprint, "head": head.name, "head_kind": head.kind, "split": head.split,
-        "fine_tune": {"unfreeze": str(unfreeze), "unfrozen_layers": unfrozen, "epochs": epochs,
+        "fine_tune": {"unfreeze": str(unfreeze), "unfrozen_layers": unfrozen, "epochs": epochs, "kept_epoch": kept_epoch,
                       "learning_rate": learning_rate, "head_learning_rate": head_rate, "wise": wise,
                       "batch_size": batch_size, "augment": augment,
                       "label_smoothing": label_smoothing, "temperature": temperature, "kept": kept, "before": before, "after": after},

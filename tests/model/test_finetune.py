@@ -171,7 +171,7 @@ def test_a_killed_fine_tune_resumes_from_its_last_epoch(workspace):
     assert (root / "resumed.keras.training").is_dir() and not out.exists()
 
     report = fine_tune(heads["logreg"], epochs=4, unfreeze="all", learning_rate=1e-3, batch_size=8,
-                       output=out, patience=10)
+                       output=out)
     assert report.resumed_from_epoch == 2 and report.fresh_start == ""
     assert report.epochs_run == 2 and len(report.history["loss"]) == 4  # 2 before the kill, 2 after
     assert out.is_file()
@@ -551,5 +551,7 @@ def test_by_default_the_whole_schedule_runs_even_when_validation_stalls(workspac
     options = dict(unfreeze=1, epochs=5, learning_rate=1e-12, head_learning_rate=1e-12, batch_size=8, augment="")
     report = fine_tune(heads["logreg"], output=root / "stalled.keras", **options)
     assert report.epochs_run == 5 and len(report.history["val_accuracy"]) == 5
+    assert report.kept_epoch == 5  # the last: validation on a few images would choose by noise
     stopped = fine_tune(heads["logreg"], output=root / "stopped.keras", patience=2, **options)
     assert stopped.epochs_run == 3  # the first epoch's score, then 2 without a better one
+    assert stopped.kept_epoch == 1  # with early stopping, the best on validation (ties: the lower loss)
