@@ -6,8 +6,9 @@ the pretrained features), softened to the temperature that fits validation image
 top N backbone layers are unfrozen with a low learning rate, and the backbone always runs with
 ``training=False`` so BatchNormalization keeps its moving statistics. The last epoch of the cosine
 is kept (with early stopping, the one with the best validation accuracy: :mod:`featx.model.epochs`),
-and then only if it beats the head on validation accuracy; otherwise the head's own model is saved and the report says so (``kept == "head"``). Each epoch is backed up, so
-a killed run resumes where it stopped; the resume folder records which run it belongs to (the head's
+and then only if it beats the head on validation accuracy; otherwise the head's own model is saved
+and the report says so (``kept == "head"``). Each epoch is backed up, so a killed run resumes
+where it stopped; the resume folder records which run it belongs to (the head's
 content, the options that shape training), and one of another run is discarded, saying so, instead
 of being continued.
 """
